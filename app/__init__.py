@@ -1,0 +1,67 @@
+"""The application factory."""
+from __future__ import annotations
+
+from flask import Flask
+
+from config import BASE_DIR, Config
+
+
+def create_app(config_class: type = Config, llm_services=None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+        instance_path=str(config_class.INSTANCE_DIR),
+        instance_relative_config=False,
+    )
+    app.config.from_object(config_class)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_security(app)
+    from app import llm
+
+    llm.init_app(app, llm_services)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from app import database, i18n
+    from app.extensions import babel, csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    login_manager.init_app(app)
+    database.init_app(app)
+    i18n.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.admin import bp as admin_bp
+    from app.auth import bp as auth_bp
+    from app.chat import bp as chat_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(chat_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.errors import init_app
+
+    init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import init_app
+
+    init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from app.security import init_app
+
+    init_app(app)

@@ -1,0 +1,45 @@
+"""The account forms; every message is translated lazily, in the visitor's language."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import EqualTo, InputRequired, Length, Regexp
+
+from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[InputRequired(_l("Enter your username."))])
+    password = PasswordField(_l("Password"), validators=[InputRequired(_l("Enter your password."))])
+    remember = BooleanField(_l("Stay signed in"))
+
+
+class RegisterForm(FlaskForm):
+    username = StringField(
+        _l("Username"),
+        validators=[
+            InputRequired(_l("Choose a username.")),
+            Length(3, 64, _l("A username has 3 to 64 characters.")),
+            Regexp(
+                USERNAME_PATTERN,
+                message=_l("Use letters, digits, dots, dashes and underscores only."),
+            ),
+        ],
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            InputRequired(_l("Choose a password.")),
+            Length(
+                PASSWORD_MIN,
+                PASSWORD_MAX,
+                _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[
+            InputRequired(_l("Repeat the password.")),
+            EqualTo("password", _l("The two passwords differ.")),
+        ],
+    )

@@ -1,0 +1,83 @@
+"""Register, log in, log out, pick a language."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from app.auth import bp
+from app.auth.forms import LoginForm, RegisterForm
+from app.auth.services import UsernameTaken, authenticate, create_user
+from app.extensions import db, login_manager
+from app.models import User
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def _safe_next(default: str) -> str:
+    # Only a path on this site: never an open redirect to another host.
+    target = request.args.get("next") or request.form.get("next") or ""
+    parts = urlsplit(target)
+    if not target or parts.netloc or parts.scheme or not target.startswith("/"):
+        return default
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with a username and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("chat.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(form.username.data.strip(), form.password.data)
+        if user is None:
+            form.password.errors.append(_("Wrong username or password."))
+        else:
+            session.clear()  # a fresh session at sign-in, whatever was there before
+            login_user(user, remember=form.remember.data)
+            return redirect(_safe_next(url_for("chat.index")))
+    status = 401 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """Create an account; the first one is the admin."""
+    if current_user.is_authenticated:
+        return redirect(url_for("chat.index"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(form.username.data.strip(), form.password.data)
+        except UsernameTaken:
+            form.username.errors.append(_("This username is taken."))
+        else:
+            session.clear()
+            login_user(user)
+            flash(_("Welcome, %(name)s.", name=user.username), "success")
+            return redirect(url_for("chat.index"))
+    status = 400 if form.errors else 200
+    return render_template("auth/register.html", form=form), status
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out."""
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/language")
+def set_language():
+    """Remember the language the visitor picked."""
+    lang = request.form.get("lang", "")
+    if lang in current_app.config["LANGUAGES"]:
+        session["lang"] = lang
+    return redirect(_safe_next(url_for("chat.index")))

@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("chat", __name__)
+
+from app.chat import routes  # noqa: E402,F401

@@ -1,0 +1,186 @@
+"""The chat pages and the HTTP interface they use (documented in the README)."""
+from __future__ import annotations
+
+from flask import (
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.chat import bp, services
+from app.chat.stream import AnswerStream
+from app.errors import render_error, wants_json
+from app.llm import services as llm
+from app.llm.scheduler import GenerationRequest
+from app.llm.types import GenerationOptions, Outcome
+
+
+def _field(name: str) -> str:
+    data = request.get_json(silent=True) if request.is_json else request.form
+    value = (data or {}).get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def _page(conversation=None):
+    catalogue = llm().catalogue
+    default = catalogue.default()
+    return render_template(
+        "chat/index.html",
+        conversation=conversation,
+        conversations=services.conversations_of(current_user),
+        models=catalogue.usable(),
+        selected_model=conversation.model if conversation else (default.id if default else ""),
+    )
+
+
+@bp.get("/")
+def index():
+    """A new, empty conversation."""
+    return _page()
+
+
+@bp.get("/c/<int:conversation_id>")
+def conversation(conversation_id: int):
+    """One conversation with its whole history."""
+    return _page(services.owned_conversation(current_user, conversation_id))
+
+
+@bp.get("/models")
+def models():
+    """The models a user can pick, the default first."""
+    catalogue = llm().catalogue
+    default = catalogue.default()
+    return jsonify(
+        default=default.id if default else None,
+        models=[{"id": m.id, "name": m.name, "engine": m.engine} for m in catalogue.usable()],
+    )
+
+
+@bp.get("/conversations")
+def list_conversations():
+    """The user's conversations, newest first."""
+    return jsonify(
+        conversations=[services.conversation_as_dict(c) for c in services.conversations_of(current_user)]
+    )
+
+
+def _usable_model(model_id: str) -> str | None:
+    usable = {m.id for m in llm().catalogue.usable()}
+    return model_id if model_id in usable else None
+
+
+@bp.post("/conversations")
+def create_conversation():
+    """Start a conversation with the chosen model (the default when none is given)."""
+    default = llm().catalogue.default()
+    model_id = _field("model") or (default.id if default else "")
+    if not _usable_model(model_id):
+        return render_error(409, _("No usable model is installed on this server.") if not default
+                            else _("The model “%(model)s” is not available. Pick another model.", model=model_id))
+    conversation = services.create_conversation(current_user, model_id)
+    url = url_for("chat.conversation", conversation_id=conversation.id)
+    if wants_json():
+        return jsonify(id=conversation.id, url=url, model=model_id), 201
+    return redirect(url)
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+def list_messages(conversation_id: int):
+    """The stored history of a conversation."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    return jsonify(
+        conversation=services.conversation_as_dict(conversation),
+        messages=[services.message_as_dict(m) for m in conversation.messages],
+    )
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+def send_message(conversation_id: int):
+    """Store the user's message and stream the model's answer as Server-Sent Events."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    content = _field("content").strip()
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if not content:
+        return render_error(400, _("Write a message first."))
+    if len(content) > limit:
+        return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
+    if not _usable_model(conversation.model):
+        return render_error(409, _("The model “%(model)s” is not available. Pick another model.", model=conversation.model))
+    try:
+        _question, answer = services.add_exchange(conversation, content)
+    except services.Busy:
+        return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
+    job = llm().scheduler.submit(
+        GenerationRequest(
+            key=answer.id,
+            user_id=current_user.id,
+            model_id=conversation.model,
+            messages=services.prompt_for(conversation, answer),
+            options=GenerationOptions(max_tokens=current_app.config["MAX_ANSWER_TOKENS"]),
+        )
+    )
+    stream = AnswerStream(
+        job,
+        message_id=answer.id,
+        model=conversation.model,
+        client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
+        save_every=current_app.config["PARTIAL_SAVE_SECONDS"],
+        ping_every=current_app.config["PING_SECONDS"],
+        detailed_errors=current_user.is_admin,
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Message-Id": str(answer.id)}
+    return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
+
+
+@bp.post("/messages/<int:message_id>/stop")
+def stop(message_id: int):
+    """Stop an answer that is being written; what was written so far is kept."""
+    message = services.owned_message(current_user, message_id)
+    stopped = llm().scheduler.cancel(message.id, Outcome.STOPPED)
+    return jsonify(stopped=stopped)
+
+
+@bp.post("/conversations/<int:conversation_id>/rename")
+def rename(conversation_id: int):
+    """Give a conversation a new title."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    title = " ".join(_field("title").split())
+    if not title or len(title) > 200:
+        return render_error(400, _("A title has 1 to 200 characters."))
+    services.rename(conversation, title)
+    if wants_json():
+        return jsonify(services.conversation_as_dict(conversation))
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id))
+
+
+@bp.post("/conversations/<int:conversation_id>/delete")
+def delete(conversation_id: int):
+    """Delete a conversation and its messages, stopping an answer still being written."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    for message in conversation.messages:
+        if message.state == Outcome.GENERATING.value:
+            llm().scheduler.cancel(message.id, Outcome.STOPPED)
+    services.delete(conversation)
+    if wants_json():
+        return jsonify(deleted=conversation_id)
+    return redirect(url_for("chat.index"))
+
+
+@bp.post("/conversations/<int:conversation_id>/model")
+def change_model(conversation_id: int):
+    """Switch the model that writes the next answers of a conversation."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    model_id = _usable_model(_field("model"))
+    if model_id is None:
+        return render_error(400, _("The model “%(model)s” is not available. Pick another model.", model=_field("model")))
+    services.set_model(conversation, model_id)
+    if wants_json():
+        return jsonify(services.conversation_as_dict(conversation))
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id))

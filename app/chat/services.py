@@ -1,0 +1,153 @@
+"""Conversations and messages: ownership, storing, and what the model is shown."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort
+
+from app.extensions import db
+from app.llm.types import ChatMessage, Outcome
+from app.models import Conversation, Message, User, utcnow
+
+TITLE_LENGTH = 60
+
+
+class Busy(Exception):
+    """The conversation already has an answer streaming."""
+
+
+def owned_conversation(user: User, conversation_id: int) -> Conversation:
+    """The user's conversation, or 404: another user's id looks exactly like a missing one."""
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.user_id == user.id
+        )
+    )
+    if conversation is None:
+        abort(404)
+    return conversation
+
+
+def owned_message(user: User, message_id: int) -> Message:
+    message = db.session.scalar(
+        sa.select(Message)
+        .join(Conversation)
+        .where(Message.id == message_id, Conversation.user_id == user.id)
+    )
+    if message is None:
+        abort(404)
+    return message
+
+
+def conversations_of(user: User) -> list[Conversation]:
+    return list(
+        db.session.scalars(
+            sa.select(Conversation)
+            .where(Conversation.user_id == user.id)
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        )
+    )
+
+
+def create_conversation(user: User, model: str) -> Conversation:
+    conversation = Conversation(user_id=user.id, model=model)
+    db.session.add(conversation)
+    db.session.commit()
+    return conversation
+
+
+def rename(conversation: Conversation, title: str) -> None:
+    conversation.title = title
+    db.session.commit()
+
+
+def set_model(conversation: Conversation, model_id: str) -> None:
+    conversation.model = model_id
+    db.session.commit()
+
+
+def delete(conversation: Conversation) -> None:
+    db.session.delete(conversation)
+    db.session.commit()
+
+
+def title_from(text: str) -> str:
+    """A title from the first message: its first line, cut at a word (no model call)."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_LENGTH:
+        return line
+    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
+    return (cut or line[:TITLE_LENGTH]) + "…"
+
+
+def add_exchange(conversation: Conversation, content: str) -> tuple[Message, Message]:
+    """Store the user's message and an empty answer marked generating, in one transaction."""
+    if db.session.scalar(
+        sa.select(Message.id).where(
+            Message.conversation_id == conversation.id,
+            Message.state == Outcome.GENERATING.value,
+        )
+    ):
+        raise Busy()
+    question = Message(conversation_id=conversation.id, role="user", content=content)
+    answer = Message(
+        conversation_id=conversation.id,
+        role="assistant",
+        state=Outcome.GENERATING.value,
+        model=conversation.model,
+    )
+    if not conversation.title:
+        conversation.title = title_from(content)
+    conversation.updated_at = utcnow()
+    db.session.add_all([question, answer])
+    db.session.commit()
+    return question, answer
+
+
+def prompt_for(conversation: Conversation, answer: Message) -> list[ChatMessage]:
+    """The system prompt and every earlier message with content, oldest first."""
+    prompt = []
+    if conversation.system_prompt.strip():
+        prompt.append(ChatMessage("system", conversation.system_prompt))
+    for message in conversation.messages:
+        if message.id >= answer.id:
+            break
+        if message.content and message.state != Outcome.ERROR.value:
+            prompt.append(ChatMessage(message.role, message.content))
+    return prompt
+
+
+def save_answer(
+    message_id: int,
+    content: str,
+    state: Outcome,
+    error: str = "",
+    stats: dict | None = None,
+) -> None:
+    """Write an answer in its own short transaction (called every few seconds while it streams)."""
+    values: dict = {"content": content, "state": state.value, "error": error}
+    if stats is not None:
+        values["stats"] = stats
+    db.session.execute(sa.update(Message).where(Message.id == message_id).values(**values))
+    db.session.commit()
+
+
+def message_as_dict(message: Message) -> dict:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "state": message.state,
+        "model": message.model,
+        "error": message.error,
+        "stats": message.stats or {},
+        "created_at": message.created_at.isoformat() + "Z",
+    }
+
+
+def conversation_as_dict(conversation: Conversation) -> dict:
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "model": conversation.model,
+        "updated_at": conversation.updated_at.isoformat() + "Z",
+    }

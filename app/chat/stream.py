@@ -1,0 +1,130 @@
+"""Turning a generation's events into a Server-Sent Events response, and saving the answer.
+
+The answer is saved every few seconds while it streams and once more when the stream ends,
+however it ends (done, Stop, closed tab, error), in a `finally`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from app.chat.services import save_answer
+from app.llm.scheduler import Failed, Finished, Job, Queued
+from app.llm.types import (
+    ENGINE_UNAVAILABLE,
+    MODEL_NOT_FOUND,
+    MODEL_UNREADABLE,
+    PROMPT_TOO_LONG,
+    EngineError,
+    Outcome,
+    Phase,
+    Text,
+    Trimmed,
+)
+
+PING = ": ping\n\n"
+
+
+def frame(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def error_message(error: EngineError, model: str, detailed: bool) -> str:
+    """What the user reads when an answer fails; admins also see the technical detail."""
+    messages = {
+        MODEL_NOT_FOUND: _("The model “%(model)s” is not available. Pick another model.", model=model),
+        MODEL_UNREADABLE: _("The model “%(model)s” could not be loaded. The administrator can see why on the models page.", model=model),
+        ENGINE_UNAVAILABLE: _("The model engine is not installed on this server."),
+        PROMPT_TOO_LONG: _("This message is too long for the model's context window. Shorten it or start a new conversation."),
+    }
+    text = messages.get(error.code, _("The model failed while answering. Please try again."))
+    return f"{text} ({error.detail})" if detailed and error.detail else text
+
+
+def trimmed_message(dropped: int) -> str:
+    return ngettext(
+        "The oldest message no longer fits in the model's context window and was left out.",
+        "The %(num)d oldest messages no longer fit in the model's context window and were left out.",
+        dropped,
+    )
+
+
+class AnswerStream:
+    """Relays one job's events as SSE frames and keeps the stored answer up to date."""
+
+    def __init__(
+        self,
+        job: Job,
+        message_id: int,
+        model: str,
+        client_gone: Callable[[], bool],
+        save_every: float,
+        ping_every: float,
+        detailed_errors: bool = False,
+    ) -> None:
+        self.job = job
+        self.message_id = message_id
+        self.model = model
+        self.client_gone = client_gone
+        self.save_every = save_every
+        self.ping_every = ping_every
+        self.detailed_errors = detailed_errors
+        self.parts: list[str] = []
+        self.outcome = Outcome.DISCONNECTED  # unless the stream ends otherwise
+        self.error = ""
+        self.stats: dict = {}
+
+    def __iter__(self) -> Iterator[str]:
+        # Headers leave waitress only with the first non-empty chunk: send one at once.
+        yield PING
+        last_sent = last_saved = time.monotonic()
+        saved_length = 0
+        try:
+            for event in self.job.events(tick=0.25):
+                now = time.monotonic()
+                if event is None:
+                    if self.client_gone():
+                        self.job.cancel(Outcome.DISCONNECTED)
+                        return
+                    if now - last_sent >= self.ping_every:
+                        last_sent = now
+                        yield PING
+                    continue
+                chunk = self._frame_for(event)
+                if chunk:
+                    last_sent = now
+                    yield chunk
+                if len(self.parts) != saved_length and now - last_saved >= self.save_every:
+                    save_answer(self.message_id, "".join(self.parts), Outcome.GENERATING)
+                    saved_length, last_saved = len(self.parts), now
+        finally:
+            if not self.job.ended.is_set():
+                self.job.cancel(self.outcome)
+            save_answer(
+                self.message_id, "".join(self.parts), self.outcome, self.error, self.stats
+            )
+
+    def _frame_for(self, event) -> str:
+        if isinstance(event, Text):
+            self.parts.append(event.text)
+            return frame("token", {"text": event.text})
+        if isinstance(event, Queued):
+            return frame("status", {"phase": "queued", "position": event.position})
+        if isinstance(event, Phase):
+            return frame("status", {"phase": event.name})
+        if isinstance(event, Trimmed):
+            self.stats["dropped_messages"] = event.dropped_messages
+            return frame("notice", {"code": "context_trimmed", "message": trimmed_message(event.dropped_messages)})
+        if isinstance(event, Finished):
+            self.outcome = event.outcome
+            self.stats = event.stats.as_dict()
+            return frame("done", {"message_id": self.message_id, "state": self.outcome.value, "stats": self.stats})
+        if isinstance(event, Failed):
+            self.outcome = Outcome.ERROR
+            self.error = error_message(event.error, self.model, self.detailed_errors)
+            return frame("error", {"message_id": self.message_id, "message": self.error})
+        return ""

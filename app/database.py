@@ -1,0 +1,40 @@
+"""Database connection settings and the start-up clean-up of unfinished answers."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from app.extensions import db
+from app.llm.types import Outcome
+
+
+@sa.event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Foreign keys are off by default in SQLite; WAL lets pages read while an answer is saved.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    pass
+
+
+def sweep_unfinished_answers() -> int:
+    """Mark answers left 'generating' by a dead process as interrupted; return how many.
+
+    Run at start-up, before any generation can begin, so no live answer is touched.
+    """
+    from app.models import Message
+
+    result = db.session.execute(
+        sa.update(Message)
+        .where(Message.state == Outcome.GENERATING.value)
+        .values(state=Outcome.INTERRUPTED.value)
+    )
+    db.session.commit()
+    return result.rowcount

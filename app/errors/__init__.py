@@ -1,0 +1,69 @@
+"""One way to answer an error: a page in the app's look, or JSON for scripts and streams."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    """Scripts, fetch() calls and event streams get JSON, never an HTML page or a redirect."""
+    accept = request.accept_mimetypes
+    return (
+        request.is_json
+        or accept.best == "application/json"
+        or "text/event-stream" in request.headers.get("Accept", "")
+        or request.headers.get("X-Requested-With") == "fetch"
+    )
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: _("The request could not be understood."),
+        401: _("Please sign in."),
+        403: _("You are not allowed to do this."),
+        404: _("This page does not exist."),
+        405: _("This action is not allowed here."),
+        413: _("The request is too large."),
+        429: _("Too many requests. Please wait a moment."),
+        500: _("Something went wrong on the server. Please try again."),
+        503: _("The server is busy. Please try again in a moment."),
+    }
+
+
+def render_error(code: int, message: str | None = None):
+    message = message or _messages().get(code) or _messages()[500]
+    if wants_json():
+        return jsonify(error=message, status=code), code
+    template = f"errors/{code}.html" if code in (403, 404, 500) else "errors/error.html"
+    return render_template(template, code=code, message=message), code
+
+
+def init_app(app: Flask) -> None:
+    from app.extensions import login_manager
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_error(400, _("Your session has expired. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return render_error(error.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        log.exception("unhandled error", exc_info=error)
+        return render_error(InternalServerError.code)
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        if wants_json():
+            return render_error(401)
+        from flask import redirect, url_for
+
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

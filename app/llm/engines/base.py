@@ -1,0 +1,30 @@
+"""The one interface every engine implements."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from app.llm.types import ChatMessage, Chunk, GenerationOptions, ModelInfo
+
+
+class Engine(Protocol):
+    name: str
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every model this engine can serve, with a `problem` for those it cannot."""
+
+    def is_loaded(self, model_id: str) -> bool:
+        """Whether the next answer with this model starts without a load."""
+
+    def stream_chat(
+        self,
+        model_id: str,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        cancel: threading.Event,
+    ) -> Iterator[Chunk]:
+        """Stream one answer; stop soon after `cancel` is set; end with one `Final`.
+
+        Raises EngineError for failures the user should hear about.
+        """

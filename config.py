@@ -1,0 +1,88 @@
+"""Configuration, read once from the environment.
+
+Every setting has one documented default here; `.env.example` lists them for the admin.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def instance_dir() -> Path:
+    return _path("CAUSERIE_INSTANCE", BASE_DIR / "instance")
+
+
+def _secret_key(folder: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in the instance folder.
+
+    Generating it on every start would log everyone out at each restart.
+    """
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = folder / "secret_key"
+    if not key_file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+class Config:
+    INSTANCE_DIR = instance_dir()
+    SECRET_KEY = _secret_key(INSTANCE_DIR)
+    # SQLite in the instance folder unless DATABASE_URL names another database.
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'causerie.sqlite3'}"
+    )
+    # Folder scanned for *.gguf files, on top of the models shipped as Python packages.
+    MODELS_DIR = _path("MODELS_DIR", INSTANCE_DIR / "models")
+    # The model offered by default; the first available model when it is missing.
+    DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "SmolLM2-135M-Instruct.Q4_1")
+    # llama.cpp: threads per generation (0 = the machine's cores) and context window in tokens.
+    LLAMA_THREADS = _int("LLAMA_THREADS", 0)
+    LLAMA_CONTEXT = _int("LLAMA_CONTEXT", 2048)
+    # Longest answer, in tokens; also the room kept free in the context window for it.
+    MAX_ANSWER_TOKENS = _int("MAX_ANSWER_TOKENS", 512)
+    # How many answers may stream at once; waitress threads and connections derive from it.
+    MAX_STREAMS = _int("MAX_STREAMS", 16)
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    PORT = _int("PORT", 8294)
+    # A partial answer is written to the database this often while it streams (seconds).
+    PARTIAL_SAVE_SECONDS = float(os.environ.get("PARTIAL_SAVE_SECONDS", "2"))
+    # An SSE comment is sent this often while nothing else is, so proxies keep the stream open.
+    PING_SECONDS = float(os.environ.get("PING_SECONDS", "5"))
+    BABEL_DEFAULT_LOCALE = os.environ.get("DEFAULT_LANGUAGE", "fr")
+    LANGUAGES = ("fr", "en")
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "app" / "translations")
+    APP_NAME = os.environ.get("APP_NAME", "Causerie")
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    # A message longer than this is refused with a clear error (characters).
+    MAX_MESSAGE_CHARS = _int("MAX_MESSAGE_CHARS", 20000)
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+
+
+class TestConfig(Config):
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    WTF_CSRF_ENABLED = False
+    BABEL_DEFAULT_LOCALE = "en"
+    PARTIAL_SAVE_SECONDS = 0.05
