@@ -56,6 +56,10 @@ class Config:
     LLAMA_CONTEXT = _int("LLAMA_CONTEXT", 2048)
     # Longest answer, in tokens; also the room kept free in the context window for it.
     MAX_ANSWER_TOKENS = _int("MAX_ANSWER_TOKENS", 512)
+    # Sampling for chat answers. A fixed seed with temperature 0 makes answers repeatable
+    # (benchmarks, tests); no seed draws a new one per answer.
+    GENERATION_TEMPERATURE = float(os.environ.get("GENERATION_TEMPERATURE", "0.7"))
+    GENERATION_SEED = _int("GENERATION_SEED", -1)
     # How many answers may stream at once; waitress threads and connections derive from it.
     MAX_STREAMS = _int("MAX_STREAMS", 16)
     HOST = os.environ.get("HOST", "127.0.0.1")

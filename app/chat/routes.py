@@ -123,7 +123,7 @@ def send_message(conversation_id: int):
             user_id=current_user.id,
             model_id=conversation.model,
             messages=services.prompt_for(conversation, answer),
-            options=GenerationOptions(max_tokens=current_app.config["MAX_ANSWER_TOKENS"]),
+            options=_generation_options(),
         )
     )
     stream = AnswerStream(
@@ -137,6 +137,15 @@ def send_message(conversation_id: int):
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Message-Id": str(answer.id)}
     return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
+
+
+def _generation_options() -> GenerationOptions:
+    config = current_app.config
+    return GenerationOptions(
+        max_tokens=config["MAX_ANSWER_TOKENS"],
+        temperature=config["GENERATION_TEMPERATURE"],
+        seed=config["GENERATION_SEED"] if config["GENERATION_SEED"] >= 0 else None,
+    )
 
 
 @bp.post("/messages/<int:message_id>/stop")

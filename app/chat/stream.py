@@ -27,6 +27,9 @@ from app.llm.types import (
 )
 
 PING = ": ping\n\n"
+# After a cancel, how long the stream waits for the job's last words and statistics. The
+# engine checks for cancellation between tokens, so this is normally one token's time.
+DRAIN_SECONDS = 2.0
 
 
 def frame(event: str, data: dict) -> str:
@@ -77,6 +80,8 @@ class AnswerStream:
         self.outcome = Outcome.DISCONNECTED  # unless the stream ends otherwise
         self.error = ""
         self.stats: dict = {}
+        self.dropped = 0
+        self.end: Finished | Failed | None = None  # the job's last event, once read
 
     def __iter__(self) -> Iterator[str]:
         # Headers leave waitress only with the first non-empty chunk: send one at once.
@@ -102,11 +107,24 @@ class AnswerStream:
                     save_answer(self.message_id, "".join(self.parts), Outcome.GENERATING)
                     saved_length, last_saved = len(self.parts), now
         finally:
-            if not self.job.ended.is_set():
+            if self.job_running():
                 self.job.cancel(self.outcome)
+                self._drain(DRAIN_SECONDS)
             save_answer(
                 self.message_id, "".join(self.parts), self.outcome, self.error, self.stats
             )
+
+    def job_running(self) -> bool:
+        return self.end is None
+
+    def _drain(self, timeout: float) -> None:
+        """Collect what the cancelled job still produces: its last words and its statistics."""
+        deadline = time.monotonic() + timeout
+        for event in self.job.events(tick=0.05):
+            if event is not None:
+                self._frame_for(event)
+            if not self.job_running() or time.monotonic() > deadline:
+                return
 
     def _frame_for(self, event) -> str:
         if isinstance(event, Text):
@@ -117,11 +135,14 @@ class AnswerStream:
         if isinstance(event, Phase):
             return frame("status", {"phase": event.name})
         if isinstance(event, Trimmed):
-            self.stats["dropped_messages"] = event.dropped_messages
+            self.stats["dropped_messages"] = self.dropped = event.dropped_messages
             return frame("notice", {"code": "context_trimmed", "message": trimmed_message(event.dropped_messages)})
+        if isinstance(event, Finished | Failed):
+            self.end = event
         if isinstance(event, Finished):
             self.outcome = event.outcome
-            self.stats = event.stats.as_dict()
+            # What the user was told about left-out turns stays with the answer.
+            self.stats = {**event.stats.as_dict(), "dropped_messages": self.dropped}
             return frame("done", {"message_id": self.message_id, "state": self.outcome.value, "stats": self.stats})
         if isinstance(event, Failed):
             self.outcome = Outcome.ERROR

@@ -144,6 +144,7 @@
       return false;
     }
     setBusy(true);
+    current = { messageId: null, stopRequested: false };
     let response;
     try {
       response = await fetch(`/conversations/${conversationId}/messages`, {
@@ -152,12 +153,14 @@
         body: JSON.stringify({ content: text }),
       });
     } catch (error) {
+      current = null;
       setBusy(false);
       showComposerError(i18n.network);
       return false;
     }
     if (!response.ok) {
       const data = await response.json().catch(() => ({}));
+      current = null;
       setBusy(false);
       showComposerError(data.error || i18n.failed);
       return false;
@@ -171,7 +174,9 @@
     answer.querySelector("[data-model]").textContent = modelSelect ? modelSelect.value : "";
     messages.append(question, answer);
     scrollToEnd(true);
-    current = { messageId: answer.dataset.messageId, stopRequested: false };
+    current.messageId = answer.dataset.messageId;
+    // Stop pressed before the server answered: send it now that the answer has an id.
+    if (current.stopRequested) sendStop(answer);
     const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
     let ended = false;
     try {
@@ -212,11 +217,16 @@
     return true;
   }
 
-  async function stop() {
+  function stop() {
     if (!current || current.stopRequested) return;
     current.stopRequested = true;
     stopButton.disabled = true;
-    const answer = messages.querySelector(`[data-message-id="${current.messageId}"]`);
+    if (current.messageId) {
+      sendStop(messages.querySelector(`[data-message-id="${current.messageId}"]`));
+    }
+  }
+
+  async function sendStop(answer) {
     if (answer) setStatus(answer, i18n.stopping);
     try {
       await postJSON(`/messages/${current.messageId}/stop`, {});

@@ -5,6 +5,7 @@ import codecs
 import importlib.metadata
 import logging
 import os
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -168,7 +169,13 @@ class LlamaCppEngine:
         )
         yield Phase("prompt")
         if options.seed is not None:
-            llama.set_seed(options.seed)
+            # A seed asks for a repeatable answer. Reusing the cached prefix of the previous
+            # prompt re-evaluates its last token alone, and logits from a batch of one differ
+            # slightly from the full batch: greedy decoding then takes another path.
+            llama.reset()
+        # The seed stays set on the model: without one, draw a fresh one, or the previous
+        # request's seed would make this answer repeat that one's choices.
+        llama.set_seed(options.seed if options.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         first_at = last_at = 0.0
         leading = True  # models often open with a space or newline; the user never sees it

@@ -1,0 +1,140 @@
+"""A client for the app's documented HTTP interface, as the chat page itself uses it.
+
+Used by the end-to-end tests and the benchmarks; it only ever talks to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"')
+
+
+def require_loopback(base_url: str) -> None:
+    host = urlsplit(base_url).hostname or ""
+    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        raise ValueError(f"refusing to send traffic to {host}: only 127.0.0.1 is allowed")
+
+
+@dataclass
+class StreamEvent:
+    name: str
+    data: dict
+    at: float  # time.perf_counter() when the event was read
+
+
+@dataclass
+class StreamedAnswer:
+    message_id: int
+    events: list[StreamEvent] = field(default_factory=list)
+    sent_at: float = 0.0
+
+    @property
+    def tokens(self) -> list[StreamEvent]:
+        return [e for e in self.events if e.name == "token"]
+
+    @property
+    def text(self) -> str:
+        return "".join(e.data["text"] for e in self.tokens)
+
+    @property
+    def end(self) -> StreamEvent | None:
+        return next((e for e in self.events if e.name in ("done", "error")), None)
+
+
+class ChatClient:
+    def __init__(self, base_url: str, timeout: float = 120) -> None:
+        require_loopback(base_url)
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        self.timeout = timeout
+        self.csrf_token = ""
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _fetch_csrf(self, path: str) -> str:
+        page = self.session.get(self.url(path), timeout=self.timeout)
+        match = CSRF_INPUT.search(page.text)
+        if not match:
+            raise RuntimeError(f"no CSRF token on {path} ({page.status_code})")
+        return match.group(1) or match.group(2)
+
+    def register(self, username: str, password: str) -> requests.Response:
+        token = self._fetch_csrf("/register")
+        response = self.session.post(
+            self.url("/register"),
+            data={"csrf_token": token, "username": username, "password": password, "confirm": password},
+            timeout=self.timeout,
+        )
+        self.csrf_token = self._fetch_csrf("/")
+        return response
+
+    def login(self, username: str, password: str) -> requests.Response:
+        token = self._fetch_csrf("/login")
+        response = self.session.post(
+            self.url("/login"),
+            data={"csrf_token": token, "username": username, "password": password},
+            timeout=self.timeout,
+        )
+        if response.ok:
+            self.csrf_token = self._fetch_csrf("/")
+        return response
+
+    def post_json(self, path: str, body: dict, **kwargs) -> requests.Response:
+        headers = {"X-CSRFToken": self.csrf_token, "Accept": "application/json"}
+        return self.session.post(self.url(path), json=body, headers=headers, timeout=self.timeout, **kwargs)
+
+    def create_conversation(self, model: str | None = None) -> int:
+        response = self.post_json("/conversations", {"model": model} if model else {})
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def messages(self, conversation_id: int) -> list[dict]:
+        response = self.session.get(self.url(f"/conversations/{conversation_id}/messages"), timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()["messages"]
+
+    def stream_answer(self, conversation_id: int, content: str) -> Iterator[StreamEvent | StreamedAnswer]:
+        """Send a message; yield the answer record first, then each event as it arrives."""
+        sent_at = time.perf_counter()
+        response = self.session.post(
+            self.url(f"/conversations/{conversation_id}/messages"),
+            json={"content": content},
+            headers={"X-CSRFToken": self.csrf_token, "Accept": "text/event-stream"},
+            stream=True,
+            timeout=self.timeout,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+        answer = StreamedAnswer(int(response.headers["X-Message-Id"]), sent_at=sent_at)
+        yield answer
+        with response:
+            name, data = "message", []
+            for line in response.iter_lines(chunk_size=1, decode_unicode=True):
+                if line is None:
+                    continue
+                if line == "":
+                    if data:
+                        event = StreamEvent(name, json.loads("\n".join(data)), time.perf_counter())
+                        answer.events.append(event)
+                        yield event
+                    name, data = "message", []
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+
+    def ask(self, conversation_id: int, content: str) -> StreamedAnswer:
+        """Send a message and read its whole answer."""
+        stream = self.stream_answer(conversation_id, content)
+        answer = next(stream)
+        for _ in stream:
+            pass
+        return answer

