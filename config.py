@@ -2,6 +2,7 @@
 
 Every setting has one documented default here; `.env.example` lists them for the admin.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,9 +45,7 @@ class Config:
     INSTANCE_DIR = instance_dir()
     SECRET_KEY = _secret_key(INSTANCE_DIR)
     # SQLite in the instance folder unless DATABASE_URL names another database.
-    SQLALCHEMY_DATABASE_URI = os.environ.get(
-        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'causerie.sqlite3'}"
-    )
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'causerie.sqlite3'}")
     # Folder scanned for *.gguf files, on top of the models shipped as Python packages.
     MODELS_DIR = _path("MODELS_DIR", INSTANCE_DIR / "models")
     # The model offered by default; the first available model when it is missing.

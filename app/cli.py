@@ -1,4 +1,5 @@
 """Command-line commands: `flask create-admin`, `flask serve`."""
+
 from __future__ import annotations
 
 import getpass
@@ -44,9 +45,7 @@ def init_app(app: Flask) -> None:
             return
         password = password or getpass.getpass("Password: ")
         if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-            raise click.ClickException(
-                f"A password has {PASSWORD_MIN} to {PASSWORD_MAX} characters."
-            )
+            raise click.ClickException(f"A password has {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
         create_user(username, password, admin=True)
         click.echo(f"Admin {username} created.")
 

@@ -1,4 +1,5 @@
 """Database connection settings and the start-up clean-up of unfinished answers."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa

@@ -1,4 +1,5 @@
 """Which language a page speaks: the user's choice, else the browser's, else French."""
+
 from __future__ import annotations
 
 from flask import Flask, current_app, request, session
@@ -9,9 +10,7 @@ def select_locale() -> str:
     chosen = session.get("lang")
     if chosen in languages:
         return chosen
-    return request.accept_languages.best_match(languages) or current_app.config[
-        "BABEL_DEFAULT_LOCALE"
-    ]
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def init_app(app: Flask) -> None:

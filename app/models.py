@@ -1,4 +1,5 @@
 """The database tables: accounts, conversations and their messages."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

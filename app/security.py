@@ -1,4 +1,5 @@
 """Login required by default, and the headers every response carries."""
+
 from __future__ import annotations
 
 from flask import Flask, request

@@ -2,6 +2,7 @@
 
 Used by the end-to-end tests and the benchmarks; it only ever talks to 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"')
+CSRF_INPUT = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"'
+)
 
 
 def require_loopback(base_url: str) -> None:
@@ -97,7 +100,9 @@ class ChatClient:
         return response.json()["id"]
 
     def messages(self, conversation_id: int) -> list[dict]:
-        response = self.session.get(self.url(f"/conversations/{conversation_id}/messages"), timeout=self.timeout)
+        response = self.session.get(
+            self.url(f"/conversations/{conversation_id}/messages"), timeout=self.timeout
+        )
         response.raise_for_status()
         return response.json()["messages"]
 

@@ -1,4 +1,5 @@
 """Starting the real server (waitress, on 127.0.0.1) for tests and benchmarks."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,12 @@ class LiveServer:
 
     def flask(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env, check=True,
-            capture_output=True, text=True,
+            [sys.executable, "-m", "flask", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
 
     def start(self) -> LiveServer:
@@ -48,7 +53,10 @@ class LiveServer:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flask", "serve", "--host", LOOPBACK, "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """Fixtures: an app on a fresh migrated database, a client, an `auth` helper, a scripted engine."""
+
 from __future__ import annotations
 
 import json

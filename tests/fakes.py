@@ -1,4 +1,5 @@
 """A scripted engine, for tests about the web layer only (never about engines)."""
+
 from __future__ import annotations
 
 import threading
@@ -36,7 +37,9 @@ class ScriptedEngine:
         if self.fail_with:
             raise EngineError(self.fail_with, "scripted failure")
         yield Phase("prompt")
-        stats = GenerationStats(prompt_tokens=sum(len(m.content.split()) for m in messages), finish_reason="stop")
+        stats = GenerationStats(
+            prompt_tokens=sum(len(m.content.split()) for m in messages), finish_reason="stop"
+        )
         for word in self.words:
             if cancel.is_set():
                 stats.finish_reason = "cancelled"

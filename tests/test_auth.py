@@ -1,4 +1,5 @@
 """Accounts: register, sign in, sign out, and who may see what."""
+
 import sqlalchemy as sa
 
 from app.extensions import db

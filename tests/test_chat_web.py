@@ -1,4 +1,5 @@
 """The chat's HTTP interface, with a scripted engine: streaming, storing, ownership, endings."""
+
 import threading
 import time
 
@@ -27,7 +28,9 @@ def new_conversation(client, **body) -> int:
 
 
 def send(client, conversation_id: int, content: str):
-    return client.post(f"/conversations/{conversation_id}/messages", json={"content": content}, headers=STREAM)
+    return client.post(
+        f"/conversations/{conversation_id}/messages", json={"content": content}, headers=STREAM
+    )
 
 
 def stored_answer(app, message_id: int) -> Message:
@@ -81,7 +84,9 @@ def test_earlier_turns_are_sent_to_the_model(signed_in, engine):
 
 def test_title_comes_from_the_first_message(signed_in):
     conversation_id = new_conversation(signed_in)
-    send(signed_in, conversation_id, "Comment   régler la presse hydraulique de l'atelier 3 quand elle force ?").get_data()
+    send(
+        signed_in, conversation_id, "Comment   régler la presse hydraulique de l'atelier 3 quand elle force ?"
+    ).get_data()
     conversation = signed_in.get(f"/conversations/{conversation_id}/messages").json["conversation"]
     assert conversation["title"] == "Comment régler la presse hydraulique de l'atelier 3 quand…"
 
@@ -97,7 +102,9 @@ def test_conversations_are_listed_newest_first(signed_in):
 def test_rename_and_delete_a_conversation(app, signed_in):
     conversation_id = new_conversation(signed_in)
     send(signed_in, conversation_id, "x").get_data()
-    renamed = signed_in.post(f"/conversations/{conversation_id}/rename", json={"title": "Maintenance"}, headers=JSON)
+    renamed = signed_in.post(
+        f"/conversations/{conversation_id}/rename", json={"title": "Maintenance"}, headers=JSON
+    )
     assert renamed.json["title"] == "Maintenance"
     assert signed_in.post(f"/conversations/{conversation_id}/delete", headers=JSON).status_code == 200
     assert signed_in.get(f"/c/{conversation_id}").status_code == 404
@@ -156,7 +163,9 @@ def test_unknown_model_is_refused_with_a_message(signed_in):
 
 def test_switching_the_model_of_a_conversation(signed_in, engine):
     conversation_id = new_conversation(signed_in)
-    response = signed_in.post(f"/conversations/{conversation_id}/model", json={"model": "other"}, headers=JSON)
+    response = signed_in.post(
+        f"/conversations/{conversation_id}/model", json={"model": "other"}, headers=JSON
+    )
     assert response.json["model"] == "other"
     send(signed_in, conversation_id, "x").get_data()
     messages = signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"]
@@ -251,7 +260,9 @@ def test_partial_answer_is_saved_while_it_streams(app, signed_in, engine):
 def test_answers_left_generating_by_a_dead_process_become_interrupted(app, signed_in):
     conversation_id = new_conversation(signed_in)
     with app.app_context():
-        db.session.add(Message(conversation_id=conversation_id, role="assistant", content="à moi", state="generating"))
+        db.session.add(
+            Message(conversation_id=conversation_id, role="assistant", content="à moi", state="generating")
+        )
         db.session.commit()
         assert sweep_unfinished_answers() == 1
         message = db.session.scalar(sa.select(Message).where(Message.content == "à moi"))
@@ -272,6 +283,9 @@ def test_context_trimming_is_told_to_the_user(signed_in, engine):
     conversation_id = new_conversation(signed_in)
     events = sse_events(send(signed_in, conversation_id, "x").get_data(as_text=True))
     notice = next(data for name, data in events if name == "notice")
-    assert notice["message"] == "The 2 oldest messages no longer fit in the model's context window and were left out."
+    assert (
+        notice["message"]
+        == "The 2 oldest messages no longer fit in the model's context window and were left out."
+    )
     page = signed_in.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert "The 2 oldest messages no longer fit" in page

@@ -1,4 +1,5 @@
 """Fitting a conversation into the context window: oldest turns go first, never the newest."""
+
 import pytest
 
 from app.llm.context import fit_to_window

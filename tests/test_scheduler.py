@@ -1,4 +1,5 @@
 """The scheduler: one generation per share of cores, others wait in order and are told so."""
+
 import threading
 
 from app.llm.catalogue import Catalogue

@@ -1,4 +1,5 @@
 """The admin's pages."""
+
 from __future__ import annotations
 
 from functools import wraps

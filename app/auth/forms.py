@@ -1,4 +1,5 @@
 """The account forms; every message is translated lazily, in the visitor's language."""
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField

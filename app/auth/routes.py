@@ -1,4 +1,5 @@
 """Register, log in, log out, pick a language."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit

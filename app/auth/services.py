@@ -1,4 +1,5 @@
 """Accounts: password hashing, registration, sign-in checks."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -57,9 +58,7 @@ def create_user(username: str, password: str, admin: bool = False) -> User:
         db.session.rollback()
         raise UsernameTaken(username) from exc
     first_id = sa.select(sa.func.min(User.id)).scalar_subquery()
-    db.session.execute(
-        sa.update(User).where(User.id == user.id, User.id == first_id).values(is_admin=True)
-    )
+    db.session.execute(sa.update(User).where(User.id == user.id, User.id == first_id).values(is_admin=True))
     db.session.commit()
     db.session.refresh(user)
     return user

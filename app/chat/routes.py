@@ -1,4 +1,5 @@
 """The chat pages and the HTTP interface they use (documented in the README)."""
+
 from __future__ import annotations
 
 from flask import (
@@ -15,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.chat import bp, services
-from app.chat.stream import AnswerStream
+from app.chat.stream import AnswerStream, model_unavailable_message
 from app.errors import render_error, wants_json
 from app.llm import services as llm
 from app.llm.scheduler import GenerationRequest
@@ -76,14 +77,19 @@ def _usable_model(model_id: str) -> str | None:
     return model_id if model_id in usable else None
 
 
+def _model_unavailable(model_id: str, status: int):
+    return render_error(status, model_unavailable_message(model_id))
+
+
 @bp.post("/conversations")
 def create_conversation():
     """Start a conversation with the chosen model (the default when none is given)."""
     default = llm().catalogue.default()
     model_id = _field("model") or (default.id if default else "")
+    if default is None:
+        return render_error(409, _("No usable model is installed on this server."))
     if not _usable_model(model_id):
-        return render_error(409, _("No usable model is installed on this server.") if not default
-                            else _("The model “%(model)s” is not available. Pick another model.", model=model_id))
+        return _model_unavailable(model_id, 409)
     conversation = services.create_conversation(current_user, model_id)
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
@@ -112,7 +118,7 @@ def send_message(conversation_id: int):
     if len(content) > limit:
         return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
     if not _usable_model(conversation.model):
-        return render_error(409, _("The model “%(model)s” is not available. Pick another model.", model=conversation.model))
+        return _model_unavailable(conversation.model, 409)
     try:
         _question, answer = services.add_exchange(conversation, content)
     except services.Busy:
@@ -188,7 +194,7 @@ def change_model(conversation_id: int):
     conversation = services.owned_conversation(current_user, conversation_id)
     model_id = _usable_model(_field("model"))
     if model_id is None:
-        return render_error(400, _("The model “%(model)s” is not available. Pick another model.", model=_field("model")))
+        return _model_unavailable(_field("model"), 400)
     services.set_model(conversation, model_id)
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))

@@ -1,4 +1,5 @@
 """Conversations and messages: ownership, storing, and what the model is shown."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -18,9 +19,7 @@ class Busy(Exception):
 def owned_conversation(user: User, conversation_id: int) -> Conversation:
     """The user's conversation, or 404: another user's id looks exactly like a missing one."""
     conversation = db.session.scalar(
-        sa.select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.user_id == user.id
-        )
+        sa.select(Conversation).where(Conversation.id == conversation_id, Conversation.user_id == user.id)
     )
     if conversation is None:
         abort(404)
@@ -29,9 +28,7 @@ def owned_conversation(user: User, conversation_id: int) -> Conversation:
 
 def owned_message(user: User, message_id: int) -> Message:
     message = db.session.scalar(
-        sa.select(Message)
-        .join(Conversation)
-        .where(Message.id == message_id, Conversation.user_id == user.id)
+        sa.select(Message).join(Conversation).where(Message.id == message_id, Conversation.user_id == user.id)
     )
     if message is None:
         abort(404)

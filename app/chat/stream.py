@@ -3,6 +3,7 @@
 The answer is saved every few seconds while it streams and once more when the stream ends,
 however it ends (done, Stop, closed tab, error), in a `finally`.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,13 +37,22 @@ def frame(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def model_unavailable_message(model: str) -> str:
+    return _("The model “%(model)s” is not available. Pick another model.", model=model)
+
+
 def error_message(error: EngineError, model: str, detailed: bool) -> str:
     """What the user reads when an answer fails; admins also see the technical detail."""
     messages = {
-        MODEL_NOT_FOUND: _("The model “%(model)s” is not available. Pick another model.", model=model),
-        MODEL_UNREADABLE: _("The model “%(model)s” could not be loaded. The administrator can see why on the models page.", model=model),
+        MODEL_NOT_FOUND: model_unavailable_message(model),
+        MODEL_UNREADABLE: _(
+            "The model “%(model)s” could not be loaded. The administrator can see why on the models page.",
+            model=model,
+        ),
         ENGINE_UNAVAILABLE: _("The model engine is not installed on this server."),
-        PROMPT_TOO_LONG: _("This message is too long for the model's context window. Shorten it or start a new conversation."),
+        PROMPT_TOO_LONG: _(
+            "This message is too long for the model's context window. Shorten it or start a new conversation."
+        ),
     }
     text = messages.get(error.code, _("The model failed while answering. Please try again."))
     return f"{text} ({error.detail})" if detailed and error.detail else text
@@ -110,9 +120,7 @@ class AnswerStream:
             if self.job_running():
                 self.job.cancel(self.outcome)
                 self._drain(DRAIN_SECONDS)
-            save_answer(
-                self.message_id, "".join(self.parts), self.outcome, self.error, self.stats
-            )
+            save_answer(self.message_id, "".join(self.parts), self.outcome, self.error, self.stats)
 
     def job_running(self) -> bool:
         return self.end is None
@@ -136,14 +144,18 @@ class AnswerStream:
             return frame("status", {"phase": event.name})
         if isinstance(event, Trimmed):
             self.stats["dropped_messages"] = self.dropped = event.dropped_messages
-            return frame("notice", {"code": "context_trimmed", "message": trimmed_message(event.dropped_messages)})
+            return frame(
+                "notice", {"code": "context_trimmed", "message": trimmed_message(event.dropped_messages)}
+            )
         if isinstance(event, Finished | Failed):
             self.end = event
         if isinstance(event, Finished):
             self.outcome = event.outcome
             # What the user was told about left-out turns stays with the answer.
             self.stats = {**event.stats.as_dict(), "dropped_messages": self.dropped}
-            return frame("done", {"message_id": self.message_id, "state": self.outcome.value, "stats": self.stats})
+            return frame(
+                "done", {"message_id": self.message_id, "state": self.outcome.value, "stats": self.stats}
+            )
         if isinstance(event, Failed):
             self.outcome = Outcome.ERROR
             self.error = error_message(event.error, self.model, self.detailed_errors)

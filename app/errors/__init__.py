@@ -1,4 +1,5 @@
 """One way to answer an error: a page in the app's look, or JSON for scripts and streams."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """The only package that talks to engines. The web layer uses `services()`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Every model of every engine, and which one a new conversation gets."""
+
 from __future__ import annotations
 
 from app.llm.engines.base import Engine

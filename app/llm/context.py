@@ -1,4 +1,5 @@
 """Fitting a conversation into a model's context window."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

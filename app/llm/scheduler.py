@@ -6,6 +6,7 @@ in arrival order and are told their position. Every generation runs in a worker 
 own; the web layer reads its events from a queue, so it can notice a closed tab and send
 keep-alives while the engine is busy.
 """
+
 from __future__ import annotations
 
 import logging
@@ -174,9 +175,7 @@ class Scheduler:
             if found is None:
                 raise EngineError(MODEL_NOT_FOUND, request.model_id)
             engine, _ = found
-            chunks = engine.stream_chat(
-                request.model_id, request.messages, request.options, job.cancelled
-            )
+            chunks = engine.stream_chat(request.model_id, request.messages, request.options, job.cancelled)
             for chunk in chunks:
                 if isinstance(chunk, Final):
                     outcome = Outcome.COMPLETE

@@ -2,6 +2,7 @@
 
 Plain dataclasses: engines know nothing of Flask, users or the database.
 """
+
 from __future__ import annotations
 
 import enum

@@ -1,4 +1,5 @@
 """The embedded engine: GGUF models run in this process through llama-cpp-python."""
+
 from __future__ import annotations
 
 import codecs
@@ -87,9 +88,7 @@ class _LoadedModel:
 class LlamaCppEngine:
     name = ENGINE_NAME
 
-    def __init__(
-        self, models_dir: Path, threads: int = 0, context: int = 2048, max_loaded: int = 2
-    ) -> None:
+    def __init__(self, models_dir: Path, threads: int = 0, context: int = 2048, max_loaded: int = 2) -> None:
         self.models_dir = models_dir
         self.threads = threads or machine_cores()
         self.context = context
@@ -263,9 +262,7 @@ class LlamaCppEngine:
                 eos_token=_token_text(llama, llama.token_eos()),
                 bos_token=_token_text(llama, llama.token_bos()),
             )
-            loaded = _LoadedModel(
-                llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token)
-            )
+            loaded = _LoadedModel(llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token))
             self._loaded[model_id] = loaded
             self._evict_beyond_limit()
             return loaded
