@@ -183,44 +183,65 @@ def test_engine_failure_becomes_an_error_event_and_is_kept(app, signed_in, engin
     assert answer.state == "error" and "could not be loaded" in answer.error
 
 
+class StreamInThread:
+    """Reads an answer stream in its own thread, as a real server would serve it.
+
+    The test client runs requests in the caller's thread, where an unfinished stream keeps its
+    request's contexts pushed; a request sent meanwhile from another thread does not see them.
+    """
+
+    def __init__(self, client, conversation_id: int, content: str) -> None:
+        self.body = ""
+        self.message_id: int | None = None
+        self.opened = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(client, conversation_id, content))
+        self.thread.start()
+        assert self.opened.wait(5)
+
+    def _read(self, client, conversation_id, content) -> None:
+        response = send(client, conversation_id, content)
+        self.message_id = int(response.headers["X-Message-Id"])
+        self.opened.set()
+        for chunk in response.response:
+            self.body += chunk.decode() if isinstance(chunk, bytes) else chunk
+
+    def wait_for_tokens(self, count: int) -> None:
+        deadline = time.monotonic() + 5
+        while self.body.count("event: token") < count:
+            assert time.monotonic() < deadline, self.body
+            time.sleep(0.005)
+
+    def join(self, timeout: float = 5.0) -> list[tuple[str, dict]]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the stream did not end"
+        return sse_events(self.body)
+
+
 def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
-    engine.delay = 0.2
+    engine.delay = 0.05
     conversation_id = new_conversation(signed_in)
-    first = send(signed_in, conversation_id, "long")
+    first = StreamInThread(signed_in, conversation_id, "long")
     second = send(signed_in, conversation_id, "impatient")
-    assert second.status_code == 409
+    assert second.status_code == 409, second.get_data(as_text=True)
     assert "still being written" in second.json["error"]
-    first.close()
-
-
-def read_in_background(response) -> threading.Thread:
-    reader = threading.Thread(target=response.get_data)
-    reader.start()
-    return reader
+    assert first.join()[-1][0] == "done"
 
 
 def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
     engine.words = [f" mot{i}" for i in range(200)]
     engine.delay = 0.02
     conversation_id = new_conversation(signed_in)
-    response = send(signed_in, conversation_id, "raconte")
-    answer_id = int(response.headers["X-Message-Id"])
-    stream = response.response  # the body, read as it is produced
-    received = ""
-    for chunk in stream:
-        received += chunk.decode() if isinstance(chunk, bytes) else chunk
-        if received.count("event: token") >= 5:
-            break
+    stream = StreamInThread(signed_in, conversation_id, "raconte")
+    stream.wait_for_tokens(5)
     stopped_at = time.monotonic()
-    assert signed_in.post(f"/messages/{answer_id}/stop", headers=JSON).json == {"stopped": True}
-    for chunk in stream:
-        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+    assert signed_in.post(f"/messages/{stream.message_id}/stop", headers=JSON).json == {"stopped": True}
+    events = stream.join()
     elapsed = time.monotonic() - stopped_at
     print(f"stop ended the stream after {elapsed:.3f} s")
     assert elapsed < 3.0
-    name, done = sse_events(received)[-1]
+    name, done = events[-1]
     assert name == "done" and done["state"] == "stopped"
-    answer = stored_answer(app, answer_id)
+    answer = stored_answer(app, stream.message_id)
     assert answer.state == "stopped"
     assert answer.content.startswith(" mot0 mot1 mot2 mot3 mot4")
     assert len(answer.content.split()) < 200

@@ -165,3 +165,10 @@ def test_static_assets_the_pages_name_exist(signed_in):
     assert len(assets) >= 6
     for asset in assets:
         assert signed_in.get(asset).status_code == 200, asset
+
+
+def test_language_chosen_before_signing_in_is_kept_after(client, auth):
+    client.post("/language", data={"lang": "fr"})
+    auth.register()
+    page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="fr"' in page

@@ -20,6 +20,15 @@ def load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
 
 
+def _start_session(user: User, remember: bool = False) -> None:
+    """A fresh session at sign-in, whatever was there before, but for the chosen language."""
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    login_user(user, remember=remember)
+
+
 def _safe_next(default: str) -> str:
     # Only a path on this site: never an open redirect to another host.
     target = request.args.get("next") or request.form.get("next") or ""
@@ -40,8 +49,7 @@ def login():
         if user is None:
             form.password.errors.append(_("Wrong username or password."))
         else:
-            session.clear()  # a fresh session at sign-in, whatever was there before
-            login_user(user, remember=form.remember.data)
+            _start_session(user, remember=form.remember.data)
             return redirect(_safe_next(url_for("chat.index")))
     status = 401 if form.errors else 200
     return render_template("auth/login.html", form=form), status
@@ -59,8 +67,7 @@ def register():
         except UsernameTaken:
             form.username.errors.append(_("This username is taken."))
         else:
-            session.clear()
-            login_user(user)
+            _start_session(user)
             flash(_("Welcome, %(name)s.", name=user.username), "success")
             return redirect(url_for("chat.index"))
     status = 400 if form.errors else 200

@@ -123,25 +123,27 @@ def send_message(conversation_id: int):
         _question, answer = services.add_exchange(conversation, content)
     except services.Busy:
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
-    job = llm().scheduler.submit(
-        GenerationRequest(
-            key=answer.id,
-            user_id=current_user.id,
-            model_id=conversation.model,
-            messages=services.prompt_for(conversation, answer),
-            options=_generation_options(),
-        )
+    # Plain values only from here on: the ORM objects expire when the transaction ends.
+    generation = GenerationRequest(
+        key=answer.id,
+        user_id=current_user.id,
+        model_id=conversation.model,
+        messages=services.prompt_for(conversation, answer),
+        options=_generation_options(),
     )
+    detailed_errors = current_user.is_admin
+    # No transaction stays open while the model works: the stream saves in short ones.
+    services.end_transaction()
     stream = AnswerStream(
-        job,
-        message_id=answer.id,
-        model=conversation.model,
+        llm().scheduler.submit(generation),
+        message_id=generation.key,
+        model=generation.model_id,
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
         save_every=current_app.config["PARTIAL_SAVE_SECONDS"],
         ping_every=current_app.config["PING_SECONDS"],
-        detailed_errors=current_user.is_admin,
+        detailed_errors=detailed_errors,
     )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Message-Id": str(answer.id)}
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Message-Id": str(generation.key)}
     return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
 
 

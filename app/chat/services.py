@@ -113,6 +113,11 @@ def prompt_for(conversation: Conversation, answer: Message) -> list[ChatMessage]
     return prompt
 
 
+def end_transaction() -> None:
+    """Give the connection back: the reads made so far must not hold a transaction open."""
+    db.session.commit()
+
+
 def save_answer(
     message_id: int,
     content: str,
