@@ -51,6 +51,17 @@ class StreamedAnswer:
         return next((e for e in self.events if e.name in ("done", "error")), None)
 
 
+def _parse_frame(block: str) -> StreamEvent | None:
+    """One `event: NAME` + `data: JSON` frame; None for comments such as `: ping`."""
+    name, data = "message", []
+    for line in block.split("\n"):
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+    return StreamEvent(name, json.loads("\n".join(data)), time.perf_counter()) if data else None
+
+
 class ChatClient:
     def __init__(self, base_url: str, timeout: float = 120) -> None:
         require_loopback(base_url)
@@ -121,20 +132,17 @@ class ChatClient:
         answer = StreamedAnswer(int(response.headers["X-Message-Id"]), sent_at=sent_at)
         yield answer
         with response:
-            name, data = "message", []
-            for line in response.iter_lines(chunk_size=1, decode_unicode=True):
-                if line is None:
-                    continue
-                if line == "":
-                    if data:
-                        event = StreamEvent(name, json.loads("\n".join(data)), time.perf_counter())
+            # Read whatever has arrived (no fixed chunk size: reading byte by byte would spend
+            # the CPU that the model's decode shares), then split it into frames.
+            buffer = ""
+            for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
+                buffer += chunk
+                while "\n\n" in buffer:
+                    block, buffer = buffer.split("\n\n", 1)
+                    event = _parse_frame(block)
+                    if event is not None:
                         answer.events.append(event)
                         yield event
-                    name, data = "message", []
-                elif line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip())
 
     def ask(self, conversation_id: int, content: str) -> StreamedAnswer:
         """Send a message and read its whole answer."""

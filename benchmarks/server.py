@@ -12,6 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+# Settings that could point a test server at real data: never taken from the caller's shell.
+# The server keeps its database, key and models folder in its own instance folder.
+ISOLATED_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "MODELS_DIR", "CAUSERIE_INSTANCE")
 
 
 def free_port() -> int:
@@ -27,8 +30,9 @@ class LiveServer:
         self.instance_dir = instance_dir
         self.port = free_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
+        inherited = {k: v for k, v in os.environ.items() if k not in ISOLATED_SETTINGS}
         self.env = {
-            **os.environ,
+            **inherited,
             "CAUSERIE_INSTANCE": str(instance_dir),
             "FLASK_APP": "wsgi",
             "PYTHONUNBUFFERED": "1",

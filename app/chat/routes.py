@@ -119,31 +119,33 @@ def send_message(conversation_id: int):
         return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
     if not _usable_model(conversation.model):
         return _model_unavailable(conversation.model, 409)
+    user_id, detailed_errors = current_user.id, current_user.is_admin
     try:
-        _question, answer = services.add_exchange(conversation, content)
+        exchange = services.add_exchange(conversation, content)
     except services.Busy:
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
-    # Plain values only from here on: the ORM objects expire when the transaction ends.
+    # From here on only plain values: the transaction is over, and stays so while the model works.
     generation = GenerationRequest(
-        key=answer.id,
-        user_id=current_user.id,
-        model_id=conversation.model,
-        messages=services.prompt_for(conversation, answer),
+        key=exchange.answer_id,
+        user_id=user_id,
+        model_id=exchange.model,
+        messages=exchange.prompt,
         options=_generation_options(),
     )
-    detailed_errors = current_user.is_admin
-    # No transaction stays open while the model works: the stream saves in short ones.
-    services.end_transaction()
     stream = AnswerStream(
         llm().scheduler.submit(generation),
-        message_id=generation.key,
-        model=generation.model_id,
+        message_id=exchange.answer_id,
+        model=exchange.model,
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
         save_every=current_app.config["PARTIAL_SAVE_SECONDS"],
         ping_every=current_app.config["PING_SECONDS"],
         detailed_errors=detailed_errors,
     )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Message-Id": str(generation.key)}
+    headers = {
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        "X-Message-Id": str(exchange.answer_id),
+    }
     return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
 
 

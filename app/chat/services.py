@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from flask import abort
 
@@ -76,8 +78,21 @@ def title_from(text: str) -> str:
     return (cut or line[:TITLE_LENGTH]) + "…"
 
 
-def add_exchange(conversation: Conversation, content: str) -> tuple[Message, Message]:
-    """Store the user's message and an empty answer marked generating, in one transaction."""
+@dataclass(frozen=True)
+class Exchange:
+    """What the stream needs of a new exchange, as plain values (no ORM object outlives it)."""
+
+    answer_id: int
+    model: str
+    prompt: list[ChatMessage]
+
+
+def add_exchange(conversation: Conversation, content: str) -> Exchange:
+    """Store the user's message and an empty answer marked generating, in one transaction.
+
+    Returns what the model must be shown; the transaction is over when this returns, so no
+    database lock or connection is held while the model works.
+    """
     if db.session.scalar(
         sa.select(Message.id).where(
             Message.conversation_id == conversation.id,
@@ -85,6 +100,7 @@ def add_exchange(conversation: Conversation, content: str) -> tuple[Message, Mes
         )
     ):
         raise Busy()
+    prompt = prompt_for(conversation) + [ChatMessage("user", content)]
     question = Message(conversation_id=conversation.id, role="user", content=content)
     answer = Message(
         conversation_id=conversation.id,
@@ -96,26 +112,21 @@ def add_exchange(conversation: Conversation, content: str) -> tuple[Message, Mes
         conversation.title = title_from(content)
     conversation.updated_at = utcnow()
     db.session.add_all([question, answer])
+    db.session.flush()
+    exchange = Exchange(answer_id=answer.id, model=conversation.model, prompt=prompt)
     db.session.commit()
-    return question, answer
+    return exchange
 
 
-def prompt_for(conversation: Conversation, answer: Message) -> list[ChatMessage]:
-    """The system prompt and every earlier message with content, oldest first."""
+def prompt_for(conversation: Conversation) -> list[ChatMessage]:
+    """The system prompt and every stored message with content, oldest first."""
     prompt = []
     if conversation.system_prompt.strip():
         prompt.append(ChatMessage("system", conversation.system_prompt))
     for message in conversation.messages:
-        if message.id >= answer.id:
-            break
         if message.content and message.state != Outcome.ERROR.value:
             prompt.append(ChatMessage(message.role, message.content))
     return prompt
-
-
-def end_transaction() -> None:
-    """Give the connection back: the reads made so far must not hold a transaction open."""
-    db.session.commit()
 
 
 def save_answer(

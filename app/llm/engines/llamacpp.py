@@ -149,15 +149,19 @@ class LlamaCppEngine:
 
     def _generate(self, model, messages, options, cancel, started, load_seconds):
         llama = model.llama
+        rendered: dict[int, list[int]] = {}  # the prompts tried, by message count
+
+        def count_tokens(kept: list[ChatMessage]) -> int:
+            # Each candidate keeps a suffix of the history: its length identifies it.
+            rendered[len(kept)] = self._prompt_tokens(model, kept)
+            return len(rendered[len(kept)])
+
         window = fit_to_window(
-            messages,
-            count_tokens=lambda msgs: len(self._prompt_tokens(model, msgs)),
-            context_window=llama.n_ctx(),
-            answer_room=options.max_tokens,
+            messages, count_tokens, context_window=llama.n_ctx(), answer_room=options.max_tokens
         )
         if window.dropped:
             yield Trimmed(window.dropped)
-        prompt = self._prompt_tokens(model, window.messages)
+        prompt = rendered[len(window.messages)]
         stats = GenerationStats(
             prompt_tokens=len(prompt),
             load_seconds=load_seconds,
@@ -177,6 +181,7 @@ class LlamaCppEngine:
         llama.set_seed(options.seed if options.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         first_at = last_at = 0.0
+        tokens_before_text = 0  # leading whitespace tokens, before the clock for tokens/s starts
         leading = True  # models often open with a space or newline; the user never sees it
         tokens = llama.generate(
             prompt,
@@ -199,6 +204,7 @@ class LlamaCppEngine:
                 if text:
                     if not first_at:
                         first_at = last_at
+                        tokens_before_text = stats.completion_tokens - 1
                         yield Phase("answering")
                     yield Text(text)
                 if cancel.is_set():
@@ -216,8 +222,9 @@ class LlamaCppEngine:
         now = time.perf_counter()
         stats.total_seconds = now - started
         stats.first_token_seconds = (first_at or now) - started
-        if stats.completion_tokens > 1 and last_at > first_at:
-            stats.tokens_per_second = (stats.completion_tokens - 1) / (last_at - first_at)
+        timed_tokens = stats.completion_tokens - tokens_before_text
+        if timed_tokens > 1 and last_at > first_at:
+            stats.tokens_per_second = (timed_tokens - 1) / (last_at - first_at)
         yield Final(stats)
 
     def _prompt_tokens(self, model: _LoadedModel, messages: list[ChatMessage]) -> list[int]:
