@@ -172,3 +172,12 @@ def test_language_chosen_before_signing_in_is_kept_after(client, auth):
     auth.register()
     page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert '<html lang="fr"' in page
+
+
+def test_every_page_offers_both_languages(client, auth):
+    pages = [client.get("/login")]
+    auth.register()
+    pages.append(client.get("/"))
+    for page in pages:
+        html = page.get_data(as_text=True)
+        assert 'name="lang" value="fr"' in html and 'name="lang" value="en"' in html
