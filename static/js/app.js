@@ -17,3 +17,25 @@ document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
   document.querySelectorAll("details[open][data-menu]").forEach((menu) => { menu.open = false; });
 });
+
+// On a narrow screen the conversation list is hidden; the ☰ button lays it over the page.
+(() => {
+  const toggle = document.getElementById("sidebar-toggle");
+  const sidebar = document.getElementById("sidebar");
+  if (!toggle || !sidebar) return;
+  const OVERLAY = ["flex", "fixed", "inset-y-0", "left-0", "z-30", "shadow-xl"];
+  const setOpen = (open) => {
+    sidebar.classList.toggle("hidden", !open);
+    OVERLAY.forEach((name) => sidebar.classList.toggle(name, open));
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", (event) => {
+    event.stopPropagation();
+    setOpen(sidebar.classList.contains("hidden"));
+  });
+  document.addEventListener("click", (event) => {
+    if (!sidebar.classList.contains("hidden") && sidebar.classList.contains("fixed") && !sidebar.contains(event.target)) {
+      setOpen(false);
+    }
+  });
+})();

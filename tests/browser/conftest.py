@@ -31,12 +31,6 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "un mot de passe assez long"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "browser: drives the real server with a headless Chromium (slow; needs /usr/bin/chromium)"
-    )
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory):
     from benchmarks.server import LiveServer

@@ -263,3 +263,18 @@ def test_unknown_page_shows_the_custom_404_with_a_way_back(logged_in_page):
     back.click()
     page.wait_for_url(re.compile(r"/$"))
     page.wait_for_selector("#prompt")
+
+
+def test_on_a_phone_the_menu_button_opens_the_conversation_list(logged_in_page, artifacts_dir):
+    page = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 760})
+    new_chat(page)
+    sidebar = page.locator("#sidebar")
+    assert not sidebar.is_visible(), "the list leaves the whole width to the chat on a phone"
+    page.click("#sidebar-toggle")
+    assert sidebar.is_visible()
+    assert page.locator("#sidebar-toggle").get_attribute("aria-expanded") == "true"
+    assert page.locator("#sidebar button", has_text="Se déconnecter").is_visible()
+    page.screenshot(path=str(artifacts_dir / "phone-conversation-list.png"))
+    page.click("#thread", position={"x": 350, "y": 300})  # the strip of chat left uncovered
+    assert not sidebar.is_visible(), "a tap on the chat closes the list"
