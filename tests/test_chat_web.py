@@ -33,6 +33,12 @@ def send(client, conversation_id: int, content: str):
     )
 
 
+def slow_answer(engine, words: int) -> None:
+    """Script an answer of `words` words, 20 ms apart: long enough to act on while it streams."""
+    engine.words = [f" mot{i}" for i in range(words)]
+    engine.delay = 0.02
+
+
 def stored_answer(app, message_id: int) -> Message:
     with app.app_context():
         return db.session.get(Message, message_id)
@@ -228,8 +234,7 @@ def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
 
 
 def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
-    engine.words = [f" mot{i}" for i in range(200)]
-    engine.delay = 0.02
+    slow_answer(engine, 200)
     conversation_id = new_conversation(signed_in)
     stream = StreamInThread(signed_in, conversation_id, "raconte")
     stream.wait_for_tokens(5)
@@ -248,8 +253,7 @@ def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
 
 
 def test_closed_connection_keeps_the_partial_answer_marked_disconnected(app, signed_in, engine):
-    engine.words = [f" mot{i}" for i in range(200)]
-    engine.delay = 0.02
+    slow_answer(engine, 200)
     conversation_id = new_conversation(signed_in)
     response = send(signed_in, conversation_id, "raconte")
     answer_id = int(response.headers["X-Message-Id"])
@@ -264,8 +268,7 @@ def test_closed_connection_keeps_the_partial_answer_marked_disconnected(app, sig
 
 
 def test_partial_answer_is_saved_while_it_streams(app, signed_in, engine):
-    engine.words = [f" mot{i}" for i in range(40)]
-    engine.delay = 0.02
+    slow_answer(engine, 40)
     conversation_id = new_conversation(signed_in)
     response = send(signed_in, conversation_id, "raconte")
     answer_id = int(response.headers["X-Message-Id"])
