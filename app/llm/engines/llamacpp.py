@@ -95,11 +95,14 @@ class LlamaCppEngine:
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, _LoadedModel] = OrderedDict()
         self._load_errors: dict[str, str] = {}
+        # Installed packages do not change under a running process: look them up once. The
+        # models folder is scanned on every listing, so a file dropped there shows at once.
+        self._packaged = _packaged_model_files()
         self._lock = threading.Lock()  # guards _loaded and _load_errors
 
     # -- catalogue -------------------------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
-        files = list(_packaged_model_files())
+        files = list(self._packaged)
         if self.models_dir.is_dir():
             files += [("models folder", p) for p in sorted(self.models_dir.glob("*.gguf"))]
         models = []
