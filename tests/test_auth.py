@@ -74,6 +74,16 @@ def test_sign_out_ends_the_session(client, auth):
     assert client.get("/").status_code == 302
 
 
+def test_sign_out_also_ends_a_stay_signed_in_session(client, auth):
+    auth.register()
+    auth.logout()
+    client.post("/login", data={"username": "alice", "password": PASSWORD, "remember": "y"})
+    assert client.get_cookie("remember_token") is not None
+    auth.logout()
+    assert client.get("/").status_code == 302
+    assert client.get_cookie("remember_token") is None
+
+
 def test_pages_require_login_and_come_back_after_it(client, auth):
     response = client.get("/c/1")
     assert response.status_code == 302

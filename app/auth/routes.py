@@ -77,8 +77,10 @@ def register():
 @bp.post("/logout")
 def logout():
     """Sign out."""
-    logout_user()
+    # In this order: logout_user() marks the remember-me cookie for deletion in the session,
+    # which a clear() after it would wipe, leaving the user signed in by that cookie.
     session.clear()
+    logout_user()
     return redirect(url_for("auth.login"))
 
 

@@ -11,7 +11,10 @@ window.Markdown = (() => {
     // No images, media or forms from model output: an image URL could carry the
     // conversation to another server, and a form could pose as the app.
     FORBID_TAGS: ["img", "picture", "video", "audio", "source", "iframe", "form", "input", "style", "svg", "math"],
-    FORBID_ATTR: ["style", "srcset"],
+    // No class, id or name either: the page's own classes could lay an answer over the whole
+    // page, and an id could shadow an element the page looks up.
+    FORBID_ATTR: ["style", "srcset", "class", "id", "name"],
+    ALLOW_DATA_ATTR: false,
   };
 
   DOMPurify.addHook("afterSanitizeAttributes", (node) => {

@@ -252,6 +252,18 @@ def test_model_output_is_rendered_as_markdown_without_running_html(logged_in_pag
         assert forbidden not in html.lower(), f"{forbidden!r} in {html!r}"
 
 
+def test_model_output_cannot_take_the_pages_look_or_names(logged_in_page):
+    page = logged_in_page
+    new_chat(page)
+    html = page.evaluate(
+        "s => window.Markdown.render(s)",
+        '<a href="/x" class="fixed inset-0 z-30" id="answer-template" name="n" data-state="x">lien</a>',
+    )
+    assert "lien" in html, html
+    for forbidden in ("class=", "id=", "name=", "data-state"):
+        assert forbidden not in html, f"{forbidden!r} in {html!r}"
+
+
 def test_unknown_page_shows_the_custom_404_with_a_way_back(logged_in_page):
     page = logged_in_page
     response = page.goto("/does-not-exist")
