@@ -224,12 +224,13 @@ class StreamInThread:
 
 
 def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
-    engine.delay = 0.05
+    slow_answer(engine, 100)
     conversation_id = new_conversation(signed_in)
     first = StreamInThread(signed_in, conversation_id, "long")
     second = send(signed_in, conversation_id, "impatient")
     assert second.status_code == 409, second.get_data(as_text=True)
     assert "still being written" in second.json["error"]
+    signed_in.post(f"/messages/{first.message_id}/stop", headers=JSON)
     assert first.join()[-1][0] == "done"
 
 
@@ -313,3 +314,59 @@ def test_context_trimming_is_told_to_the_user(signed_in, engine):
     )
     page = signed_in.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert "The 2 oldest messages no longer fit" in page
+
+
+def test_beyond_the_stream_bound_a_message_is_refused_with_retry_after(app, signed_in, engine):
+    app.config["MAX_STREAMS"] = 1
+    slow_answer(engine, 100)
+    first = StreamInThread(signed_in, new_conversation(signed_in), "long")
+    response = send(signed_in, new_conversation(signed_in), "one more")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert "Too many answers" in response.json["error"]
+    signed_in.post(f"/messages/{first.message_id}/stop", headers=JSON)
+    first.join()
+
+
+def test_a_body_that_is_not_a_json_object_gets_a_clear_message(signed_in):
+    conversation_id = new_conversation(signed_in)
+    for body in (["content"], "content", 3):
+        response = signed_in.post(f"/conversations/{conversation_id}/messages", json=body, headers=STREAM)
+        assert response.status_code == 400
+        assert response.json["error"] == "Write a message first."
+
+
+def test_an_answer_left_generating_without_a_generation_does_not_block_its_conversation(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    with app.app_context():
+        orphan = Message(
+            conversation_id=conversation_id, role="assistant", content="moitié", state="generating"
+        )
+        db.session.add(orphan)
+        db.session.commit()
+        orphan_id = orphan.id
+    response = send(signed_in, conversation_id, "encore")
+    assert response.status_code == 200
+    response.get_data()
+    assert stored_answer(app, orphan_id).state == "interrupted"
+
+
+def test_a_database_failure_while_streaming_is_recorded_as_an_error(app, signed_in, engine, monkeypatch):
+    import app.chat.stream as stream_module
+
+    slow_answer(engine, 30)
+    real_save = stream_module.save_answer
+
+    def failing_partial_save(message_id, content, state, *args):
+        if state == "generating":
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+        return real_save(message_id, content, state, *args)
+
+    monkeypatch.setattr(stream_module, "save_answer", failing_partial_save)
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "raconte")
+    with pytest.raises(sa.exc.OperationalError):
+        response.get_data()
+    answer = stored_answer(app, int(response.headers["X-Message-Id"]))
+    assert answer.state == "error"
+    assert answer.error == "The answer could not be saved. Please try again."

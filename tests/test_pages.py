@@ -181,3 +181,17 @@ def test_every_page_offers_both_languages(client, auth):
     for page in pages:
         html = page.get_data(as_text=True)
         assert 'name="lang" value="fr"' in html and 'name="lang" value="en"' in html
+
+
+def test_an_unlisted_client_error_gets_a_client_error_message(signed_in):
+    response = signed_in.post(
+        "/conversations", data="x", headers={"Content-Type": "text/plain", "Accept": "application/json"}
+    )
+    assert response.status_code in (201, 409)  # form-less POST still works: the default model
+    from werkzeug.exceptions import UnsupportedMediaType
+
+    from app.errors import render_error
+
+    with signed_in.application.test_request_context(headers={"Accept": "application/json"}):
+        body, status = render_error(UnsupportedMediaType.code)
+    assert status == 415 and body.json["error"] == "The request could not be understood."

@@ -25,7 +25,7 @@ from app.llm.types import GenerationOptions, Outcome
 
 def _field(name: str) -> str:
     data = request.get_json(silent=True) if request.is_json else request.form
-    value = (data or {}).get(name, "")
+    value = data.get(name, "") if isinstance(data, dict) or data is request.form else ""
     return value if isinstance(value, str) else ""
 
 
@@ -119,9 +119,16 @@ def send_message(conversation_id: int):
         return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
     if not _usable_model(conversation.model):
         return _model_unavailable(conversation.model, 409)
+    if llm().scheduler.active() >= current_app.config["MAX_STREAMS"]:
+        # Every stream holds a server thread: beyond the bound, pages would wait for threads.
+        response = render_error(
+            503, _("Too many answers are being written right now. Try again in a minute.")
+        )
+        response[0].headers["Retry-After"] = "30"
+        return response
     user_id, detailed_errors = current_user.id, current_user.is_admin
     try:
-        exchange = services.add_exchange(conversation, content)
+        exchange = services.add_exchange(conversation, content, is_live=llm().scheduler.is_active)
     except services.Busy:
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
     # From here on only plain values: the transaction is over, and stays so while the model works.

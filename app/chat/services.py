@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -87,19 +88,24 @@ class Exchange:
     prompt: list[ChatMessage]
 
 
-def add_exchange(conversation: Conversation, content: str) -> Exchange:
+def add_exchange(conversation: Conversation, content: str, is_live: Callable[[int], bool]) -> Exchange:
     """Store the user's message and an empty answer marked generating, in one transaction.
 
-    Returns what the model must be shown; the transaction is over when this returns, so no
-    database lock or connection is held while the model works.
+    `is_live(answer_id)` says whether an answer still has a generation behind it: one marked
+    generating without one (its last save failed) is settled as interrupted, not left to block
+    the conversation. Returns what the model must be shown; the transaction is over when this
+    returns, so no database lock or connection is held while the model works.
     """
-    if db.session.scalar(
-        sa.select(Message.id).where(
+    unfinished = db.session.scalars(
+        sa.select(Message).where(
             Message.conversation_id == conversation.id,
             Message.state == Outcome.GENERATING.value,
         )
-    ):
+    ).all()
+    if any(is_live(message.id) for message in unfinished):
         raise Busy()
+    for orphan in unfinished:
+        orphan.state = Outcome.INTERRUPTED.value
     prompt = prompt_for(conversation) + [ChatMessage("user", content)]
     question = Message(conversation_id=conversation.id, role="user", content=content)
     answer = Message(

@@ -7,13 +7,16 @@ however it ends (done, Stop, closed tab, error), in a `finally`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.chat.services import save_answer
+from app.extensions import db
 from app.llm.scheduler import Failed, Finished, Job, Queued
 from app.llm.types import (
     ENGINE_UNAVAILABLE,
@@ -27,6 +30,7 @@ from app.llm.types import (
     Trimmed,
 )
 
+log = logging.getLogger(__name__)
 PING = ": ping\n\n"
 # After a cancel, how long the stream waits for the job's last words and statistics. The
 # engine checks for cancellation between tokens, so this is normally one token's time.
@@ -116,11 +120,26 @@ class AnswerStream:
                 if len(self.parts) != saved_length and now - last_saved >= self.save_every:
                     save_answer(self.message_id, "".join(self.parts), Outcome.GENERATING)
                     saved_length, last_saved = len(self.parts), now
+        except Exception:
+            # A failure of ours (the database, most likely) is an error, not a closed tab.
+            self.outcome, self.error = Outcome.ERROR, _("The answer could not be saved. Please try again.")
+            raise
         finally:
             if self.job_running():
                 self.job.cancel(self.outcome)
                 self._drain(DRAIN_SECONDS)
-            save_answer(self.message_id, "".join(self.parts), self.outcome, self.error, self.stats)
+            self._save_final()
+
+    def _save_final(self) -> None:
+        """The last save, tried twice: a failed partial save may have left the session unusable."""
+        for attempt in (1, 2):
+            try:
+                save_answer(self.message_id, "".join(self.parts), self.outcome, self.error, self.stats)
+                return
+            except SQLAlchemyError:
+                db.session.rollback()
+                if attempt == 2:
+                    log.exception("answer %s could not be saved", self.message_id)
 
     def job_running(self) -> bool:
         return self.end is None

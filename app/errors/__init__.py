@@ -38,7 +38,8 @@ def _messages() -> dict[int, str]:
 
 
 def render_error(code: int, message: str | None = None):
-    message = message or _messages().get(code) or _messages()[500]
+    known = _messages()
+    message = message or known.get(code) or known[400 if code < 500 else 500]
     if wants_json():
         return jsonify(error=message, status=code), code
     template = f"errors/{code}.html" if code in (403, 404, 500) else "errors/error.html"

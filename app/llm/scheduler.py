@@ -128,6 +128,15 @@ class Scheduler:
             self._cond.notify_all()
         return jobs
 
+    def is_active(self, key: int) -> bool:
+        with self._cond:
+            return key in self._jobs
+
+    def active(self) -> int:
+        """Generations waiting or running."""
+        with self._cond:
+            return len(self._jobs)
+
     def queue_length(self) -> int:
         with self._cond:
             return len(self._waiting)

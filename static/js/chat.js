@@ -54,11 +54,16 @@
   }
 
   async function postJSON(url, body) {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
-      body: JSON.stringify(body),
-    });
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
+        body: JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new Error(i18n.network); // the browser's own text ("Failed to fetch") is not for users
+    }
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(data.error || i18n.failed);
     return data;
