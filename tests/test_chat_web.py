@@ -370,3 +370,15 @@ def test_a_database_failure_while_streaming_is_recorded_as_an_error(app, signed_
     answer = stored_answer(app, int(response.headers["X-Message-Id"]))
     assert answer.state == "error"
     assert answer.error == "The answer could not be saved. Please try again."
+
+
+def test_a_failed_answer_and_its_question_are_not_shown_to_the_model_again(signed_in, engine):
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "Premier").get_data()
+    engine.fail_with = "generation_failed"
+    send(signed_in, conversation_id, "Celle-ci échoue").get_data()
+    engine.fail_with = None
+    send(signed_in, conversation_id, "Troisième").get_data()
+    roles = [m.role for m in engine.requests[-1]]
+    assert roles == ["user", "assistant", "user"], "never two user turns in a row"
+    assert engine.requests[-1][-1].content == "Troisième"

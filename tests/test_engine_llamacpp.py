@@ -136,3 +136,18 @@ def test_a_broken_model_file_is_reported_and_the_engine_keeps_working(tmp_path: 
     assert "truncated" in {m.id for m in engine.list_models() if not m.usable}
     _, text, _ = run(engine, ask("Say hello."))
     assert text
+
+
+def test_a_model_file_replaced_by_the_admin_is_tried_again(tmp_path: Path):
+    broken = tmp_path / "replaced.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    engine = LlamaCppEngine(tmp_path, threads=2, context=512)
+    with pytest.raises(EngineError):
+        run(engine, ask("hi"), model="replaced")
+    assert "replaced" not in {m.id for m in engine.list_models() if m.usable}
+    good = next(m for m in engine.list_models() if m.id == SMOLLM2)
+    broken.unlink()
+    broken.symlink_to(good.path)  # the admin puts a working file in its place
+    assert "replaced" in {m.id for m in engine.list_models() if m.usable}
+    _, text, _ = run(engine, ask("Say hello."), model="replaced")
+    assert text

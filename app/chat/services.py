@@ -125,12 +125,22 @@ def add_exchange(conversation: Conversation, content: str, is_live: Callable[[in
 
 
 def prompt_for(conversation: Conversation) -> list[ChatMessage]:
-    """The system prompt and every stored message with content, oldest first."""
+    """The system prompt and every earlier exchange that got an answer, oldest first.
+
+    A question whose answer failed or stayed empty is left out with it: many chat templates
+    refuse two user turns in a row.
+    """
     prompt = []
     if conversation.system_prompt.strip():
         prompt.append(ChatMessage("system", conversation.system_prompt))
     for message in conversation.messages:
-        if message.content and message.state != Outcome.ERROR.value:
+        answered = message.content and message.state != Outcome.ERROR.value
+        if message.role == "assistant" and not answered:
+            if prompt and prompt[-1].role == "user":
+                prompt.pop()
+        elif message.role == "user" and prompt and prompt[-1].role == "user":
+            prompt[-1] = ChatMessage("user", message.content)  # its answer is missing altogether
+        elif answered:
             prompt.append(ChatMessage(message.role, message.content))
     return prompt
 

@@ -94,7 +94,7 @@ class LlamaCppEngine:
         self.context = context
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, _LoadedModel] = OrderedDict()
-        self._load_errors: dict[str, str] = {}
+        self._load_errors: dict[tuple[str, int, int], str] = {}  # by file version
         # Installed packages do not change under a running process: look them up once. The
         # models folder is scanned on every listing, so a file dropped there shows at once.
         self._packaged = _packaged_model_files()
@@ -108,7 +108,7 @@ class LlamaCppEngine:
         models = []
         for source, path in files:
             model_id = path.name.removesuffix(".gguf")
-            problem = _problem_with(path) or self._load_errors.get(model_id, "")
+            problem = _problem_with(path) or self._load_errors.get(_file_identity(path), "")
             size = path.stat().st_size if path.exists() else 0
             models.append(
                 ModelInfo(
@@ -251,6 +251,7 @@ class LlamaCppEngine:
                 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
             except ImportError as exc:
                 raise EngineError(ENGINE_UNAVAILABLE, str(exc)) from exc
+            identity = _file_identity(Path(info.path))
             try:
                 llama = llama_cpp.Llama(
                     model_path=info.path,
@@ -259,19 +260,19 @@ class LlamaCppEngine:
                     n_threads_batch=self.threads,
                     verbose=False,
                 )
-            except (ValueError, RuntimeError) as exc:
+                template = llama.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
+                formatter = Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=_token_text(llama, llama.token_eos()),
+                    bos_token=_token_text(llama, llama.token_bos()),
+                )
+            except Exception as exc:  # a bad file or a bad template inside it: tell the admin
                 message = f"llama.cpp could not load {info.path}: {exc}"
-                self._load_errors[model_id] = message
+                # Kept per file version: the same file is not retried, a replaced one is.
+                self._load_errors[identity] = message
                 log.error(message)
                 raise EngineError(MODEL_UNREADABLE, message) from exc
-            self._load_errors.pop(model_id, None)
-            template = llama.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
             vocab = llama._model.vocab
-            formatter = Jinja2ChatFormatter(
-                template=template,
-                eos_token=_token_text(llama, llama.token_eos()),
-                bos_token=_token_text(llama, llama.token_bos()),
-            )
             loaded = _LoadedModel(llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token))
             self._loaded[model_id] = loaded
             self._evict_beyond_limit()
@@ -286,6 +287,14 @@ class LlamaCppEngine:
                 model.closed = True
                 model.llama.close()
                 model.lock.release()
+
+
+def _file_identity(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def _token_text(llama, token: int) -> str:
