@@ -31,12 +31,16 @@ def init_app(app: Flask) -> None:
     @click.option("--password", envvar="ADMIN_PASSWORD", help="Read from the prompt when absent.")
     def create_admin(username: str, password: str | None) -> None:
         """Create an admin account, or make an existing account admin."""
+        import re
+
         import sqlalchemy as sa
 
-        from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, create_user
+        from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, create_user
         from app.extensions import db
         from app.models import User
 
+        if not (3 <= len(username) <= 64 and re.match(USERNAME_PATTERN, username)):
+            raise click.ClickException("A username has 3 to 64 letters, digits, dots, dashes or underscores.")
         existing = db.session.scalar(sa.select(User).where(User.username == username))
         if existing is not None:
             existing.is_admin = True

@@ -130,3 +130,21 @@ def test_create_admin_command_refuses_a_short_password(app):
     result = app.test_cli_runner().invoke(args=["create-admin", "root", "--password", "short"])
     assert result.exit_code != 0
     assert "12 to 128 characters" in result.output
+
+
+def test_create_admin_command_refuses_a_username_the_form_would_refuse(app):
+    result = app.test_cli_runner().invoke(args=["create-admin", "bad name!", "--password", PASSWORD])
+    assert result.exit_code != 0
+    assert "3 to 64 letters" in result.output
+
+
+def test_every_state_changing_route_requires_the_csrf_token(app, client, auth):
+    auth.register()
+    app.config["WTF_CSRF_ENABLED"] = True
+    posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
+    assert len(posts) >= 9
+    for rule in posts:
+        url = rule.rule.replace("<int:conversation_id>", "1").replace("<int:message_id>", "1")
+        response = client.post(url, data={}, headers={"Accept": "application/json"})
+        assert response.status_code == 400, rule.rule
+        assert "session has expired" in response.json["error"], rule.rule
