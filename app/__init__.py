@@ -28,7 +28,7 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from app import database, i18n
+    from app import database, i18n  # noqa: F401  (database: its SQLite pragmas apply on every connection)
     from app.extensions import babel, csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -36,7 +36,6 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
     login_manager.init_app(app)
-    database.init_app(app)
     i18n.init_app(app)
 
 

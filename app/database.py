@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
@@ -19,10 +18,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
-
-
-def init_app(app: Flask) -> None:
-    pass
 
 
 def sweep_unfinished_answers() -> int:

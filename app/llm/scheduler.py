@@ -119,15 +119,6 @@ class Scheduler:
             self._cond.notify_all()
         return True
 
-    def cancel_all(self, outcome: Outcome) -> list[Job]:
-        with self._cond:
-            jobs = list(self._jobs.values())
-        for job in jobs:
-            job.cancel(outcome)
-        with self._cond:
-            self._cond.notify_all()
-        return jobs
-
     def is_active(self, key: int) -> bool:
         with self._cond:
             return key in self._jobs
@@ -136,10 +127,6 @@ class Scheduler:
         """Generations waiting or running."""
         with self._cond:
             return len(self._jobs)
-
-    def queue_length(self) -> int:
-        with self._cond:
-            return len(self._waiting)
 
     # -- the worker --------------------------------------------------------------------------
     def _run(self, job: Job) -> None:
