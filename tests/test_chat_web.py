@@ -382,3 +382,13 @@ def test_a_failed_answer_and_its_question_are_not_shown_to_the_model_again(signe
     roles = [m.role for m in engine.requests[-1]]
     assert roles == ["user", "assistant", "user"], "never two user turns in a row"
     assert engine.requests[-1][-1].content == "Troisième"
+
+
+def test_plain_forms_without_javascript_create_and_rename_a_conversation(signed_in):
+    created = signed_in.post("/conversations", data={"model": "other"})
+    assert created.status_code == 302 and created.headers["Location"].startswith("/c/")
+    conversation_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    renamed = signed_in.post(f"/conversations/{conversation_id}/rename", data={"title": "Par formulaire"})
+    assert renamed.status_code == 302
+    listed = signed_in.get("/conversations").json["conversations"][0]
+    assert (listed["title"], listed["model"]) == ("Par formulaire", "other")

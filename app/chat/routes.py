@@ -25,7 +25,7 @@ from app.llm.types import GenerationOptions, Outcome
 
 def _field(name: str) -> str:
     data = request.get_json(silent=True) if request.is_json else request.form
-    value = data.get(name, "") if isinstance(data, dict) or data is request.form else ""
+    value = data.get(name, "") if isinstance(data, dict) else ""  # a form is a dict too
     return value if isinstance(value, str) else ""
 
 

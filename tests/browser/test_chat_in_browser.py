@@ -240,11 +240,15 @@ def test_enter_sends_and_shift_enter_adds_a_line(logged_in_page):
     assert len([p for p in posts if re.fullmatch(r"/conversations/\d+/messages", p)]) == 1, posts
 
 
-def test_model_output_is_rendered_as_markdown_without_running_html(logged_in_page):
-    page = logged_in_page
+def rendered(page, source: str) -> str:
+    """What the chat page's own renderer makes of model output."""
     new_chat(page)
-    html = page.evaluate(
-        "s => window.Markdown.render(s)",
+    return page.evaluate("s => window.Markdown.render(s)", source)
+
+
+def test_model_output_is_rendered_as_markdown_without_running_html(logged_in_page):
+    html = rendered(
+        logged_in_page,
         "**gras** <img src=x onerror=alert(1)><script>alert(2)</script> [x](javascript:alert(3))",
     )
     assert "<strong>gras</strong>" in html, html
@@ -253,10 +257,8 @@ def test_model_output_is_rendered_as_markdown_without_running_html(logged_in_pag
 
 
 def test_model_output_cannot_take_the_pages_look_or_names(logged_in_page):
-    page = logged_in_page
-    new_chat(page)
-    html = page.evaluate(
-        "s => window.Markdown.render(s)",
+    html = rendered(
+        logged_in_page,
         '<a href="/x" class="fixed inset-0 z-30" id="answer-template" name="n" data-state="x">lien</a>',
     )
     assert "lien" in html, html

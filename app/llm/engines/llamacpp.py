@@ -244,14 +244,16 @@ class LlamaCppEngine:
             info = next((m for m in self.list_models() if m.id == model_id), None)
             if info is None:
                 raise EngineError(MODEL_NOT_FOUND, model_id)
-            if _problem_with(Path(info.path)):
-                raise EngineError(MODEL_UNREADABLE, _problem_with(Path(info.path)))
+            problem = _problem_with(Path(info.path))
+            if problem:
+                raise EngineError(MODEL_UNREADABLE, problem)
             try:
                 import llama_cpp
                 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
             except ImportError as exc:
                 raise EngineError(ENGINE_UNAVAILABLE, str(exc)) from exc
             identity = _file_identity(Path(info.path))
+            llama = None
             try:
                 llama = llama_cpp.Llama(
                     model_path=info.path,
@@ -267,6 +269,8 @@ class LlamaCppEngine:
                     bos_token=_token_text(llama, llama.token_bos()),
                 )
             except Exception as exc:  # a bad file or a bad template inside it: tell the admin
+                if llama is not None:  # loaded, but its template is unusable: free its memory
+                    llama.close()
                 message = f"llama.cpp could not load {info.path}: {exc}"
                 # Kept per file version: the same file is not retried, a replaced one is.
                 self._load_errors[identity] = message
