@@ -59,6 +59,19 @@ class Config:
     # (benchmarks, tests); no seed draws a new one per answer.
     GENERATION_TEMPERATURE = float(os.environ.get("GENERATION_TEMPERATURE", "0.7"))
     GENERATION_SEED = _int("GENERATION_SEED", -1)
+    # Ollama hosts, comma-separated; empty for none. Their models join the embedded ones.
+    OLLAMA_HOSTS = [
+        h.strip() for h in os.environ.get("OLLAMA_HOSTS", "http://127.0.0.1:11434").split(",") if h.strip()
+    ]
+    # Seconds: to connect; for a loaded model's first token; for a model to load (minutes on
+    # a CPU is normal); of silence once an answer has begun. Past each, the user is told why.
+    OLLAMA_CONNECT_TIMEOUT = float(os.environ.get("OLLAMA_CONNECT_TIMEOUT", "3"))
+    OLLAMA_FIRST_TOKEN_TIMEOUT = float(os.environ.get("OLLAMA_FIRST_TOKEN_TIMEOUT", "120"))
+    OLLAMA_LOAD_TIMEOUT = float(os.environ.get("OLLAMA_LOAD_TIMEOUT", "600"))
+    OLLAMA_STALL_TIMEOUT = float(os.environ.get("OLLAMA_STALL_TIMEOUT", "60"))
+    # How long Ollama keeps a model in memory after an answer (its own default is 5m; a
+    # reload costs minutes on a CPU). Sent with every request.
+    OLLAMA_KEEP_ALIVE = os.environ.get("OLLAMA_KEEP_ALIVE", "30m")
     # How many answers may stream at once; waitress threads and connections derive from it.
     MAX_STREAMS = _int("MAX_STREAMS", 16)
     HOST = os.environ.get("HOST", "127.0.0.1")
@@ -89,3 +102,4 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = False
     BABEL_DEFAULT_LOCALE = "en"
     PARTIAL_SAVE_SECONDS = 0.05
+    OLLAMA_HOSTS: list[str] = []  # tests start their own Ollama stand-in when they need one

@@ -22,8 +22,9 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
     register_commands(app)
     register_security(app)
     from app import llm
+    from app.admin.services import load_preferences
 
-    llm.init_app(app, llm_services)
+    llm.init_app(app, llm_services, preferences=load_preferences)
     return app
 
 

@@ -34,6 +34,8 @@ class Conversation(db.Model):
     title: Mapped[str] = mapped_column(sa.String(200), default="")
     model: Mapped[str] = mapped_column(sa.String(200))
     system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    # Let a reasoning model think first: None follows the admin's default for the model.
+    think: Mapped[bool | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -64,3 +66,26 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class ModelSetting(db.Model):
+    """The admin's choices for one model; None means the configured default applies."""
+
+    model_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    temperature: Mapped[float | None]
+    top_k: Mapped[int | None]
+    top_p: Mapped[float | None]
+    context: Mapped[int | None]  # tokens; load-time: the admin's alone
+    threads: Mapped[int | None]  # load-time: the admin's alone
+    max_tokens: Mapped[int | None]
+    think: Mapped[bool | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SiteSetting(db.Model):
+    """Settings the admin changes while the server runs (the default model)."""
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text, default="")

@@ -9,13 +9,29 @@ import flask_migrate
 import pytest
 
 from app import create_app
+from app.admin.services import load_preferences
 from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
 from config import TestConfig
 from tests.fakes import ScriptedEngine
+from tests.ollama_server import OllamaStandIn
 
 PASSWORD = "a long enough password"
+
+
+@pytest.fixture(scope="session")
+def ollama_host():
+    """One Ollama stand-in for the whole run (its embedded model loads once)."""
+    with OllamaStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def standin(ollama_host) -> OllamaStandIn:
+    """The stand-in with its defaults back: both models, no failure switched on, nothing loaded."""
+    ollama_host.reset()
+    return ollama_host
 
 
 @pytest.fixture
@@ -29,7 +45,7 @@ def app(tmp_path: Path, engine: ScriptedEngine):
         SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'test.sqlite3'}"
         MODELS_DIR = tmp_path / "models"
 
-    catalogue = Catalogue([engine], default_model="tiny")
+    catalogue = Catalogue([engine], default_model="tiny", preferences=load_preferences)
     app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
         flask_migrate.upgrade()  # the schema comes from the migrations, as in production

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.llm.types import EngineError, Final, GenerationStats, ModelInfo, Phase, Text
+from app.llm.types import EngineError, EngineStatus, Final, GenerationStats, ModelInfo, Phase, Text
 
 
 class ScriptedEngine:
@@ -22,17 +22,29 @@ class ScriptedEngine:
         self.delay = delay
         self.model_ids = model_ids
         self.fail_with: str | None = None
+        self.thinking_models: set[str] = set()
         self.requests: list = []
+        self.options: list = []  # the GenerationOptions of every request
         self.started = threading.Event()
 
     def list_models(self) -> list[ModelInfo]:
-        return [ModelInfo(id=m, engine=self.name, name=m.title()) for m in self.model_ids]
+        return [
+            ModelInfo(id=m, engine=self.name, name=m.title(), thinking=m in self.thinking_models)
+            for m in self.model_ids
+        ]
 
     def is_loaded(self, model_id: str) -> bool:
         return True
 
+    def unload(self, model_id: str) -> bool:
+        return False
+
+    def status(self) -> EngineStatus:
+        return EngineStatus(self.name, True)
+
     def stream_chat(self, model_id, messages, options, cancel):
         self.requests.append(messages)
+        self.options.append(options)
         self.started.set()
         if self.fail_with:
             raise EngineError(self.fail_with, "scripted failure")

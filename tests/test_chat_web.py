@@ -357,10 +357,10 @@ def test_a_database_failure_while_streaming_is_recorded_as_an_error(app, signed_
     slow_answer(engine, 30)
     real_save = stream_module.save_answer
 
-    def failing_partial_save(message_id, content, state, *args):
+    def failing_partial_save(message_id, content, state, *args, **kwargs):
         if state == "generating":
             raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
-        return real_save(message_id, content, state, *args)
+        return real_save(message_id, content, state, *args, **kwargs)
 
     monkeypatch.setattr(stream_module, "save_answer", failing_partial_save)
     conversation_id = new_conversation(signed_in)

@@ -49,7 +49,7 @@ def test_admin_sees_every_model_and_why_one_is_unusable(app, signed_in, engine):
     )
     engine.list_models = lambda: [ModelInfo(id="tiny", engine="scripted", name="Tiny"), broken]
     page = signed_in.get("/admin/models").get_data(as_text=True)
-    assert "Tiny" in page and "Ready" in page
+    assert "Tiny" in page and "Offered" in page
     assert "not a GGUF file: /m/broken.gguf" in page
 
 

@@ -1,13 +1,15 @@
-"""The admin's pages."""
+"""The admin's pages: which models users get, and with which settings."""
 
 from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, render_template
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.admin import bp
+from app.admin import bp, services
+from app.admin.forms import ModelSettingsForm
 from app.llm import services as llm
 
 
@@ -21,15 +23,88 @@ def admin_only(view):
     return wrapped
 
 
+def _back():
+    return redirect(url_for("admin.models"))
+
+
 @bp.get("/models")
 @admin_only
 def models():
-    """Every model found, whether it can be used, and why not."""
+    """Every model of every engine, what it is, whether users get it, and the engines' state."""
     catalogue = llm().catalogue
+    entries = catalogue.entries()
+    found = {entry.id for entry in entries}
     default = catalogue.default()
     return render_template(
         "admin/models.html",
-        models=catalogue.models(),
+        entries=entries,
+        statuses=catalogue.statuses(),
+        # Set up once, now gone from every engine: its conversations stay readable.
+        missing=[model_id for model_id in services.configured_models() if model_id not in found],
         default_id=default.id if default else None,
-        configured_default=catalogue.default_model,
+        wanted_default=services.load_preferences().default_model or catalogue.default_model,
     )
+
+
+@bp.route("/models/settings", methods=["GET", "POST"])
+@admin_only
+def model_settings():
+    """One model's settings: offered or not, system prompt, sampling, context, threads, thinking."""
+    model_id = request.values.get("model", "")
+    entry = llm().catalogue.entry(model_id)
+    if entry is None and model_id not in services.configured_models():
+        abort(404)
+    prefs = entry.prefs if entry else services.load_preferences().models[model_id]
+    form = ModelSettingsForm() if request.method == "POST" else ModelSettingsForm.for_entry(model_id, prefs)
+    if form.validate_on_submit():
+        if form.model.data != model_id:
+            abort(400)
+        services.save_model_settings(model_id, **form.preferences())
+        flash(_("Settings of “%(model)s” saved: they apply to the next message.", model=model_id))
+        return _back()
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/model_settings.html", form=form, entry=entry, model_id=model_id), status
+
+
+@bp.post("/models/default")
+@admin_only
+def set_default():
+    """The model a new conversation gets."""
+    entry = llm().catalogue.entry(request.form.get("model", ""))
+    if entry is None or not entry.offered:
+        flash(_("Only a model offered to users can be the default."), "error")
+    else:
+        services.set_default_model(entry.id)
+        flash(_("“%(model)s” is now the default model.", model=entry.id))
+    return _back()
+
+
+@bp.post("/models/enabled")
+@admin_only
+def set_enabled():
+    """Offer a model to users, or stop offering it (its conversations stay readable)."""
+    model_id = request.form.get("model", "")
+    if llm().catalogue.entry(model_id) is None and model_id not in services.configured_models():
+        abort(404)
+    enabled = request.form.get("enabled") == "1"
+    services.set_enabled(model_id, enabled)
+    if enabled:
+        flash(_("“%(model)s” is offered to users again.", model=model_id))
+    else:
+        flash(_("“%(model)s” is no longer offered to users.", model=model_id))
+    return _back()
+
+
+@bp.post("/models/unload")
+@admin_only
+def unload():
+    """Free a loaded model's memory now; the next message that needs it loads it again."""
+    model_id = request.form.get("model", "")
+    if llm().catalogue.unload(model_id):
+        flash(_("“%(model)s” was unloaded.", model=model_id))
+    else:
+        message = _(
+            "“%(model)s” could not be unloaded: it is not loaded, or it is answering.", model=model_id
+        )
+        flash(message, "error")
+    return _back()

@@ -29,15 +29,22 @@ def _field(name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+THINK_VALUES = {"on": True, "off": False, "": None, "default": None}
+
+
 def _page(conversation=None):
     catalogue = llm().catalogue
+    offered = catalogue.offered()
     default = catalogue.default()
+    selected = conversation.model if conversation else (default.id if default else "")
     return render_template(
         "chat/index.html",
         conversation=conversation,
         conversations=services.conversations_of(current_user),
-        models=catalogue.usable(),
-        selected_model=conversation.model if conversation else (default.id if default else ""),
+        models=offered,
+        selected_model=selected,
+        # A conversation keeps its model: one no longer offered is shown, marked unavailable.
+        model_unavailable=bool(conversation) and all(e.id != selected for e in offered),
     )
 
 
@@ -60,7 +67,10 @@ def models():
     default = catalogue.default()
     return jsonify(
         default=default.id if default else None,
-        models=[{"id": m.id, "name": m.name, "engine": m.engine} for m in catalogue.usable()],
+        models=[
+            {"id": e.id, "name": e.info.name, "engine": e.info.engine, "thinking": e.info.thinking}
+            for e in catalogue.offered()
+        ],
     )
 
 
@@ -72,9 +82,15 @@ def list_conversations():
     )
 
 
-def _usable_model(model_id: str) -> str | None:
-    usable = {m.id for m in llm().catalogue.usable()}
-    return model_id if model_id in usable else None
+def _offered(model_id: str):
+    """The model's catalogue entry when users may pick it, else None."""
+    entry = llm().catalogue.entry(model_id)
+    return entry if entry and entry.offered else None
+
+
+def _think_field():
+    """The user's thinking choice: True, False, None (the model's default); KeyError if invalid."""
+    return THINK_VALUES[_field("think")]
 
 
 def _model_unavailable(model_id: str, status: int):
@@ -88,9 +104,11 @@ def create_conversation():
     model_id = _field("model") or (default.id if default else "")
     if default is None:
         return render_error(409, _("No usable model is installed on this server."))
-    if not _usable_model(model_id):
+    if not _offered(model_id):
         return _model_unavailable(model_id, 409)
-    conversation = services.create_conversation(current_user, model_id)
+    if _field("think") not in THINK_VALUES:
+        return render_error(400, _("Thinking is either on or off."))
+    conversation = services.create_conversation(current_user, model_id, _think_field())
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
         return jsonify(id=conversation.id, url=url, model=model_id), 201
@@ -117,7 +135,8 @@ def send_message(conversation_id: int):
         return render_error(400, _("Write a message first."))
     if len(content) > limit:
         return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
-    if not _usable_model(conversation.model):
+    entry = _offered(conversation.model)
+    if entry is None:
         return _model_unavailable(conversation.model, 409)
     if llm().scheduler.active() >= current_app.config["MAX_STREAMS"]:
         # Every stream holds a server thread: beyond the bound, pages would wait for threads.
@@ -127,8 +146,11 @@ def send_message(conversation_id: int):
         response[0].headers["Retry-After"] = "30"
         return response
     user_id, detailed_errors = current_user.id, current_user.is_admin
+    options = llm().catalogue.options_for(entry, _generation_options(), think=conversation.think)
     try:
-        exchange = services.add_exchange(conversation, content, is_live=llm().scheduler.is_active)
+        exchange = services.add_exchange(
+            conversation, content, is_live=llm().scheduler.is_active, system_prompt=entry.prefs.system_prompt
+        )
     except services.Busy:
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
     # From here on only plain values: the transaction is over, and stays so while the model works.
@@ -137,7 +159,7 @@ def send_message(conversation_id: int):
         user_id=user_id,
         model_id=exchange.model,
         messages=exchange.prompt,
-        options=_generation_options(),
+        options=options,
     )
     stream = AnswerStream(
         llm().scheduler.submit(generation),
@@ -203,10 +225,22 @@ def delete(conversation_id: int):
 def change_model(conversation_id: int):
     """Switch the model that writes the next answers of a conversation."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    model_id = _usable_model(_field("model"))
-    if model_id is None:
+    entry = _offered(_field("model"))
+    if entry is None:
         return _model_unavailable(_field("model"), 400)
-    services.set_model(conversation, model_id)
+    services.set_model(conversation, entry.id)
+    if wants_json():
+        return jsonify(services.conversation_as_dict(conversation))
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id))
+
+
+@bp.post("/conversations/<int:conversation_id>/thinking")
+def change_thinking(conversation_id: int):
+    """Let a reasoning model think before answering in this conversation, or not."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    if _field("think") not in THINK_VALUES:
+        return render_error(400, _("Thinking is either on or off."))
+    services.set_thinking(conversation, _think_field())
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))
     return redirect(url_for("chat.conversation", conversation_id=conversation.id))

@@ -48,8 +48,8 @@ def conversations_of(user: User) -> list[Conversation]:
     )
 
 
-def create_conversation(user: User, model: str) -> Conversation:
-    conversation = Conversation(user_id=user.id, model=model)
+def create_conversation(user: User, model: str, think: bool | None = None) -> Conversation:
+    conversation = Conversation(user_id=user.id, model=model, think=think)
     db.session.add(conversation)
     db.session.commit()
     return conversation
@@ -62,6 +62,11 @@ def rename(conversation: Conversation, title: str) -> None:
 
 def set_model(conversation: Conversation, model_id: str) -> None:
     conversation.model = model_id
+    db.session.commit()
+
+
+def set_thinking(conversation: Conversation, think: bool | None) -> None:
+    conversation.think = think
     db.session.commit()
 
 
@@ -88,8 +93,12 @@ class Exchange:
     prompt: list[ChatMessage]
 
 
-def add_exchange(conversation: Conversation, content: str, is_live: Callable[[int], bool]) -> Exchange:
+def add_exchange(
+    conversation: Conversation, content: str, is_live: Callable[[int], bool], system_prompt: str = ""
+) -> Exchange:
     """Store the user's message and an empty answer marked generating, in one transaction.
+
+    `system_prompt` is the model's (the admin's), used when the conversation has none.
 
     `is_live(answer_id)` says whether an answer still has a generation behind it: one marked
     generating without one (its last save failed) is settled as interrupted, not left to block
@@ -106,7 +115,7 @@ def add_exchange(conversation: Conversation, content: str, is_live: Callable[[in
         raise Busy()
     for orphan in unfinished:
         orphan.state = Outcome.INTERRUPTED.value
-    prompt = prompt_for(conversation) + [ChatMessage("user", content)]
+    prompt = prompt_for(conversation, system_prompt) + [ChatMessage("user", content)]
     question = Message(conversation_id=conversation.id, role="user", content=content)
     answer = Message(
         conversation_id=conversation.id,
@@ -124,15 +133,16 @@ def add_exchange(conversation: Conversation, content: str, is_live: Callable[[in
     return exchange
 
 
-def prompt_for(conversation: Conversation) -> list[ChatMessage]:
+def prompt_for(conversation: Conversation, default_system_prompt: str = "") -> list[ChatMessage]:
     """The system prompt and every earlier exchange that got an answer, oldest first.
 
     A question whose answer failed or stayed empty is left out with it: many chat templates
     refuse two user turns in a row.
     """
     prompt = []
-    if conversation.system_prompt.strip():
-        prompt.append(ChatMessage("system", conversation.system_prompt))
+    system_prompt = conversation.system_prompt.strip() or default_system_prompt.strip()
+    if system_prompt:
+        prompt.append(ChatMessage("system", system_prompt))
     for message in conversation.messages:
         answered = message.content and message.state != Outcome.ERROR.value
         if message.role == "assistant" and not answered:
@@ -151,9 +161,10 @@ def save_answer(
     state: Outcome,
     error: str = "",
     stats: dict | None = None,
+    thinking: str = "",
 ) -> None:
     """Write an answer in its own short transaction (called every few seconds while it streams)."""
-    values: dict = {"content": content, "state": state.value, "error": error}
+    values: dict = {"content": content, "thinking": thinking, "state": state.value, "error": error}
     if stats is not None:
         values["stats"] = stats
     db.session.execute(sa.update(Message).where(Message.id == message_id).values(**values))
@@ -165,6 +176,7 @@ def message_as_dict(message: Message) -> dict:
         "id": message.id,
         "role": message.role,
         "content": message.content,
+        "thinking": message.thinking,
         "state": message.state,
         "model": message.model,
         "error": message.error,
@@ -178,5 +190,6 @@ def conversation_as_dict(conversation: Conversation) -> dict:
         "id": conversation.id,
         "title": conversation.title,
         "model": conversation.model,
+        "think": conversation.think,
         "updated_at": conversation.updated_at.isoformat() + "Z",
     }

@@ -19,14 +19,20 @@ from app.chat.services import save_answer
 from app.extensions import db
 from app.llm.scheduler import Failed, Finished, Job, Queued
 from app.llm.types import (
+    ENGINE_BUSY,
     ENGINE_UNAVAILABLE,
+    ENGINE_UNREACHABLE,
+    FIRST_TOKEN_TIMEOUT,
+    LOAD_TIMEOUT,
     MODEL_NOT_FOUND,
     MODEL_UNREADABLE,
     PROMPT_TOO_LONG,
+    STALLED,
     EngineError,
     Outcome,
     Phase,
     Text,
+    Thinking,
     Trimmed,
 )
 
@@ -56,6 +62,27 @@ def error_message(error: EngineError, model: str, detailed: bool) -> str:
         ENGINE_UNAVAILABLE: _("The model engine is not installed on this server."),
         PROMPT_TOO_LONG: _(
             "This message is too long for the model's context window. Shorten it or start a new conversation."
+        ),
+        ENGINE_UNREACHABLE: _(
+            "The model server cannot be reached right now. Try again in a moment, or pick another model."
+        ),
+        ENGINE_BUSY: _("The model server is busy with other requests. Try again in a minute."),
+        LOAD_TIMEOUT: _(
+            "The model “%(model)s” did not finish loading within %(seconds)s seconds. Try again later, "
+            "or pick a smaller model.",
+            model=model,
+            seconds=error.values.get("seconds", "?"),
+        ),
+        FIRST_TOKEN_TIMEOUT: _(
+            "The model “%(model)s” did not start answering within %(seconds)s seconds. Try again, "
+            "perhaps with a shorter message.",
+            model=model,
+            seconds=error.values.get("seconds", "?"),
+        ),
+        STALLED: _(
+            "The model stopped sending its answer (nothing for %(seconds)s seconds). What it wrote is "
+            "kept; try again.",
+            seconds=error.values.get("seconds", "?"),
         ),
     }
     text = messages.get(error.code, _("The model failed while answering. Please try again."))
@@ -91,6 +118,7 @@ class AnswerStream:
         self.ping_every = ping_every
         self.detailed_errors = detailed_errors
         self.parts: list[str] = []
+        self.thinking: list[str] = []
         self.outcome = Outcome.DISCONNECTED  # unless the stream ends otherwise
         self.error = ""
         self.stats: dict = {}
@@ -117,9 +145,10 @@ class AnswerStream:
                 if chunk:
                     last_sent = now
                     yield chunk
-                if len(self.parts) != saved_length and now - last_saved >= self.save_every:
-                    save_answer(self.message_id, "".join(self.parts), Outcome.GENERATING)
-                    saved_length, last_saved = len(self.parts), now
+                written = len(self.parts) + len(self.thinking)
+                if written != saved_length and now - last_saved >= self.save_every:
+                    self._save(Outcome.GENERATING)
+                    saved_length, last_saved = written, now
         except Exception:
             # A failure of ours (the database, most likely) is an error, not a closed tab.
             self.outcome, self.error = Outcome.ERROR, _("The answer could not be saved. Please try again.")
@@ -134,12 +163,17 @@ class AnswerStream:
         """The last save, tried twice: a failed partial save may have left the session unusable."""
         for attempt in (1, 2):
             try:
-                save_answer(self.message_id, "".join(self.parts), self.outcome, self.error, self.stats)
+                self._save(self.outcome, self.error, self.stats)
                 return
             except SQLAlchemyError:
                 db.session.rollback()
                 if attempt == 2:
                     log.exception("answer %s could not be saved", self.message_id)
+
+    def _save(self, outcome: Outcome, error: str = "", stats: dict | None = None) -> None:
+        save_answer(
+            self.message_id, "".join(self.parts), outcome, error, stats, thinking="".join(self.thinking)
+        )
 
     def job_running(self) -> bool:
         return self.end is None
@@ -157,6 +191,9 @@ class AnswerStream:
         if isinstance(event, Text):
             self.parts.append(event.text)
             return frame("token", {"text": event.text})
+        if isinstance(event, Thinking):
+            self.thinking.append(event.text)
+            return frame("thinking", {"text": event.text})
         if isinstance(event, Queued):
             return frame("status", {"phase": "queued", "position": event.position})
         if isinstance(event, Phase):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from app.llm.catalogue import Catalogue
+from app.llm.catalogue import Catalogue, Preferences
+from app.llm.engines.base import Engine
 from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
+from app.llm.engines.ollama import OllamaEngine
 from app.llm.scheduler import Scheduler
 
 
@@ -17,19 +20,35 @@ class LLMServices:
     scheduler: Scheduler
 
 
-def init_app(app: Flask, services: LLMServices | None = None) -> None:
-    """Build the engines from configuration; tests may hand in their own services."""
+def init_app(
+    app: Flask, services: LLMServices | None = None, preferences: Callable[[], Preferences] = Preferences
+) -> None:
+    """Build the engines from configuration; tests may hand in their own services.
+
+    `preferences` reads the admin's choices (from the database) each time they are needed.
+    """
     if services is None:
-        engine = LlamaCppEngine(
-            models_dir=app.config["MODELS_DIR"],
-            threads=app.config["LLAMA_THREADS"],
-            context=app.config["LLAMA_CONTEXT"],
+        config = app.config
+        embedded = LlamaCppEngine(
+            models_dir=config["MODELS_DIR"], threads=config["LLAMA_THREADS"], context=config["LLAMA_CONTEXT"]
         )
-        catalogue = Catalogue([engine], app.config["DEFAULT_MODEL"])
+        engines: list[Engine] = [embedded] + [ollama_engine(host, config) for host in config["OLLAMA_HOSTS"]]
+        catalogue = Catalogue(engines, config["DEFAULT_MODEL"], preferences)
         # The machine's cores are one budget: as many generations at once as fit in it.
-        slots = max(1, machine_cores() // engine.threads)
+        slots = max(1, machine_cores() // embedded.threads)
         services = LLMServices(catalogue, Scheduler(catalogue, slots=slots))
     app.extensions["llm"] = services
+
+
+def ollama_engine(host: str, config) -> OllamaEngine:
+    return OllamaEngine(
+        host,
+        connect_timeout=config["OLLAMA_CONNECT_TIMEOUT"],
+        first_token_timeout=config["OLLAMA_FIRST_TOKEN_TIMEOUT"],
+        stall_timeout=config["OLLAMA_STALL_TIMEOUT"],
+        load_timeout=config["OLLAMA_LOAD_TIMEOUT"],
+        keep_alive=config["OLLAMA_KEEP_ALIVE"],
+    )
 
 
 def services() -> LLMServices:

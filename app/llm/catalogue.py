@@ -1,21 +1,85 @@
-"""Every model of every engine, and which one a new conversation gets."""
+"""Every model of every engine, merged with the admin's choices.
+
+The admin's choices (enabled, default, per-model options) live in the database; the catalogue
+receives them through a callable, read anew on every use, so a change applies to the very
+next message without a restart.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
 from app.llm.engines.base import Engine
-from app.llm.types import ModelInfo
+from app.llm.types import EngineStatus, GenerationOptions, ModelInfo
+
+
+@dataclass(frozen=True)
+class ModelPreferences:
+    """The admin's settings for one model; None keeps the configured default."""
+
+    enabled: bool = True
+    system_prompt: str = ""
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    context: int | None = None  # load-time: the admin's alone
+    threads: int | None = None  # load-time: the admin's alone
+    max_tokens: int | None = None
+    think: bool | None = None
+
+
+@dataclass(frozen=True)
+class Preferences:
+    default_model: str = ""  # the admin's choice; empty = the configured one
+    models: dict[str, ModelPreferences] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A model as the catalogue offers it: what its engine says, and what the admin chose."""
+
+    info: ModelInfo
+    prefs: ModelPreferences
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def offered(self) -> bool:
+        """Users may pick it: it works and the admin has not disabled it."""
+        return self.info.usable and self.prefs.enabled
 
 
 class Catalogue:
-    def __init__(self, engines: list[Engine], default_model: str) -> None:
+    def __init__(
+        self,
+        engines: list[Engine],
+        default_model: str,
+        preferences: Callable[[], Preferences] = Preferences,
+    ) -> None:
         self.engines = engines
-        self.default_model = default_model
+        self.default_model = default_model  # from configuration
+        self.preferences = preferences
 
-    def models(self) -> list[ModelInfo]:
-        return [model for engine in self.engines for model in engine.list_models()]
+    def entries(self) -> list[Entry]:
+        """Every model found, in engine order. A name on two engines is served by the first."""
+        prefs = self.preferences().models
+        seen: set[str] = set()
+        found = []
+        for engine in self.engines:
+            for model in engine.list_models():
+                if model.id not in seen:
+                    seen.add(model.id)
+                    found.append(Entry(model, prefs.get(model.id, ModelPreferences())))
+        return found
 
-    def usable(self) -> list[ModelInfo]:
-        return [model for model in self.models() if model.usable]
+    def offered(self) -> list[Entry]:
+        return [entry for entry in self.entries() if entry.offered]
+
+    def entry(self, model_id: str) -> Entry | None:
+        return next((entry for entry in self.entries() if entry.id == model_id), None)
 
     def find(self, model_id: str) -> tuple[Engine, ModelInfo] | None:
         for engine in self.engines:
@@ -24,8 +88,39 @@ class Catalogue:
                     return engine, model
         return None
 
-    def default(self) -> ModelInfo | None:
-        """The configured default when usable, else the first usable model."""
-        usable = self.usable()
-        preferred = [m for m in usable if m.id == self.default_model]
-        return (preferred or usable or [None])[0]
+    def default(self) -> Entry | None:
+        """The admin's default, else the configured one, else the first model offered."""
+        offered = self.offered()
+        for wanted in (self.preferences().default_model, self.default_model):
+            chosen = next((entry for entry in offered if entry.id == wanted), None)
+            if chosen:
+                return chosen
+        return offered[0] if offered else None
+
+    def statuses(self) -> list[EngineStatus]:
+        return [engine.status() for engine in self.engines]
+
+    def unload(self, model_id: str) -> bool:
+        found = self.find(model_id)
+        return found[0].unload(model_id) if found else False
+
+    def options_for(
+        self, entry: Entry, base: GenerationOptions, think: bool | None = None
+    ) -> GenerationOptions:
+        """The configured options, overridden by the admin's for this model, then the user's
+        thinking choice. Load-time options come from the admin only."""
+        prefs = entry.prefs
+        return replace(
+            base,
+            temperature=_either(prefs.temperature, base.temperature),
+            top_k=_either(prefs.top_k, base.top_k),
+            top_p=_either(prefs.top_p, base.top_p),
+            max_tokens=_either(prefs.max_tokens, base.max_tokens),
+            context=prefs.context,
+            threads=prefs.threads,
+            think=_either(think, prefs.think),
+        )
+
+
+def _either(chosen, fallback):
+    return fallback if chosen is None else chosen

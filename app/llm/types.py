@@ -22,17 +22,34 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    id: str  # what a conversation stores and the user picks, e.g. "SmolLM2-135M-Instruct.Q4_1"
-    engine: str  # "llama.cpp", later "ollama@host"
+    id: str  # what a conversation stores and the user picks: "SmolLM2-135M-Instruct.Q4_1", "phi3:mini"
+    engine: str  # "llama.cpp" or "ollama@host:port"
     name: str  # shown in the UI
-    size_bytes: int = 0
+    size_bytes: int = 0  # on disk
     path: str = ""  # the GGUF file, for embedded models
-    source: str = ""  # where it was found: a package name or the models folder
+    source: str = ""  # where it was found: a package name, the models folder, an Ollama host
     problem: str = ""  # why it cannot be used (missing, unreadable); empty when usable
+    family: str = ""  # llama, qwen2, gemma3...
+    parameters: str = ""  # "135M", "3.8B"
+    quantization: str = ""  # Q4_1, Q4_K_M...
+    context_length: int = 0  # what the model was trained for; 0 when unknown
+    thinking: bool = False  # a reasoning model: it can think before answering
+    loaded: bool = False
+    memory_bytes: int = 0  # held while loaded (weights and context); 0 when not loaded
 
     @property
     def usable(self) -> bool:
         return not self.problem
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Whether an engine answers, for the admin; `detail` says why not."""
+
+    engine: str
+    reachable: bool
+    version: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,12 +66,18 @@ class GenerationOptions:
     top_k: int = 40
     repeat_penalty: float = 1.1
     seed: int | None = None
+    # Load-time options, the admin's per model: an engine reloads a model when they change,
+    # so they come from one place only. None = the engine's own setting.
+    context: int | None = None
+    threads: int | None = None
+    # Let a reasoning model think first (Ollama's `think`); None = the model's own habit.
+    think: bool | None = None
 
 
-# What an engine's stream yields, in order: Phase* Trimmed? (Phase|Text)* Final.
+# What an engine's stream yields, in order: Phase* Trimmed? (Phase|Thinking|Text)* Final.
 @dataclass(frozen=True)
 class Phase:
-    name: str  # loading | prompt | answering
+    name: str  # loading | prompt | thinking | answering
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,15 @@ class Trimmed:
 
 @dataclass(frozen=True)
 class Text:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A piece of a reasoning model's thinking, kept apart from the answer."""
+
     text: str
 
 
@@ -74,14 +106,18 @@ class GenerationStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     load_seconds: float = 0.0  # loading the model for this answer; 0 when it was loaded
-    first_token_seconds: float = 0.0  # from the engine's start to the first answer text
+    first_token_seconds: float = 0.0  # from the engine's start to the first text, thinking or answer
+    first_answer_seconds: float = 0.0  # to the first answer text (after any thinking)
     total_seconds: float = 0.0
     tokens_per_second: float = 0.0  # decoding speed, first token to last
+    thinking_tokens: int = 0  # part of completion_tokens
     finish_reason: str = ""  # stop | length | cancelled
     dropped_messages: int = 0
     threads: int = 0
     context_window: int = 0
-    extra: dict = field(default_factory=dict)
+    engine: str = ""
+    # The engine's own figures, as it reported them (Ollama's final chunk, in nanoseconds).
+    engine_timings: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,16 +128,17 @@ class Final:
     stats: GenerationStats
 
 
-Chunk = Phase | Trimmed | Text | Final
+Chunk = Phase | Trimmed | Thinking | Text | Final
 
 
 class EngineError(Exception):
     """A failure the user is told about; `code` picks the translated message."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", **values) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
-        self.detail = detail
+        self.detail = detail  # technical, in English: for the log and the admin
+        self.values = values  # what the user's message needs (a host, a number of seconds)
 
 
 # The codes engines raise, so the web layer can word each one for the user.
@@ -110,3 +147,8 @@ MODEL_UNREADABLE = "model_unreadable"
 ENGINE_UNAVAILABLE = "engine_unavailable"
 PROMPT_TOO_LONG = "prompt_too_long"
 GENERATION_FAILED = "generation_failed"
+ENGINE_UNREACHABLE = "engine_unreachable"  # connection refused or timed out
+ENGINE_BUSY = "engine_busy"  # the engine's own queue is full (Ollama answers 503)
+LOAD_TIMEOUT = "load_timeout"
+FIRST_TOKEN_TIMEOUT = "first_token_timeout"
+STALLED = "stalled"  # the stream started, then went quiet

@@ -16,6 +16,8 @@
   const composerError = document.getElementById("composer-error");
   const modelSelect = document.getElementById("model");
   const modelForm = document.querySelector("[data-model-form]");
+  const thinkForm = document.querySelector("[data-think-form]");
+  const thinkBox = document.getElementById("think");
   let current = null; // the answer being streamed: { messageId, stopRequested }
 
   Markdown.renderStatic(messages);
@@ -111,10 +113,14 @@
 
   async function ensureConversation(firstMessage) {
     if (chat.dataset.conversationId) return chat.dataset.conversationId;
-    const conversation = await postJSON("/conversations", { model: modelSelect ? modelSelect.value : "" });
+    const conversation = await postJSON("/conversations", {
+      model: modelSelect ? modelSelect.value : "",
+      think: thinkForm.dataset.think, // empty unless the user chose: the model's default then
+    });
     chat.dataset.conversationId = conversation.id;
     history.replaceState(null, "", conversation.url);
     if (modelForm) modelForm.action = `/conversations/${conversation.id}/model`;
+    thinkForm.action = `/conversations/${conversation.id}/thinking`;
     const title = firstMessage.split(/\s+/).join(" ").slice(0, 60);
     document.querySelector("[data-conversation-title]").textContent = title;
     addToSidebar(conversation, title);
@@ -127,14 +133,38 @@
     show(status, Boolean(text));
   }
 
+  // A reasoning model's thinking: folded away from the answer, open to whoever wants to read it.
+  function appendThinking(answer, text) {
+    const block = answer.querySelector("[data-thinking-block]");
+    if (block.classList.contains("hidden")) {
+      show(block, true);
+      answer.querySelector("[data-thinking-summary]").textContent = i18n.thinking_now;
+      answer.dataset.thinkingSince = String(performance.now());
+    }
+    answer.querySelector("[data-thinking]").append(text);
+  }
+
+  function thinkingOver(answer, seconds) {
+    if (!answer.dataset.thinkingSince) return;
+    if (seconds === undefined) seconds = (performance.now() - Number(answer.dataset.thinkingSince)) / 1000;
+    answer.querySelector("[data-thinking-summary]").textContent = format(i18n.thought, { seconds: seconds.toFixed(1) });
+  }
+
   function finishAnswer(answer, state, stats) {
     answer.dataset.state = state;
     answer.querySelector("[data-state-label]").textContent = state === "complete" ? "" : i18n[state] || state;
+    if (stats && stats.first_answer_seconds > stats.first_token_seconds) {
+      thinkingOver(answer, stats.first_answer_seconds - stats.first_token_seconds);
+    }
     if (stats && stats.tokens_per_second) {
-      answer.querySelector("[data-speed]").textContent = format(i18n.speed, {
+      let speed = format(i18n.speed, {
         speed: stats.tokens_per_second.toFixed(1),
         seconds: stats.first_token_seconds.toFixed(2),
       });
+      if (stats.thinking_tokens && stats.first_answer_seconds) {
+        speed += ` · ${format(i18n.answer_after, { seconds: stats.first_answer_seconds.toFixed(1) })}`;
+      }
+      answer.querySelector("[data-speed]").textContent = speed;
     }
   }
 
@@ -184,10 +214,16 @@
     if (current.stopRequested) sendStop(answer);
     const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
     let ended = false;
+    let answered = false;
     try {
       for await (const { event, data } of readEvents(response.body)) {
         if (event === "token") {
+          if (!answered) thinkingOver(answer);
+          answered = true;
           view.append(data.text);
+          scrollToEnd(false);
+        } else if (event === "thinking") {
+          appendThinking(answer, data.text);
           scrollToEnd(false);
         } else if (event === "status") {
           const label = data.phase === "queued" ? format(i18n.queued, { position: data.position }) : i18n[data.phase];
@@ -272,8 +308,30 @@
   }
   prompt.addEventListener("input", autosize);
 
+  // The thinking switch shows for reasoning models only; unset, it follows the admin's default.
+  function syncThinking() {
+    const option = modelSelect && modelSelect.selectedOptions[0];
+    const capable = Boolean(option && option.dataset.thinking);
+    thinkForm.classList.toggle("hidden", !capable);
+    thinkForm.classList.toggle("flex", capable);
+    const chosen = thinkForm.dataset.think;
+    thinkBox.checked = chosen ? chosen === "on" : Boolean(option) && option.dataset.thinkDefault !== "0";
+  }
+  syncThinking();
+  thinkBox.addEventListener("change", async () => {
+    thinkForm.dataset.think = thinkBox.checked ? "on" : "off";
+    if (!chat.dataset.conversationId) return; // a new chat takes it when it starts
+    try {
+      await postJSON(thinkForm.action, { think: thinkForm.dataset.think });
+      showComposerError("");
+    } catch (error) {
+      showComposerError(error.message);
+    }
+  });
+
   if (modelSelect && modelForm) {
     modelSelect.addEventListener("change", async () => {
+      syncThinking();
       if (!chat.dataset.conversationId) return; // a new chat takes the model when it starts
       try {
         await postJSON(modelForm.action, { model: modelSelect.value });

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-from app.llm.types import ChatMessage, Chunk, GenerationOptions, ModelInfo
+from app.llm.types import ChatMessage, Chunk, EngineStatus, GenerationOptions, ModelInfo
 
 
 class Engine(Protocol):
@@ -17,6 +17,12 @@ class Engine(Protocol):
 
     def is_loaded(self, model_id: str) -> bool:
         """Whether the next answer with this model starts without a load."""
+
+    def unload(self, model_id: str) -> bool:
+        """Free the model's memory now; False when it was not loaded or is busy."""
+
+    def status(self) -> EngineStatus:
+        """Whether the engine works, its version, and why not."""
 
     def stream_chat(
         self,

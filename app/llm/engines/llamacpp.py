@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.llm.context import fit_to_window
+from app.llm.gguf import GGUFError, read_facts
+from app.llm.thinking import ThinkSplitter, note_first, prompt_opens_thinking
 from app.llm.types import (
     ENGINE_UNAVAILABLE,
     GENERATION_FAILED,
@@ -22,12 +24,12 @@ from app.llm.types import (
     ChatMessage,
     Chunk,
     EngineError,
+    EngineStatus,
     Final,
     GenerationOptions,
     GenerationStats,
     ModelInfo,
     Phase,
-    Text,
     Trimmed,
 )
 
@@ -74,13 +76,24 @@ def _problem_with(path: Path) -> str:
     return ""
 
 
+def human_count(n: int) -> str:
+    """135_000_000 -> "135M", 1_780_000_000 -> "1.8B": how parameter counts are usually named."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f}".removesuffix(".0") + suffix if value < 10 else f"{value:.0f}{suffix}"
+    return str(n) if n else ""
+
+
 class _LoadedModel:
     """A llama.cpp model and the lock that keeps it to one thread at a time."""
 
-    def __init__(self, llama, formatter, is_end) -> None:
+    def __init__(self, llama, formatter, is_end, context: int, threads: int) -> None:
         self.llama = llama
         self.formatter = formatter
         self.is_end = is_end  # token -> bool: end of turn (EOS, <|im_end|>, <end_of_turn>...)
+        self.context = context  # load-time settings: a change means a reload
+        self.threads = threads
         self.lock = threading.Lock()
         self.closed = False
 
@@ -105,23 +118,55 @@ class LlamaCppEngine:
         files = list(self._packaged)
         if self.models_dir.is_dir():
             files += [("models folder", p) for p in sorted(self.models_dir.glob("*.gguf"))]
-        models = []
-        for source, path in files:
-            model_id = path.name.removesuffix(".gguf")
-            problem = _problem_with(path) or self._load_errors.get(_file_identity(path), "")
-            size = path.stat().st_size if path.exists() else 0
-            models.append(
-                ModelInfo(
-                    id=model_id,
-                    engine=self.name,
-                    name=model_id,
-                    size_bytes=size,
-                    path=str(path),
-                    source=source,
-                    problem=problem,
-                )
-            )
-        return models
+        return [self._describe(source, path) for source, path in files]
+
+    def _describe(self, source: str, path: Path) -> ModelInfo:
+        model_id = path.name.removesuffix(".gguf")
+        problem = _problem_with(path) or self._load_errors.get(_file_identity(path), "")
+        facts = None
+        if not problem:
+            try:
+                facts = read_facts(path)  # the file's header only: cached, milliseconds
+            except GGUFError as exc:
+                problem = f"{exc}: {path}"
+        size = path.stat().st_size if path.exists() else 0
+        loaded = self._loaded.get(model_id)
+        return ModelInfo(
+            id=model_id,
+            engine=self.name,
+            name=model_id,
+            size_bytes=size,
+            path=str(path),
+            source=source,
+            problem=problem,
+            family=facts.architecture if facts else "",
+            parameters=human_count(facts.parameter_count) if facts else "",
+            quantization=facts.quantization if facts else "",
+            context_length=facts.context_length if facts else 0,
+            thinking=facts.supports_thinking if facts else False,
+            loaded=loaded is not None,
+            # Weights are mapped from the file; the context's cache comes on top.
+            memory_bytes=size + facts.kv_cache_bytes(loaded.context) if loaded and facts else 0,
+        )
+
+    def status(self) -> EngineStatus:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            return EngineStatus(self.name, False, detail=str(exc))
+        return EngineStatus(self.name, True, version=llama_cpp.__version__)
+
+    def unload(self, model_id: str) -> bool:
+        """Free a model's memory now; False when it is answering (it is freed later)."""
+        with self._lock:
+            model = self._loaded.get(model_id)
+            if model is None or not model.lock.acquire(blocking=False):
+                return False
+            try:
+                self._close(model_id, model)
+            finally:
+                model.lock.release()
+            return True
 
     def is_loaded(self, model_id: str) -> bool:
         return model_id in self._loaded
@@ -136,14 +181,20 @@ class LlamaCppEngine:
     ) -> Iterator[Chunk]:
         started = time.perf_counter()
         load_seconds = 0.0
+        settings = (options.context or self.context, options.threads or self.threads)
         while True:
             model = self._loaded.get(model_id)
             if model is None:
                 yield Phase("loading")
-                model = self._load(model_id)
+                model = self._load(model_id, *settings)
                 load_seconds = time.perf_counter() - started
             with model.lock:
                 if model.closed:  # evicted between the look-up and the lock: load it again
+                    continue
+                if (model.context, model.threads) != settings:
+                    # The admin changed the model's context size or threads: load it anew.
+                    with self._lock:
+                        self._close(model_id, model)
                     continue
                 with self._lock:
                     self._loaded.move_to_end(model_id)
@@ -169,10 +220,14 @@ class LlamaCppEngine:
             prompt_tokens=len(prompt),
             load_seconds=load_seconds,
             dropped_messages=window.dropped,
-            threads=self.threads,
+            threads=model.threads,
             context_window=llama.n_ctx(),
             finish_reason="length",
+            engine=self.name,
         )
+        # DeepSeek-R1 distills: the template opens <think> itself, the model only closes it.
+        tail_text = llama.detokenize(prompt[-4:], special=True).decode("utf-8", errors="replace")
+        splitter = ThinkSplitter(starts_thinking=prompt_opens_thinking(tail_text))
         yield Phase("prompt")
         if options.seed is not None:
             # A seed asks for a repeatable answer. Reusing the cached prefix of the previous
@@ -185,7 +240,6 @@ class LlamaCppEngine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         first_at = last_at = 0.0
         tokens_before_text = 0  # leading whitespace tokens, before the clock for tokens/s starts
-        leading = True  # models often open with a space or newline; the user never sees it
         tokens = llama.generate(
             prompt,
             top_k=options.top_k,
@@ -199,17 +253,14 @@ class LlamaCppEngine:
                     stats.finish_reason = "stop"
                     break
                 stats.completion_tokens += 1
+                stats.thinking_tokens += splitter.thinking
                 last_at = time.perf_counter()
-                text = decoder.decode(llama.detokenize([token]))
-                if leading:
-                    text = text.lstrip()
-                    leading = not text
-                if text:
+                for piece in splitter.feed(decoder.decode(llama.detokenize([token]))):
                     if not first_at:
                         first_at = last_at
                         tokens_before_text = stats.completion_tokens - 1
-                        yield Phase("answering")
-                    yield Text(text)
+                    yield from note_first(piece, stats, last_at - started)
+                    yield piece
                 if cancel.is_set():
                     stats.finish_reason = "cancelled"
                     break
@@ -219,12 +270,12 @@ class LlamaCppEngine:
             raise EngineError(GENERATION_FAILED, str(exc)) from exc
         finally:
             tokens.close()
-        tail = decoder.decode(b"", final=True)
-        if tail and not leading:
-            yield Text(tail)
         now = time.perf_counter()
+        for piece in splitter.feed(decoder.decode(b"", final=True)) + splitter.flush():
+            yield from note_first(piece, stats, now - started)
+            yield piece
         stats.total_seconds = now - started
-        stats.first_token_seconds = (first_at or now) - started
+        stats.first_token_seconds = stats.first_token_seconds or stats.total_seconds
         timed_tokens = stats.completion_tokens - tokens_before_text
         if timed_tokens > 1 and last_at > first_at:
             stats.tokens_per_second = (timed_tokens - 1) / (last_at - first_at)
@@ -237,7 +288,7 @@ class LlamaCppEngine:
         )
 
     # -- loading ---------------------------------------------------------------------------
-    def _load(self, model_id: str) -> _LoadedModel:
+    def _load(self, model_id: str, context: int, threads: int) -> _LoadedModel:
         with self._lock:
             if model_id in self._loaded:
                 return self._loaded[model_id]
@@ -257,9 +308,9 @@ class LlamaCppEngine:
             try:
                 llama = llama_cpp.Llama(
                     model_path=info.path,
-                    n_ctx=self.context,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
+                    n_ctx=context,
+                    n_threads=threads,
+                    n_threads_batch=threads,
                     verbose=False,
                 )
                 template = llama.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
@@ -277,7 +328,9 @@ class LlamaCppEngine:
                 log.error(message)
                 raise EngineError(MODEL_UNREADABLE, message) from exc
             vocab = llama._model.vocab
-            loaded = _LoadedModel(llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token))
+            loaded = _LoadedModel(
+                llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token), context, threads
+            )
             self._loaded[model_id] = loaded
             self._evict_beyond_limit()
             return loaded
@@ -287,10 +340,15 @@ class LlamaCppEngine:
         for model_id in list(self._loaded)[: -self.max_loaded or None]:
             model = self._loaded[model_id]
             if model.lock.acquire(blocking=False):
-                del self._loaded[model_id]
-                model.closed = True
-                model.llama.close()
+                self._close(model_id, model)
                 model.lock.release()
+
+    def _close(self, model_id: str, model: _LoadedModel) -> None:
+        """Free a model; the caller holds `self._lock` and the model's lock."""
+        if self._loaded.get(model_id) is model:
+            del self._loaded[model_id]
+        model.closed = True
+        model.llama.close()
 
 
 def _file_identity(path: Path) -> tuple[str, int, int]:

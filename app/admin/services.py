@@ -1,0 +1,63 @@
+"""The admin's choices about models, stored in the database and read by the catalogue."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.llm.catalogue import ModelPreferences, Preferences
+from app.models import ModelSetting, SiteSetting
+
+DEFAULT_MODEL_KEY = "default_model"
+# The columns of ModelSetting the admin's form edits, in ModelPreferences' names.
+PREFERENCE_FIELDS = (
+    "enabled",
+    "system_prompt",
+    "temperature",
+    "top_k",
+    "top_p",
+    "context",
+    "threads",
+    "max_tokens",
+    "think",
+)
+
+
+def load_preferences() -> Preferences:
+    """Read on every use (two small queries): a change applies to the next message."""
+    rows = db.session.scalars(sa.select(ModelSetting)).all()
+    default = db.session.get(SiteSetting, DEFAULT_MODEL_KEY)
+    return Preferences(
+        default_model=default.value if default else "",
+        models={row.model_id: _preferences_of(row) for row in rows},
+    )
+
+
+def _preferences_of(row: ModelSetting) -> ModelPreferences:
+    return ModelPreferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS})
+
+
+def configured_models() -> list[str]:
+    """Models the admin has set something for, found or not (a vanished one stays listed)."""
+    return list(db.session.scalars(sa.select(ModelSetting.model_id).order_by(ModelSetting.model_id)))
+
+
+def save_model_settings(model_id: str, **values) -> None:
+    row = db.session.get(ModelSetting, model_id) or ModelSetting(model_id=model_id)
+    for name, value in values.items():
+        if name not in PREFERENCE_FIELDS:
+            raise ValueError(name)
+        setattr(row, name, value)
+    db.session.add(row)
+    db.session.commit()
+
+
+def set_enabled(model_id: str, enabled: bool) -> None:
+    save_model_settings(model_id, enabled=enabled)
+
+
+def set_default_model(model_id: str) -> None:
+    row = db.session.get(SiteSetting, DEFAULT_MODEL_KEY) or SiteSetting(key=DEFAULT_MODEL_KEY)
+    row.value = model_id
+    db.session.add(row)
+    db.session.commit()

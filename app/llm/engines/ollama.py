@@ -1,0 +1,376 @@
+"""Ollama hosts, through the official `ollama` client: one engine per host.
+
+The answer is read in a thread of its own so that this generator can keep time: the `ollama`
+client blocks on each read, and a model that takes minutes to load on a CPU sends nothing at
+all meanwhile (the response's headers only leave after the load). Separate deadlines apply
+to the load, to the first token of a loaded model, and to silence once the stream has begun.
+Stopping shuts the connection's socket, which is how Ollama learns to stop generating: it
+cancels a request whose client went away.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import ollama
+
+from app.llm.thinking import ThinkSplitter, note_first
+from app.llm.types import (
+    ENGINE_BUSY,
+    ENGINE_UNREACHABLE,
+    FIRST_TOKEN_TIMEOUT,
+    GENERATION_FAILED,
+    LOAD_TIMEOUT,
+    MODEL_NOT_FOUND,
+    STALLED,
+    ChatMessage,
+    Chunk,
+    EngineError,
+    EngineStatus,
+    Final,
+    GenerationOptions,
+    GenerationStats,
+    ModelInfo,
+    Phase,
+    Thinking,
+)
+
+log = logging.getLogger(__name__)
+
+# Ollama's own figures in its final chunk, kept with the answer as it sent them.
+OLLAMA_TIMINGS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+    "done_reason",
+)
+TICK = 0.25  # how often the reading loop looks at the clock and at Stop
+
+
+def host_label(url: str) -> str:
+    """ "http://gpu1:11434" -> "gpu1:11434": how the host is named to the admin."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    return parts.netloc or url
+
+
+class OllamaEngine:
+    def __init__(
+        self,
+        host: str,
+        connect_timeout: float = 3.0,
+        first_token_timeout: float = 120.0,
+        stall_timeout: float = 60.0,
+        load_timeout: float = 600.0,
+        keep_alive: str = "30m",
+        list_ttl: float = 5.0,
+    ) -> None:
+        self.host = host if "://" in host else f"http://{host}"
+        self.name = f"ollama@{host_label(self.host)}"
+        self.connect_timeout = connect_timeout
+        self.first_token_timeout = first_token_timeout
+        self.stall_timeout = stall_timeout
+        self.load_timeout = load_timeout
+        self.keep_alive = keep_alive
+        self.list_ttl = list_ttl
+        # Listing, details, unload: short requests, so a dead host costs little.
+        self._client = ollama.Client(self.host, timeout=httpx.Timeout(10.0, connect=connect_timeout))
+        self._lock = threading.Lock()
+        self._listed_at = -1e9
+        self._models: list[ModelInfo] = []
+        self._status = EngineStatus(self.name, reachable=False, detail="not contacted yet")
+        self._details: dict[tuple[str, str], dict] = {}  # /api/show, by (name, digest)
+
+    # -- catalogue -------------------------------------------------------------------------
+    def list_models(self) -> list[ModelInfo]:
+        """The host's models; asked again at most every `list_ttl` seconds (pages list them)."""
+        with self._lock:
+            if time.monotonic() - self._listed_at < self.list_ttl:
+                return self._models
+            try:
+                self._models = self._fetch_models()
+                self._status = EngineStatus(self.name, True, version=self._version())
+            except Exception as exc:  # any failure: the host is shown as unreachable, with why
+                self._models = []
+                self._status = EngineStatus(self.name, False, detail=_describe(exc))
+                log.warning("Ollama host %s: %s", self.host, self._status.detail)
+            self._listed_at = time.monotonic()
+            return self._models
+
+    def status(self) -> EngineStatus:
+        self.list_models()
+        return self._status
+
+    def forget_listing(self) -> None:
+        """The next listing asks the host again (after an unload, for instance)."""
+        with self._lock:
+            self._listed_at = -1e9
+
+    def _fetch_models(self) -> list[ModelInfo]:
+        running = {m.model: m for m in self._client.ps().models}
+        models = []
+        for tag in self._client.list().models:
+            details = self._show(tag.model, tag.digest or "")
+            info = tag.details
+            loaded = running.get(tag.model)
+            models.append(
+                ModelInfo(
+                    id=tag.model,
+                    engine=self.name,
+                    name=tag.model,
+                    size_bytes=int(tag.size or 0),
+                    source=self.host,
+                    family=(info.family if info else "") or "",
+                    parameters=(info.parameter_size if info else "") or "",
+                    quantization=(info.quantization_level if info else "") or "",
+                    context_length=details.get("context_length", 0),
+                    thinking=details.get("thinking", False),
+                    loaded=loaded is not None,
+                    memory_bytes=int(loaded.size or 0) if loaded else 0,
+                )
+            )
+        return models
+
+    def _version(self) -> str:
+        # The only call the `ollama` client lacks: a plain GET, for the admin's page.
+        try:
+            response = httpx.get(f"{self.host}/api/version", timeout=self.connect_timeout)
+            return str(response.json().get("version", ""))
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return ""
+
+    def _show(self, model: str, digest: str) -> dict:
+        key = (model, digest)
+        if key not in self._details:
+            try:
+                shown = self._client.show(model)
+            except ollama.ResponseError as exc:
+                log.warning("Ollama %s: no details for %s: %s", self.host, model, exc)
+                return {}
+            info = shown.modelinfo or {}
+            arch = info.get("general.architecture", "")
+            self._details[key] = {
+                "context_length": int(info.get(f"{arch}.context_length") or 0),
+                "thinking": "thinking" in (shown.capabilities or []),
+            }
+        return self._details[key]
+
+    def is_loaded(self, model_id: str) -> bool:
+        return any(m.id == model_id and m.loaded for m in self.list_models())
+
+    def unload(self, model_id: str) -> bool:
+        """Free the model's memory on the host now (keep_alive 0)."""
+        try:
+            self._client.generate(model=model_id, keep_alive=0)
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
+            log.warning("Ollama %s: unloading %s failed: %s", self.host, model_id, exc)
+            return False
+        finally:
+            self.forget_listing()
+        return True
+
+    def _loaded_now(self, model_id: str) -> bool:
+        try:
+            return any(m.model == model_id for m in self._client.ps().models)
+        except Exception as exc:
+            raise _engine_error(exc, self) from exc
+
+    def _supports_thinking(self, model_id: str) -> bool:
+        return any(m.id == model_id and m.thinking for m in self.list_models())
+
+    # -- generation ------------------------------------------------------------------------
+    def stream_chat(
+        self,
+        model_id: str,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        cancel: threading.Event,
+    ) -> Iterator[Chunk]:
+        started = time.perf_counter()
+        loaded = self._loaded_now(model_id)
+        # A load on a CPU can take minutes: the user is told at once, and a longer deadline runs.
+        yield Phase("prompt" if loaded else "loading")
+        think = options.think if self._supports_thinking(model_id) else None
+        call = _StreamingCall(self, model_id, messages, _ollama_options(options), think)
+        stats = GenerationStats(
+            engine=self.name, threads=options.threads or 0, context_window=options.context or 0
+        )
+        splitter = ThinkSplitter()
+        last_at = started
+        try:
+            while True:
+                part = call.next(TICK)
+                now = time.perf_counter()
+                if cancel.is_set():
+                    stats.finish_reason = "cancelled"
+                    break
+                if part is None:
+                    self._check_deadlines(loaded, now - started, now - last_at, stats.first_token_seconds > 0)
+                    continue
+                last_at = now
+                pieces = []
+                if part.message.thinking:
+                    pieces.append(Thinking(part.message.thinking))
+                if part.message.content:
+                    pieces += splitter.feed(part.message.content)
+                if part.done:
+                    pieces += splitter.flush()
+                for piece in pieces:
+                    if isinstance(piece, Thinking):
+                        stats.thinking_tokens += 1  # Ollama streams a token per chunk
+                    yield from note_first(piece, stats, now - started)
+                    yield piece
+                if part.done:
+                    _take_final_figures(stats, part)
+                    break
+        finally:
+            call.abort()
+        stats.total_seconds = time.perf_counter() - started
+        if not stats.first_token_seconds:
+            stats.first_token_seconds = stats.total_seconds
+        yield Final(stats)
+
+    def _check_deadlines(self, loaded: bool, waited: float, silent: float, started: bool) -> None:
+        """Raise when the host has been quiet too long for where the answer is."""
+        if started:
+            if silent > self.stall_timeout:
+                raise EngineError(STALLED, f"silent for {silent:.0f} s", seconds=int(self.stall_timeout))
+            return
+        limit, code = (
+            (self.first_token_timeout, FIRST_TOKEN_TIMEOUT) if loaded else (self.load_timeout, LOAD_TIMEOUT)
+        )
+        if waited > limit:
+            raise EngineError(code, f"nothing after {waited:.0f} s", seconds=int(limit))
+
+
+def _take_final_figures(stats: GenerationStats, part) -> None:
+    stats.engine_timings = {k: getattr(part, k) for k in OLLAMA_TIMINGS if getattr(part, k, None) is not None}
+    stats.finish_reason = part.done_reason or "stop"
+    stats.prompt_tokens = part.prompt_eval_count or 0
+    stats.completion_tokens = part.eval_count or 0
+    stats.load_seconds = (part.load_duration or 0) / 1e9
+    if part.eval_count and part.eval_duration:
+        stats.tokens_per_second = part.eval_count / (part.eval_duration / 1e9)
+
+
+def _ollama_options(options: GenerationOptions) -> dict:
+    """Ollama's option names. Load-time ones are sent only when the admin set them, and then
+    always the same, or Ollama would reload the model between requests."""
+    sent = {
+        "temperature": options.temperature,
+        "top_k": options.top_k,
+        "top_p": options.top_p,
+        "repeat_penalty": options.repeat_penalty,
+        "num_predict": options.max_tokens,
+        "seed": options.seed,
+        "num_ctx": options.context,
+        "num_thread": options.threads,
+    }
+    return {k: v for k, v in sent.items() if v is not None}
+
+
+class _StreamingCall:
+    """One /api/chat request read by a thread of its own; `next()` waits for a part a while."""
+
+    _END = object()
+
+    def __init__(self, engine: OllamaEngine, model_id, messages, options: dict, think) -> None:
+        self.engine = engine
+        self._parts: queue.SimpleQueue = queue.SimpleQueue()
+        self._sockets: list[socket.socket] = []
+        self._aborted = threading.Event()
+        # The read deadline is only a backstop for the thread: the caller keeps the real time.
+        backstop = max(engine.load_timeout, engine.first_token_timeout, engine.stall_timeout) + 30
+        self._client = ollama.Client(
+            engine.host,
+            timeout=httpx.Timeout(backstop, connect=engine.connect_timeout),
+            event_hooks={"request": [self._trace_sockets]},
+        )
+        request = {
+            "model": model_id,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "options": options,
+            "keep_alive": engine.keep_alive,
+            "think": think,
+            "stream": True,
+        }
+        self._thread = threading.Thread(target=self._read, args=(request,), daemon=True, name="ollama-read")
+        self._thread.start()
+
+    def _trace_sockets(self, request: httpx.Request) -> None:
+        # httpcore's trace hook hands over the connection's socket: shutting it down is the
+        # one way to wake a thread blocked reading it (closing the client does not).
+        def trace(event: str, info: dict) -> None:
+            if event == "connection.connect_tcp.complete":
+                self._sockets.append(info["return_value"].get_extra_info("socket"))
+                if self._aborted.is_set():
+                    self._shutdown()
+
+        request.extensions["trace"] = trace
+
+    def _read(self, request: dict) -> None:
+        try:
+            for part in self._client.chat(**request):
+                if self._aborted.is_set():
+                    return
+                self._parts.put(part)
+            self._parts.put(self._END)
+        except Exception as exc:
+            if not self._aborted.is_set():
+                self._parts.put(exc)
+        finally:
+            self._client.close()
+
+    def next(self, timeout: float):
+        """The next part, None when none came in `timeout`; raises the reader's failure."""
+        try:
+            part = self._parts.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if part is self._END:
+            raise EngineError(ENGINE_UNREACHABLE, "the stream ended early", host=self.engine.name)
+        if isinstance(part, Exception):
+            raise _engine_error(part, self.engine) from part
+        return part
+
+    def abort(self) -> None:
+        self._aborted.set()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+
+def _engine_error(exc: Exception, engine: OllamaEngine) -> EngineError:
+    """An `ollama`/httpx failure as one of the codes the user's message is chosen by."""
+    detail = _describe(exc)
+    if isinstance(exc, ollama.ResponseError):
+        if exc.status_code == 404:
+            return EngineError(MODEL_NOT_FOUND, detail)
+        if exc.status_code == 503:
+            return EngineError(ENGINE_BUSY, detail, host=engine.name)
+        return EngineError(GENERATION_FAILED, detail)
+    if isinstance(exc, ConnectionError | httpx.TransportError):
+        return EngineError(ENGINE_UNREACHABLE, detail, host=engine.name)
+    return EngineError(GENERATION_FAILED, detail)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ConnectionError):  # the client's own text points at ollama.com/download
+        return "connection refused"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    return str(exc) or type(exc).__name__
