@@ -30,7 +30,8 @@ def test_token_by_token_stream_splits_the_same_way():
 
 
 def test_a_distill_that_only_closes_the_tag_has_thought_everything_before_it():
-    assert split(["Hmm, 2+2", " is 4.</th", "ink>\n\nFour."], starts_thinking=True) == ("Hmm, 2+2 is 4.", "Four.")
+    pieces = ["Hmm, 2+2", " is 4.</th", "ink>\n\nFour."]
+    assert split(pieces, starts_thinking=True) == ("Hmm, 2+2 is 4.", "Four.")
 
 
 def test_an_answer_without_tags_is_all_answer():
