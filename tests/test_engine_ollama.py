@@ -1,0 +1,215 @@
+"""The Ollama engine against the stand-in: what only Ollama has, and how each failure ends.
+
+Every failure must end the stream within seconds with a code the user's message is chosen
+by; the engine keeps working afterwards.
+"""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from app.llm.engines.ollama import OllamaEngine
+from app.llm.types import (
+    ENGINE_BUSY,
+    ENGINE_UNREACHABLE,
+    FIRST_TOKEN_TIMEOUT,
+    LOAD_TIMEOUT,
+    MODEL_NOT_FOUND,
+    STALLED,
+    ChatMessage,
+    EngineError,
+    Final,
+    GenerationOptions,
+    Phase,
+    Text,
+    Thinking,
+)
+from tests.ollama_server import SCRIPTED_ANSWER, SCRIPTED_THINKING
+
+pytestmark = pytest.mark.model
+SMOLLM2, THINKER = "smollm2:135m", "deepseek-r1:1.5b"
+ASK = [ChatMessage("user", "Name three colours.")]
+SHORT = GenerationOptions(max_tokens=8, temperature=0.0, seed=7)
+
+
+def engine_for(standin, **timeouts) -> OllamaEngine:
+    return OllamaEngine(standin.url, list_ttl=0, **timeouts)
+
+
+def collect(engine, model, options=SHORT, cancel=None):
+    return list(engine.stream_chat(model, ASK, options, cancel or threading.Event()))
+
+
+def failure(engine, model, options=SHORT) -> tuple[EngineError, list, float]:
+    """The error a stream ends with, the chunks before it, and how long it took."""
+    chunks, started = [], time.perf_counter()
+    with pytest.raises(EngineError) as caught:
+        for chunk in engine.stream_chat(model, ASK, options, threading.Event()):
+            chunks.append(chunk)
+    return caught.value, chunks, time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- what Ollama reports -----------------------------------------------------------------------
+def test_ollamas_own_timings_are_kept_with_the_answer(standin):
+    stats = collect(engine_for(standin), SMOLLM2)[-1].stats
+    timings = stats.engine_timings
+    assert {"total_duration", "load_duration", "prompt_eval_count", "eval_count", "eval_duration"} <= set(
+        timings
+    )
+    assert timings["done_reason"] == stats.finish_reason
+    assert (
+        stats.completion_tokens == timings["eval_count"]
+        and stats.prompt_tokens == timings["prompt_eval_count"]
+    )
+    assert stats.tokens_per_second == pytest.approx(timings["eval_count"] / timings["eval_duration"] * 1e9)
+
+
+def test_sampling_options_reach_ollama_under_its_own_names(standin):
+    options = GenerationOptions(
+        max_tokens=5, temperature=0.3, top_k=12, top_p=0.8, repeat_penalty=1.2, seed=3
+    )
+    collect(engine_for(standin, keep_alive="45m"), SMOLLM2, options)
+    body = standin.bodies("/api/chat")[-1]
+    assert body["options"] == {
+        "temperature": 0.3, "top_k": 12, "top_p": 0.8, "repeat_penalty": 1.2, "num_predict": 5, "seed": 3,
+    }  # fmt: skip
+    assert body["keep_alive"] == "45m"
+
+
+def test_the_same_load_time_options_go_with_every_request_so_ollama_never_reloads(standin):
+    engine = engine_for(standin)
+    for temperature in (0.0, 0.5, 1.0):  # users vary sampling; load-time options stay
+        collect(
+            engine, SMOLLM2, GenerationOptions(max_tokens=3, temperature=temperature, context=1024, threads=1)
+        )
+    sent = [
+        (b["options"]["num_ctx"], b["options"]["num_thread"], b["keep_alive"])
+        for b in standin.bodies("/api/chat")
+    ]
+    assert sent == [(1024, 1, "30m")] * 3
+    assert standin.loads[SMOLLM2] == 1
+
+
+def test_the_listing_shows_what_is_loaded_and_how_much_memory_it_holds(standin):
+    engine = engine_for(standin)
+    collect(engine, SMOLLM2)
+    models = {m.id: m for m in engine.list_models()}
+    assert models[SMOLLM2].loaded and models[SMOLLM2].memory_bytes >= models[SMOLLM2].size_bytes
+    assert not models[THINKER].loaded and models[THINKER].thinking and not models[SMOLLM2].thinking
+    assert models[THINKER].parameters == "1.8B" and models[THINKER].context_length == 131072
+    assert engine.unload(SMOLLM2)
+    assert not engine.is_loaded(SMOLLM2)
+    unload = standin.bodies("/api/generate")[-1]
+    assert unload["model"] == SMOLLM2 and unload["keep_alive"] == 0
+
+
+# -- thinking ----------------------------------------------------------------------------------
+def test_a_reasoning_models_thinking_arrives_apart_from_the_answer(standin):
+    chunks = collect(engine_for(standin), THINKER, GenerationOptions(think=True))
+    thinking = "".join(c.text for c in chunks if isinstance(c, Thinking))
+    answer = "".join(c.text for c in chunks if isinstance(c, Text))
+    assert thinking == "".join(SCRIPTED_THINKING) and answer == "".join(SCRIPTED_ANSWER)
+    phases = [c.name for c in chunks if isinstance(c, Phase)]
+    assert phases == ["loading", "thinking", "answering"]
+    stats = chunks[-1].stats
+    assert stats.thinking_tokens == len(SCRIPTED_THINKING)
+    assert 0 < stats.first_token_seconds < stats.first_answer_seconds <= stats.total_seconds
+    assert standin.bodies("/api/chat")[-1]["think"] is True
+
+
+def test_thinking_switched_off_is_sent_as_ollamas_think_flag(standin):
+    chunks = collect(engine_for(standin), THINKER, GenerationOptions(think=False))
+    assert standin.bodies("/api/chat")[-1]["think"] is False
+    assert not any(isinstance(c, Thinking) for c in chunks)
+    assert chunks[-1].stats.first_answer_seconds == chunks[-1].stats.first_token_seconds
+
+
+def test_think_tags_in_the_text_are_split_off_when_the_host_does_not_split_them(standin):
+    chunks = collect(engine_for(standin), THINKER, GenerationOptions(think=None))
+    assert "think" not in standin.bodies("/api/chat")[-1]
+    assert "".join(c.text for c in chunks if isinstance(c, Thinking)).strip() == "".join(SCRIPTED_THINKING)
+    assert "".join(c.text for c in chunks if isinstance(c, Text)) == "".join(SCRIPTED_ANSWER)
+
+
+def test_a_model_that_cannot_think_is_never_sent_the_think_flag(standin):
+    # Ollama refuses `think` for such models with a 400: a user's switch must not break them.
+    chunks = collect(engine_for(standin), SMOLLM2, GenerationOptions(max_tokens=4, think=True))
+    assert isinstance(chunks[-1], Final) and "think" not in standin.bodies("/api/chat")[-1]
+
+
+# -- failures ----------------------------------------------------------------------------------
+def test_a_host_that_refuses_connections_fails_at_once_and_shows_as_unreachable():
+    engine = OllamaEngine(f"http://127.0.0.1:{free_port()}", list_ttl=0)
+    error, chunks, took = failure(engine, SMOLLM2)
+    assert error.code == ENGINE_UNREACHABLE and chunks == [] and took < 3
+    assert engine.list_models() == []
+    status = engine.status()
+    assert not status.reachable and status.detail == "connection refused"
+
+
+def test_an_unknown_model_is_reported_as_such(standin):
+    error, _, _ = failure(engine_for(standin), "mistral:latest")
+    assert error.code == MODEL_NOT_FOUND
+
+
+def test_a_model_removed_from_the_host_disappears_from_the_listing(standin):
+    engine = engine_for(standin)
+    assert THINKER in {m.id for m in engine.list_models()}
+    del standin.models[THINKER]
+    assert THINKER not in {m.id for m in engine.list_models()}
+    assert failure(engine, THINKER)[0].code == MODEL_NOT_FOUND
+
+
+def test_a_full_ollama_queue_is_reported_as_busy(standin):
+    standin.busy = True
+    error, _, took = failure(engine_for(standin), SMOLLM2)
+    assert error.code == ENGINE_BUSY and took < 3
+    standin.busy = False
+    assert isinstance(collect(engine_for(standin), SMOLLM2)[-1], Final)
+
+
+def test_a_stream_that_goes_quiet_ends_after_the_stall_timeout(standin):
+    standin.stall_after = 2
+    error, chunks, took = failure(
+        engine_for(standin, stall_timeout=1.0), SMOLLM2, GenerationOptions(max_tokens=50)
+    )
+    print(f"stall noticed after {took:.2f} s (timeout 1 s)")
+    assert error.code == STALLED and error.values["seconds"] == 1
+    assert sum(isinstance(c, Text) for c in chunks) == 2 and took < 1.0 * 3 + 2
+    assert standin.cancelled_event.wait(2), "the stalled request's connection was left open"
+
+
+def test_a_loaded_model_that_never_starts_ends_after_the_first_token_timeout(standin):
+    engine = engine_for(standin, first_token_timeout=1.0)
+    collect(engine, THINKER)  # now loaded
+    standin.stall_after = 0
+    error, chunks, took = failure(engine, THINKER)
+    print(f"first-token timeout noticed after {took:.2f} s (timeout 1 s)")
+    assert error.code == FIRST_TOKEN_TIMEOUT and [c.name for c in chunks] == ["prompt"] and took < 3
+
+
+def test_a_slow_load_says_loading_at_once_and_only_the_load_timeout_makes_it_an_error(standin):
+    standin.load_delay = 1.5
+    engine = engine_for(standin, first_token_timeout=0.5, load_timeout=10)
+    chunks = collect(engine, THINKER)  # longer than the first-token timeout: still fine
+    assert chunks[0] == Phase("loading") and isinstance(chunks[-1], Final)
+    assert chunks[-1].stats.load_seconds >= 1.5
+    engine.unload(THINKER)
+    error, chunks, took = failure(engine_for(standin, load_timeout=0.5), THINKER)
+    assert error.code == LOAD_TIMEOUT and chunks == [Phase("loading")] and took < 0.5 * 3
+
+
+def test_stop_closes_the_connection_so_ollama_stops_generating(standin):
+    cancel = threading.Event()
+    for chunk in engine_for(standin).stream_chat(SMOLLM2, ASK, GenerationOptions(max_tokens=300), cancel):
+        if isinstance(chunk, Text):
+            cancel.set()
+    assert standin.cancelled_event.wait(1.0 * 3), "Ollama was not told the client went away"
