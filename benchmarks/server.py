@@ -36,6 +36,8 @@ class LiveServer:
             "CAUSERIE_INSTANCE": str(instance_dir),
             "FLASK_APP": "wsgi",
             "PYTHONUNBUFFERED": "1",
+            # No Ollama host unless the caller names one (a test's stand-in, a benchmark's host).
+            "OLLAMA_HOSTS": "",
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None

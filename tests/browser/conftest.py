@@ -32,12 +32,13 @@ ADMIN_PASSWORD = "un mot de passe assez long"
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory):
+def live_server(tmp_path_factory: pytest.TempPathFactory, ollama_host):
     from benchmarks.server import LiveServer
 
     # Temperature 0 and a fixed seed: the same prompt gets the same answer on every run, so
-    # the prompts below reliably yield a long enough answer.
-    env = {"GENERATION_TEMPERATURE": "0", "GENERATION_SEED": "0"}
+    # the prompts below reliably yield a long enough answer. The Ollama stand-in (shared with
+    # the engine tests) adds its models, the scripted thinking one among them.
+    env = {"GENERATION_TEMPERATURE": "0", "GENERATION_SEED": "0", "OLLAMA_HOSTS": ollama_host.url}
     with LiveServer(tmp_path_factory.mktemp("browser-instance"), env) as server:
         yield server
 
