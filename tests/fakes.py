@@ -23,6 +23,7 @@ class ScriptedEngine:
         self.model_ids = model_ids
         self.fail_with: str | None = None
         self.thinking_models: set[str] = set()
+        self.script: list | None = None  # chunks to stream instead of `words` (Thinking, Text)
         self.requests: list = []
         self.options: list = []  # the GenerationOptions of every request
         self.started = threading.Event()
@@ -52,12 +53,12 @@ class ScriptedEngine:
         stats = GenerationStats(
             prompt_tokens=sum(len(m.content.split()) for m in messages), finish_reason="stop"
         )
-        for word in self.words:
+        for chunk in self.script or [Text(word) for word in self.words]:
             if cancel.is_set():
                 stats.finish_reason = "cancelled"
                 break
             if self.delay:
                 time.sleep(self.delay)
             stats.completion_tokens += 1
-            yield Text(word)
+            yield chunk
         yield Final(stats)

@@ -3,6 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 THINK_CHOICES = {"": None, "on": True, "off": False}
@@ -27,7 +28,11 @@ class ModelSettingsForm(FlaskForm):
     max_tokens = IntegerField(_l("Longest answer (tokens)"), validators=[Optional(), _between(1, 32768)])
     think = SelectField(
         _l("Thinking"),
-        choices=[("", _l("The model's habit")), ("on", _l("On")), ("off", _l("Off"))],
+        choices=[
+            SelectChoice("", _l("The model's habit")),
+            SelectChoice("on", _l("On")),
+            SelectChoice("off", _l("Off")),
+        ],
         default="",
     )
 
