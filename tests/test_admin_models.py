@@ -53,7 +53,8 @@ def test_a_conversation_whose_model_was_disabled_stays_readable_and_says_so(admi
     assert "Other (unavailable)" not in page and "other (unavailable)" in page
     refused = send(user, conversation_id, "Encore")
     assert refused.status_code == 409 and "not available" in refused.json["error"]
-    assert user.post(f"/conversations/{conversation_id}/model", json={"model": "tiny"}, headers=JSON).status_code == 200
+    switched = user.post(f"/conversations/{conversation_id}/model", json={"model": "tiny"}, headers=JSON)
+    assert switched.status_code == 200
     assert send(user, conversation_id, "Encore").status_code == 200
 
 
@@ -144,7 +145,8 @@ def test_thinking_follows_the_admins_default_until_the_user_switches_it(admin, u
     conversation_id = new_conversation(user)
     send(user, conversation_id, "Un").get_data()
     assert engine.options[-1].think is False
-    assert user.post(f"/conversations/{conversation_id}/thinking", json={"think": "on"}, headers=JSON).status_code == 200
+    switched = user.post(f"/conversations/{conversation_id}/thinking", json={"think": "on"}, headers=JSON)
+    assert switched.status_code == 200
     send(user, conversation_id, "Deux").get_data()
     assert engine.options[-1].think is True
     started_thinking = new_conversation(user, think="on")
