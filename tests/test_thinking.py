@@ -15,13 +15,13 @@ def split(pieces: list[str], starts_thinking: bool = False) -> tuple[str, str]:
 
 
 def test_tagged_thinking_is_kept_apart_from_the_answer():
-    assert split(["<think>\nLet me count.\n</think>\n\nThree."]) == ("\nLet me count.\n", "Three.")
+    assert split(["<think>\nLet me count.\n</think>\n\nThree."]) == ("Let me count.\n", "Three.")
 
 
 @pytest.mark.parametrize("cut", range(1, 40))
 def test_tags_cut_anywhere_between_chunks_are_still_recognised(cut):
     text = "<think>\nLet me count.\n</think>\n\nThree apples."
-    assert split([text[:cut], text[cut:]]) == ("\nLet me count.\n", "Three apples.")
+    assert split([text[:cut], text[cut:]]) == ("Let me count.\n", "Three apples.")
 
 
 def test_token_by_token_stream_splits_the_same_way():

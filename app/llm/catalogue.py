@@ -118,7 +118,8 @@ class Catalogue:
             max_tokens=_either(prefs.max_tokens, base.max_tokens),
             context=prefs.context,
             threads=prefs.threads,
-            think=_either(think, prefs.think),
+            # A reasoning model thinks unless told otherwise, as the user's switch shows it.
+            think=_either(think, _either(prefs.think, True if entry.info.thinking else None)),
         )
 
 

@@ -32,6 +32,7 @@ class ThinkSplitter:
         self.answered = False  # answer text seen: no more opening tag
         self.thought = starts_thinking  # some thinking happened: trim the answer's leading blank
         self._held = ""
+        self._thought_text = False  # some thinking text was emitted
 
     def feed(self, text: str) -> list[Thinking | Text]:
         pieces: list[Thinking | Text] = []
@@ -68,7 +69,10 @@ class ThinkSplitter:
 
     def _emit(self, text: str, pieces: list) -> None:
         if self.thinking:
+            if not self._thought_text:
+                text = text.lstrip()  # the newline after <think>
             if text:
+                self._thought_text = True
                 pieces.append(Thinking(text))
         else:
             self._emit_answer(text, pieces)

@@ -19,6 +19,7 @@
   const thinkForm = document.querySelector("[data-think-form]");
   const thinkBox = document.getElementById("think");
   let current = null; // the answer being streamed: { messageId, stopRequested }
+  let savingThinking = Promise.resolve(); // a message waits for the thinking switch to be saved
 
   Markdown.renderStatic(messages);
   scrollToEnd(true);
@@ -180,6 +181,7 @@
     }
     setBusy(true);
     current = { messageId: null, stopRequested: false };
+    await savingThinking;
     let response;
     try {
       response = await fetch(`/conversations/${conversationId}/messages`, {
@@ -318,15 +320,12 @@
     thinkBox.checked = chosen ? chosen === "on" : Boolean(option) && option.dataset.thinkDefault !== "0";
   }
   syncThinking();
-  thinkBox.addEventListener("change", async () => {
+  thinkBox.addEventListener("change", () => {
     thinkForm.dataset.think = thinkBox.checked ? "on" : "off";
     if (!chat.dataset.conversationId) return; // a new chat takes it when it starts
-    try {
-      await postJSON(thinkForm.action, { think: thinkForm.dataset.think });
-      showComposerError("");
-    } catch (error) {
-      showComposerError(error.message);
-    }
+    savingThinking = postJSON(thinkForm.action, { think: thinkForm.dataset.think })
+      .then(() => showComposerError(""))
+      .catch((error) => showComposerError(error.message));
   });
 
   if (modelSelect && modelForm) {
