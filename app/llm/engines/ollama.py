@@ -55,6 +55,7 @@ OLLAMA_TIMINGS = (
     "done_reason",
 )
 TICK = 0.25  # how often the reading loop looks at the clock and at Stop
+UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is listed again
 
 
 def host_label(url: str) -> str:
@@ -99,11 +100,13 @@ class OllamaEngine:
             try:
                 self._models = self._fetch_models()
                 self._status = EngineStatus(self.name, True, version=self._version())
+                self._listed_at = time.monotonic()
             except Exception as exc:  # any failure: the host is shown as unreachable, with why
                 self._models = []
                 self._status = EngineStatus(self.name, False, detail=_describe(exc))
                 log.warning("Ollama host %s: %s", self.host, self._status.detail)
-            self._listed_at = time.monotonic()
+                # A host that does not answer costs each page a connect timeout: ask less often.
+                self._listed_at = time.monotonic() + max(0.0, UNREACHABLE_RETRY - self.list_ttl)
             return self._models
 
     def status(self) -> EngineStatus:
