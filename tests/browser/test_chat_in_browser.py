@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.pages import ANSWER_ENDED, new_chat, normalized
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
@@ -53,24 +55,6 @@ RECORD_GROWTH = """() => {
     subtree: true, childList: true, characterData: true, attributes: true,
   });
 }"""
-
-# The newest answer has ended: its state left "generating" and its text is no longer streaming.
-ANSWER_ENDED = """() => {
-  const answers = document.querySelectorAll("#messages article[data-role=assistant]");
-  const answer = answers[answers.length - 1];
-  return Boolean(answer && answer.dataset.state && answer.dataset.state !== "generating"
-    && !answer.querySelector("[data-markdown]").hasAttribute("data-streaming"));
-}"""
-
-
-def normalized(text: str) -> str:
-    return " ".join(text.split())
-
-
-def new_chat(page) -> None:
-    page.goto("/")
-    page.wait_for_selector("#prompt:not([disabled])")
-    page.wait_for_function("() => window.Markdown !== undefined")
 
 
 def wait_for_answer_end(page, timeout: float = ANSWER_TIMEOUT_MS) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.pages import ANSWER_ENDED, new_chat, normalized
 from tests.ollama_server import SCRIPTED_ANSWER, SCRIPTED_THINKING
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,23 +54,6 @@ RECORD_THINKING = """() => {
     });
   }).observe(messages, { subtree: true, childList: true, characterData: true, attributes: true });
 }"""
-
-ANSWER_ENDED = """() => {
-  const answers = document.querySelectorAll("#messages article[data-role=assistant]");
-  const answer = answers[answers.length - 1];
-  return Boolean(answer && answer.dataset.state && answer.dataset.state !== "generating"
-    && !answer.querySelector("[data-markdown]").hasAttribute("data-streaming"));
-}"""
-
-
-def normalized(text: str) -> str:
-    return " ".join(text.split())
-
-
-def new_chat(page) -> None:
-    page.goto("/")
-    page.wait_for_selector("#prompt:not([disabled])")
-    page.wait_for_function("() => window.Markdown !== undefined")
 
 
 def send(page, text: str):
