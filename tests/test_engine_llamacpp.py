@@ -16,6 +16,7 @@ from app.llm.types import (
     GenerationOptions,
     Phase,
     Text,
+    Thinking,
     Trimmed,
 )
 from config import Config
@@ -151,3 +152,39 @@ def test_a_model_file_replaced_by_the_admin_is_tried_again(tmp_path: Path):
     assert "replaced" in {m.id for m in engine.list_models() if m.usable}
     _, text, _ = run(engine, ask("Say hello."), model="replaced")
     assert text
+
+
+# A DeepSeek-R1-style chat template: the generation prompt opens the thinking block itself.
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+@pytest.fixture
+def reasoning_engine(tmp_path):
+    """SmolLM2 dressed as a reasoning model: its template opens <think> (it never closes it)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    engine = LlamaCppEngine(tmp_path, threads=2, context=512)
+    run(engine, ask("Hi"), GenerationOptions(max_tokens=1))  # loads it
+    loaded = engine._loaded[SMOLLM2]
+    loaded.formatter = Jinja2ChatFormatter(template=THINKING_TEMPLATE, eos_token="<|im_end|>", bos_token="")
+    loaded.thinks = True
+    yield engine
+    engine.unload(SMOLLM2)
+
+
+def test_a_template_that_opens_thinking_makes_what_follows_thinking(reasoning_engine):
+    chunks, text, stats = run(reasoning_engine, ask("What is 2+2?"), GenerationOptions(max_tokens=12, seed=1))
+    thinking = "".join(c.text for c in chunks if isinstance(c, Thinking))
+    assert thinking.strip() and text == ""  # no </think> came: everything was thinking
+    assert [c.name for c in chunks if isinstance(c, Phase)][-1] == "thinking"
+    assert stats.thinking_tokens == stats.completion_tokens and stats.first_answer_seconds == 0
+
+
+def test_thinking_switched_off_closes_the_block_and_the_model_answers_at_once(reasoning_engine):
+    options = GenerationOptions(max_tokens=12, seed=1, think=False)
+    chunks, text, stats = run(reasoning_engine, ask("What is 2+2?"), options)
+    assert text.strip() and not any(isinstance(c, Thinking) for c in chunks)
+    assert stats.thinking_tokens == 0 and stats.first_answer_seconds == stats.first_token_seconds > 0

@@ -88,9 +88,10 @@ def human_count(n: int) -> str:
 class _LoadedModel:
     """A llama.cpp model and the lock that keeps it to one thread at a time."""
 
-    def __init__(self, llama, formatter, is_end, context: int, threads: int) -> None:
+    def __init__(self, llama, formatter, is_end, context: int, threads: int, thinks: bool = False) -> None:
         self.llama = llama
         self.formatter = formatter
+        self.thinks = thinks  # a reasoning model: its template knows <think>
         self.is_end = is_end  # token -> bool: end of turn (EOS, <|im_end|>, <end_of_turn>...)
         self.context = context  # load-time settings: a change means a reload
         self.threads = threads
@@ -227,7 +228,15 @@ class LlamaCppEngine:
         )
         # DeepSeek-R1 distills: the template opens <think> itself, the model only closes it.
         tail_text = llama.detokenize(prompt[-4:], special=True).decode("utf-8", errors="replace")
-        splitter = ThinkSplitter(starts_thinking=prompt_opens_thinking(tail_text))
+        opened = prompt_opens_thinking(tail_text)
+        if model.thinks and options.think is False:
+            # Thinking switched off: hand the model an empty, closed thinking block, as Qwen3's
+            # `enable_thinking=False` does; it answers at once.
+            closing = "\n\n</think>\n\n" if opened else "<think>\n\n</think>\n\n"
+            prompt = prompt + llama.tokenize(closing.encode("utf-8"), add_bos=False, special=True)
+            opened = False
+            stats.prompt_tokens = len(prompt)
+        splitter = ThinkSplitter(starts_thinking=opened)
         yield Phase("prompt")
         if options.seed is not None:
             # A seed asks for a repeatable answer. Reusing the cached prefix of the previous
@@ -329,7 +338,12 @@ class LlamaCppEngine:
                 raise EngineError(MODEL_UNREADABLE, message) from exc
             vocab = llama._model.vocab
             loaded = _LoadedModel(
-                llama, formatter, lambda token: llama_cpp.llama_vocab_is_eog(vocab, token), context, threads
+                llama,
+                formatter,
+                lambda token: llama_cpp.llama_vocab_is_eog(vocab, token),
+                context,
+                threads,
+                thinks="<think>" in template,
             )
             self._loaded[model_id] = loaded
             self._evict_beyond_limit()
