@@ -72,6 +72,8 @@ class Config:
     # How long Ollama keeps a model in memory after an answer (its own default is 5m; a
     # reload costs minutes on a CPU). Sent with every request.
     OLLAMA_KEEP_ALIVE = os.environ.get("OLLAMA_KEEP_ALIVE", "30m")
+    # How often a host's model list is asked again (seconds); pages use the last answer meanwhile.
+    OLLAMA_LIST_SECONDS = float(os.environ.get("OLLAMA_LIST_SECONDS", "5"))
     # How many answers may stream at once; waitress threads and connections derive from it.
     MAX_STREAMS = _int("MAX_STREAMS", 16)
     HOST = os.environ.get("HOST", "127.0.0.1")

@@ -10,7 +10,7 @@ nanoseconds, errors as `{"error": ...}` with Ollama's status codes and wording.
 - "deepseek-r1:1.5b" is scripted: it "thinks" aloud, the way Ollama streams a thinking model.
 
 Tests steer it through plain attributes: `models` (remove one and it is gone from the host),
-`load_delay`, `busy`, `stall_after`; and check what the product did through `requests`,
+`load_delay`, `busy`, `fail_with`, `stall_after`; and check what the product did through `requests`,
 `loads` and `cancelled`. No product code may import this module.
 
     with OllamaStandIn() as server:
@@ -170,6 +170,7 @@ class OllamaStandIn:
         self.models: dict[str, StandInModel] = default_models()
         self.load_delay = 0.0  # seconds a (re)load takes; no byte of the answer leaves before
         self.busy = False  # every /api/chat answers 503
+        self.fail_with: tuple[int, str] | None = None  # every /api/chat answers this (status, error)
         self.stall_after: int | None = None  # streams stop after this many chunks of text
         # (path, JSON body) of every request: None for a GET, the raw text when it was not JSON
         self.requests: list[tuple[str, object]] = []
@@ -244,6 +245,7 @@ class OllamaStandIn:
             self.cancelled = 0
         self.load_delay = 0.0
         self.busy = False
+        self.fail_with = None
         self.stall_after = None
         self.cancelled_event.clear()
         self.stalled.clear()
@@ -551,6 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, body: dict) -> None:
         if self.ollama.busy:
             raise _ApiError(503, BUSY_MESSAGE)
+        if self.ollama.fail_with:
+            raise _ApiError(*self.ollama.fail_with)
         messages = [
             ChatMessage(str(m.get("role") or "user"), str(m.get("content") or ""))
             for m in body.get("messages") or []

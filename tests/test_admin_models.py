@@ -24,8 +24,10 @@ def user(app, admin):
     return other
 
 
-def settings(admin, model: str, **fields):
-    data = {"model": model, "enabled": "y", **{k: str(v) for k, v in fields.items()}}
+def settings(admin, model: str, enabled: bool = True, **fields):
+    data = {"model": model, **{k: str(v) for k, v in fields.items()}}
+    if enabled:
+        data["enabled"] = "y"  # an unchecked box sends nothing
     return admin.post(f"/admin/models/settings?model={model}", data=data)
 
 
@@ -158,9 +160,7 @@ def test_a_thinking_choice_that_is_neither_on_nor_off_is_refused(user):
     conversation_id = new_conversation(user)
     response = user.post(f"/conversations/{conversation_id}/thinking", json={"think": "maybe"}, headers=JSON)
     assert response.status_code == 400 and "either on or off" in response.json["error"]
-    assert (
-        user.post("/conversations", json={"think": 1}, headers=JSON).status_code == 201
-    )  # not a string: unset
+    assert user.post("/conversations", json={"think": 1}, headers=JSON).status_code == 400
 
 
 def test_the_model_picker_marks_reasoning_models_for_the_thinking_switch(user, engine):
@@ -188,3 +188,27 @@ def test_thinking_is_stored_apart_and_shown_folded_in_history(app, user, engine)
     page = user.get(f"/c/{conversation_id}").get_data(as_text=True)
     block = page.split("data-thinking-block>")[0].rsplit("<details", 1)[1]
     assert "open" not in block and "Let me see." in page
+
+
+def test_unchecking_offered_in_the_settings_form_disables_the_model(admin, user):
+    assert settings(admin, "other", enabled=False, temperature=0.4).status_code == 302
+    assert offered(user) == ["tiny"]
+    form = admin.get("/admin/models/settings?model=other").get_data(as_text=True)
+    assert 'id="enabled"' in form and "checked" not in form.split('id="enabled"')[0].rsplit("<input", 1)[1]
+
+
+def test_a_settings_form_for_one_model_cannot_change_another(admin, engine):
+    response = admin.post("/admin/models/settings?model=tiny", data={"model": "other", "temperature": "1.5"})
+    assert response.status_code == 400
+    send(admin, new_conversation(admin, model="other"), "Un").get_data()
+    assert engine.options[-1].temperature == 0.7
+
+
+def test_thinking_text_is_shown_as_text_never_as_html(user, engine):
+    from app.llm.types import Text, Thinking
+
+    engine.script = [Thinking('<img src=x onerror="alert(1)">'), Text("Fini.")]
+    conversation_id = new_conversation(user)
+    send(user, conversation_id, "Bonjour").get_data()
+    page = user.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page and "<img src=x" not in page

@@ -17,6 +17,7 @@ from app.llm.types import (
     FIRST_TOKEN_TIMEOUT,
     LOAD_TIMEOUT,
     MODEL_NOT_FOUND,
+    MODEL_TOO_LARGE,
     STALLED,
     ChatMessage,
     EngineError,
@@ -147,12 +148,31 @@ def test_a_model_that_cannot_think_is_never_sent_the_think_flag(standin):
 
 # -- failures ----------------------------------------------------------------------------------
 def test_a_host_that_refuses_connections_fails_at_once_and_shows_as_unreachable():
-    engine = OllamaEngine(f"http://127.0.0.1:{free_port()}", list_ttl=0)
+    engine = OllamaEngine(f"http://127.0.0.1:{free_port()}", list_ttl=0, connect_timeout=1.0)
     error, chunks, took = failure(engine, SMOLLM2)
-    assert error.code == ENGINE_UNREACHABLE and chunks == [] and took < 3
+    assert error.code == ENGINE_UNREACHABLE and chunks == [] and took < 1.0 * 3
     assert engine.list_models() == []
     status = engine.status()
     assert not status.reachable and status.detail == "connection refused"
+
+
+def test_a_host_that_goes_down_keeps_its_models_listed_as_unreachable():
+    from tests.ollama_server import OllamaStandIn
+
+    host = OllamaStandIn().start()  # scripted models only: no llama.cpp engine is made
+    engine = OllamaEngine(host.url, list_ttl=0, connect_timeout=1.0)
+    assert engine.list_models()[1].usable
+    host.stop()
+    engine.forget_listing()
+    models = {m.id: m for m in engine.list_models()}
+    assert THINKER in models and not models[THINKER].usable and not models[THINKER].reachable
+    assert models[THINKER].problem == "host unreachable: connection refused"
+    assert not engine.status().reachable
+
+
+def test_a_model_too_large_for_the_hosts_memory_is_told_apart(standin):
+    standin.fail_with = (500, "model requires more system memory (5.6 GiB) than is available (3.1 GiB)")
+    assert failure(engine_for(standin), SMOLLM2)[0].code == MODEL_TOO_LARGE
 
 
 def test_an_unknown_model_is_reported_as_such(standin):
@@ -205,6 +225,22 @@ def test_a_slow_load_says_loading_at_once_and_only_the_load_timeout_makes_it_an_
     engine.unload(THINKER)
     error, chunks, took = failure(engine_for(standin, load_timeout=0.5), THINKER)
     assert error.code == LOAD_TIMEOUT and chunks == [Phase("loading")] and took < 0.5 * 3
+
+
+def test_changed_load_time_options_mean_a_reload_so_the_user_sees_loading(standin):
+    # The admin changed the context size: Ollama reloads, and the load timeout applies.
+    engine = engine_for(standin)
+    collect(engine, SMOLLM2, GenerationOptions(max_tokens=2, context=1024))
+    assert collect(engine, SMOLLM2, GenerationOptions(max_tokens=2, context=1024))[0] == Phase("prompt")
+    assert collect(engine, SMOLLM2, GenerationOptions(max_tokens=2, context=2048))[0] == Phase("loading")
+    assert standin.loads[SMOLLM2] == 2
+
+
+def test_leaving_the_stream_while_the_model_thinks_closes_the_connection(standin):
+    chunks = engine_for(standin).stream_chat(THINKER, ASK, GenerationOptions(think=True), threading.Event())
+    assert isinstance(next(c for c in chunks if isinstance(c, Thinking)), Thinking)
+    chunks.close()  # what the scheduler does when Stop comes before the answer
+    assert standin.cancelled_event.wait(1.0 * 3), "Ollama was not told the client went away"
 
 
 def test_stop_closes_the_connection_so_ollama_stops_generating(standin):

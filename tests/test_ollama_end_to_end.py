@@ -18,10 +18,25 @@ pytestmark = pytest.mark.model
 EMBEDDED, SMOLLM2, THINKER = "SmolLM2-135M-Instruct.Q4_1", "smollm2:135m", "deepseek-r1:1.5b"
 
 
+LISTING_SECONDS = 0.5  # how old the app's listing of a host may be
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, ollama_host):
+def second_host():
+    """Another Ollama host (scripted models only), for the test that takes it down."""
+    from tests.ollama_server import OllamaStandIn
+
+    host = OllamaStandIn()
+    host.models = {"phi3:mini": host.models.pop(THINKER)}
+    with host:
+        yield host
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, ollama_host, second_host):
     env = {
-        "OLLAMA_HOSTS": ollama_host.url,
+        "OLLAMA_HOSTS": f"{ollama_host.url},{second_host.url}",
+        "OLLAMA_LIST_SECONDS": str(LISTING_SECONDS),
         "OLLAMA_STALL_TIMEOUT": "2",
         "OLLAMA_LOAD_TIMEOUT": "2",
         "OLLAMA_FIRST_TOKEN_TIMEOUT": "5",
@@ -48,9 +63,10 @@ def user(server, admin) -> ChatClient:
 
 @pytest.fixture
 def host(standin, server):
-    """The stand-in, reset, with the app's listing of it refreshed (it is cached for 5 s)."""
+    """The stand-in, reset; reset again afterwards, and the app's listing of it renewed."""
     yield standin
     standin.reset()
+    time.sleep(LISTING_SECONDS)
 
 
 def admin_post(admin: ChatClient, path: str, **form):
@@ -147,7 +163,8 @@ def test_a_long_load_shows_loading_at_once_and_only_the_load_timeout_ends_it(use
     answer = next(stream)
     first = next(e for e in stream if e.name == "status")
     print(f"'loading' shown {first.at - answer.sent_at:.2f} s after sending")
-    assert first.data["phase"] == "loading" and first.at - answer.sent_at < 3
+    # "Within seconds": one second is the rule here, with a 3x margin for a noisy machine.
+    assert first.data["phase"] == "loading" and first.at - answer.sent_at < 1.0 * 3
     for _ in stream:
         pass
     assert "did not finish loading within 2 seconds" in error_of(answer)
@@ -160,8 +177,20 @@ def test_a_model_gone_from_its_host_is_unavailable_and_its_conversation_stays_re
     conversation = user.create_conversation(THINKER)
     user.ask(conversation, "Bonjour")
     del host.models[THINKER]
-    time.sleep(5.5)  # the app's listing of the host is at most 5 s old
+    time.sleep(LISTING_SECONDS + 0.1)
     refused = user.post_json(f"/conversations/{conversation}/messages", {"content": "Encore"})
     assert refused.status_code == 409 and "is not available" in refused.json()["error"]
     page = user.session.get(user.url(f"/c/{conversation}")).text
     assert "".join(SCRIPTED_ANSWER) in page and "data-model-unavailable" in page
+
+
+def test_a_host_that_goes_down_is_named_as_such_and_its_conversations_stay_readable(user, second_host):
+    conversation = user.create_conversation("phi3:mini")
+    assert user.ask(conversation, "Bonjour").end.name == "done"
+    second_host.stop()
+    time.sleep(LISTING_SECONDS + 0.1)
+    refused = user.post_json(f"/conversations/{conversation}/messages", {"content": "Encore"})
+    assert refused.status_code == 503 and "cannot be reached" in refused.json()["error"]
+    page = user.session.get(user.url(f"/c/{conversation}")).text
+    assert "".join(SCRIPTED_ANSWER) in page and "cannot be reached right now" in page
+    assert ask(user, EMBEDDED).end.name == "done"  # the other engines go on

@@ -6,7 +6,9 @@ from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectF
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-THINK_CHOICES = {"": None, "on": True, "off": False}
+from app.admin.services import PREFERENCE_FIELDS
+from app.chat.services import THINK_CHOICES
+from app.llm.catalogue import ModelPreferences
 
 
 def _between(low, high):
@@ -37,27 +39,14 @@ class ModelSettingsForm(FlaskForm):
     )
 
     def preferences(self) -> dict:
-        """The form's values as ModelSetting's columns."""
-        names = ("enabled", "temperature", "top_k", "top_p", "context", "threads", "max_tokens")
-        values = {name: getattr(self, name).data for name in names}
-        values["system_prompt"] = (self.system_prompt.data or "").strip()
-        values["think"] = THINK_CHOICES[self.think.data]
+        """The form's values, named as ModelPreferences' fields (and ModelSetting's columns)."""
+        values = {name: getattr(self, name).data for name in PREFERENCE_FIELDS}
+        values["system_prompt"] = (values["system_prompt"] or "").strip()
+        values["think"] = THINK_CHOICES[values["think"]]
         return values
 
     @classmethod
-    def for_entry(cls, entry_id: str, prefs, **kwargs) -> "ModelSettingsForm":
-        think = next(key for key, value in THINK_CHOICES.items() if value == prefs.think)
-        return cls(
-            formdata=None,
-            model=entry_id,
-            enabled=prefs.enabled,
-            system_prompt=prefs.system_prompt,
-            temperature=prefs.temperature,
-            top_k=prefs.top_k,
-            top_p=prefs.top_p,
-            context=prefs.context,
-            threads=prefs.threads,
-            max_tokens=prefs.max_tokens,
-            think=think,
-            **kwargs,
-        )
+    def for_model(cls, model_id: str, prefs: ModelPreferences) -> "ModelSettingsForm":
+        values = {name: getattr(prefs, name) for name in PREFERENCE_FIELDS}
+        values["think"] = next(key for key, value in THINK_CHOICES.items() if value is prefs.think)
+        return cls(formdata=None, model=model_id, **values)

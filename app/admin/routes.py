@@ -55,7 +55,7 @@ def model_settings():
     if entry is None and model_id not in services.configured_models():
         abort(404)
     prefs = entry.prefs if entry else services.load_preferences().models[model_id]
-    form = ModelSettingsForm() if request.method == "POST" else ModelSettingsForm.for_entry(model_id, prefs)
+    form = ModelSettingsForm() if request.method == "POST" else ModelSettingsForm.for_model(model_id, prefs)
     if form.validate_on_submit():
         if form.model.data != model_id:
             abort(400)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -9,18 +11,8 @@ from app.llm.catalogue import ModelPreferences, Preferences
 from app.models import ModelSetting, SiteSetting
 
 DEFAULT_MODEL_KEY = "default_model"
-# The columns of ModelSetting the admin's form edits, in ModelPreferences' names.
-PREFERENCE_FIELDS = (
-    "enabled",
-    "system_prompt",
-    "temperature",
-    "top_k",
-    "top_p",
-    "context",
-    "threads",
-    "max_tokens",
-    "think",
-)
+# ModelSetting's columns the admin edits: one per field of ModelPreferences, same names.
+PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelPreferences))
 
 
 def load_preferences() -> Preferences:

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.chat import bp, services
-from app.chat.stream import AnswerStream, model_unavailable_message
+from app.chat.stream import AnswerStream, engine_unreachable_message, model_unavailable_message
 from app.errors import render_error, wants_json
 from app.llm import services as llm
 from app.llm.scheduler import GenerationRequest
@@ -29,14 +29,12 @@ def _field(name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-THINK_VALUES = {"on": True, "off": False, "": None, "default": None}
-
-
 def _page(conversation=None):
     catalogue = llm().catalogue
     offered = catalogue.offered()
     default = catalogue.default()
     selected = conversation.model if conversation else (default.id if default else "")
+    current = catalogue.entry(selected)
     return render_template(
         "chat/index.html",
         conversation=conversation,
@@ -45,6 +43,7 @@ def _page(conversation=None):
         selected_model=selected,
         # A conversation keeps its model: one no longer offered is shown, marked unavailable.
         model_unavailable=bool(conversation) and all(e.id != selected for e in offered),
+        model_unreachable=current is not None and not current.info.reachable,
     )
 
 
@@ -88,12 +87,18 @@ def _offered(model_id: str):
     return entry if entry and entry.offered else None
 
 
-def _think_field():
-    """The user's thinking choice: True, False, None (the model's default); KeyError if invalid."""
-    return THINK_VALUES[_field("think")]
+def _think_choice():
+    """The request's thinking choice: True, False, or None (the admin's default); raises
+    KeyError for anything else. Absent counts as "": new conversations need not say."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    value = data.get("think", "") if isinstance(data, dict) else ""
+    return services.THINK_CHOICES[value]
 
 
 def _model_unavailable(model_id: str, status: int):
+    entry = llm().catalogue.entry(model_id)
+    if entry is not None and not entry.info.reachable:  # its host is down, for now
+        return render_error(503, engine_unreachable_message())
     return render_error(status, model_unavailable_message(model_id))
 
 
@@ -106,9 +111,11 @@ def create_conversation():
         return render_error(409, _("No usable model is installed on this server."))
     if not _offered(model_id):
         return _model_unavailable(model_id, 409)
-    if _field("think") not in THINK_VALUES:
+    try:
+        think = _think_choice()
+    except (KeyError, TypeError):
         return render_error(400, _("Thinking is either on or off."))
-    conversation = services.create_conversation(current_user, model_id, _think_field())
+    conversation = services.create_conversation(current_user, model_id, think)
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
         return jsonify(id=conversation.id, url=url, model=model_id), 201
@@ -238,9 +245,11 @@ def change_model(conversation_id: int):
 def change_thinking(conversation_id: int):
     """Let a reasoning model think before answering in this conversation, or not."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    if _field("think") not in THINK_VALUES:
+    try:
+        think = _think_choice()
+    except (KeyError, TypeError):
         return render_error(400, _("Thinking is either on or off."))
-    services.set_thinking(conversation, _think_field())
+    services.set_thinking(conversation, think)
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))
     return redirect(url_for("chat.conversation", conversation_id=conversation.id))

@@ -13,6 +13,8 @@ from app.llm.types import ChatMessage, Outcome
 from app.models import Conversation, Message, User, utcnow
 
 TITLE_LENGTH = 60
+# How a thinking choice is written in forms and JSON; "" leaves it to the admin's default.
+THINK_CHOICES: dict[str, bool | None] = {"": None, "on": True, "off": False}
 
 
 class Busy(Exception):

@@ -25,6 +25,7 @@ from app.llm.types import (
     FIRST_TOKEN_TIMEOUT,
     LOAD_TIMEOUT,
     MODEL_NOT_FOUND,
+    MODEL_TOO_LARGE,
     MODEL_UNREADABLE,
     PROMPT_TOO_LONG,
     STALLED,
@@ -51,6 +52,10 @@ def model_unavailable_message(model: str) -> str:
     return _("The model “%(model)s” is not available. Pick another model.", model=model)
 
 
+def engine_unreachable_message() -> str:
+    return _("The model server cannot be reached right now. Try again in a moment, or pick another model.")
+
+
 def error_message(error: EngineError, model: str, detailed: bool) -> str:
     """What the user reads when an answer fails; admins also see the technical detail."""
     messages = {
@@ -63,8 +68,11 @@ def error_message(error: EngineError, model: str, detailed: bool) -> str:
         PROMPT_TOO_LONG: _(
             "This message is too long for the model's context window. Shorten it or start a new conversation."
         ),
-        ENGINE_UNREACHABLE: _(
-            "The model server cannot be reached right now. Try again in a moment, or pick another model."
+        ENGINE_UNREACHABLE: engine_unreachable_message(),
+        MODEL_TOO_LARGE: _(
+            "The model “%(model)s” needs more memory than the server has free. Pick a smaller model, "
+            "or ask the administrator to unload another one.",
+            model=model,
         ),
         ENGINE_BUSY: _("The model server is busy with other requests. Try again in a minute."),
         LOAD_TIMEOUT: _(

@@ -48,6 +48,7 @@ def ollama_engine(host: str, config) -> OllamaEngine:
         stall_timeout=config["OLLAMA_STALL_TIMEOUT"],
         load_timeout=config["OLLAMA_LOAD_TIMEOUT"],
         keep_alive=config["OLLAMA_KEEP_ALIVE"],
+        list_ttl=config["OLLAMA_LIST_SECONDS"],
     )
 
 

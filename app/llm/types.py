@@ -36,6 +36,7 @@ class ModelInfo:
     thinking: bool = False  # a reasoning model: it can think before answering
     loaded: bool = False
     memory_bytes: int = 0  # held while loaded (weights and context); 0 when not loaded
+    reachable: bool = True  # False: its engine does not answer (the problem says why)
 
     @property
     def usable(self) -> bool:
@@ -152,3 +153,4 @@ ENGINE_BUSY = "engine_busy"  # the engine's own queue is full (Ollama answers 50
 LOAD_TIMEOUT = "load_timeout"
 FIRST_TOKEN_TIMEOUT = "first_token_timeout"
 STALLED = "stalled"  # the stream started, then went quiet
+MODEL_TOO_LARGE = "model_too_large"  # the host lacks the memory to load it

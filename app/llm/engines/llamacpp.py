@@ -146,8 +146,8 @@ class LlamaCppEngine:
             context_length=facts.context_length if facts else 0,
             thinking=facts.supports_thinking if facts else False,
             loaded=loaded is not None,
-            # Weights are mapped from the file; the context's cache comes on top.
-            memory_bytes=size + facts.kv_cache_bytes(loaded.context) if loaded and facts else 0,
+            # The weights mapped from the file, and the context's cache on top.
+            memory_bytes=facts.memory_bytes(loaded.context) if loaded and facts else 0,
         )
 
     def status(self) -> EngineStatus:
@@ -204,19 +204,20 @@ class LlamaCppEngine:
 
     def _generate(self, model, messages, options, cancel, started, load_seconds):
         llama = model.llama
-        rendered: dict[int, list[int]] = {}  # the prompts tried, by message count
+        rendered: dict[int, tuple[list[int], bool]] = {}  # the prompts tried, by message count
+        close_thinking = model.thinks and options.think is False
 
         def count_tokens(kept: list[ChatMessage]) -> int:
             # Each candidate keeps a suffix of the history: its length identifies it.
-            rendered[len(kept)] = self._prompt_tokens(model, kept)
-            return len(rendered[len(kept)])
+            rendered[len(kept)] = self._prompt(model, kept, close_thinking)
+            return len(rendered[len(kept)][0])
 
         window = fit_to_window(
             messages, count_tokens, context_window=llama.n_ctx(), answer_room=options.max_tokens
         )
         if window.dropped:
             yield Trimmed(window.dropped)
-        prompt = rendered[len(window.messages)]
+        prompt, opened = rendered[len(window.messages)]
         stats = GenerationStats(
             prompt_tokens=len(prompt),
             load_seconds=load_seconds,
@@ -226,16 +227,6 @@ class LlamaCppEngine:
             finish_reason="length",
             engine=self.name,
         )
-        # DeepSeek-R1 distills: the template opens <think> itself, the model only closes it.
-        tail_text = llama.detokenize(prompt[-4:], special=True).decode("utf-8", errors="replace")
-        opened = prompt_opens_thinking(tail_text)
-        if model.thinks and options.think is False:
-            # Thinking switched off: hand the model an empty, closed thinking block, as Qwen3's
-            # `enable_thinking=False` does; it answers at once.
-            closing = "\n\n</think>\n\n" if opened else "<think>\n\n</think>\n\n"
-            prompt = prompt + llama.tokenize(closing.encode("utf-8"), add_bos=False, special=True)
-            opened = False
-            stats.prompt_tokens = len(prompt)
         splitter = ThinkSplitter(starts_thinking=opened)
         yield Phase("prompt")
         if options.seed is not None:
@@ -290,11 +281,20 @@ class LlamaCppEngine:
             stats.tokens_per_second = (timed_tokens - 1) / (last_at - first_at)
         yield Final(stats)
 
-    def _prompt_tokens(self, model: _LoadedModel, messages: list[ChatMessage]) -> list[int]:
+    def _prompt(self, model: _LoadedModel, messages: list[ChatMessage], close_thinking: bool):
+        """The prompt's tokens, and whether it ends inside an opened <think> block.
+
+        DeepSeek-R1 distills: the template opens <think> itself, the model only closes it.
+        Thinking switched off: the model is handed an empty, closed thinking block, as Qwen3's
+        `enable_thinking=False` does, and answers at once.
+        """
         rendered = model.formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
-        return model.llama.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-        )
+        text, opened = rendered.prompt, prompt_opens_thinking(rendered.prompt)
+        if close_thinking:
+            text += "\n\n</think>\n\n" if opened else "<think>\n\n</think>\n\n"
+            opened = False
+        tokens = model.llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        return tokens, opened
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self, model_id: str, context: int, threads: int) -> _LoadedModel:

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +30,7 @@ from app.llm.types import (
     GENERATION_FAILED,
     LOAD_TIMEOUT,
     MODEL_NOT_FOUND,
+    MODEL_TOO_LARGE,
     STALLED,
     ChatMessage,
     Chunk,
@@ -55,6 +57,7 @@ OLLAMA_TIMINGS = (
     "done_reason",
 )
 TICK = 0.25  # how often the reading loop looks at the clock and at Stop
+LISTING_TIMEOUT = 5.0  # seconds for a listing, details or unload request to answer
 UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is listed again
 
 
@@ -84,30 +87,49 @@ class OllamaEngine:
         self.keep_alive = keep_alive
         self.list_ttl = list_ttl
         # Listing, details, unload: short requests, so a dead host costs little.
-        self._client = ollama.Client(self.host, timeout=httpx.Timeout(10.0, connect=connect_timeout))
-        self._lock = threading.Lock()
-        self._listed_at = -1e9
+        self._client = ollama.Client(
+            self.host, timeout=httpx.Timeout(LISTING_TIMEOUT, connect=connect_timeout)
+        )
+        self._lock = threading.Lock()  # guards the listing below; never held over the network
+        self._next_listing = 0.0  # time.monotonic() after which the host is asked again
+        self._refreshing = False
+        self._known: list[ModelInfo] = []  # the last listing the host gave
         self._models: list[ModelInfo] = []
         self._status = EngineStatus(self.name, reachable=False, detail="not contacted yet")
         self._details: dict[tuple[str, str], dict] = {}  # /api/show, by (name, digest)
+        self._load_options: dict[str, tuple] = {}  # the load-time options last sent, per model
 
     # -- catalogue -------------------------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
-        """The host's models; asked again at most every `list_ttl` seconds (pages list them)."""
+        """The host's models; asked again at most every `list_ttl` seconds (pages list them).
+
+        One thread asks while the others keep the previous answer, so a slow host slows one
+        request, not every page.
+        """
         with self._lock:
-            if time.monotonic() - self._listed_at < self.list_ttl:
+            if time.monotonic() < self._next_listing or self._refreshing:
                 return self._models
-            try:
-                self._models = self._fetch_models()
-                self._status = EngineStatus(self.name, True, version=self._version())
-                self._listed_at = time.monotonic()
-            except Exception as exc:  # any failure: the host is shown as unreachable, with why
-                self._models = []
-                self._status = EngineStatus(self.name, False, detail=_describe(exc))
-                log.warning("Ollama host %s: %s", self.host, self._status.detail)
-                # A host that does not answer costs each page a connect timeout: ask less often.
-                self._listed_at = time.monotonic() + max(0.0, UNREACHABLE_RETRY - self.list_ttl)
-            return self._models
+            self._refreshing = True
+        try:
+            models = self._known = self._fetch_models()
+            status = EngineStatus(self.name, True, version=self._version())
+            wait = self.list_ttl
+        except Exception as exc:  # any failure: the host is shown as unreachable, with why
+            status = EngineStatus(self.name, False, detail=_describe(exc))
+            log.warning("Ollama host %s: %s", self.host, status.detail)
+            # Its models stay listed, unusable, so their conversations say what is wrong.
+            problem = f"host unreachable: {status.detail}"
+            models = [
+                replace(m, problem=problem, reachable=False, loaded=False, memory_bytes=0)
+                for m in self._known
+            ]
+            # A host that does not answer costs a connect timeout each time: ask less often.
+            wait = max(self.list_ttl, UNREACHABLE_RETRY)
+        with self._lock:
+            self._models, self._status = models, status
+            self._next_listing = time.monotonic() + wait
+            self._refreshing = False
+        return models
 
     def status(self) -> EngineStatus:
         self.list_models()
@@ -116,7 +138,7 @@ class OllamaEngine:
     def forget_listing(self) -> None:
         """The next listing asks the host again (after an unload, for instance)."""
         with self._lock:
-            self._listed_at = -1e9
+            self._next_listing = 0.0
 
     def _fetch_models(self) -> list[ModelInfo]:
         running = {m.model: m for m in self._client.ps().models}
@@ -171,8 +193,10 @@ class OllamaEngine:
         return any(m.id == model_id and m.loaded for m in self.list_models())
 
     def unload(self, model_id: str) -> bool:
-        """Free the model's memory on the host now (keep_alive 0)."""
+        """Free the model's memory on the host now (keep_alive 0); False when it was not loaded."""
         try:
+            if self._running(model_id) is None:
+                return False
             self._client.generate(model=model_id, keep_alive=0)
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
             log.warning("Ollama %s: unloading %s failed: %s", self.host, model_id, exc)
@@ -181,11 +205,26 @@ class OllamaEngine:
             self.forget_listing()
         return True
 
-    def _loaded_now(self, model_id: str) -> bool:
+    def _running(self, model_id: str):
+        """The host's /api/ps entry for the model, asked now; None when it is not loaded."""
+        return next((m for m in self._client.ps().models if m.model == model_id), None)
+
+    def _loaded_now(self, model_id: str, options: GenerationOptions) -> bool:
+        """Whether the answer can start without a load: loaded, with the load-time options sent.
+
+        Ollama reloads a model whose context size or threads differ from its last load.
+        """
         try:
-            return any(m.model == model_id for m in self._client.ps().models)
+            running = self._running(model_id)
         except Exception as exc:
             raise _engine_error(exc, self) from exc
+        sent = (options.context, options.threads)
+        with self._lock:
+            before = self._load_options.get(model_id, sent)
+            self._load_options[model_id] = sent
+        if running is None or before != sent:
+            return False
+        return not (options.context and running.context_length and running.context_length != options.context)
 
     def _supports_thinking(self, model_id: str) -> bool:
         return any(m.id == model_id and m.thinking for m in self.list_models())
@@ -199,7 +238,7 @@ class OllamaEngine:
         cancel: threading.Event,
     ) -> Iterator[Chunk]:
         started = time.perf_counter()
-        loaded = self._loaded_now(model_id)
+        loaded = self._loaded_now(model_id, options)
         # A load on a CPU can take minutes: the user is told at once, and a longer deadline runs.
         yield Phase("prompt" if loaded else "loading")
         think = options.think if self._supports_thinking(model_id) else None
@@ -365,6 +404,8 @@ def _engine_error(exc: Exception, engine: OllamaEngine) -> EngineError:
             return EngineError(MODEL_NOT_FOUND, detail)
         if exc.status_code == 503:
             return EngineError(ENGINE_BUSY, detail, host=engine.name)
+        if "more system memory" in str(exc.error):  # "model requires more system memory (…) than…"
+            return EngineError(MODEL_TOO_LARGE, detail)
         return EngineError(GENERATION_FAILED, detail)
     if isinstance(exc, ConnectionError | httpx.TransportError):
         return EngineError(ENGINE_UNREACHABLE, detail, host=engine.name)
