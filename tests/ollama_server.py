@@ -810,3 +810,9 @@ def _keep_alive_seconds(value) -> float | None:
 def _expiry(keep_alive: float | None) -> datetime:
     now = datetime.now(UTC)
     return now + (FOREVER if keep_alive is None else timedelta(seconds=keep_alive))
+
+
+if __name__ == "__main__":  # a stand-in of its own process, for benchmarks: prints its URL, runs until killed
+    with OllamaStandIn(threads=int(sys.argv[1]) if len(sys.argv) > 1 else 1) as server:
+        print(server.url, flush=True)
+        threading.Event().wait()

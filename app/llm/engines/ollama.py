@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -86,9 +87,11 @@ class OllamaEngine:
         self.load_timeout = load_timeout
         self.keep_alive = keep_alive
         self.list_ttl = list_ttl
+        # Loading the CA certificates takes ~70 ms: once per engine, and only for HTTPS.
+        self.verify = ssl.create_default_context() if self.host.startswith("https:") else False
         # Listing, details, unload: short requests, so a dead host costs little.
         self._client = ollama.Client(
-            self.host, timeout=httpx.Timeout(LISTING_TIMEOUT, connect=connect_timeout)
+            self.host, timeout=httpx.Timeout(LISTING_TIMEOUT, connect=connect_timeout), verify=self.verify
         )
         self._lock = threading.Lock()  # guards the listing below; never held over the network
         self._next_listing = 0.0  # time.monotonic() after which the host is asked again
@@ -166,9 +169,9 @@ class OllamaEngine:
         return models
 
     def _version(self) -> str:
-        # The only call the `ollama` client lacks: a plain GET, for the admin's page.
+        # The only call the `ollama` client lacks: a plain GET on its HTTP client, for the admin.
         try:
-            response = httpx.get(f"{self.host}/api/version", timeout=self.connect_timeout)
+            response = self._client._client.get("/api/version")
             return str(response.json().get("version", ""))
         except (httpx.HTTPError, ValueError, AttributeError):
             return ""
@@ -227,7 +230,11 @@ class OllamaEngine:
         return not (options.context and running.context_length and running.context_length != options.context)
 
     def _supports_thinking(self, model_id: str) -> bool:
-        return any(m.id == model_id and m.thinking for m in self.list_models())
+        # The listing as last fetched (the catalogue fetched it to offer the model): asking
+        # the host again here would delay the answer.
+        with self._lock:
+            models = self._models
+        return any(m.id == model_id and m.thinking for m in models)
 
     # -- generation ------------------------------------------------------------------------
     def stream_chat(
@@ -335,6 +342,7 @@ class _StreamingCall:
         self._client = ollama.Client(
             engine.host,
             timeout=httpx.Timeout(backstop, connect=engine.connect_timeout),
+            verify=engine.verify,
             event_hooks={"request": [self._trace_sockets]},
         )
         request = {
