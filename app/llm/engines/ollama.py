@@ -231,9 +231,11 @@ class OllamaEngine:
 
     def _supports_thinking(self, model_id: str) -> bool:
         # The listing as last fetched (the catalogue fetched it to offer the model): asking
-        # the host again here would delay the answer.
+        # the host again here would delay the answer. Never fetched yet: fetch it once.
         with self._lock:
-            models = self._models
+            models, never_listed = self._models, self._next_listing == 0.0
+        if never_listed:
+            models = self.list_models()
         return any(m.id == model_id and m.thinking for m in models)
 
     # -- generation ------------------------------------------------------------------------
