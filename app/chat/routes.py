@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import (
     Response,
+    abort,
     current_app,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -87,11 +89,13 @@ def _offered(model_id: str):
     return entry if entry and entry.offered else None
 
 
-def _think_choice():
-    """The request's thinking choice: True, False, or None (the admin's default); raises
-    KeyError for anything else. Absent counts as "": new conversations need not say."""
+def _think_choice() -> bool | None:
+    """The request's thinking choice: True, False, or None (the admin's default); anything
+    else ends the request with a 400. Absent counts as "": new conversations need not say."""
     data = request.get_json(silent=True) if request.is_json else request.form
     value = data.get("think", "") if isinstance(data, dict) else ""
+    if not isinstance(value, str) or value not in services.THINK_CHOICES:
+        abort(make_response(*render_error(400, _("Thinking is either on or off."))))
     return services.THINK_CHOICES[value]
 
 
@@ -111,11 +115,7 @@ def create_conversation():
         return render_error(409, _("No usable model is installed on this server."))
     if not _offered(model_id):
         return _model_unavailable(model_id, 409)
-    try:
-        think = _think_choice()
-    except (KeyError, TypeError):
-        return render_error(400, _("Thinking is either on or off."))
-    conversation = services.create_conversation(current_user, model_id, think)
+    conversation = services.create_conversation(current_user, model_id, _think_choice())
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
         return jsonify(id=conversation.id, url=url, model=model_id), 201
@@ -245,11 +245,7 @@ def change_model(conversation_id: int):
 def change_thinking(conversation_id: int):
     """Let a reasoning model think before answering in this conversation, or not."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    try:
-        think = _think_choice()
-    except (KeyError, TypeError):
-        return render_error(400, _("Thinking is either on or off."))
-    services.set_thinking(conversation, think)
+    services.set_thinking(conversation, _think_choice())
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))
     return redirect(url_for("chat.conversation", conversation_id=conversation.id))
