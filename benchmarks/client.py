@@ -30,6 +30,7 @@ class StreamEvent:
     name: str
     data: dict
     at: float  # time.perf_counter() when the event was read
+    seq: int | None = None  # the frame's `id:`: 1, 2, 3… within an answer
 
 
 @dataclass
@@ -53,13 +54,15 @@ class StreamedAnswer:
 
 def _parse_frame(block: str) -> StreamEvent | None:
     """One `event: NAME` + `data: JSON` frame; None for comments such as `: ping`."""
-    name, data = "message", []
+    name, data, seq = "message", [], None
     for line in block.split("\n"):
         if line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].lstrip())
-    return StreamEvent(name, json.loads("\n".join(data)), time.perf_counter()) if data else None
+        elif line.startswith("id:"):
+            seq = int(line[3:].strip())
+    return StreamEvent(name, json.loads("\n".join(data)), time.perf_counter(), seq) if data else None
 
 
 class ChatClient:

@@ -392,3 +392,10 @@ def test_plain_forms_without_javascript_create_and_rename_a_conversation(signed_
     assert renamed.status_code == 302
     listed = signed_in.get("/conversations").json["conversations"][0]
     assert (listed["title"], listed["model"]) == ("Par formulaire", "other")
+
+
+def test_every_event_of_an_answer_is_numbered_in_order_so_a_lost_one_shows(signed_in):
+    body = send(signed_in, new_conversation(signed_in), "Dis bonjour").get_data(as_text=True)
+    frames = [block for block in body.split("\n\n") if block.strip() and not block.startswith(":")]
+    ids = [int(block.split("\n")[0].removeprefix("id: ")) for block in frames]
+    assert ids == list(range(1, len(frames) + 1)) and len(ids) >= 6

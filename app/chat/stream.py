@@ -127,6 +127,7 @@ class AnswerStream:
         self.detailed_errors = detailed_errors
         self.parts: list[str] = []
         self.thinking: list[str] = []
+        self.sent = 0  # frames sent: each carries its number as its SSE id
         self.outcome = Outcome.DISCONNECTED  # unless the stream ends otherwise
         self.error = ""
         self.stats: dict = {}
@@ -152,7 +153,9 @@ class AnswerStream:
                 chunk = self._frame_for(event)
                 if chunk:
                     last_sent = now
-                    yield chunk
+                    # Numbered (`id:`) so that a client can tell a lost or reordered event.
+                    self.sent += 1
+                    yield f"id: {self.sent}\n{chunk}"
                 written = len(self.parts) + len(self.thinking)
                 if written != saved_length and now - last_saved >= self.save_every:
                     self._save(Outcome.GENERATING)
