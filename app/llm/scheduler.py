@@ -119,6 +119,16 @@ class Scheduler:
             self._cond.notify_all()
         return True
 
+    def cancel_all(self, outcome: Outcome) -> int:
+        """Cancel every job, waiting or running (shutdown); returns how many there were."""
+        with self._cond:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel(outcome)
+        with self._cond:
+            self._cond.notify_all()
+        return len(jobs)
+
     def is_active(self, key: int) -> bool:
         with self._cond:
             return key in self._jobs
