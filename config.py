@@ -72,10 +72,14 @@ class Config:
     # How long Ollama keeps a model in memory after an answer (its own default is 5m; a
     # reload costs minutes on a CPU). Sent with every request.
     OLLAMA_KEEP_ALIVE = os.environ.get("OLLAMA_KEEP_ALIVE", "30m")
+    # How many answers a remote Ollama host computes at once (its OLLAMA_NUM_PARALLEL); an
+    # Ollama on this machine shares this machine's cores with the embedded engine instead.
+    OLLAMA_PARALLEL = _int("OLLAMA_PARALLEL", 1)
     # How often a host's model list is asked again (seconds); pages use the last answer meanwhile.
     OLLAMA_LIST_SECONDS = float(os.environ.get("OLLAMA_LIST_SECONDS", "5"))
-    # How many answers may stream at once; waitress threads and connections derive from it.
-    MAX_STREAMS = _int("MAX_STREAMS", 16)
+    # How many answers may wait or stream at once (beyond: 503 and Retry-After); waitress
+    # threads and connections, and the database pool, derive from it.
+    MAX_STREAMS = _int("MAX_STREAMS", 32)
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = _int("PORT", 8294)
     # A partial answer is written to the database this often while it streams (seconds).

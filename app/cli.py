@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
+import signal
+import threading
+import time
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, make_response, request
 
 log = logging.getLogger(__name__)
+
+# The promise made to whoever stops the server (systemd, docker, Ctrl-C): out within this
+# many seconds of SIGTERM or SIGINT, the answers being written saved as interrupted.
+SHUTDOWN_SECONDS = 10.0
+# How long the running answers get to end (the engine stops between two tokens) and to be
+# saved by their streams; whatever is still unsaved then is marked interrupted as it stands.
+ANSWERS_SECONDS = 6.0
+# How long the last frames (each stream's `done`) get to leave for their clients.
+FLUSH_SECONDS = 0.5
 
 
 def waitress_settings(max_streams: int) -> dict:
@@ -57,7 +70,7 @@ def init_app(app: Flask) -> None:
     @click.option("--host", default=None, help="Address to listen on (default: HOST).")
     @click.option("--port", default=None, type=int, help="Port (default: PORT).")
     def serve(host: str | None, port: int | None) -> None:
-        """Run the app under waitress, the production server."""
+        """Run the app under waitress, the production server; SIGTERM stops it gracefully."""
         import waitress
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,9 +79,130 @@ def init_app(app: Flask) -> None:
         swept = sweep_unfinished_answers()
         if swept:
             log.warning("%d answers left unfinished by the last run are marked interrupted", swept)
-        config = current_app.config
+        app = current_app._get_current_object()
+        config = app.config
         settings = waitress_settings(config["MAX_STREAMS"])
         host = host or config["HOST"]
         port = port or config["PORT"]
+        socket_map: dict = {}
+        server = waitress.create_server(
+            app, map=socket_map, host=host, port=port, ident="causerie", **settings
+        )
+        shutdown = GracefulShutdown(app, server, socket_map)
+        app.before_request(shutdown.refuse_new_answers)
+        shutdown.install()
         log.info("serving on http://%s:%s with %s", host, port, settings)
-        waitress.serve(current_app._get_current_object(), host=host, port=port, ident="causerie", **settings)
+        server.run()  # returns once the shutdown has closed every socket
+        shutdown.finish()
+
+
+class GracefulShutdown:
+    """On SIGTERM or SIGINT: refuse new answers, interrupt the running ones, let their streams
+    save what was written (as interrupted), then close the server, all within SHUTDOWN_SECONDS.
+
+    The signal handler only starts a thread: waitress's loop must keep running meanwhile,
+    since it is what sends the streams' last frames to their clients.
+    """
+
+    def __init__(self, app: Flask, server, socket_map: dict) -> None:
+        self.app = app
+        self.server = server
+        self.socket_map = socket_map
+        self.started = threading.Event()
+        self.began = 0.0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def refuse_new_answers(self):
+        """A `before_request` hook: once shutting down, a new message gets a 503."""
+        if self.started.is_set() and request.endpoint == "chat.send_message":
+            from app.errors import render_error
+
+            response = make_response(*render_error(503))
+            response.headers["Retry-After"] = "30"
+            return response
+        return None
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        # Runs in the main thread, between two turns of waitress's loop: only starts threads.
+        if self.started.is_set():
+            return
+        self.began = time.monotonic()
+        self.started.set()
+        name = signal.Signals(signum).name
+        threading.Thread(target=self._shut_down, args=(name,), name="shutdown", daemon=True).start()
+        threading.Thread(target=self._deadline, name="shutdown-deadline", daemon=True).start()
+
+    def _shut_down(self, signal_name: str) -> None:
+        log.info("%s received: shutting down", signal_name)
+        try:
+            self._interrupt_answers()
+        except Exception:
+            log.exception("shutdown: the answers could not all be saved")
+        finally:
+            self._wait_for_output(FLUSH_SECONDS)
+            self._close_server()
+
+    def _interrupt_answers(self) -> None:
+        from app.database import sweep_unfinished_answers, unfinished_answers
+        from app.llm import services
+        from app.llm.types import Outcome
+
+        with self.app.app_context():
+            scheduler = services().scheduler
+        interrupted = scheduler.cancel_all(Outcome.INTERRUPTED)
+        log.warning("shutting down: %d answers interrupted", interrupted)
+        deadline = self.began + ANSWERS_SECONDS
+        while True:
+            # Again each time: an answer whose request was under way when the signal came.
+            scheduler.cancel_all(Outcome.INTERRUPTED)
+            if scheduler.active() == 0:
+                # The generations are over; each stream saves its answer in its `finally`.
+                with self.app.app_context():
+                    if unfinished_answers() == 0:
+                        break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        with self.app.app_context():
+            swept = sweep_unfinished_answers()  # the safety net: nothing stays 'generating'
+        waited = time.monotonic() - self.began
+        if swept:
+            log.warning("%d answers unsaved after %.1f s are marked interrupted as they stood", swept, waited)
+        else:
+            log.info("every interrupted answer saved within %.1f s", waited)
+
+    def _wait_for_output(self, timeout: float) -> None:
+        """Give waitress a moment to send what the streams wrote last."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                pending = any(getattr(d, "total_outbufs_len", 0) for d in list(self.socket_map.values()))
+            except RuntimeError:  # the map changed while read: look again
+                pending = True
+            if not pending:
+                return
+            time.sleep(0.02)
+
+    def _close_server(self) -> None:
+        """Close every socket from waitress's own loop thread; its `run()` then returns."""
+        from waitress import wasyncore
+        from waitress.server import BaseWSGIServer
+
+        server = next(d for d in list(self.socket_map.values()) if isinstance(d, BaseWSGIServer))
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(self.socket_map))
+
+    def finish(self) -> None:
+        """In the main thread, after waitress's loop ended: stop its worker threads."""
+        remaining = self.began + SHUTDOWN_SECONDS - 1.0 - time.monotonic()
+        self.server.task_dispatcher.shutdown(timeout=max(0.1, min(1.0, remaining)))
+        log.info("stopped %.1f s after the signal", time.monotonic() - self.began)
+
+    def _deadline(self) -> None:
+        """The last resort, should something hang: the process ends within SHUTDOWN_SECONDS."""
+        time.sleep(max(0.0, self.began + SHUTDOWN_SECONDS - 0.5 - time.monotonic()))
+        log.error("shutdown not over after %.1f s: exiting now", time.monotonic() - self.began)
+        logging.shutdown()
+        os._exit(1)  # answers still 'generating' are marked interrupted at the next start

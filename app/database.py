@@ -34,3 +34,12 @@ def sweep_unfinished_answers() -> int:
     )
     db.session.commit()
     return result.rowcount
+
+
+def unfinished_answers() -> int:
+    """How many answers are stored as still being written (shutdown waits for none)."""
+    from app.models import Message
+
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Message).where(Message.state == Outcome.GENERATING.value)
+    )

@@ -25,6 +25,16 @@ def require_loopback(base_url: str) -> None:
         raise ValueError(f"refusing to send traffic to {host}: only 127.0.0.1 is allowed")
 
 
+class RefusedError(RuntimeError):
+    """A message the server did not take: its status, and its `Retry-After` (seconds) if any."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"{response.status_code}: {response.text[:300]}")
+        self.status = response.status_code
+        retry_after = response.headers.get("Retry-After", "")
+        self.retry_after = float(retry_after) if retry_after.isdigit() else None
+
+
 @dataclass
 class StreamEvent:
     name: str
@@ -131,7 +141,7 @@ class ChatClient:
             timeout=self.timeout,
         )
         if response.status_code != 200:
-            raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+            raise RefusedError(response)
         answer = StreamedAnswer(int(response.headers["X-Message-Id"]), sent_at=sent_at)
         yield answer
         with response:

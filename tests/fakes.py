@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.llm.types import EngineError, EngineStatus, Final, GenerationStats, ModelInfo, Phase, Text
+from app.llm.types import Claim, EngineError, EngineStatus, Final, GenerationStats, ModelInfo, Phase, Text
 
 
 class ScriptedEngine:
@@ -36,6 +36,9 @@ class ScriptedEngine:
 
     def is_loaded(self, model_id: str) -> bool:
         return True
+
+    def claim(self, model_id, options) -> Claim:
+        return Claim()
 
     def unload(self, model_id: str) -> bool:
         return False

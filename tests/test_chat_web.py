@@ -317,7 +317,7 @@ def test_context_trimming_is_told_to_the_user(signed_in, engine):
 
 
 def test_beyond_the_stream_bound_a_message_is_refused_with_retry_after(app, signed_in, engine):
-    app.config["MAX_STREAMS"] = 1
+    app.extensions["llm"].scheduler.max_jobs = 1  # MAX_STREAMS
     slow_answer(engine, 100)
     first = StreamInThread(signed_in, new_conversation(signed_in), "long")
     response = send(signed_in, new_conversation(signed_in), "one more")

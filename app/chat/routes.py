@@ -145,7 +145,8 @@ def send_message(conversation_id: int):
     entry = _offered(conversation.model)
     if entry is None:
         return _model_unavailable(conversation.model, 409)
-    if llm().scheduler.active() >= current_app.config["MAX_STREAMS"]:
+    scheduler = llm().scheduler
+    if not scheduler.reserve():
         # Every stream holds a server thread: beyond the bound, pages would wait for threads.
         response = render_error(
             503, _("Too many answers are being written right now. Try again in a minute.")
@@ -156,10 +157,14 @@ def send_message(conversation_id: int):
     options = llm().catalogue.options_for(entry, _generation_options(), think=conversation.think)
     try:
         exchange = services.add_exchange(
-            conversation, content, is_live=llm().scheduler.is_active, system_prompt=entry.prefs.system_prompt
+            conversation, content, is_live=scheduler.is_active, system_prompt=entry.prefs.system_prompt
         )
     except services.Busy:
+        scheduler.release()
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
+    except BaseException:
+        scheduler.release()
+        raise
     # From here on only plain values: the transaction is over, and stays so while the model works.
     generation = GenerationRequest(
         key=exchange.answer_id,
@@ -169,7 +174,7 @@ def send_message(conversation_id: int):
         options=options,
     )
     stream = AnswerStream(
-        llm().scheduler.submit(generation),
+        scheduler.submit(generation, reserved=True),
         message_id=exchange.answer_id,
         model=exchange.model,
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),

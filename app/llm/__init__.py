@@ -34,9 +34,10 @@ def init_app(
         )
         engines: list[Engine] = [embedded] + [ollama_engine(host, config) for host in config["OLLAMA_HOSTS"]]
         catalogue = Catalogue(engines, config["DEFAULT_MODEL"], preferences)
-        # The machine's cores are one budget: as many generations at once as fit in it.
-        slots = max(1, machine_cores() // embedded.threads)
-        services = LLMServices(catalogue, Scheduler(catalogue, slots=slots))
+        # This machine's cores are one budget; a remote Ollama host takes its own number at once.
+        remote = {e.name: e.parallel for e in engines if isinstance(e, OllamaEngine) and not e.local}
+        scheduler = Scheduler(catalogue, cores=machine_cores(), pools=remote, max_jobs=config["MAX_STREAMS"])
+        services = LLMServices(catalogue, scheduler)
     app.extensions["llm"] = services
 
 
@@ -49,6 +50,7 @@ def ollama_engine(host: str, config) -> OllamaEngine:
         load_timeout=config["OLLAMA_LOAD_TIMEOUT"],
         keep_alive=config["OLLAMA_KEEP_ALIVE"],
         list_ttl=config["OLLAMA_LIST_SECONDS"],
+        parallel=config["OLLAMA_PARALLEL"],
     )
 
 

@@ -1,25 +1,38 @@
-"""Who generates when: requests wait here for a share of the machine's cores.
+"""Who generates when: requests wait here, fairly, for their share of the machine.
 
 Two decodes on the same cores ruin each other (on 2 cores, two 2-thread decodes lose over 90 %
-of their speed), so the cores are one budget: `slots` generations run at once, the rest wait
-in arrival order and are told their position. Every generation runs in a worker thread of its
-own; the web layer reads its events from a queue, so it can notice a closed tab and send
-keep-alives while the engine is busy.
+of their speed), so this machine's cores are one budget, shared by every generation that runs
+here: the embedded models, and an Ollama host on this machine. Each request claims what it
+needs from a pool (`Claim`): so many cores from this machine's budget, or a seat on a remote
+Ollama host (which takes as many requests at once as it is configured for); an embedded model
+also answers one request at a time.
+
+Waiting is fair between users: the next request to start is that of the user with the fewest
+answers running, then the one served longest ago, then the oldest request. One user's ten
+questions don't starve another's one. The queue is bounded: `reserve()` says no beyond it.
+
+Every generation runs in a worker thread of its own; the web layer reads its events from a
+queue, so it can notice a closed tab and send keep-alives while the engine is busy.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from app.llm.catalogue import Catalogue
 from app.llm.types import (
+    CORES,
     GENERATION_FAILED,
     MODEL_NOT_FOUND,
     ChatMessage,
+    Claim,
     EngineError,
     Final,
     GenerationOptions,
@@ -27,6 +40,7 @@ from app.llm.types import (
     Outcome,
     Phase,
     Text,
+    Thinking,
     Trimmed,
 )
 
@@ -58,16 +72,19 @@ class Failed:
     error: EngineError
 
 
-Event = Queued | Phase | Trimmed | Text | Finished | Failed
+Event = Queued | Phase | Trimmed | Thinking | Text | Finished | Failed
 
 
 class Job:
-    def __init__(self, request: GenerationRequest) -> None:
+    def __init__(self, request: GenerationRequest, seq: int) -> None:
         self.request = request
+        self.seq = seq  # arrival order
+        self.claim = Claim()
         self.cancelled = threading.Event()
         self.cancel_outcome = Outcome.STOPPED
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.ended = threading.Event()
+        self.queued_seconds = 0.0
 
     def cancel(self, outcome: Outcome) -> None:
         """Ask the generation to stop; the first reason given is the one recorded."""
@@ -92,20 +109,50 @@ class Job:
 
 
 class Scheduler:
-    def __init__(self, catalogue: Catalogue, slots: int = 1) -> None:
+    def __init__(
+        self, catalogue: Catalogue, cores: int = 1, pools: dict[str, int] | None = None, max_jobs: int = 0
+    ):
+        """`cores`: this machine's budget; `pools`: other pools' capacities (remote hosts);
+        `max_jobs`: how many answers may wait or run at once (0: no bound)."""
         self.catalogue = catalogue
-        self.slots = max(1, slots)
+        self.capacity = {CORES: max(1, cores), **(pools or {})}
+        self.max_jobs = max_jobs
         self._cond = threading.Condition()
+        self._jobs: dict[int, Job] = {}  # waiting or running, by key
         self._waiting: list[Job] = []
-        self._running = 0
-        self._jobs: dict[int, Job] = {}
+        self._in_use: Counter[str] = Counter()  # per pool
+        self._busy_models: set[str] = set()
+        self._running_per_user: Counter[int] = Counter()
+        self._served_at: dict[int, float] = {}  # when each user's last answer started
+        self._reserved = 0
+        self._seq = itertools.count()
 
-    def submit(self, request: GenerationRequest) -> Job:
-        job = Job(request)
+    # -- the web layer's side ----------------------------------------------------------------
+    def reserve(self) -> bool:
+        """Hold a place for an answer about to be submitted; False when the queue is full."""
         with self._cond:
+            if self.max_jobs and len(self._jobs) + self._reserved >= self.max_jobs:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a place reserved but not used."""
+        with self._cond:
+            self._reserved = max(0, self._reserved - 1)
+
+    def submit(self, request: GenerationRequest, reserved: bool = False) -> Job:
+        job = Job(request, next(self._seq))
+        found = self.catalogue.find(request.model_id)
+        if found is not None:
+            engine, _ = found
+            job.claim = engine.claim(request.model_id, request.options)
+        with self._cond:
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
             self._jobs[request.key] = job
             self._waiting.append(job)
-        threading.Thread(target=self._run, args=(job,), name=f"gen-{request.key}", daemon=True).start()
+        threading.Thread(target=self._run, args=(job, found), name=f"gen-{request.key}", daemon=True).start()
         return job
 
     def cancel(self, key: int, outcome: Outcome) -> bool:
@@ -138,59 +185,110 @@ class Scheduler:
         with self._cond:
             return len(self._jobs)
 
+    # -- who goes next -----------------------------------------------------------------------
+    def _order(self) -> list[Job]:
+        """The waiting jobs, fairest first (the caller holds the lock)."""
+        return sorted(
+            self._waiting,
+            key=lambda j: (
+                self._running_per_user[j.request.user_id],
+                self._served_at.get(j.request.user_id, 0.0),
+                j.seq,
+            ),
+        )
+
+    def _cost(self, claim: Claim) -> int:
+        return min(claim.cost, self.capacity.get(claim.pool, 1))  # a claim larger than its pool runs alone
+
+    def _fits(self, claim: Claim) -> bool:
+        room = self.capacity.get(claim.pool, 1) - self._in_use[claim.pool]
+        return self._cost(claim) <= room and not (claim.model_key and claim.model_key in self._busy_models)
+
+    def _position(self, job: Job) -> int | None:
+        """None when the job may start now; else its place among those waiting for the same
+        pool or model (1 = next). A job never overtakes a fairer one that needs the same."""
+        ahead = 0
+        for other in self._order():
+            if other is job:
+                break
+            if other.claim.pool == job.claim.pool or (
+                job.claim.model_key and other.claim.model_key == job.claim.model_key
+            ):
+                ahead += 1
+        if ahead == 0 and self._fits(job.claim):
+            return None
+        return ahead + 1
+
     # -- the worker --------------------------------------------------------------------------
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, found) -> None:
         try:
+            if found is None:
+                job.emit(Failed(EngineError(MODEL_NOT_FOUND, job.request.model_id)))
+                with self._cond:
+                    self._waiting.remove(job)
+                return
             if self._wait_for_turn(job):
                 try:
-                    self._generate(job)
+                    self._generate(job, found[0])
                 finally:
-                    with self._cond:
-                        self._running -= 1
-                        self._cond.notify_all()
+                    self._leave(job)
             else:
                 job.emit(Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled")))
         finally:
             with self._cond:
                 self._jobs.pop(job.request.key, None)
+                self._cond.notify_all()
             job.ended.set()
 
     def _wait_for_turn(self, job: Job) -> bool:
         told = 0
+        started = time.monotonic()
         with self._cond:
             while True:
                 if job.cancelled.is_set():
                     self._waiting.remove(job)
                     self._cond.notify_all()
                     return False
-                position = self._waiting.index(job) + 1
-                if position == 1 and self._running < self.slots:
-                    self._waiting.pop(0)
-                    self._running += 1
-                    self._cond.notify_all()
+                position = self._position(job)
+                if position is None:
+                    self._take(job)
+                    job.queued_seconds = time.monotonic() - started
                     return True
                 if position != told:
                     job.emit(Queued(position))
                     told = position
                 self._cond.wait(timeout=1.0)
 
-    def _generate(self, job: Job) -> None:
+    def _take(self, job: Job) -> None:
+        claim, user = job.claim, job.request.user_id
+        self._waiting.remove(job)
+        self._in_use[claim.pool] += self._cost(claim)
+        if claim.model_key:
+            self._busy_models.add(claim.model_key)
+        self._running_per_user[user] += 1
+        self._served_at[user] = time.monotonic()
+        self._cond.notify_all()  # positions changed
+
+    def _leave(self, job: Job) -> None:
+        claim, user = job.claim, job.request.user_id
+        with self._cond:
+            self._in_use[claim.pool] -= self._cost(claim)
+            self._busy_models.discard(claim.model_key)
+            self._running_per_user[user] -= 1
+            self._cond.notify_all()
+
+    def _generate(self, job: Job, engine) -> None:
         request = job.request
-        found = self.catalogue.find(request.model_id)
         try:
-            if found is None:
-                raise EngineError(MODEL_NOT_FOUND, request.model_id)
-            engine, _ = found
             chunks = engine.stream_chat(request.model_id, request.messages, request.options, job.cancelled)
             for chunk in chunks:
                 if isinstance(chunk, Final):
-                    outcome = Outcome.COMPLETE
-                    if job.cancelled.is_set():
-                        outcome = job.cancel_outcome
+                    outcome = job.cancel_outcome if job.cancelled.is_set() else Outcome.COMPLETE
+                    chunk.stats.queue_seconds = job.queued_seconds
                     job.emit(Finished(outcome, chunk.stats))
                     return
                 job.emit(chunk)
-                if job.cancelled.is_set() and not isinstance(chunk, Text):
+                if job.cancelled.is_set() and not isinstance(chunk, Text | Thinking):
                     # Cancelled while loading or before the first token: no need to go on.
                     chunks.close()
                     job.emit(Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled")))

@@ -53,6 +53,18 @@ class EngineStatus:
     detail: str = ""
 
 
+CORES = "cores"  # the scheduler's pool of this machine's cores
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one generation takes from the scheduler while it runs."""
+
+    pool: str = CORES  # CORES, or a remote engine's own name
+    cost: int = 1  # threads, from CORES; requests at once, on a remote host
+    model_key: str = ""  # set when the model answers one request at a time
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     role: str  # system | user | assistant
@@ -112,6 +124,7 @@ class GenerationStats:
     total_seconds: float = 0.0
     tokens_per_second: float = 0.0  # decoding speed, first token to last
     thinking_tokens: int = 0  # part of completion_tokens
+    queue_seconds: float = 0.0  # waiting for a turn, before the engine started
     finish_reason: str = ""  # stop | length | cancelled
     dropped_messages: int = 0
     threads: int = 0

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-from app.llm.types import ChatMessage, Chunk, EngineStatus, GenerationOptions, ModelInfo
+from app.llm.types import ChatMessage, Chunk, Claim, EngineStatus, GenerationOptions, ModelInfo
 
 
 class Engine(Protocol):
@@ -17,6 +17,10 @@ class Engine(Protocol):
 
     def is_loaded(self, model_id: str) -> bool:
         """Whether the next answer with this model starts without a load."""
+
+    def claim(self, model_id: str, options: GenerationOptions) -> Claim:
+        """What an answer with these options takes while it runs: cores of this machine, or a
+        seat on a remote host; and whether the model answers one request at a time."""
 
     def unload(self, model_id: str) -> bool:
         """Free the model's memory now; False when it was not loaded or is busy."""

@@ -17,12 +17,14 @@ from app.llm.context import fit_to_window
 from app.llm.gguf import GGUFError, read_facts
 from app.llm.thinking import ThinkSplitter, note_first, prompt_opens_thinking
 from app.llm.types import (
+    CORES,
     ENGINE_UNAVAILABLE,
     GENERATION_FAILED,
     MODEL_NOT_FOUND,
     MODEL_UNREADABLE,
     ChatMessage,
     Chunk,
+    Claim,
     EngineError,
     EngineStatus,
     Final,
@@ -156,6 +158,10 @@ class LlamaCppEngine:
         except ImportError as exc:
             return EngineStatus(self.name, False, detail=str(exc))
         return EngineStatus(self.name, True, version=llama_cpp.__version__)
+
+    def claim(self, model_id: str, options: GenerationOptions) -> Claim:
+        # One Llama object decodes one answer at a time, with its threads on this machine.
+        return Claim(CORES, options.threads or self.threads, f"{self.name}/{model_id}")
 
     def unload(self, model_id: str) -> bool:
         """Free a model's memory now; False when it is answering (it is freed later)."""

@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 import httpx
 import ollama
 
+from app.llm.engines.llamacpp import machine_cores
 from app.llm.thinking import ThinkSplitter, note_first
 from app.llm.types import (
+    CORES,
     ENGINE_BUSY,
     ENGINE_UNREACHABLE,
     FIRST_TOKEN_TIMEOUT,
@@ -35,6 +37,7 @@ from app.llm.types import (
     STALLED,
     ChatMessage,
     Chunk,
+    Claim,
     EngineError,
     EngineStatus,
     Final,
@@ -57,6 +60,7 @@ OLLAMA_TIMINGS = (
     "eval_duration",
     "done_reason",
 )
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 TICK = 0.25  # how often the reading loop looks at the clock and at Stop
 LISTING_TIMEOUT = 5.0  # seconds for a listing, details or unload request to answer
 UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is listed again
@@ -78,6 +82,7 @@ class OllamaEngine:
         load_timeout: float = 600.0,
         keep_alive: str = "30m",
         list_ttl: float = 5.0,
+        parallel: int = 1,
     ) -> None:
         self.host = host if "://" in host else f"http://{host}"
         self.name = f"ollama@{host_label(self.host)}"
@@ -87,6 +92,9 @@ class OllamaEngine:
         self.load_timeout = load_timeout
         self.keep_alive = keep_alive
         self.list_ttl = list_ttl
+        self.parallel = max(1, parallel)
+        # An Ollama on this machine decodes on the cores the embedded engine uses too.
+        self.local = urlsplit(self.host).hostname in LOOPBACK_NAMES
         # Loading the CA certificates takes ~70 ms: once per engine, and only for HTTPS.
         self.verify = ssl.create_default_context() if self.host.startswith("https:") else False
         # Listing, details, unload: short requests, so a dead host costs little.
@@ -194,6 +202,11 @@ class OllamaEngine:
 
     def is_loaded(self, model_id: str) -> bool:
         return any(m.id == model_id and m.loaded for m in self.list_models())
+
+    def claim(self, model_id: str, options: GenerationOptions) -> Claim:
+        if self.local:  # Ollama's own default is every physical core
+            return Claim(CORES, options.threads or machine_cores())
+        return Claim(self.name, 1)
 
     def unload(self, model_id: str) -> bool:
         """Free the model's memory on the host now (keep_alive 0); False when it was not loaded."""

@@ -1,0 +1,549 @@
+"""Twenty people chatting at once: is anything lost, does anything fail, do pages stay fast?
+
+N simulated users (default 20), each a thread with its own session, sign up (or sign in when the
+account exists) all at once, then chat for --seconds over the page's own HTTP interface
+(`ChatClient`): a conversation, a short prompt (one of a few), the whole answer read as Server-Sent
+Events, again; a new conversation every third answer. At the deadline each user finishes the answer
+it is reading (at most --drain seconds more) and stops. The server is started here on 127.0.0.1
+(waitress, a fresh instance folder, temperature 0, --max-tokens per answer), or is the one at --url,
+which must be a loopback address. Before the load, one answer warms the model up (loading excluded).
+Every figure is measured by the client:
+
+* lost or out of order: every event of an answer carries its number (SSE `id:` 1, 2, 3…); a number
+  skipped is an event lost, one not above the previous is out of order. Then the stored message
+  (`GET /conversations/<id>/messages`) must equal the streamed text, and its state the streamed end:
+  an answer that differs counts as a mismatch, with the characters past their common beginning.
+* errors: answers ended by an `error` event, streams that broke before their end, HTTP 5xx and any
+  other failed request or exception. The 503 with `Retry-After` that the server answers when too
+  many answers are in progress (MAX_STREAMS) is deliberate and counted apart; the user then waits
+  min(Retry-After, 5 s) and tries again.
+* first token: sending the message to reading its first `token` event, queue included. Queue wait:
+  the first `queued` status to the next status (the answer's turn); the longest queue position seen.
+* page loads: meanwhile, another signed-in session fetches `GET /` (the chat page) and
+  `GET /conversations` every 0.5 s. The percentiles are over the fetches made while at least half the
+  users had a stream open (from sending the message to the end of the response); the line says how
+  many were made while all of them had. Target: p95 < 300 ms.
+* throughput: the server's aggregate, completion tokens of all answers (their `done` statistics) /
+  first message sent to last answer ended, against the engine alone: the same prompts one after
+  another on `LlamaCppEngine` in this process, same model, max tokens and temperature, before the
+  load (never during it), prompt reading included. On 2 cores the server runs one generation at a
+  time, so the ratio is what the web layer, the database and this client (20 threads on the same
+  cores) cost; it cannot exceed 1 by much.
+
+The exit status is 1 when an event was lost or out of order, a stored answer differs, or anything
+failed. When the server is started here, its log is searched for errors and for waitress's "Task
+queue depth" warning (every thread busy: requests, page loads among them, wait for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
+from app.llm.types import ChatMessage, Final, GenerationOptions
+from benchmarks.client import ChatClient, RefusedError, StreamedAnswer, require_loopback
+from benchmarks.server import LiveServer
+
+MODEL = "SmolLM2-135M-Instruct.Q4_1"
+PROMPTS = (
+    "Say hello in one sentence.",
+    "Name three colours.",
+    "What is a lighthouse?",
+    "Give me one tip for a rainy day.",
+)
+PASSWORD = "load-test-password-1"
+TURNS_PER_CONVERSATION = 3
+PAGES = ("/", "/conversations")
+PROBE_EVERY = 0.5  # seconds between two rounds of page loads
+RETRY_AT_MOST = 5.0  # seconds a refused user waits before trying again, whatever Retry-After says
+READ_TIMEOUT = 120  # seconds without a byte before a request is given up (the server pings every 5 s)
+PAGE_TARGET = 0.300  # seconds, p95 of page loads while the streams are open
+
+
+@dataclass
+class Answer:
+    user: int
+    message_id: int
+    sent_at: float
+    ended_at: float
+    end: str  # complete | stopped (the `done` state), error (an `error` event), broken (no end)
+    first_token: float | None  # seconds from sending to the first `token` event
+    queue_wait: float  # seconds from the first `queued` status to the next status
+    queue_position: int  # the longest position seen, 0 when never queued
+    token_events: int
+    completion_tokens: int  # the `done` statistics
+    lost_events: int  # numbers skipped in the ids
+    disordered_events: int  # ids not above the previous one
+    stored_differs: bool = False  # stored content or state differs from the stream
+    differing_chars: int = 0
+    broken_by: str = ""
+
+
+@dataclass
+class Problem:
+    where: str
+    status: int | None  # HTTP status, None for an exception
+    detail: str
+
+
+@dataclass
+class PageLoad:
+    path: str
+    seconds: float
+    open_streams: int  # when the request was sent
+
+
+@dataclass
+class Tally:
+    """What the users and the page prober record, from their threads."""
+
+    answers: list[Answer] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    page_loads: list[PageLoad] = field(default_factory=list)
+    refused: int = 0  # deliberate 503s
+    open_streams: int = 0
+    most_open: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def problem(self, where: str, exc: Exception) -> None:
+        status = getattr(exc, "status", None)
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            status = exc.response.status_code
+        with self.lock:
+            self.problems.append(Problem(where, status, f"{type(exc).__name__}: {str(exc)[:200]}"))
+
+    @contextmanager
+    def stream_open(self):
+        with self.lock:
+            self.open_streams += 1
+            self.most_open = max(self.most_open, self.open_streams)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.open_streams -= 1
+
+
+# -- the users ---------------------------------------------------------------------------------
+def sign_in(base_url: str, username: str) -> ChatClient:
+    """A session for `username`: a new account, or the existing one (a server already used)."""
+    client = ChatClient(base_url, timeout=READ_TIMEOUT)
+    if not client.register(username, PASSWORD).ok and not client.login(username, PASSWORD).ok:
+        raise RuntimeError(f"cannot sign up nor sign in as {username}")
+    return client
+
+
+def measure(streamed: StreamedAnswer, user: int, broken_by: str) -> Answer:
+    """The figures of one answer, from its events as read."""
+    first_token = next((e.at - streamed.sent_at for e in streamed.events if e.name == "token"), None)
+    lost = disordered = previous = 0
+    for event in streamed.events:
+        if event.seq is None or event.seq <= previous:  # an event without an id is out of order too
+            disordered += 1
+        else:
+            lost += event.seq - previous - 1
+            previous = event.seq
+    queued_at = turn_at = None
+    position = 0
+    for event in (e for e in streamed.events if e.name == "status"):
+        if event.data.get("phase") == "queued":
+            queued_at = queued_at or event.at
+            position = max(position, event.data.get("position", 0))
+        elif queued_at is not None and turn_at is None:
+            turn_at = event.at
+    end = streamed.end
+    ended_at = end.at if end else time.perf_counter()
+    if end is None:
+        outcome = "broken"
+    elif end.name == "error":
+        outcome = "error"
+    else:
+        outcome = end.data.get("state", "?")
+    stats = end.data.get("stats", {}) if end is not None and end.name == "done" else {}
+    return Answer(
+        user=user,
+        message_id=streamed.message_id,
+        sent_at=streamed.sent_at,
+        ended_at=ended_at,
+        end=outcome,
+        first_token=first_token,
+        # Still queued at the end (stopped, failed, broken): the wait lasted until then.
+        queue_wait=0.0 if queued_at is None else (turn_at or ended_at) - queued_at,
+        queue_position=position,
+        token_events=len(streamed.tokens),
+        completion_tokens=stats.get("completion_tokens", 0),
+        lost_events=lost,
+        disordered_events=disordered,
+        broken_by=broken_by,
+    )
+
+
+def compare_stored(client: ChatClient, conversation: int, streamed: StreamedAnswer, answer: Answer) -> None:
+    """The stored message must hold the streamed text and the streamed end."""
+    stored = next((m for m in client.messages(conversation) if m["id"] == streamed.message_id), None)
+    text, content = streamed.text, stored["content"] if stored else ""
+    common = 0
+    while common < min(len(text), len(content)) and text[common] == content[common]:
+        common += 1
+    answer.differing_chars = max(len(text), len(content)) - common
+    answer.stored_differs = stored is None or answer.differing_chars > 0 or stored["state"] != answer.end
+
+
+def ask(client: ChatClient, tally: Tally, conversation: int, prompt: str) -> tuple[StreamedAnswer, str]:
+    """Send one message and read its whole answer; RefusedError when the server does not take it.
+
+    Returns the answer as read and, when its stream broke, why."""
+    with tally.stream_open():
+        stream = client.stream_answer(conversation, prompt)
+        streamed = next(stream)
+        try:
+            for _ in stream:  # to the end of the response: the server has saved the answer by then
+                pass
+        except requests.RequestException as exc:
+            return streamed, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return streamed, ""
+
+
+def chat(client: ChatClient, tally: Tally, user: int, model: str, deadline: float) -> None:
+    """One user until the deadline; the answer being read then is read to its end."""
+    conversation, turns, sent = None, 0, 0
+    while time.perf_counter() < deadline:
+        try:
+            if conversation is None or turns == TURNS_PER_CONVERSATION:
+                conversation, turns = client.create_conversation(model), 0
+            streamed, broken_by = ask(client, tally, conversation, PROMPTS[(user + sent) % len(PROMPTS)])
+            sent += 1
+            turns += 1
+            answer = measure(streamed, user, broken_by)
+            with tally.lock:
+                tally.answers.append(answer)
+            if answer.end == "broken":
+                conversation = None  # start afresh rather than wait on a half-written answer
+            else:
+                compare_stored(client, conversation, streamed, answer)
+        except RefusedError as exc:
+            if exc.status != 503 or exc.retry_after is None:
+                tally.problem("send a message", exc)
+                conversation = None
+                time.sleep(1)
+                continue
+            with tally.lock:
+                tally.refused += 1
+            time.sleep(max(0.0, min(exc.retry_after, RETRY_AT_MOST, deadline - time.perf_counter())))
+        except Exception as exc:  # every failure is a figure of the report
+            tally.problem("chat", exc)
+            conversation = None
+            time.sleep(1)  # a failure that repeats must not spin
+
+
+def probe_pages(client: ChatClient, tally: Tally, stop: threading.Event) -> None:
+    """Page loads, timed, every PROBE_EVERY seconds until told to stop."""
+    while not stop.is_set():
+        for path in PAGES:
+            open_streams = tally.open_streams
+            started = time.perf_counter()
+            try:
+                response = client.session.get(client.url(path), timeout=READ_TIMEOUT, allow_redirects=False)
+                response.raise_for_status()
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code} for GET {path}")
+            except Exception as exc:
+                tally.problem(f"GET {path}", exc)
+                continue
+            with tally.lock:
+                tally.page_loads.append(PageLoad(path, time.perf_counter() - started, open_streams))
+        stop.wait(PROBE_EVERY)
+
+
+@dataclass
+class Load:
+    tally: Tally
+    started: float
+    sign_in_seconds: float
+    unfinished: int  # users still reading an answer when the drain time was over
+
+
+def run_load(base_url: str, users: int, seconds: float, drain: float, model: str) -> Load:
+    prober = sign_in(base_url, "load-prober")  # the first account of a fresh server: the admin
+    prober.ask(prober.create_conversation(model), PROMPTS[0])  # warm-up: the model loads now
+    started = time.perf_counter()
+    with ThreadPoolExecutor(users) as pool:
+        names = [f"load-user-{i:02d}" for i in range(1, users + 1)]
+        clients = list(pool.map(lambda name: sign_in(base_url, name), names))
+    sign_in_seconds = time.perf_counter() - started
+
+    tally, stop = Tally(), threading.Event()
+    probe = threading.Thread(target=probe_pages, args=(prober, tally, stop), daemon=True)
+    started = time.perf_counter()
+    deadline = started + seconds
+    threads = [
+        threading.Thread(target=chat, args=(client, tally, i, model, deadline), daemon=True)
+        for i, client in enumerate(clients)
+    ]
+    probe.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline + drain - time.perf_counter()))
+    stop.set()
+    probe.join()
+    unfinished = sum(thread.is_alive() for thread in threads)
+    return Load(tally, started, sign_in_seconds, unfinished)
+
+
+# -- the engine alone --------------------------------------------------------------------------
+@dataclass
+class EngineAlone:
+    answers: int
+    completion_tokens: int
+    seconds: float
+    decode_rates: list[float]  # tokens/s of each answer, as the engine reports it
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds
+
+
+def engine_alone(model: str, max_tokens: int, threads: int, rounds: int) -> EngineAlone:
+    """Every prompt `rounds` times, one after another, after one answer that loads the model."""
+    with tempfile.TemporaryDirectory(prefix="causerie-load-models-") as models_dir:
+        engine = LlamaCppEngine(Path(models_dir), threads=threads)
+        options = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
+
+        def answer(prompt: str) -> Final:
+            chunks = engine.stream_chat(model, [ChatMessage("user", prompt)], options, threading.Event())
+            return [c for c in chunks if isinstance(c, Final)][-1]
+
+        answer(PROMPTS[0])
+        started = time.perf_counter()
+        finals = [answer(prompt) for _ in range(rounds) for prompt in PROMPTS]
+        seconds = time.perf_counter() - started
+        engine.unload(model)
+    return EngineAlone(
+        len(finals),
+        sum(f.stats.completion_tokens for f in finals),
+        seconds,
+        [f.stats.tokens_per_second for f in finals],
+    )
+
+
+# -- the report --------------------------------------------------------------------------------
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "max": float("nan")}
+    if len(values) == 1:
+        return {"p50": values[0], "p95": values[0], "max": values[0]}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94], "max": max(values)}
+
+
+def spread(values: list[float], unit: str = "s", scale: float = 1.0) -> str:
+    p = percentiles([v * scale for v in values])
+    digits = 0 if unit == "ms" else 2
+    return "  ".join(f"{k} {p[k]:.{digits}f} {unit}" for k in ("p50", "p95", "max"))
+
+
+def server_log_findings(log: Path) -> dict[str, int]:
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return {
+        "errors": sum(" ERROR " in line or line.startswith("Traceback") for line in lines),
+        "task_queue_warnings": sum("Task queue depth" in line for line in lines),
+    }
+
+
+def figures_of(load: Load, engine: EngineAlone, users: int) -> dict:
+    tally = load.tally
+    answers = tally.answers
+    ends = {name: sum(a.end == name for a in answers) for name in ("complete", "stopped", "error", "broken")}
+    server_errors = [p for p in tally.problems if p.status is not None and p.status >= 500]
+    other_problems = len(tally.problems) - len(server_errors)
+    ended = [a.ended_at for a in answers if a.end != "broken"]
+    elapsed = (max(ended) - load.started) if ended else float("nan")
+    completion_tokens = sum(a.completion_tokens for a in answers)
+    busy = [s for s in tally.page_loads if s.open_streams >= users / 2]
+    pages = {}
+    for path in PAGES:
+        samples = [s.seconds for s in busy if s.path == path]
+        pages[path] = {
+            **percentiles(samples),
+            "samples": len(samples),
+            "all_open": sum(s.path == path and s.open_streams >= users for s in busy),
+        }
+    return {
+        "answers": ends,
+        "token_events": sum(a.token_events for a in answers),
+        "completion_tokens": completion_tokens,
+        "lost_events": sum(a.lost_events for a in answers),
+        "disordered_events": sum(a.disordered_events for a in answers),
+        "stored_differs": sum(a.stored_differs for a in answers),
+        "differing_chars": sum(a.differing_chars for a in answers),
+        "server_errors": len(server_errors),
+        "other_failures": other_problems,
+        "unfinished": load.unfinished,
+        "refused_503": tally.refused,
+        "most_open_streams": tally.most_open,
+        "first_token": percentiles([a.first_token for a in answers if a.first_token is not None]),
+        "queue_wait": percentiles([a.queue_wait for a in answers]),
+        "queue_position_max": max((a.queue_position for a in answers), default=0),
+        "page_loads": pages,
+        "server_tokens_per_second": completion_tokens / elapsed if ended else 0.0,
+        "server_seconds": elapsed,
+        "engine_tokens_per_second": engine.tokens_per_second,
+        "engine_decode_tokens_per_second": statistics.median(engine.decode_rates),
+    }
+
+
+def errors(figures: dict) -> int:
+    ends, f = figures["answers"], figures
+    return ends["error"] + ends["broken"] + f["server_errors"] + f["other_failures"] + f["unfinished"]
+
+
+def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: dict) -> None:
+    f, ends, answers = figures, figures["answers"], load.tally.answers
+    where = "given" if args.url else "started here"
+    print(f"load          {args.users} users for {args.seconds:g} s on {base_url} ({where})")
+    print(
+        f"              {args.model}, at most {args.max_tokens} tokens per answer, temperature 0, "
+        f"{machine_cores()} cores; all users signed in within {load.sign_in_seconds:.1f} s"
+    )
+    print(
+        f"answers       {len(answers)}: {ends['complete']} complete, {ends['stopped']} stopped, "
+        f"{ends['error']} error events, {ends['broken']} broken; {f['completion_tokens']} tokens in "
+        f"{f['token_events']} token events; at most {f['most_open_streams']} streams open at once"
+    )
+    print(
+        f"lost events   {f['lost_events']}, out of order {f['disordered_events']}; stored answers unlike "
+        f"their stream {f['stored_differs']} ({f['differing_chars']} characters)  (must be 0)"
+    )
+    print(
+        f"errors        {errors(f)} (must be 0): server 5xx {f['server_errors']}, other failures "
+        f"{f['other_failures']}, error events {ends['error']}, broken streams {ends['broken']}, "
+        f"still open after the drain {f['unfinished']}"
+    )
+    print(f"deliberate    503 (too many answers in progress): {f['refused_503']}")
+    print(f"first token   {spread([a.first_token for a in answers if a.first_token is not None])}")
+    print(
+        f"queue wait    {spread([a.queue_wait for a in answers])}; longest position {f['queue_position_max']}"
+    )
+    for path, p in f["page_loads"].items():
+        verdict = "" if p["p95"] < PAGE_TARGET else "  MISSED"
+        print(
+            f"page GET {path:<15} p50 {p['p50'] * 1000:.0f} ms  p95 {p['p95'] * 1000:.0f} ms  max "
+            f"{p['max'] * 1000:.0f} ms  ({p['samples']} loads with >= {args.users / 2:g} streams open, "
+            f"{p['all_open']} with all {args.users})  target p95 < {PAGE_TARGET * 1000:.0f} ms{verdict}"
+        )
+    ratio = f["server_tokens_per_second"] / f["engine_tokens_per_second"]
+    print(
+        f"throughput    server {f['server_tokens_per_second']:.1f} tokens/s ({f['completion_tokens']} "
+        f"tokens in {f['server_seconds']:.1f} s), engine alone {f['engine_tokens_per_second']:.1f} "
+        f"({engine.answers} answers one after another; decode {f['engine_decode_tokens_per_second']:.1f}), "
+        f"ratio {ratio:.2f}"
+    )
+    if "server_log" in f:
+        log = f["server_log"]
+        print(
+            f"server log    {log['errors']} errors, {log['task_queue_warnings']} 'Task queue depth' warnings"
+        )
+    for problem in load.tally.problems[:5]:
+        print(f"  failure: {problem.where}: {problem.status or ''} {problem.detail}")
+    for answer in [a for a in answers if a.end == "broken"][:5]:
+        print(
+            f"  broken stream: answer {answer.message_id}: {answer.broken_by or 'ended without done/error'}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=20, help="simulated users (default 20)")
+    parser.add_argument("--seconds", type=float, default=60, help="how long they chat (default 60)")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=120,
+        help="at most this long for the answers open at the end (default 120)",
+    )
+    parser.add_argument("--url", help="a running server, http://127.0.0.1:PORT (default: start one here)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the server started here, e.g. MAX_STREAMS=40 (repeatable)",
+    )
+    parser.add_argument("--model", default=MODEL, help=f"embedded model (default {MODEL})")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=64,
+        help="longest answer; the server started here gets it (default 64)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=machine_cores(),
+        help="llama.cpp threads, engine alone (default: cores)",
+    )
+    parser.add_argument(
+        "--engine-rounds", type=int, default=2, help="rounds of the prompts, engine alone (default 2)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    if args.url:
+        if args.env:
+            parser.error("--env applies to the server started here, not to --url")
+        try:
+            require_loopback(args.url)
+        except ValueError as exc:
+            parser.error(str(exc))
+    settings = dict(item.split("=", 1) for item in args.env if "=" in item)
+    if len(settings) != len(args.env):
+        parser.error("--env takes KEY=VALUE")
+
+    engine = engine_alone(args.model, args.max_tokens, args.threads, args.engine_rounds)
+    with tempfile.TemporaryDirectory(prefix="causerie-load-") as tmp:
+        server = None
+        if not args.url:
+            instance = Path(tmp, "instance")
+            env = {
+                "MODELS_DIR": str(Path(tmp, "models")),
+                "DEFAULT_MODEL": args.model,
+                "MAX_ANSWER_TOKENS": str(args.max_tokens),
+                "GENERATION_TEMPERATURE": "0",
+                "DATABASE_URL": f"sqlite:///{instance / 'causerie.sqlite3'}",
+                "SECRET_KEY": "load-test-only",
+                **settings,
+            }
+            server = LiveServer(instance, env)
+        with server or nullcontext():  # stopped on the way out, Ctrl-C included
+            base_url = server.base_url if server else args.url
+            load = run_load(base_url, args.users, args.seconds, args.drain, args.model)
+        figures = figures_of(load, engine, args.users)
+        if server:
+            figures["server_log"] = server_log_findings(server.log_path)
+
+    print_report(args, base_url, load, engine, figures)
+    if args.json:
+        figures["answer_list"] = [asdict(a) for a in load.tally.answers]
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    lost = figures["lost_events"] + figures["disordered_events"] + figures["stored_differs"]
+    return 1 if lost or errors(figures) else 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # the server and the temporary folder are already gone
+        raise SystemExit(130) from None
