@@ -153,7 +153,8 @@ class GracefulShutdown:
         with self.app.app_context():
             scheduler = services().scheduler
         interrupted = scheduler.cancel_all(Outcome.INTERRUPTED)
-        log.warning("shutting down: %d answers interrupted", interrupted)
+        level = logging.WARNING if interrupted else logging.INFO
+        log.log(level, "shutting down: %d answers interrupted", interrupted)
         deadline = self.began + ANSWERS_SECONDS
         while True:
             # Again each time: an answer whose request was under way when the signal came.
@@ -171,8 +172,8 @@ class GracefulShutdown:
         waited = time.monotonic() - self.began
         if swept:
             log.warning("%d answers unsaved after %.1f s are marked interrupted as they stood", swept, waited)
-        else:
-            log.info("every interrupted answer saved within %.1f s", waited)
+        elif interrupted:
+            log.info("the interrupted answers were saved within %.1f s", waited)
 
     def _wait_for_output(self, timeout: float) -> None:
         """Give waitress a moment to send what the streams wrote last."""

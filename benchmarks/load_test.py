@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -54,6 +55,7 @@ from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
 from app.llm.types import ChatMessage, Final, GenerationOptions
 from benchmarks.client import ChatClient, RefusedError, StreamedAnswer, require_loopback
 from benchmarks.server import LiveServer
+from benchmarks.stream_overhead import cpu_ticks
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
 PROMPTS = (
@@ -83,6 +85,7 @@ class Answer:
     queue_position: int  # the longest position seen, 0 when never queued
     token_events: int
     completion_tokens: int  # the `done` statistics
+    decode_rate: float  # tokens/s, as the server's engine reported it (`done` statistics)
     lost_events: int  # numbers skipped in the ids
     disordered_events: int  # ids not above the previous one
     stored_differs: bool = False  # stored content or state differs from the stream
@@ -183,6 +186,7 @@ def measure(streamed: StreamedAnswer, user: int, broken_by: str) -> Answer:
         queue_position=position,
         token_events=len(streamed.tokens),
         completion_tokens=stats.get("completion_tokens", 0),
+        decode_rate=stats.get("tokens_per_second", 0.0),
         lost_events=lost,
         disordered_events=disordered,
         broken_by=broken_by,
@@ -272,9 +276,34 @@ class Load:
     started: float
     sign_in_seconds: float
     unfinished: int  # users still reading an answer when the drain time was over
+    cpu: dict[str, float]  # share of the machine's CPU during the load: this client, the server, others
 
 
-def run_load(base_url: str, users: int, seconds: float, drain: float, model: str) -> Load:
+class CpuShares:
+    """The machine's CPU used by this process, the server's (when known) and all others."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.pids = {"client": [os.getpid()], "server": [server_pid] if server_pid else []}
+        self.started = time.monotonic()
+        self.ticks = self._read()
+
+    def _read(self) -> dict[str, int]:
+        ticks = {name: cpu_ticks(pids)[1] for name, pids in self.pids.items()}
+        return {**ticks, "machine": cpu_ticks([])[0]}
+
+    def shares(self) -> dict[str, float]:
+        now, budget = (
+            self._read(),
+            os.sysconf("SC_CLK_TCK") * (time.monotonic() - self.started) * machine_cores(),
+        )
+        used = {name: (now[name] - self.ticks[name]) / budget for name in now}
+        used["others"] = max(0.0, used.pop("machine") - used["client"] - used["server"])
+        return used
+
+
+def run_load(
+    base_url: str, users: int, seconds: float, drain: float, model: str, server_pid: int | None
+) -> Load:
     prober = sign_in(base_url, "load-prober")  # the first account of a fresh server: the admin
     prober.ask(prober.create_conversation(model), PROMPTS[0])  # warm-up: the model loads now
     started = time.perf_counter()
@@ -291,6 +320,7 @@ def run_load(base_url: str, users: int, seconds: float, drain: float, model: str
         threading.Thread(target=chat, args=(client, tally, i, model, deadline), daemon=True)
         for i, client in enumerate(clients)
     ]
+    cpu = CpuShares(server_pid)
     probe.start()
     for thread in threads:
         thread.start()
@@ -299,7 +329,7 @@ def run_load(base_url: str, users: int, seconds: float, drain: float, model: str
     stop.set()
     probe.join()
     unfinished = sum(thread.is_alive() for thread in threads)
-    return Load(tally, started, sign_in_seconds, unfinished)
+    return Load(tally, started, sign_in_seconds, unfinished, cpu.shares())
 
 
 # -- the engine alone --------------------------------------------------------------------------
@@ -354,10 +384,12 @@ def spread(values: list[float], unit: str = "s", scale: float = 1.0) -> str:
     return "  ".join(f"{k} {p[k]:.{digits}f} {unit}" for k in ("p50", "p95", "max"))
 
 
-def server_log_findings(log: Path) -> dict[str, int]:
+def server_log_findings(log: Path) -> dict:
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    errors = [line for line in lines if " ERROR " in line or line.startswith("Traceback")]
     return {
-        "errors": sum(" ERROR " in line or line.startswith("Traceback") for line in lines),
+        "errors": len(errors),
+        "first_errors": errors[:3],
         "task_queue_warnings": sum("Task queue depth" in line for line in lines),
     }
 
@@ -401,6 +433,10 @@ def figures_of(load: Load, engine: EngineAlone, users: int) -> dict:
         "server_seconds": elapsed,
         "engine_tokens_per_second": engine.tokens_per_second,
         "engine_decode_tokens_per_second": statistics.median(engine.decode_rates),
+        "server_decode_tokens_per_second": statistics.median(
+            [a.decode_rate for a in answers if a.decode_rate > 0] or [0.0]
+        ),
+        "cpu": load.cpu,
     }
 
 
@@ -447,14 +483,26 @@ def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: 
     print(
         f"throughput    server {f['server_tokens_per_second']:.1f} tokens/s ({f['completion_tokens']} "
         f"tokens in {f['server_seconds']:.1f} s), engine alone {f['engine_tokens_per_second']:.1f} "
-        f"({engine.answers} answers one after another; decode {f['engine_decode_tokens_per_second']:.1f}), "
-        f"ratio {ratio:.2f}"
+        f"({engine.answers} answers one after another), ratio {ratio:.2f}"
+    )
+    print(
+        f"decode        median of the answers' own tokens/s: in the server "
+        f"{f['server_decode_tokens_per_second']:.1f}, engine alone {f['engine_decode_tokens_per_second']:.1f}"
+    )
+    cpu = f["cpu"]
+    server_cpu = f"server {cpu['server']:.0%}, " if "server_log" in f else ""
+    others = "other processes" if server_cpu else "other processes (the server among them)"
+    print(
+        f"CPU           during the load, share of the machine: {server_cpu}this client {cpu['client']:.0%}, "
+        f"{others} {cpu['others']:.0%}"
     )
     if "server_log" in f:
         log = f["server_log"]
         print(
             f"server log    {log['errors']} errors, {log['task_queue_warnings']} 'Task queue depth' warnings"
         )
+        for line in log["first_errors"]:
+            print(f"  server log: {line[:300]}")
     for problem in load.tally.problems[:5]:
         print(f"  failure: {problem.where}: {problem.status or ''} {problem.detail}")
     for answer in [a for a in answers if a.end == "broken"][:5]:
@@ -529,7 +577,8 @@ def main() -> int:
             server = LiveServer(instance, env)
         with server or nullcontext():  # stopped on the way out, Ctrl-C included
             base_url = server.base_url if server else args.url
-            load = run_load(base_url, args.users, args.seconds, args.drain, args.model)
+            server_pid = server.process.pid if server else None
+            load = run_load(base_url, args.users, args.seconds, args.drain, args.model, server_pid)
         figures = figures_of(load, engine, args.users)
         if server:
             figures["server_log"] = server_log_findings(server.log_path)

@@ -89,7 +89,7 @@ def test_queue_positions_count_down_as_answers_finish():
     scheduler = scheduler_with(engine)
     jobs = [ask(scheduler, key, user=key) for key in (1, 2, 3)]
     for started in (1, 2, 3):  # one answer at a time, so each position can be seen
-        assert wait_until(lambda: len(engine.started_order) == started and engine.running == 1)
+        assert wait_until(lambda n=started: len(engine.started_order) == n and engine.running == 1)
         engine.gate.release()
     positions = [[e.position for e in drain(job) if isinstance(e, Queued)] for job in jobs]
     assert positions == [[], [1], [2, 1]]

@@ -168,6 +168,8 @@ class AnswerStream:
             if self.job_running():
                 self.job.cancel(self.outcome)
                 self._drain(DRAIN_SECONDS)
+            if self.job_running():  # the engine did not answer the cancel in time
+                self.outcome = self.job.cancel_outcome  # the first reason given: Stop, shutdown…
             self._save_final()
 
     def _save_final(self) -> None:

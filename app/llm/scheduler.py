@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from app.llm.catalogue import Catalogue
@@ -76,8 +76,9 @@ Event = Queued | Phase | Trimmed | Thinking | Text | Finished | Failed
 
 
 class Job:
-    def __init__(self, request: GenerationRequest, seq: int) -> None:
+    def __init__(self, request: GenerationRequest, seq: int, wake: Callable[[], None] = lambda: None) -> None:
         self.request = request
+        self._wake = wake  # tells the scheduler, so a waiting job leaves the queue at once
         self.seq = seq  # arrival order
         self.claim = Claim()
         self.cancelled = threading.Event()
@@ -91,6 +92,7 @@ class Job:
         if not self.cancelled.is_set():
             self.cancel_outcome = outcome
             self.cancelled.set()
+            self._wake()
 
     def emit(self, event: Event) -> None:
         self._events.put(event)
@@ -142,7 +144,7 @@ class Scheduler:
             self._reserved = max(0, self._reserved - 1)
 
     def submit(self, request: GenerationRequest, reserved: bool = False) -> Job:
-        job = Job(request, next(self._seq))
+        job = Job(request, next(self._seq), wake=self._wake)
         found = self.catalogue.find(request.model_id)
         if found is not None:
             engine, _ = found
@@ -162,8 +164,6 @@ class Scheduler:
         if job is None:
             return False
         job.cancel(outcome)
-        with self._cond:
-            self._cond.notify_all()
         return True
 
     def cancel_all(self, outcome: Outcome) -> int:
@@ -172,9 +172,11 @@ class Scheduler:
             jobs = list(self._jobs.values())
         for job in jobs:
             job.cancel(outcome)
+        return len(jobs)
+
+    def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-        return len(jobs)
 
     def is_active(self, key: int) -> bool:
         with self._cond:
