@@ -31,7 +31,10 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from app import database, i18n  # noqa: F401  (database: its SQLite pragmas apply on every connection)
     from app.extensions import babel, csrf, db, login_manager, migrate
+    from app.sizing import database_pool
 
+    pool = database_pool(app.config["MAX_STREAMS"], app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**pool, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     csrf.init_app(app)

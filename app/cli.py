@@ -12,6 +12,8 @@ import time
 import click
 from flask import Flask, current_app, make_response, request
 
+from app.sizing import waitress_settings
+
 log = logging.getLogger(__name__)
 
 # The promise made to whoever stops the server (systemd, docker, Ctrl-C): out within this
@@ -22,20 +24,6 @@ SHUTDOWN_SECONDS = 10.0
 ANSWERS_SECONDS = 6.0
 # How long the last frames (each stream's `done`) get to leave for their clients.
 FLUSH_SECONDS = 0.5
-
-
-def waitress_settings(max_streams: int) -> dict:
-    """Threads and connections derived from how many answers may stream at once.
-
-    Every open stream holds a waitress thread for its whole length; page loads get threads
-    of their own on top, so a full house of streams never makes a page wait.
-    """
-    return {
-        "threads": max_streams + 8,
-        "connection_limit": max_streams * 4 + 50,
-        # Lets the app learn that a client went away while its answer streams.
-        "channel_request_lookahead": 5,
-    }
 
 
 def init_app(app: Flask) -> None:

@@ -55,7 +55,7 @@ from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
 from app.llm.types import ChatMessage, Final, GenerationOptions
 from benchmarks.client import ChatClient, RefusedError, StreamedAnswer, require_loopback
 from benchmarks.server import LiveServer
-from benchmarks.stream_overhead import cpu_ticks
+from benchmarks.stream_overhead import QUIET, cpu_ticks, undisturbed
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
 PROMPTS = (
@@ -339,6 +339,7 @@ class EngineAlone:
     completion_tokens: int
     seconds: float
     decode_rates: list[float]  # tokens/s of each answer, as the engine reports it
+    foreign: float = 0.0  # share of the machine's CPU used by other processes meanwhile
 
     @property
     def tokens_per_second(self) -> float:
@@ -346,7 +347,9 @@ class EngineAlone:
 
 
 def engine_alone(model: str, max_tokens: int, threads: int, rounds: int) -> EngineAlone:
-    """Every prompt `rounds` times, one after another, after one answer that loads the model."""
+    """Every prompt `rounds` times, one after another, after one answer that loads the model.
+
+    Waits for a quiet machine first, and runs again when another process used the CPU meanwhile."""
     with tempfile.TemporaryDirectory(prefix="causerie-load-models-") as models_dir:
         engine = LlamaCppEngine(Path(models_dir), threads=threads)
         options = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
@@ -355,17 +358,20 @@ def engine_alone(model: str, max_tokens: int, threads: int, rounds: int) -> Engi
             chunks = engine.stream_chat(model, [ChatMessage("user", prompt)], options, threading.Event())
             return [c for c in chunks if isinstance(c, Final)][-1]
 
+        def run() -> EngineAlone:
+            started = time.perf_counter()
+            finals = [answer(prompt) for _ in range(rounds) for prompt in PROMPTS]
+            return EngineAlone(
+                len(finals),
+                sum(f.stats.completion_tokens for f in finals),
+                time.perf_counter() - started,
+                [f.stats.tokens_per_second for f in finals],
+            )
+
         answer(PROMPTS[0])
-        started = time.perf_counter()
-        finals = [answer(prompt) for _ in range(rounds) for prompt in PROMPTS]
-        seconds = time.perf_counter() - started
+        result = undisturbed(run, [os.getpid()], attempts=3, patience=120)
         engine.unload(model)
-    return EngineAlone(
-        len(finals),
-        sum(f.stats.completion_tokens for f in finals),
-        seconds,
-        [f.stats.tokens_per_second for f in finals],
-    )
+    return result
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -432,6 +438,7 @@ def figures_of(load: Load, engine: EngineAlone, users: int) -> dict:
         "server_tokens_per_second": completion_tokens / elapsed if ended else 0.0,
         "server_seconds": elapsed,
         "engine_tokens_per_second": engine.tokens_per_second,
+        "engine_other_processes_cpu": engine.foreign,
         "engine_decode_tokens_per_second": statistics.median(engine.decode_rates),
         "server_decode_tokens_per_second": statistics.median(
             [a.decode_rate for a in answers if a.decode_rate > 0] or [0.0]
@@ -492,9 +499,11 @@ def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: 
     cpu = f["cpu"]
     server_cpu = f"server {cpu['server']:.0%}, " if "server_log" in f else ""
     others = "other processes" if server_cpu else "other processes (the server among them)"
+    disturbed = cpu["others"] >= QUIET or engine.foreign >= QUIET
     print(
         f"CPU           during the load, share of the machine: {server_cpu}this client {cpu['client']:.0%}, "
-        f"{others} {cpu['others']:.0%}"
+        f"{others} {cpu['others']:.0%}; other processes during the engine alone {engine.foreign:.0%}"
+        f"{'  (DISTURBED: figures unreliable)' if disturbed else ''}"
     )
     if "server_log" in f:
         log = f["server_log"]
