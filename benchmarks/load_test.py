@@ -499,7 +499,7 @@ def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: 
     cpu = f["cpu"]
     server_cpu = f"server {cpu['server']:.0%}, " if "server_log" in f else ""
     others = "other processes" if server_cpu else "other processes (the server among them)"
-    disturbed = cpu["others"] >= QUIET or engine.foreign >= QUIET
+    disturbed = engine.foreign >= QUIET or (server_cpu and cpu["others"] >= QUIET)
     print(
         f"CPU           during the load, share of the machine: {server_cpu}this client {cpu['client']:.0%}, "
         f"{others} {cpu['others']:.0%}; other processes during the engine alone {engine.foreign:.0%}"

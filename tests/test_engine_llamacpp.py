@@ -188,3 +188,29 @@ def test_thinking_switched_off_closes_the_block_and_the_model_answers_at_once(re
     chunks, text, stats = run(reasoning_engine, ask("What is 2+2?"), options)
     assert text.strip() and not any(isinstance(c, Thinking) for c in chunks)
     assert stats.thinking_tokens == 0 and stats.first_answer_seconds == stats.first_token_seconds > 0
+
+
+def test_stop_interrupts_the_reading_of_a_long_prompt_and_the_model_still_answers(tmp_path):
+    import time as clock
+
+    engine = LlamaCppEngine(tmp_path, threads=2, context=2048)
+    run(engine, ask("Hi"), GenerationOptions(max_tokens=1))  # loaded
+    long = " ".join(["The maintenance team checked the pumps and valves on line four."] * 100)  # ~1200 tokens
+    cancel, chunks, pressed = threading.Event(), [], []
+
+    def press_stop():
+        pressed.append(clock.perf_counter())
+        cancel.set()
+
+    stop = threading.Timer(0.3, press_stop)  # Stop, while llama.cpp reads the prompt (seconds here)
+    for chunk in engine.stream_chat(SMOLLM2, ask(long), GREEDY, cancel):
+        chunks.append(chunk)
+        if chunk == Phase("prompt"):
+            stop.start()
+    stop.join()
+    took = clock.perf_counter() - pressed[0]
+    print(f"prompt reading interrupted {took * 1000:.0f} ms after Stop")
+    assert chunks[-1].stats.finish_reason == "cancelled" and not any(isinstance(c, Text) for c in chunks)
+    assert took < 1.0 * 3
+    fresh = LlamaCppEngine(tmp_path, threads=2, context=2048)
+    assert run(engine, ask("Name three colours."))[1] == run(fresh, ask("Name three colours."))[1]

@@ -99,6 +99,17 @@ class _LoadedModel:
         self.threads = threads
         self.lock = threading.Lock()
         self.closed = False
+        self._abort_callback = None  # kept referenced while llama.cpp may call it
+
+    def interrupt_when(self, check) -> None:
+        """Have llama.cpp abort its current decode when `check()` is true; None: never."""
+        import llama_cpp
+
+        if check is None and self._abort_callback is None:
+            return
+        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: check()) if check else None
+        callback = self._abort_callback or llama_cpp.ggml_abort_callback()  # the latter: NULL
+        llama_cpp.llama_set_abort_callback(self.llama._ctx.ctx, callback, None)
 
 
 class LlamaCppEngine:
@@ -253,8 +264,13 @@ class LlamaCppEngine:
             temp=options.temperature,
             repeat_penalty=options.repeat_penalty,
         )
+        # Reading a long prompt takes seconds on a CPU, in one llama_decode call: llama.cpp's
+        # abort callback (checked between the graph's operations) lets Stop interrupt it. It is
+        # set for the prompt only: while decoding, Stop is checked between tokens, for free.
+        model.interrupt_when(cancel.is_set)
         try:
             for token in tokens:
+                model.interrupt_when(None)
                 if model.is_end(token):
                     stats.finish_reason = "stop"
                     break
@@ -272,9 +288,14 @@ class LlamaCppEngine:
                     break
                 if stats.completion_tokens >= window.answer_room:
                     break
-        except RuntimeError as exc:  # llama_decode failed: context full, out of memory
-            raise EngineError(GENERATION_FAILED, str(exc)) from exc
+        except RuntimeError as exc:  # llama_decode failed: aborted by Stop, context full, out of memory
+            if not cancel.is_set():
+                raise EngineError(GENERATION_FAILED, str(exc)) from exc
+            # Stopped while reading the prompt: the cache holds part of it, start afresh next time.
+            llama.reset()
+            stats.finish_reason = "cancelled"
         finally:
+            model.interrupt_when(None)
             tokens.close()
         now = time.perf_counter()
         for piece in splitter.feed(decoder.decode(b"", final=True)) + splitter.flush():
