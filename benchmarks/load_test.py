@@ -24,11 +24,19 @@ Every figure is measured by the client:
   users had a stream open (from sending the message to the end of the response); the line says how
   many were made while all of them had. Target: p95 < 300 ms.
 * throughput: the server's aggregate, completion tokens of all answers (their `done` statistics) /
-  first message sent to last answer ended, against the engine alone: the same prompts one after
-  another on `LlamaCppEngine` in this process, same model, max tokens and temperature, before the
-  load (never during it), prompt reading included. On 2 cores the server runs one generation at a
+  first message sent to last answer ended, against the engine alone: the same work one answer
+  after another on `LlamaCppEngine` in this process (--engine-conversations conversations of the
+  same prompts, a turn of each in turn, so that, as in the server, every prompt is read from its
+  start: the model's cache holds the previous conversation), same model, max tokens and
+  temperature, before the load (never during it). On 2 cores the server runs one generation at a
   time, so the ratio is what the web layer, the database and this client (20 threads on the same
-  cores) cost; it cannot exceed 1 by much.
+  cores) cost; it cannot exceed 1 by much. Per answer, from their statistics: the decode speed (a
+  slower one in the server means the cores were shared) and the prompt's length (the longer, the
+  longer it takes to read). Engine busy: the answers' own time in the engine / the load's time;
+  the rest is the server between two answers, or nothing queued.
+* CPU: the share of the machine used during the load by the server, this client and every other
+  process. The engine alone waits for a quiet machine and runs again when disturbed (as in
+  stream_overhead.py); the load cannot be run again: "DISTURBED" marks figures to take again.
 
 The exit status is 1 when an event was lost or out of order, a stored answer differs, or anything
 failed. When the server is started here, its log is searched for errors and for waitress's "Task
@@ -52,7 +60,7 @@ from pathlib import Path
 import requests
 
 from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
-from app.llm.types import ChatMessage, Final, GenerationOptions
+from app.llm.types import ChatMessage, Final, GenerationOptions, Text
 from benchmarks.client import ChatClient, RefusedError, StreamedAnswer, require_loopback
 from benchmarks.server import LiveServer
 from benchmarks.stream_overhead import QUIET, cpu_ticks, undisturbed
@@ -86,6 +94,8 @@ class Answer:
     token_events: int
     completion_tokens: int  # the `done` statistics
     decode_rate: float  # tokens/s, as the server's engine reported it (`done` statistics)
+    prompt_tokens: int  # the conversation so far, as the engine read it
+    engine_seconds: float  # the engine's own time for the answer, prompt reading included
     lost_events: int  # numbers skipped in the ids
     disordered_events: int  # ids not above the previous one
     stored_differs: bool = False  # stored content or state differs from the stream
@@ -187,6 +197,8 @@ def measure(streamed: StreamedAnswer, user: int, broken_by: str) -> Answer:
         token_events=len(streamed.tokens),
         completion_tokens=stats.get("completion_tokens", 0),
         decode_rate=stats.get("tokens_per_second", 0.0),
+        prompt_tokens=stats.get("prompt_tokens", 0),
+        engine_seconds=stats.get("total_seconds", 0.0),
         lost_events=lost,
         disordered_events=disordered,
         broken_by=broken_by,
@@ -292,10 +304,8 @@ class CpuShares:
         return {**ticks, "machine": cpu_ticks([])[0]}
 
     def shares(self) -> dict[str, float]:
-        now, budget = (
-            self._read(),
-            os.sysconf("SC_CLK_TCK") * (time.monotonic() - self.started) * machine_cores(),
-        )
+        now = self._read()
+        budget = os.sysconf("SC_CLK_TCK") * (time.monotonic() - self.started) * machine_cores()
         used = {name: (now[name] - self.ticks[name]) / budget for name in now}
         used["others"] = max(0.0, used.pop("machine") - used["client"] - used["server"])
         return used
@@ -339,6 +349,7 @@ class EngineAlone:
     completion_tokens: int
     seconds: float
     decode_rates: list[float]  # tokens/s of each answer, as the engine reports it
+    prompt_tokens: list[int]
     foreign: float = 0.0  # share of the machine's CPU used by other processes meanwhile
 
     @property
@@ -346,29 +357,44 @@ class EngineAlone:
         return self.completion_tokens / self.seconds
 
 
-def engine_alone(model: str, max_tokens: int, threads: int, rounds: int) -> EngineAlone:
-    """Every prompt `rounds` times, one after another, after one answer that loads the model.
+def engine_alone(model: str, max_tokens: int, threads: int, conversations: int) -> EngineAlone:
+    """The users' work without the server: `conversations` conversations of the users' prompts, a
+    turn of each in turn (as the server's queue interleaves users), TURNS_PER_CONVERSATION turns.
 
-    Waits for a quiet machine first, and runs again when another process used the CPU meanwhile."""
+    After one answer that loads the model; waits for a quiet machine first, and runs again when
+    another process used the CPU meanwhile."""
     with tempfile.TemporaryDirectory(prefix="causerie-load-models-") as models_dir:
         engine = LlamaCppEngine(Path(models_dir), threads=threads)
         options = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
 
-        def answer(prompt: str) -> Final:
-            chunks = engine.stream_chat(model, [ChatMessage("user", prompt)], options, threading.Event())
-            return [c for c in chunks if isinstance(c, Final)][-1]
+        def answer(history: list[ChatMessage]) -> Final:
+            """Answers the history's last message, and adds the answer to it."""
+            final, parts = None, []
+            for chunk in engine.stream_chat(model, history, options, threading.Event()):
+                if isinstance(chunk, Text):
+                    parts.append(chunk.text)
+                elif isinstance(chunk, Final):
+                    final = chunk
+            history.append(ChatMessage("assistant", "".join(parts)))
+            return final
 
         def run() -> EngineAlone:
+            histories: list[list[ChatMessage]] = [[] for _ in range(conversations)]
+            finals = []
             started = time.perf_counter()
-            finals = [answer(prompt) for _ in range(rounds) for prompt in PROMPTS]
+            for sent in range(TURNS_PER_CONVERSATION):
+                for user, history in enumerate(histories):
+                    history.append(ChatMessage("user", PROMPTS[(user + sent) % len(PROMPTS)]))
+                    finals.append(answer(history))
             return EngineAlone(
                 len(finals),
                 sum(f.stats.completion_tokens for f in finals),
                 time.perf_counter() - started,
                 [f.stats.tokens_per_second for f in finals],
+                [f.stats.prompt_tokens for f in finals],
             )
 
-        answer(PROMPTS[0])
+        answer([ChatMessage("user", PROMPTS[0])])
         result = undisturbed(run, [os.getpid()], attempts=3, patience=120)
         engine.unload(model)
     return result
@@ -384,18 +410,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": cuts[49], "p95": cuts[94], "max": max(values)}
 
 
-def spread(values: list[float], unit: str = "s", scale: float = 1.0) -> str:
-    p = percentiles([v * scale for v in values])
-    digits = 0 if unit == "ms" else 2
-    return "  ".join(f"{k} {p[k]:.{digits}f} {unit}" for k in ("p50", "p95", "max"))
+def spread(seconds: list[float]) -> str:
+    p = percentiles(seconds)
+    return "  ".join(f"{k} {p[k]:.2f} s" for k in ("p50", "p95", "max"))
 
 
 def server_log_findings(log: Path) -> dict:
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    errors = [line for line in lines if " ERROR " in line or line.startswith("Traceback")]
+    error_lines = [line for line in lines if " ERROR " in line or line.startswith("Traceback")]
     return {
-        "errors": len(errors),
-        "first_errors": errors[:3],
+        "errors": len(error_lines),
+        "first_errors": error_lines[:3],
         "task_queue_warnings": sum("Task queue depth" in line for line in lines),
     }
 
@@ -443,6 +468,9 @@ def figures_of(load: Load, engine: EngineAlone, users: int) -> dict:
         "server_decode_tokens_per_second": statistics.median(
             [a.decode_rate for a in answers if a.decode_rate > 0] or [0.0]
         ),
+        "engine_prompt_tokens": statistics.mean(engine.prompt_tokens),
+        "server_prompt_tokens": statistics.mean([a.prompt_tokens for a in answers] or [0]),
+        "server_engine_busy": sum(a.engine_seconds for a in answers) / elapsed if ended else 0.0,
         "cpu": load.cpu,
     }
 
@@ -490,11 +518,18 @@ def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: 
     print(
         f"throughput    server {f['server_tokens_per_second']:.1f} tokens/s ({f['completion_tokens']} "
         f"tokens in {f['server_seconds']:.1f} s), engine alone {f['engine_tokens_per_second']:.1f} "
-        f"({engine.answers} answers one after another), ratio {ratio:.2f}"
+        f"({engine.answers} answers of {args.engine_conversations} conversations, one after another), "
+        f"ratio {ratio:.2f}"
     )
     print(
-        f"decode        median of the answers' own tokens/s: in the server "
-        f"{f['server_decode_tokens_per_second']:.1f}, engine alone {f['engine_decode_tokens_per_second']:.1f}"
+        f"per answer    decode (median of the answers' own tokens/s): server "
+        f"{f['server_decode_tokens_per_second']:.1f}, engine alone "
+        f"{f['engine_decode_tokens_per_second']:.1f}; prompt tokens (mean): server "
+        f"{f['server_prompt_tokens']:.0f}, engine alone {f['engine_prompt_tokens']:.0f}"
+    )
+    print(
+        f"engine busy   {f['server_engine_busy']:.0%} of the load's time in the server (the answers' own "
+        f"total_seconds, prompt reading included)"
     )
     cpu = f["cpu"]
     server_cpu = f"server {cpu['server']:.0%}, " if "server_log" in f else ""
@@ -554,7 +589,7 @@ def main() -> int:
         help="llama.cpp threads, engine alone (default: cores)",
     )
     parser.add_argument(
-        "--engine-rounds", type=int, default=2, help="rounds of the prompts, engine alone (default 2)"
+        "--engine-conversations", type=int, default=4, help="conversations, engine alone (default 4)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -569,7 +604,7 @@ def main() -> int:
     if len(settings) != len(args.env):
         parser.error("--env takes KEY=VALUE")
 
-    engine = engine_alone(args.model, args.max_tokens, args.threads, args.engine_rounds)
+    engine = engine_alone(args.model, args.max_tokens, args.threads, args.engine_conversations)
     with tempfile.TemporaryDirectory(prefix="causerie-load-") as tmp:
         server = None
         if not args.url:
