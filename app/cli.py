@@ -140,6 +140,7 @@ class GracefulShutdown:
 
         with self.app.app_context():
             scheduler = services().scheduler
+        scheduler.close()  # a message already past the 503 check still cannot start an answer
         interrupted = scheduler.cancel_all(Outcome.INTERRUPTED)
         level = logging.WARNING if interrupted else logging.INFO
         log.log(level, "shutting down: %d answers interrupted", interrupted)
@@ -188,6 +189,10 @@ class GracefulShutdown:
         remaining = self.began + SHUTDOWN_SECONDS - 1.0 - time.monotonic()
         self.server.task_dispatcher.shutdown(timeout=max(0.1, min(1.0, remaining)))
         log.info("stopped %.1f s after the signal", time.monotonic() - self.began)
+        # Everything is saved. A generation thread may still be inside llama.cpp: leave now,
+        # rather than let the interpreter's clean-up free a model under it.
+        logging.shutdown()
+        os._exit(0)
 
     def _deadline(self) -> None:
         """The last resort, should something hang: the process ends within SHUTDOWN_SECONDS."""

@@ -7,6 +7,8 @@ database connection, so a full house of streams never makes a page wait.
 
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+
 PAGE_THREADS = 8  # threads kept for page loads beside the streams
 
 
@@ -22,6 +24,7 @@ def waitress_settings(max_streams: int) -> dict:
 def database_pool(max_streams: int, database_url: str) -> dict:
     """SQLAlchemy pool options: a connection for every server thread (none for in-memory SQLite,
     which keeps its single connection)."""
-    if database_url.startswith("sqlite://") and database_url in ("sqlite://", "sqlite:///:memory:"):
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         return {}
     return {"pool_size": max_streams + PAGE_THREADS, "max_overflow": PAGE_THREADS, "pool_timeout": 10}

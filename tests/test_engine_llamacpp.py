@@ -202,7 +202,7 @@ def test_stop_interrupts_the_reading_of_a_long_prompt_and_the_model_still_answer
         pressed.append(clock.perf_counter())
         cancel.set()
 
-    stop = threading.Timer(0.3, press_stop)  # Stop, while llama.cpp reads the prompt (seconds here)
+    stop = threading.Timer(0.05, press_stop)  # Stop, while llama.cpp reads the prompt (seconds here)
     for chunk in engine.stream_chat(SMOLLM2, ask(long), GREEDY, cancel):
         chunks.append(chunk)
         if chunk == Phase("prompt"):

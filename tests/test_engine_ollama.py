@@ -251,3 +251,12 @@ def test_stop_closes_the_connection_so_ollama_stops_generating(standin):
             stopped_at = time.perf_counter()
     assert standin.cancelled_event.wait(1.0 * 3), "Ollama was not told the client went away"
     print(f"Ollama stopped generating {(time.perf_counter() - stopped_at) * 1000:.0f} ms after Stop")
+
+
+def test_an_ollama_on_this_machine_shares_its_cores_and_a_remote_one_does_not():
+    from app.llm.engines.ollama import is_this_machine
+
+    assert all(is_this_machine(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "127.0.1.1"))
+    assert not any(is_this_machine(h) for h in ("10.0.0.7", "gpu-server.example"))
+    assert OllamaEngine("http://127.0.0.1:11434").claim(SMOLLM2, SHORT).pool == "cores"
+    assert OllamaEngine("http://10.0.0.7:11434").claim(SMOLLM2, SHORT).pool == "ollama@10.0.0.7:11434"

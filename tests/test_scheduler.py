@@ -29,15 +29,18 @@ class GatedEngine(ScriptedEngine):
         self.started_order: list[int] = []  # the user of each answer, as they start
         self.gate = threading.Semaphore(0)
         self.running = 0
+        self._count = threading.Lock()
 
     def claim(self, model_id, options):
         return self.claims.get(model_id, Claim())
 
     def stream_chat(self, model_id, messages, options, cancel):
-        self.started_order.append(int(messages[0].content))
-        self.running += 1
+        with self._count:
+            self.started_order.append(int(messages[0].content))
+            self.running += 1
         self.gate.acquire(timeout=5)
-        self.running -= 1
+        with self._count:
+            self.running -= 1
         yield from super().stream_chat(model_id, messages, options, cancel)
 
 
@@ -66,7 +69,7 @@ def test_a_second_request_waits_its_turn_and_is_told_its_position():
     first_events = drain(first)
     assert second_events[0] == Queued(1)
     assert isinstance(first_events[-1], Finished) and isinstance(second_events[-1], Finished)
-    assert second_events[-1].stats.queue_seconds > 0
+    assert second_events[-1].stats.queue_seconds > 0.1  # the first answer's 20 words, 10 ms apart
     assert first.ended.wait(1) and second.ended.wait(1)
 
 
@@ -87,7 +90,9 @@ def test_one_users_many_requests_do_not_starve_another_users_one():
 def test_queue_positions_count_down_as_answers_finish():
     engine = GatedEngine()
     scheduler = scheduler_with(engine)
-    jobs = [ask(scheduler, key, user=key) for key in (1, 2, 3)]
+    jobs = [ask(scheduler, 1, user=1)]
+    assert wait_until(lambda: engine.running == 1)
+    jobs += [ask(scheduler, key, user=key) for key in (2, 3)]
     for started in (1, 2, 3):  # one answer at a time, so each position can be seen
         assert wait_until(lambda n=started: len(engine.started_order) == n and engine.running == 1)
         engine.gate.release()
@@ -117,6 +122,27 @@ def test_one_thread_answers_share_two_cores_but_a_model_answers_one_at_a_time():
     for _ in range(3):
         engine.gate.release()
     assert [isinstance(e, Queued) for e in drain(jobs[2])][0]
+
+
+def test_a_request_waiting_for_its_busy_model_does_not_hold_the_free_cores():
+    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
+    engine = GatedEngine(claims=claims)
+    scheduler = scheduler_with(engine, cores=2)
+    jobs = [ask(scheduler, 1, 1, "tiny")]
+    assert wait_until(lambda: engine.running == 1)
+    jobs += [ask(scheduler, 2, 2, "tiny"), ask(scheduler, 3, 3, "other")]  # "other" came last
+    assert wait_until(lambda: engine.running == 2) and engine.started_order == [1, 3]
+    for _ in range(3):
+        engine.gate.release()
+    for job in jobs:
+        drain(job)
+
+
+def test_a_closed_scheduler_takes_no_new_answer():
+    scheduler = scheduler_with(ScriptedEngine())
+    scheduler.close()
+    assert not scheduler.reserve()
+    assert drain(scheduler.submit(request(1)))[-1].outcome == Outcome.INTERRUPTED
 
 
 def test_a_remote_host_takes_its_own_number_of_requests_beside_the_local_cores():

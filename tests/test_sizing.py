@@ -1,13 +1,13 @@
 """One setting sizes the server: streams never take the threads or connections pages need."""
 
 from app.extensions import db
-from app.sizing import PAGE_THREADS, waitress_settings
+from app.sizing import PAGE_THREADS, database_pool, waitress_settings
 
 
-def test_open_streams_leave_threads_for_page_loads():
-    settings = waitress_settings(max_streams=32)
-    assert settings["threads"] == 32 + PAGE_THREADS
-    assert settings["connection_limit"] > settings["threads"]
+def test_an_in_memory_database_keeps_its_single_connection_however_it_is_written():
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:"):
+        assert database_pool(32, url) == {}
+    assert database_pool(32, "postgresql://causerie@db/causerie")["pool_size"] == 32 + PAGE_THREADS
 
 
 def test_every_server_thread_can_hold_a_database_connection(app):

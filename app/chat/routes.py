@@ -153,28 +153,17 @@ def send_message(conversation_id: int):
         )
         response[0].headers["Retry-After"] = "30"
         return response
-    user_id, detailed_errors = current_user.id, current_user.is_admin
-    options = llm().catalogue.options_for(entry, _generation_options(), think=conversation.think)
-    try:
-        exchange = services.add_exchange(
-            conversation, content, is_live=scheduler.is_active, system_prompt=entry.prefs.system_prompt
-        )
+    detailed_errors = current_user.is_admin
+    try:  # the place reserved is either used by the job or given back
+        job, exchange = _start_answer(scheduler, conversation, entry, content)
     except services.Busy:
         scheduler.release()
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
     except BaseException:
         scheduler.release()
         raise
-    # From here on only plain values: the transaction is over, and stays so while the model works.
-    generation = GenerationRequest(
-        key=exchange.answer_id,
-        user_id=user_id,
-        model_id=exchange.model,
-        messages=exchange.prompt,
-        options=options,
-    )
     stream = AnswerStream(
-        scheduler.submit(generation, reserved=True),
+        job,
         message_id=exchange.answer_id,
         model=exchange.model,
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
@@ -188,6 +177,24 @@ def send_message(conversation_id: int):
         "X-Message-Id": str(exchange.answer_id),
     }
     return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
+
+
+def _start_answer(scheduler, conversation, entry, content: str):
+    """Store the question and an empty answer, and hand the generation to the scheduler."""
+    user_id = current_user.id
+    options = llm().catalogue.options_for(entry, _generation_options(), think=conversation.think)
+    exchange = services.add_exchange(
+        conversation, content, is_live=scheduler.is_active, system_prompt=entry.prefs.system_prompt
+    )
+    # From here on only plain values: the transaction is over, and stays so while the model works.
+    generation = GenerationRequest(
+        key=exchange.answer_id,
+        user_id=user_id,
+        model_id=exchange.model,
+        messages=exchange.prompt,
+        options=options,
+    )
+    return scheduler.submit(generation, reserved=True), exchange
 
 
 def _generation_options() -> GenerationOptions:

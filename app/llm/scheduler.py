@@ -86,13 +86,16 @@ class Job:
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.ended = threading.Event()
         self.queued_seconds = 0.0
+        self._cancel_lock = threading.Lock()
 
     def cancel(self, outcome: Outcome) -> None:
         """Ask the generation to stop; the first reason given is the one recorded."""
-        if not self.cancelled.is_set():
+        with self._cancel_lock:  # Stop and a closed tab at the same instant: the first one counts
+            if self.cancelled.is_set():
+                return
             self.cancel_outcome = outcome
             self.cancelled.set()
-            self._wake()
+        self._wake()
 
     def emit(self, event: Event) -> None:
         self._events.put(event)
@@ -127,13 +130,15 @@ class Scheduler:
         self._running_per_user: Counter[int] = Counter()
         self._served_at: dict[int, float] = {}  # when each user's last answer started
         self._reserved = 0
+        self._closed = False
         self._seq = itertools.count()
 
     # -- the web layer's side ----------------------------------------------------------------
     def reserve(self) -> bool:
-        """Hold a place for an answer about to be submitted; False when the queue is full."""
+        """Hold a place for an answer about to be submitted; False when the queue is full or
+        the scheduler is closed."""
         with self._cond:
-            if self.max_jobs and len(self._jobs) + self._reserved >= self.max_jobs:
+            if self._closed or (self.max_jobs and len(self._jobs) + self._reserved >= self.max_jobs):
                 return False
             self._reserved += 1
             return True
@@ -154,8 +159,25 @@ class Scheduler:
                 self._reserved = max(0, self._reserved - 1)
             self._jobs[request.key] = job
             self._waiting.append(job)
-        threading.Thread(target=self._run, args=(job, found), name=f"gen-{request.key}", daemon=True).start()
+            if self._closed:  # shutting down: it ends at once, as interrupted
+                job.cancel(Outcome.INTERRUPTED)
+            self._cond.notify_all()  # a fairer job may have come: positions change
+        try:
+            threading.Thread(
+                target=self._run, args=(job, found), name=f"gen-{request.key}", daemon=True
+            ).start()
+        except BaseException:
+            with self._cond:
+                self._waiting.remove(job)
+                self._jobs.pop(request.key, None)
+                self._reserved += reserved  # the caller gives its place back
+            raise
         return job
+
+    def close(self) -> None:
+        """Take no more answers (shutdown): `reserve()` says no, a late `submit()` ends at once."""
+        with self._cond:
+            self._closed = True
 
     def cancel(self, key: int, outcome: Outcome) -> bool:
         """Cancel the job answering message `key`; False when none is running."""
@@ -183,9 +205,9 @@ class Scheduler:
             return key in self._jobs
 
     def active(self) -> int:
-        """Generations waiting or running."""
+        """Generations waiting or running, and places reserved for those about to be."""
         with self._cond:
-            return len(self._jobs)
+            return len(self._jobs) + self._reserved
 
     # -- who goes next -----------------------------------------------------------------------
     def _order(self) -> list[Job]:
@@ -208,14 +230,13 @@ class Scheduler:
 
     def _position(self, job: Job) -> int | None:
         """None when the job may start now; else its place among those waiting for the same
-        pool or model (1 = next). A job never overtakes a fairer one that needs the same."""
+        pool (1 = next). A job never overtakes a fairer one that waits for the same pool; one
+        that waits only for its busy model does not hold the others up."""
         ahead = 0
         for other in self._order():
             if other is job:
                 break
-            if other.claim.pool == job.claim.pool or (
-                job.claim.model_key and other.claim.model_key == job.claim.model_key
-            ):
+            if other.claim.pool == job.claim.pool and other.claim.model_key not in self._busy_models:
                 ahead += 1
         if ahead == 0 and self._fits(job.claim):
             return None
@@ -226,8 +247,6 @@ class Scheduler:
         try:
             if found is None:
                 job.emit(Failed(EngineError(MODEL_NOT_FOUND, job.request.model_id)))
-                with self._cond:
-                    self._waiting.remove(job)
                 return
             if self._wait_for_turn(job):
                 try:
@@ -239,6 +258,8 @@ class Scheduler:
         finally:
             with self._cond:
                 self._jobs.pop(job.request.key, None)
+                if job in self._waiting:  # it failed before its turn came
+                    self._waiting.remove(job)
                 self._cond.notify_all()
             job.ended.set()
 

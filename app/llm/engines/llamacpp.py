@@ -49,6 +49,11 @@ FALLBACK_TEMPLATE = (
 )
 
 
+# Tokens to read above which Stop may interrupt the reading of a prompt (about a second's work
+# on a small CPU); shorter reads end soon enough on their own.
+INTERRUPTIBLE_PROMPT = 256
+
+
 def machine_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -103,13 +108,16 @@ class _LoadedModel:
 
     def interrupt_when(self, check) -> None:
         """Have llama.cpp abort its current decode when `check()` is true; None: never."""
-        import llama_cpp
-
         if check is None and self._abort_callback is None:
             return
-        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: check()) if check else None
-        callback = self._abort_callback or llama_cpp.ggml_abort_callback()  # the latter: NULL
-        llama_cpp.llama_set_abort_callback(self.llama._ctx.ctx, callback, None)
+        import llama_cpp
+
+        callback = (
+            llama_cpp.ggml_abort_callback(lambda _data: check()) if check else llama_cpp.ggml_abort_callback()
+        )
+        llama_cpp.llama_set_abort_callback(self.llama._ctx.ctx, callback, None)  # the latter: NULL
+        # Kept referenced until llama.cpp no longer holds it (it was just replaced).
+        self._abort_callback = callback if check else None
 
 
 class LlamaCppEngine:
@@ -266,8 +274,12 @@ class LlamaCppEngine:
         )
         # Reading a long prompt takes seconds on a CPU, in one llama_decode call: llama.cpp's
         # abort callback (checked between the graph's operations) lets Stop interrupt it. It is
-        # set for the prompt only: while decoding, Stop is checked between tokens, for free.
-        model.interrupt_when(cancel.is_set)
+        # set for the prompt only: while decoding, Stop is checked between tokens, for free. And
+        # only for a long read: llama.cpp calls it between every two operations, each call
+        # taking the GIL, which other busy Python threads can make slow.
+        cached = 0 if options.seed is not None else llama.longest_token_prefix(llama._input_ids, prompt)
+        if len(prompt) - cached > INTERRUPTIBLE_PROMPT:
+            model.interrupt_when(cancel.is_set)
         try:
             for token in tokens:
                 model.interrupt_when(None)

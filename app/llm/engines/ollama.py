@@ -10,6 +10,7 @@ cancels a request whose client went away.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import queue
 import socket
@@ -60,10 +61,20 @@ OLLAMA_TIMINGS = (
     "eval_duration",
     "done_reason",
 )
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 TICK = 0.25  # how often the reading loop looks at the clock and at Stop
 LISTING_TIMEOUT = 5.0  # seconds for a listing, details or unload request to answer
 UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is listed again
+
+
+def is_this_machine(hostname: str) -> bool:
+    """Whether a host name points at this machine: loopback, 0.0.0.0, or its own name."""
+    if hostname in ("localhost", socket.gethostname(), socket.getfqdn()):
+        return True
+    try:
+        address = ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def host_label(url: str) -> str:
@@ -94,7 +105,7 @@ class OllamaEngine:
         self.list_ttl = list_ttl
         self.parallel = max(1, parallel)
         # An Ollama on this machine decodes on the cores the embedded engine uses too.
-        self.local = urlsplit(self.host).hostname in LOOPBACK_NAMES
+        self.local = is_this_machine(urlsplit(self.host).hostname or "")
         # Loading the CA certificates takes ~70 ms: once per engine, and only for HTTPS.
         self.verify = ssl.create_default_context() if self.host.startswith("https:") else False
         # Listing, details, unload: short requests, so a dead host costs little.
