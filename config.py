@@ -75,6 +75,9 @@ class Config:
     # How many answers a remote Ollama host computes at once (its OLLAMA_NUM_PARALLEL); an
     # Ollama on this machine shares this machine's cores with the embedded engine instead.
     OLLAMA_PARALLEL = _int("OLLAMA_PARALLEL", 1)
+    # How the Ollama server and its runners are named on this machine (a regular expression
+    # matched against process names), to measure their CPU and memory.
+    OLLAMA_PROCESS_PATTERN = os.environ.get("OLLAMA_PROCESS_PATTERN", "ollama")
     # How often a host's model list is asked again (seconds); pages use the last answer meanwhile.
     OLLAMA_LIST_SECONDS = float(os.environ.get("OLLAMA_LIST_SECONDS", "5"))
     # How many answers may wait or stream at once (beyond: 503 and Retry-After); waitress

@@ -89,3 +89,41 @@ class SiteSetting(db.Model):
 
     key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     value: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class Generation(db.Model):
+    """The measurements of one answer: what a model cost and how long users waited.
+
+    Times are seconds on the server's clock from the moment the request was received; None
+    where a figure is unknown (a remote Ollama host's CPU and memory), never 0.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(sa.ForeignKey("conversation.id", ondelete="SET NULL"))
+    engine: Mapped[str] = mapped_column(sa.String(200))
+    model: Mapped[str] = mapped_column(sa.String(200), index=True)
+    parameters: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # the options the engine got
+    outcome: Mapped[str] = mapped_column(sa.String(16))  # complete, stopped, disconnected, interrupted, error
+    queue_seconds: Mapped[float | None]
+    load_seconds: Mapped[float | None]
+    first_token_seconds: Mapped[float | None]  # request received -> first token (thinking or answer)
+    first_answer_seconds: Mapped[float | None]  # request received -> first answer token
+    total_seconds: Mapped[float | None]  # request received -> the answer's end
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    thinking_tokens: Mapped[int | None]
+    prompt_tokens_per_second: Mapped[float | None]
+    tokens_per_second: Mapped[float | None]
+    process_cpu_seconds: Mapped[float | None]  # of the process(es) doing the inference
+    process_cpu_percent_mean: Mapped[float | None]  # % of the machine's cores
+    process_cpu_percent_peak: Mapped[float | None]
+    process_rss_peak_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    machine_cpu_percent_mean: Mapped[float | None]
+    machine_cpu_percent_peak: Mapped[float | None]
+    machine_memory_used_peak_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    concurrent: Mapped[int] = mapped_column(default=1)  # generations running at once, at most
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -78,6 +78,13 @@ def auth(client) -> AuthActions:
     return AuthActions(client)
 
 
+@pytest.fixture
+def signed_in(client, auth):
+    """A client signed in as the first account (hence the admin)."""
+    auth.register()
+    return client
+
+
 def sse_events(body: str) -> list[tuple[str, dict]]:
     """The (event, data) pairs of an event-stream body, comments left out."""
     events = []

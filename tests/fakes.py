@@ -43,6 +43,9 @@ class ScriptedEngine:
     def unload(self, model_id: str) -> bool:
         return False
 
+    def processes(self):
+        return None  # not measured: these tests are about the web layer
+
     def status(self) -> EngineStatus:
         return EngineStatus(self.name, True)
 

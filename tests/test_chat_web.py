@@ -15,12 +15,6 @@ JSON = {"Accept": "application/json"}
 STREAM = {"Accept": "text/event-stream"}
 
 
-@pytest.fixture
-def signed_in(client, auth):
-    auth.register()
-    return client
-
-
 def new_conversation(client, **body) -> int:
     response = client.post("/conversations", json=body, headers=JSON)
     assert response.status_code == 201, response.data

@@ -12,12 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = sorted((ROOT / "templates").rglob("*.html"))
 
 
-@pytest.fixture
-def signed_in(client, auth):
-    auth.register()
-    return client
-
-
 def test_unknown_page_shows_the_custom_404_with_a_way_back(signed_in):
     response = signed_in.get("/no/such/page")
     assert response.status_code == 404

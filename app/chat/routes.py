@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
+
 from flask import (
     Response,
     abort,
@@ -135,6 +138,7 @@ def list_messages(conversation_id: int):
 @bp.post("/conversations/<int:conversation_id>/messages")
 def send_message(conversation_id: int):
     """Store the user's message and stream the model's answer as Server-Sent Events."""
+    received_at = time.perf_counter()  # every time measured for this answer counts from here
     conversation = services.owned_conversation(current_user, conversation_id)
     content = _field("content").strip()
     limit = current_app.config["MAX_MESSAGE_CHARS"]
@@ -166,6 +170,12 @@ def send_message(conversation_id: int):
         job,
         message_id=exchange.answer_id,
         model=exchange.model,
+        measure={
+            "received_at": received_at,
+            "user_id": current_user.id,
+            "conversation_id": conversation_id,
+            "parameters": asdict(job.request.options),
+        },
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
         save_every=current_app.config["PARTIAL_SAVE_SECONDS"],
         ping_every=current_app.config["PING_SECONDS"],

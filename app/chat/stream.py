@@ -36,6 +36,7 @@ from app.llm.types import (
     Thinking,
     Trimmed,
 )
+from app.metrics.records import record_generation
 
 log = logging.getLogger(__name__)
 PING = ": ping\n\n"
@@ -117,7 +118,11 @@ class AnswerStream:
         save_every: float,
         ping_every: float,
         detailed_errors: bool = False,
+        measure: dict | None = None,
     ) -> None:
+        """`measure`: what the answer's Generation record needs besides the stream's own
+        figures (user_id, conversation_id, parameters, and `received_at`, the perf_counter()
+        when the request was received: every time recorded counts from there); None: no record."""
         self.job = job
         self.message_id = message_id
         self.model = model
@@ -128,6 +133,9 @@ class AnswerStream:
         self.parts: list[str] = []
         self.thinking: list[str] = []
         self.sent = 0  # frames sent: each carries its number as its SSE id
+        self.measure = measure
+        self.first_token_at: float | None = None  # perf_counter() of the first thinking or answer text
+        self.first_answer_at: float | None = None
         self.outcome = Outcome.DISCONNECTED  # unless the stream ends otherwise
         self.error = ""
         self.stats: dict = {}
@@ -170,7 +178,9 @@ class AnswerStream:
                 self._drain(DRAIN_SECONDS)
             if self.job_running():  # the engine did not answer the cancel in time
                 self.outcome = self.job.cancel_outcome  # the first reason given: Stop, shutdown…
+            ended_at = time.perf_counter()
             self._save_final()
+            self._record(ended_at)
 
     def _save_final(self) -> None:
         """The last save, tried twice: a failed partial save may have left the session unusable."""
@@ -182,6 +192,32 @@ class AnswerStream:
                 db.session.rollback()
                 if attempt == 2:
                     log.exception("answer %s could not be saved", self.message_id)
+
+    def _record(self, ended_at: float) -> None:
+        """The answer's measurements; a failure here loses the record, never the answer."""
+        if self.measure is None:
+            return
+        received = self.measure["received_at"]
+
+        def since(at: float | None) -> float | None:
+            return at - received if at is not None else None
+
+        try:
+            record_generation(
+                message_id=self.message_id,
+                user_id=self.measure["user_id"],
+                conversation_id=self.measure["conversation_id"],
+                model=self.model,
+                parameters=self.measure["parameters"],
+                outcome=self.outcome.value,
+                stats=self.stats,
+                first_token=since(self.first_token_at),
+                first_answer=since(self.first_answer_at),
+                total=ended_at - received,
+            )
+        except SQLAlchemyError:
+            db.session.rollback()
+            log.exception("the measurements of answer %s could not be saved", self.message_id)
 
     def _save(self, outcome: Outcome, error: str = "", stats: dict | None = None) -> None:
         save_answer(
@@ -201,7 +237,11 @@ class AnswerStream:
                 return
 
     def _frame_for(self, event) -> str:
+        if isinstance(event, Text | Thinking) and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
         if isinstance(event, Text):
+            if self.first_answer_at is None:
+                self.first_answer_at = time.perf_counter()
             self.parts.append(event.text)
             return frame("token", {"text": event.text})
         if isinstance(event, Thinking):

@@ -51,6 +51,7 @@ def ollama_engine(host: str, config) -> OllamaEngine:
         keep_alive=config["OLLAMA_KEEP_ALIVE"],
         list_ttl=config["OLLAMA_LIST_SECONDS"],
         parallel=config["OLLAMA_PARALLEL"],
+        process_pattern=config["OLLAMA_PROCESS_PATTERN"],
     )
 
 

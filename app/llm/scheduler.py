@@ -43,6 +43,7 @@ from app.llm.types import (
     Thinking,
     Trimmed,
 )
+from app.metrics.sampler import Sampler
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Job:
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.ended = threading.Event()
         self.queued_seconds = 0.0
+        self.concurrent = 1  # generations running at once with this one, at most
         self._cancel_lock = threading.Lock()
 
     def cancel(self, outcome: Outcome) -> None:
@@ -127,6 +129,7 @@ class Scheduler:
         self._waiting: list[Job] = []
         self._in_use: Counter[str] = Counter()  # per pool
         self._busy_models: set[str] = set()
+        self._running: set[Job] = set()
         self._running_per_user: Counter[int] = Counter()
         self._served_at: dict[int, float] = {}  # when each user's last answer started
         self._reserved = 0
@@ -290,6 +293,9 @@ class Scheduler:
             self._busy_models.add(claim.model_key)
         self._running_per_user[user] += 1
         self._served_at[user] = time.monotonic()
+        self._running.add(job)
+        for running in self._running:  # measurements made side by side are told apart
+            running.concurrent = max(running.concurrent, len(self._running))
         self._cond.notify_all()  # positions changed
 
     def _leave(self, job: Job) -> None:
@@ -298,25 +304,35 @@ class Scheduler:
             self._in_use[claim.pool] -= self._cost(claim)
             self._busy_models.discard(claim.model_key)
             self._running_per_user[user] -= 1
+            self._running.discard(job)
             self._cond.notify_all()
 
     def _generate(self, job: Job, engine) -> None:
         request = job.request
         try:
-            chunks = engine.stream_chat(request.model_id, request.messages, request.options, job.cancelled)
-            for chunk in chunks:
-                if isinstance(chunk, Final):
-                    outcome = job.cancel_outcome if job.cancelled.is_set() else Outcome.COMPLETE
-                    chunk.stats.queue_seconds = job.queued_seconds
-                    job.emit(Finished(outcome, chunk.stats))
-                    return
-                job.emit(chunk)
-                if job.cancelled.is_set() and not isinstance(chunk, Text | Thinking):
-                    # Cancelled while loading or before the first token: no need to go on.
-                    chunks.close()
-                    job.emit(Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled")))
-                    return
-            raise EngineError(GENERATION_FAILED, "the engine ended without its statistics")
+            final = None
+            # CPU and memory of the process(es) doing the work, sampled while it runs.
+            with Sampler(engine.processes) as sampler:
+                chunks = engine.stream_chat(
+                    request.model_id, request.messages, request.options, job.cancelled
+                )
+                for chunk in chunks:
+                    if isinstance(chunk, Final):
+                        final = chunk
+                        break
+                    job.emit(chunk)
+                    if job.cancelled.is_set() and not isinstance(chunk, Text | Thinking):
+                        # Cancelled while loading or before the first token: no need to go on.
+                        chunks.close()
+                        break
+            if final is None and not job.cancelled.is_set():
+                raise EngineError(GENERATION_FAILED, "the engine ended without its statistics")
+            stats = final.stats if final else GenerationStats(finish_reason="cancelled")
+            stats.queue_seconds = job.queued_seconds
+            stats.concurrent = job.concurrent
+            stats.resources = sampler.usage.as_dict()
+            outcome = job.cancel_outcome if job.cancelled.is_set() else Outcome.COMPLETE
+            job.emit(Finished(outcome, stats))
         except EngineError as exc:
             log.warning("generation %s failed: %s", request.key, exc)
             job.emit(Failed(exc))

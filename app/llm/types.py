@@ -125,6 +125,8 @@ class GenerationStats:
     tokens_per_second: float = 0.0  # decoding speed, first token to last
     thinking_tokens: int = 0  # part of completion_tokens
     queue_seconds: float = 0.0  # waiting for a turn, before the engine started
+    concurrent: int = 1  # generations running at once with this one, at most (itself included)
+    resources: dict = field(default_factory=dict)  # CPU and memory sampled while it ran (app.metrics)
     finish_reason: str = ""  # stop | length | cancelled
     dropped_messages: int = 0
     threads: int = 0

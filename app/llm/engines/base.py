@@ -25,6 +25,10 @@ class Engine(Protocol):
     def unload(self, model_id: str) -> bool:
         """Free the model's memory now; False when it was not loaded or is busy."""
 
+    def processes(self) -> list | None:
+        """The psutil processes doing this engine's inference on this machine; None when
+        they run elsewhere (their CPU and memory are then unknown)."""
+
     def status(self) -> EngineStatus:
         """Whether the engine works, its version, and why not."""
 

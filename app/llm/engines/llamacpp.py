@@ -178,6 +178,11 @@ class LlamaCppEngine:
             return EngineStatus(self.name, False, detail=str(exc))
         return EngineStatus(self.name, True, version=llama_cpp.__version__)
 
+    def processes(self) -> list:
+        import psutil
+
+        return [psutil.Process()]  # in this very process
+
     def claim(self, model_id: str, options: GenerationOptions) -> Claim:
         # One Llama object decodes one answer at a time, with its threads on this machine.
         return Claim(CORES, options.threads or self.threads, f"{self.name}/{model_id}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import queue
+import re
 import socket
 import ssl
 import threading
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import ollama
+import psutil
 
 from app.llm.engines.llamacpp import machine_cores
 from app.llm.thinking import ThinkSplitter, note_first
@@ -94,6 +96,7 @@ class OllamaEngine:
         keep_alive: str = "30m",
         list_ttl: float = 5.0,
         parallel: int = 1,
+        process_pattern: str = "ollama",
     ) -> None:
         self.host = host if "://" in host else f"http://{host}"
         self.name = f"ollama@{host_label(self.host)}"
@@ -104,6 +107,8 @@ class OllamaEngine:
         self.keep_alive = keep_alive
         self.list_ttl = list_ttl
         self.parallel = max(1, parallel)
+        # How the Ollama server and its runner processes are named on this machine.
+        self.process_pattern = re.compile(process_pattern)
         # An Ollama on this machine decodes on the cores the embedded engine uses too.
         self.local = is_this_machine(urlsplit(self.host).hostname or "")
         # Loading the CA certificates takes ~70 ms: once per engine, and only for HTTPS.
@@ -213,6 +218,19 @@ class OllamaEngine:
 
     def is_loaded(self, model_id: str) -> bool:
         return any(m.id == model_id and m.loaded for m in self.list_models())
+
+    def processes(self) -> list | None:
+        """The Ollama server and its runners, when the host is this machine: found by name
+        (`process_pattern`); None for a remote host, or when none is found."""
+        if not self.local:
+            return None
+        found = []
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            program = cmdline[0].rsplit("/", 1)[-1] if cmdline else ""
+            if any(self.process_pattern.search(name) for name in (process.info["name"] or "", program)):
+                found.append(process)
+        return found or None
 
     def claim(self, model_id: str, options: GenerationOptions) -> Claim:
         if self.local:  # Ollama's own default is every physical core

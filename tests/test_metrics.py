@@ -1,0 +1,68 @@
+"""Every answer is measured: the sampler's figures, and one record per answer."""
+
+import threading
+import time
+
+import psutil
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.metrics.sampler import Sampler
+from app.models import Generation
+from tests.test_chat_web import JSON, new_conversation, send, slow_answer
+
+
+def burn(seconds: float) -> None:
+    end = time.process_time() + seconds  # CPU time of this process, i.e. of this busy thread here
+    while time.process_time() < end:
+        pass
+
+
+def test_the_sampler_counts_the_cpu_time_a_generation_spends():
+    with Sampler(lambda: [psutil.Process()], interval=0.1) as sampler:
+        worker = threading.Thread(target=burn, args=(1.0,))
+        worker.start()
+        worker.join()
+    usage = sampler.usage
+    print(f"1.0 s of CPU burnt, sampled {usage.process_cpu_seconds:.3f} s")
+    assert 0.9 <= usage.process_cpu_seconds <= 1.2
+    assert usage.samples >= 3 and usage.process_cpu_percent_peak >= usage.process_cpu_percent_mean > 0
+    assert usage.process_rss_peak_bytes > 10_000_000 and usage.machine_memory_used_peak_bytes > 0
+    assert 0 < usage.machine_cpu_percent_peak <= 100
+
+
+def test_a_remote_engines_cpu_and_memory_stay_unknown_never_zero():
+    with Sampler(lambda: None) as sampler:
+        time.sleep(0.1)
+    assert all(value is None for name, value in sampler.usage.as_dict().items() if name != "samples")
+
+
+def records(app) -> list[Generation]:
+    with app.app_context():
+        return list(db.session.scalars(sa.select(Generation).order_by(Generation.id)))
+
+
+def test_each_answer_leaves_one_record_with_its_figures(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "Dis bonjour")
+    response.get_data()
+    [record] = records(app)
+    assert record.message_id == int(response.headers["X-Message-Id"])
+    assert (record.conversation_id, record.model, record.outcome) == (conversation_id, "tiny", "complete")
+    assert record.completion_tokens == 4 and record.parameters["temperature"] == 0.7
+    assert 0 < record.first_token_seconds <= record.first_answer_seconds <= record.total_seconds
+    assert record.process_cpu_seconds is None  # the scripted engine names no process: unknown
+    assert record.concurrent == 1
+
+
+def test_a_stopped_answer_is_recorded_as_stopped(app, signed_in, engine):
+    slow_answer(engine, 200)
+    conversation_id = new_conversation(signed_in)
+    stream = threading.Thread(target=lambda: send(signed_in, conversation_id, "long").get_data())
+    stream.start()
+    engine.started.wait(2)
+    time.sleep(0.1)
+    message_id = signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"][-1]["id"]
+    signed_in.post(f"/messages/{message_id}/stop", headers=JSON)
+    stream.join(5)
+    assert [r.outcome for r in records(app)] == ["stopped"]
