@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from functools import wraps
 
-from flask import abort, flash, redirect, render_template, request, url_for
+import psutil
+from flask import Response, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.admin import bp, services
 from app.admin.forms import ModelSettingsForm
+from app.errors import render_error
 from app.llm import services as llm
+from app.metrics import charts, dashboard
+from app.models import utcnow
 
 
 def admin_only(view):
@@ -108,3 +114,85 @@ def unload():
         )
         flash(message, "error")
     return _back()
+
+
+def _period():
+    """The period asked for (`?period=24h|7d|30d`), as (name, start); 400 for another."""
+    name = request.args.get("period", "7d")
+    if name not in dashboard.PERIODS:
+        abort(make_response(*render_error(400, _("Pick a period: 24h, 7d or 30d."))))
+    return name, utcnow() - dashboard.PERIODS[name]
+
+
+def _live() -> dict:
+    memory = psutil.virtual_memory()
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=0.1),
+        "memory_used": memory.used,
+        "memory_total": memory.total,
+        "loaded": [
+            {"model": e.id, "engine": e.info.engine, "memory": e.info.memory_bytes}
+            for e in llm().catalogue.entries()
+            if e.info.loaded
+        ],
+    }
+
+
+@bp.get("/dashboard")
+@admin_only
+def dashboard_page():
+    """Per model, for a period: answers, waits, speed, CPU, memory, errors and stops; charts; now."""
+    period, since = _period()
+    include_concurrent = request.args.get("concurrent") == "1"
+    rows = dashboard.records(since, include_concurrent)
+    models = dashboard.figures(rows)
+    until = utcnow()
+    return render_template(
+        "admin/dashboard.html",
+        period=period,
+        periods=list(dashboard.PERIODS),
+        include_concurrent=include_concurrent,
+        models=models,
+        over_time=charts.line_chart(
+            dashboard.series(rows, since),
+            since,
+            until,
+            _("Median time to first token"),
+            "s",
+            order=[m.model for m in models],
+        ),
+        first_token_bars=charts.bar_chart(
+            [(m.model, m.first_token_p50) for m in models], _("Time to first token, median"), "s"
+        ),
+        speed_bars=charts.bar_chart(
+            [(m.model, m.tokens_per_second_median) for m in models], _("Tokens per second, median"), "tok/s"
+        ),
+        cpu_bars=charts.bar_chart([(m.model, m.cpu_mean) for m in models], _("CPU, mean"), "%"),
+        chart_colour=charts.colour,
+        live=_live(),
+    )
+
+
+@bp.get("/dashboard.csv")
+@admin_only
+def dashboard_csv():
+    """The raw records of the period, one line per answer."""
+    period, since = _period()
+    rows = dashboard.records(since, include_concurrent=request.args.get("concurrent") == "1")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(dashboard.CSV_COLUMNS)
+    writer.writerows(dashboard.as_csv_rows(rows))
+    filename = f"causerie-generations-{period}-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/live")
+@admin_only
+def live():
+    """The machine's CPU and memory now, and the loaded models (the dashboard refreshes it)."""
+    return jsonify(_live())

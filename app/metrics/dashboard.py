@@ -1,0 +1,115 @@
+"""The admin's figures per model, for a period, from the Generation records."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Generation, utcnow
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+OUTCOMES = ("complete", "stopped", "disconnected", "interrupted", "error")
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The value below which `fraction` of them lie (nearest rank); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def _known(rows, name: str) -> list[float]:
+    return [getattr(r, name) for r in rows if getattr(r, name) is not None]
+
+
+@dataclass
+class ModelFigures:
+    model: str
+    engine: str
+    answers: int
+    first_token_p50: float | None
+    first_token_p95: float | None
+    total_p50: float | None
+    total_p95: float | None
+    tokens_per_second_median: float | None
+    cpu_mean: float | None  # % of the machine's cores, mean over the answers' means
+    cpu_peak: float | None
+    memory_peak: int | None  # bytes, resident memory of the process doing the work
+    error_rate: float
+    stop_rate: float  # stopped or closed by the user
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def records(since: datetime, include_concurrent: bool = False) -> list[Generation]:
+    """The records of the period, oldest first. Answers measured while others ran beside them
+    share the machine's figures, so they are left out unless asked for."""
+    query = sa.select(Generation).where(Generation.created_at >= since).order_by(Generation.id)
+    if not include_concurrent:
+        query = query.where(Generation.concurrent <= 1)
+    return list(db.session.scalars(query))
+
+
+def figures(rows: list[Generation]) -> list[ModelFigures]:
+    by_model: dict[str, list[Generation]] = defaultdict(list)
+    for row in rows:
+        by_model[row.model].append(row)
+    result = []
+    for model, mine in sorted(by_model.items()):
+        outcomes = {name: sum(r.outcome == name for r in mine) for name in OUTCOMES}
+        first, total = _known(mine, "first_token_seconds"), _known(mine, "total_seconds")
+        speed = _known(mine, "tokens_per_second")
+        cpu_peaks, memory = _known(mine, "process_cpu_percent_peak"), _known(mine, "process_rss_peak_bytes")
+        cpu_means = _known(mine, "process_cpu_percent_mean")
+        result.append(
+            ModelFigures(
+                model=model,
+                engine=mine[-1].engine,
+                answers=len(mine),
+                first_token_p50=percentile(first, 0.5),
+                first_token_p95=percentile(first, 0.95),
+                total_p50=percentile(total, 0.5),
+                total_p95=percentile(total, 0.95),
+                tokens_per_second_median=statistics.median(speed) if speed else None,
+                cpu_mean=statistics.fmean(cpu_means) if cpu_means else None,
+                cpu_peak=max(cpu_peaks) if cpu_peaks else None,
+                memory_peak=max(memory) if memory else None,
+                error_rate=outcomes["error"] / len(mine),
+                stop_rate=(outcomes["stopped"] + outcomes["disconnected"]) / len(mine),
+                outcomes=outcomes,
+            )
+        )
+    return result
+
+
+def series(
+    rows: list[Generation], since: datetime, buckets: int = 24
+) -> dict[str, list[tuple[datetime, float]]]:
+    """Median first-token time per model, per slice of the period (for the chart over time)."""
+    width = (utcnow() - since) / buckets
+    slices: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row.first_token_seconds is not None:
+            slices[row.model][min(buckets - 1, int((row.created_at - since) / width))].append(
+                row.first_token_seconds
+            )
+    return {
+        model: [
+            (since + width * (index + 0.5), statistics.median(values))
+            for index, values in sorted(found.items())
+        ]
+        for model, found in slices.items()
+    }
+
+
+CSV_COLUMNS = [column.name for column in Generation.__table__.columns]
+
+
+def as_csv_rows(rows: list[Generation]) -> list[list]:
+    return [[getattr(row, name) for name in CSV_COLUMNS] for row in rows]

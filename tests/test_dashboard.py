@@ -1,0 +1,104 @@
+"""The admin's dashboard: per-model figures for a period, charts, the server now, CSV."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from app.extensions import db
+from app.metrics.dashboard import percentile
+from app.models import Generation, utcnow
+from tests.conftest import PASSWORD
+
+
+def measured(model: str, first: float, total: float, speed: float, cpu: float, **extra) -> Generation:
+    values = {
+        "engine": "llama.cpp",
+        "model": model,
+        "outcome": "complete",
+        "first_token_seconds": first,
+        "total_seconds": total,
+        "tokens_per_second": speed,
+        "process_cpu_percent_mean": cpu,
+        "process_cpu_percent_peak": cpu + 5,
+        "process_rss_peak_bytes": 300_000_000,
+        "concurrent": 1,
+        **extra,
+    }
+    return Generation(**values)
+
+
+@pytest.fixture
+def history(app, signed_in):
+    with app.app_context():
+        db.session.add_all(
+            [measured("smollm2", 0.2 + i / 10, 3.0 + i, 60 + i, 90) for i in range(10)]
+            + [measured("mistral:latest", 4.0, 40.0, 5.0, 99, engine="ollama@127.0.0.1:11434")]
+            + [measured("mistral:latest", 9.9, 99.0, 1.0, 99, outcome="error")]
+            + [measured("mistral:latest", 30.0, 90.0, 2.0, 50, concurrent=3)]  # shared the machine
+            + [measured("gemma", 1.0, 2.0, 50, 50, created_at=utcnow() - timedelta(days=3))]
+        )
+        db.session.commit()
+    return signed_in
+
+
+def row_of(page: str, model: str) -> str:
+    return page.split(f'data-model-id="{model}"')[1].split("</tr>")[0]
+
+
+def test_each_model_gets_its_figures_side_by_side(history):
+    page = history.get("/admin/dashboard?period=7d").get_data(as_text=True)
+    smollm2 = row_of(page, "smollm2")
+    assert ">10<" in smollm2 and "0.60 s / 1.10 s" in smollm2 and "7.00 s / 12.00 s" in smollm2
+    assert "64.5" in smollm2 and "90 % / 95 %" in smollm2 and "0.30 GB" in smollm2
+    mistral = row_of(page, "mistral:latest")
+    assert ">2<" in mistral and "50 %" in mistral  # one error in two answers
+    assert "gemma" in page and page.count("<svg") >= 4
+
+
+def test_answers_measured_beside_others_are_left_out_unless_asked_for(history):
+    assert "30.00 s" not in row_of(history.get("/admin/dashboard").get_data(as_text=True), "mistral:latest")
+    included = history.get("/admin/dashboard?concurrent=1").get_data(as_text=True)
+    assert ">3<" in row_of(included, "mistral:latest")
+
+
+def test_the_period_chooses_the_answers(history):
+    page = history.get("/admin/dashboard?period=24h").get_data(as_text=True)
+    assert 'data-model-id="gemma"' not in page and 'data-model-id="smollm2"' in page
+
+
+def test_a_period_that_does_not_exist_gets_a_clear_message(history):
+    response = history.get("/admin/dashboard?period=1y")
+    assert response.status_code == 400 and "24h, 7d or 30d" in response.get_data(as_text=True)
+
+
+def test_the_records_download_as_csv(history):
+    response = history.get("/admin/dashboard.csv?period=30d")
+    assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == 13  # the concurrent one left out, as on the page
+    assert {"model", "first_token_seconds", "process_cpu_seconds", "concurrent"} <= set(rows[0])
+
+
+def test_the_live_panel_reads_the_machine_now(history):
+    live = history.get("/admin/live").json
+    assert 0 <= live["cpu_percent"] <= 100 and live["memory_total"] >= live["memory_used"] > 0
+    assert isinstance(live["loaded"], list)
+
+
+def test_users_cannot_see_the_dashboard(app, history):
+    other = app.test_client()
+    other.post("/register", data={"username": "bob", "password": PASSWORD, "confirm": PASSWORD})
+    for path in ("/admin/dashboard", "/admin/dashboard.csv", "/admin/live"):
+        assert other.get(path).status_code == 403
+
+
+def test_an_empty_period_says_so(signed_in):
+    assert "No answer in this period yet." in signed_in.get("/admin/dashboard").get_data(as_text=True)
+
+
+def test_percentiles_take_the_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
+    assert percentile([3.0], 0.95) == 3.0 and percentile([], 0.5) is None
