@@ -260,3 +260,14 @@ def test_an_ollama_on_this_machine_shares_its_cores_and_a_remote_one_does_not():
     assert not any(is_this_machine(h) for h in ("10.0.0.7", "gpu-server.example"))
     assert OllamaEngine("http://127.0.0.1:11434").claim(SMOLLM2, SHORT).pool == "cores"
     assert OllamaEngine("http://10.0.0.7:11434").claim(SMOLLM2, SHORT).pool == "ollama@10.0.0.7:11434"
+
+
+def test_an_ollama_on_this_machine_is_measured_through_its_processes_found_by_name():
+    import psutil
+
+    here = psutil.Process().name()  # stands for "ollama": this test's own process
+    assert psutil.Process().pid in {
+        p.pid for p in OllamaEngine("http://127.0.0.1:1", process_pattern=here).processes()
+    }
+    assert OllamaEngine("http://127.0.0.1:1", process_pattern="^no-such-program$").processes() is None
+    assert OllamaEngine("http://10.0.0.7:11434", process_pattern=here).processes() is None  # remote: unknown
