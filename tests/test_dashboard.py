@@ -102,3 +102,11 @@ def test_percentiles_take_the_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
     assert percentile([3.0], 0.95) == 3.0 and percentile([], 0.5) is None
+
+
+def test_a_model_name_that_looks_like_a_formula_stays_text_in_the_csv(app, signed_in):
+    with app.app_context():
+        db.session.add(measured("=HYPERLINK(1)", 1.0, 2.0, 3.0, 4.0))
+        db.session.commit()
+    rows = list(csv.DictReader(io.StringIO(signed_in.get("/admin/dashboard.csv").get_data(as_text=True))))
+    assert rows[0]["model"] == "'=HYPERLINK(1)"

@@ -111,5 +111,12 @@ def series(
 CSV_COLUMNS = [column.name for column in Generation.__table__.columns]
 
 
+def _cell(value):
+    # A text starting like a formula would be run by a spreadsheet: keep it text.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
 def as_csv_rows(rows: list[Generation]) -> list[list]:
-    return [[getattr(row, name) for name in CSV_COLUMNS] for row in rows]
+    return [[_cell(getattr(row, name)) for name in CSV_COLUMNS] for row in rows]
