@@ -40,7 +40,7 @@ def models():
     catalogue = llm().catalogue
     entries = catalogue.entries()
     found = {entry.id for entry in entries}
-    default = catalogue.default()
+    default = catalogue.default([e for e in entries if e.offered])
     return render_template(
         "admin/models.html",
         entries=entries,

@@ -36,10 +36,11 @@ def _field(name: str) -> str:
 
 def _page(conversation=None):
     catalogue = llm().catalogue
-    offered = catalogue.offered()
-    default = catalogue.default()
+    entries = catalogue.entries()  # once: every engine is asked, and the admin's settings read
+    offered = [e for e in entries if e.offered]
+    default = catalogue.default(offered)
     selected = conversation.model if conversation else (default.id if default else "")
-    current = catalogue.entry(selected)
+    current = next((e for e in entries if e.id == selected), None)
     return render_template(
         "chat/index.html",
         conversation=conversation,
@@ -68,12 +69,13 @@ def conversation(conversation_id: int):
 def models():
     """The models a user can pick, the default first."""
     catalogue = llm().catalogue
-    default = catalogue.default()
+    offered = catalogue.offered()
+    default = catalogue.default(offered)
     return jsonify(
         default=default.id if default else None,
         models=[
             {"id": e.id, "name": e.info.name, "engine": e.info.engine, "thinking": e.info.thinking}
-            for e in catalogue.offered()
+            for e in offered
         ],
     )
 

@@ -88,9 +88,11 @@ class Catalogue:
                     return engine, model
         return None
 
-    def default(self) -> Entry | None:
-        """The admin's default, else the configured one, else the first model offered."""
-        offered = self.offered()
+    def default(self, offered: list[Entry] | None = None) -> Entry | None:
+        """The admin's default, else the configured one, else the first model offered.
+
+        `offered`: the list the caller already has (each listing asks every engine)."""
+        offered = self.offered() if offered is None else offered
         for wanted in (self.preferences().default_model, self.default_model):
             chosen = next((entry for entry in offered if entry.id == wanted), None)
             if chosen:
