@@ -9,12 +9,12 @@ request is received, see `send_message`) must agree within 10 % or 50 ms, whiche
 import sqlite3
 import time
 
-import psutil
 import pytest
 
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD
+from tests.test_stop_frees_the_engine import cpu_seconds
 
 pytestmark = pytest.mark.model
 PROMPTS = (
@@ -28,11 +28,6 @@ def server(tmp_path_factory):
     env = {"GENERATION_TEMPERATURE": "0", "GENERATION_SEED": "11", "MAX_ANSWER_TOKENS": "400"}
     with LiveServer(tmp_path_factory.mktemp("instance"), env=env) as server:
         yield server
-
-
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
 
 
 def recorded(server, message_id: int, timeout: float = 5.0) -> sqlite3.Row:
