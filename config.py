@@ -83,6 +83,8 @@ class Config:
     # How many answers may wait or stream at once (beyond: 503 and Retry-After); waitress
     # threads and connections, and the database pool, derive from it.
     MAX_STREAMS = _int("MAX_STREAMS", 32)
+    # The benchmark suites: one TOML file each (see benchmarks/README.md).
+    BENCH_SUITES_DIR = _path("BENCH_SUITES_DIR", BASE_DIR / "benchmarks" / "suites")
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = _int("PORT", 8294)
     # A partial answer is written to the database this often while it streams (seconds).

@@ -25,6 +25,9 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
     from app.admin.services import load_preferences
 
     llm.init_app(app, llm_services, preferences=load_preferences)
+    from app import bench
+
+    bench.init_app(app)
     return app
 
 
@@ -46,11 +49,15 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
     from app.auth import bp as auth_bp
+    from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
+    from app.compare import bp as compare_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
+    app.register_blueprint(compare_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(bench_bp, url_prefix="/admin/benchmarks")
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Command-line commands: `flask create-admin`, `flask serve`."""
+"""Command-line commands: `flask create-admin`, `flask serve` (and `flask bench`, app.bench.cli)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ FLUSH_SECONDS = 0.5
 
 
 def init_app(app: Flask) -> None:
+    from app.bench.cli import bench
+
+    app.cli.add_command(bench)
+
     @app.cli.command("create-admin")
     @click.argument("username")
     @click.option("--password", envvar="ADMIN_PASSWORD", help="Read from the prompt when absent.")
@@ -67,6 +71,11 @@ def init_app(app: Flask) -> None:
         swept = sweep_unfinished_answers()
         if swept:
             log.warning("%d answers left unfinished by the last run are marked interrupted", swept)
+        from app.bench.runs import sweep_unfinished_runs
+
+        swept = sweep_unfinished_runs()
+        if swept:
+            log.warning("%d benchmarks left unfinished by the last run are marked interrupted", swept)
         app = current_app._get_current_object()
         config = app.config
         settings = waitress_settings(config["MAX_STREAMS"])

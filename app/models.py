@@ -1,4 +1,4 @@
-"""The database tables: accounts, conversations and their messages."""
+"""The database tables: accounts, conversations, messages, measurements and benchmarks."""
 
 from __future__ import annotations
 
@@ -127,3 +127,87 @@ class Generation(db.Model):
     machine_memory_used_peak_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     concurrent: Mapped[int] = mapped_column(default=1)  # generations running at once, at most
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class BenchmarkRun(db.Model):
+    """One benchmark: a suite's prompts, asked of some models on one machine, measured.
+
+    The suite and the machine are stored as they were, so a run stays readable after a suite
+    file changes, and a run imported from another server keeps that server's description.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(sa.String(32), unique=True)  # stable across export and import
+    source: Mapped[str] = mapped_column(sa.String(16))  # page | cli | import
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(sa.String(16), index=True)  # see app.bench.runs.RunState
+    suite_id: Mapped[str] = mapped_column(sa.String(100))
+    suite_name: Mapped[str] = mapped_column(sa.String(200))
+    suite: Mapped[dict] = mapped_column(sa.JSON)
+    models: Mapped[list] = mapped_column(sa.JSON)
+    repetitions: Mapped[int] = mapped_column(default=1)
+    start: Mapped[str] = mapped_column(sa.String(8))  # cold | warm
+    thinking: Mapped[str] = mapped_column(sa.String(8))  # default | on | off | both
+    judge_model: Mapped[str] = mapped_column(sa.String(200), default="")
+    machine: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    machine_label: Mapped[str] = mapped_column(sa.String(200), default="")  # in charts and lists
+    steps_total: Mapped[int] = mapped_column(default=0)
+    steps_done: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    results: Mapped[list[BenchmarkResult]] = relationship(
+        back_populates="run",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="BenchmarkResult.id",
+    )
+
+
+class BenchmarkResult(db.Model):
+    """One answer of a benchmark: a model, a prompt, a repetition; its figures and checks.
+
+    None where a figure is unknown (a remote host's CPU), never 0.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("benchmark_run.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(sa.String(200))
+    engine: Mapped[str] = mapped_column(sa.String(200), default="")
+    engine_version: Mapped[str] = mapped_column(sa.String(100), default="")
+    prompt_id: Mapped[str] = mapped_column(sa.String(100))
+    prompt_name: Mapped[str] = mapped_column(sa.String(200))
+    repetition: Mapped[int] = mapped_column(default=1)
+    think: Mapped[bool | None]  # the thinking switch sent; None: the model cannot think
+    outcome: Mapped[str] = mapped_column(sa.String(16))  # complete | stopped | interrupted | error
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    answer: Mapped[str] = mapped_column(sa.Text, default="")
+    thinking_text: Mapped[str] = mapped_column(sa.Text, default="")
+    finish_reason: Mapped[str] = mapped_column(sa.String(16), default="")
+    threads: Mapped[int | None]
+    context: Mapped[int | None]
+    load_seconds: Mapped[float | None]
+    first_token_seconds: Mapped[float | None]
+    thinking_seconds: Mapped[float | None]
+    total_seconds: Mapped[float | None]
+    tokens_per_second: Mapped[float | None]
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    thinking_tokens: Mapped[int | None]
+    cpu_percent_mean: Mapped[float | None]  # of the inference's process(es), % of the machine's cores
+    cpu_percent_peak: Mapped[float | None]
+    memory_peak_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    memory_percent_peak: Mapped[float | None]  # of the machine's memory
+    # The process's peak holds every model loaded in it (the embedded engine's are all in the
+    # app's process): what this model alone holds, weights and context, is told apart.
+    model_memory_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    passed: Mapped[bool | None]  # the automatic check; None: no answer to check
+    check: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    judge_score: Mapped[int | None]  # 1-10; None: not judged, or "no score"
+    judge_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    judge_reply: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[BenchmarkRun] = relationship(back_populates="results")

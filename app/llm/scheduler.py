@@ -55,6 +55,9 @@ class GenerationRequest:
     model_id: str
     messages: list[ChatMessage]
     options: GenerationOptions = field(default_factory=GenerationOptions)
+    # A cold start (benchmarks): the model is unloaded first, once the job holds its turn, so
+    # the measurement includes the load and no other answer loses its model mid-way.
+    cold: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class Scheduler:
         self._reserved = 0
         self._closed = False
         self._seq = itertools.count()
+        self._private_keys = itertools.count(-1, -1)
 
     # -- the web layer's side ----------------------------------------------------------------
     def reserve(self) -> bool:
@@ -176,6 +180,31 @@ class Scheduler:
                 self._reserved += reserved  # the caller gives its place back
             raise
         return job
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def private_key(self) -> int:
+        """A key for a job that answers no stored message (a benchmark, a comparison): negative,
+        so it never meets a message id."""
+        return next(self._private_keys)
+
+    def together(self, requests: list[tuple[str, GenerationOptions]]) -> bool:
+        """Whether answers with these models and options could all run at the same time here,
+        the machine otherwise idle (what the compare page tells its user)."""
+        wanted: Counter[str] = Counter()
+        models: list[str] = []
+        for model_id, options in requests:
+            found = self.catalogue.find(model_id)
+            if found is None:
+                continue
+            claim = found[0].claim(model_id, options)
+            wanted[claim.pool] += self._cost(claim)
+            if claim.model_key:
+                models.append(claim.model_key)
+        roomy = all(cost <= self.capacity.get(pool, 1) for pool, cost in wanted.items())
+        return roomy and len(models) == len(set(models))
 
     def close(self) -> None:
         """Take no more answers (shutdown): `reserve()` says no, a late `submit()` ends at once."""
@@ -311,6 +340,8 @@ class Scheduler:
         request = job.request
         try:
             final = None
+            if request.cold:
+                engine.unload(request.model_id)
             # CPU and memory of the process(es) doing the work, sampled while it runs.
             with Sampler(engine.processes) as sampler:
                 chunks = engine.stream_chat(

@@ -36,6 +36,10 @@ class ModelInfo:
     thinking: bool = False  # a reasoning model: it can think before answering
     loaded: bool = False
     memory_bytes: int = 0  # held while loaded (weights and context); 0 when not loaded
+    # What loading it takes (the benchmark page's Fit): the context it is loaded with when the
+    # admin sets none, and the f16 K and V cache per token of context; 0 when unknown.
+    load_context: int = 0
+    kv_bytes_per_token: int = 0
     reachable: bool = True  # False: its engine does not answer (the problem says why)
 
     @property
@@ -85,6 +89,8 @@ class GenerationOptions:
     threads: int | None = None
     # Let a reasoning model think first (Ollama's `think`); None = the model's own habit.
     think: bool | None = None
+    # Structured output: a JSON schema (as JSON text) the answer must follow; "" = free text.
+    json_schema: str = ""
 
 
 # What an engine's stream yields, in order: Phase* Trimmed? (Phase|Thinking|Text)* Final.

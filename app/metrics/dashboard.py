@@ -111,12 +111,12 @@ def series(
 CSV_COLUMNS = [column.name for column in Generation.__table__.columns]
 
 
-def _cell(value):
-    # A text starting like a formula would be run by a spreadsheet: keep it text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+def spreadsheet_safe(value):
+    """A CSV cell: a text starting like a formula would be run by a spreadsheet, so it stays text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
 
 
 def as_csv_rows(rows: list[Generation]) -> list[list]:
-    return [[_cell(getattr(row, name)) for name in CSV_COLUMNS] for row in rows]
+    return [[spreadsheet_safe(getattr(row, name)) for name in CSV_COLUMNS] for row in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import importlib.metadata
 import logging
 import os
@@ -52,6 +53,17 @@ FALLBACK_TEMPLATE = (
 # Tokens to read above which Stop may interrupt the reading of a prompt (about a second's work
 # on a small CPU); shorter reads end soon enough on their own.
 INTERRUPTIBLE_PROMPT = 256
+
+
+@functools.lru_cache(maxsize=8)
+def _grammar(json_schema: str):
+    """The grammar that holds an answer to a JSON schema (structured output); None for free
+    text. Cached: converting a schema costs milliseconds, and the judge asks with one schema."""
+    if not json_schema:
+        return None
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(json_schema, verbose=False)
 
 
 def machine_cores() -> int:
@@ -166,6 +178,8 @@ class LlamaCppEngine:
             quantization=facts.quantization if facts else "",
             context_length=facts.context_length if facts else 0,
             thinking=facts.supports_thinking if facts else False,
+            load_context=self.context,
+            kv_bytes_per_token=facts.kv_cache_bytes(1) if facts else 0,
             loaded=loaded is not None,
             # The weights mapped from the file, and the context's cache on top.
             memory_bytes=facts.memory_bytes(loaded.context) if loaded and facts else 0,
@@ -276,6 +290,7 @@ class LlamaCppEngine:
             top_p=options.top_p,
             temp=options.temperature,
             repeat_penalty=options.repeat_penalty,
+            grammar=_grammar(options.json_schema),
         )
         # Reading a long prompt takes seconds on a CPU, in one llama_decode call: llama.cpp's
         # abort callback (checked between the graph's operations) lets Stop interrupt it. It is

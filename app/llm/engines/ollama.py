@@ -11,6 +11,7 @@ cancels a request whose client went away.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import queue
 import re
@@ -65,6 +66,9 @@ OLLAMA_TIMINGS = (
 )
 TICK = 0.25  # how often the reading loop looks at the clock and at Stop
 LISTING_TIMEOUT = 5.0  # seconds for a listing, details or unload request to answer
+# The context Ollama loads a model with when a request sets no num_ctx (OLLAMA_CONTEXT_LENGTH's
+# default since Ollama 0.6); the admin's context setting replaces it.
+OLLAMA_DEFAULT_CONTEXT = 4096
 UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is listed again
 
 
@@ -185,6 +189,8 @@ class OllamaEngine:
                     parameters=(info.parameter_size if info else "") or "",
                     quantization=(info.quantization_level if info else "") or "",
                     context_length=details.get("context_length", 0),
+                    load_context=OLLAMA_DEFAULT_CONTEXT,
+                    kv_bytes_per_token=details.get("kv_bytes_per_token", 0),
                     thinking=details.get("thinking", False),
                     loaded=loaded is not None,
                     memory_bytes=int(loaded.size or 0) if loaded else 0,
@@ -213,6 +219,7 @@ class OllamaEngine:
             self._details[key] = {
                 "context_length": int(info.get(f"{arch}.context_length") or 0),
                 "thinking": "thinking" in (shown.capabilities or []),
+                "kv_bytes_per_token": _kv_bytes_per_token(info, arch),
             }
         return self._details[key]
 
@@ -293,7 +300,8 @@ class OllamaEngine:
         # A load on a CPU can take minutes: the user is told at once, and a longer deadline runs.
         yield Phase("prompt" if loaded else "loading")
         think = options.think if self._supports_thinking(model_id) else None
-        call = _StreamingCall(self, model_id, messages, _ollama_options(options), think)
+        schema = json.loads(options.json_schema) if options.json_schema else None
+        call = _StreamingCall(self, model_id, messages, _ollama_options(options), think, schema)
         stats = GenerationStats(
             engine=self.name, threads=options.threads or 0, context_window=options.context or 0
         )
@@ -355,6 +363,22 @@ def _take_final_figures(stats: GenerationStats, part) -> None:
         stats.tokens_per_second = part.eval_count / (part.eval_duration / 1e9)
 
 
+def _kv_bytes_per_token(info: dict, arch: str) -> int:
+    """The f16 K and V cache one token of context takes, from /api/show's model_info (the
+    GGUF header's keys); 0 when they are missing."""
+
+    def number(key: str) -> int:
+        value = info.get(f"{arch}.{key}")
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    layers, heads = number("block_count"), number("attention.head_count")
+    if not layers or not heads:
+        return 0
+    head_size = number("embedding_length") // heads
+    key, value = number("attention.key_length") or head_size, number("attention.value_length") or head_size
+    return layers * (number("attention.head_count_kv") or heads) * (key + value) * 2
+
+
 def _ollama_options(options: GenerationOptions) -> dict:
     """Ollama's option names. Load-time ones are sent only when the admin set them, and then
     always the same, or Ollama would reload the model between requests."""
@@ -376,7 +400,7 @@ class _StreamingCall:
 
     _END = object()
 
-    def __init__(self, engine: OllamaEngine, model_id, messages, options: dict, think) -> None:
+    def __init__(self, engine: OllamaEngine, model_id, messages, options: dict, think, schema=None) -> None:
         self.engine = engine
         self._parts: queue.SimpleQueue = queue.SimpleQueue()
         self._sockets: list[socket.socket] = []
@@ -397,6 +421,8 @@ class _StreamingCall:
             "think": think,
             "stream": True,
         }
+        if schema is not None:
+            request["format"] = schema  # Ollama's structured outputs
         self._thread = threading.Thread(target=self._read, args=(request,), daemon=True, name="ollama-read")
         self._thread.start()
 

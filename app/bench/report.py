@@ -1,0 +1,122 @@
+"""What the benchmark pages show: a run's figures per model and prompt, a summary per model,
+and the comparison across models and machines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+
+from app.bench.runs import RunState
+from app.extensions import db
+from app.models import BenchmarkResult, BenchmarkRun
+
+
+def _mean(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _peak(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+@dataclass
+class Group:
+    """Results that share a model, a thinking switch and maybe a prompt: their repetitions."""
+
+    model: str
+    think: bool | None
+    results: list[BenchmarkResult]
+    prompt_name: str = ""
+
+    def mean(self, name: str) -> float | None:
+        return _mean(getattr(r, name) for r in self.results)
+
+    def peak(self, name: str) -> float | None:
+        return _peak(getattr(r, name) for r in self.results)
+
+    @property
+    def checked(self) -> int:
+        return sum(r.passed is not None for r in self.results)
+
+    @property
+    def passed(self) -> int:
+        return sum(bool(r.passed) for r in self.results)
+
+    @property
+    def failed_answers(self) -> int:
+        return sum(r.outcome != "complete" for r in self.results)
+
+    @property
+    def scores(self) -> list[int]:
+        return [r.judge_score for r in self.results if r.judge_score is not None]
+
+    @property
+    def unscored(self) -> int:
+        """Answers the judge was asked about whose reply held no score."""
+        return sum(r.judge_score is None and bool(r.judge_reply) for r in self.results)
+
+    @property
+    def time(self) -> float | None:
+        """The time one pass over the prompts takes: the mean time of each prompt, added up."""
+        by_prompt: dict[str, list] = {}
+        for r in self.results:
+            by_prompt.setdefault(r.prompt_id, []).append(r.total_seconds)
+        means = [_mean(values) for values in by_prompt.values()]
+        return sum(means) if means and None not in means else None
+
+
+def by_prompt(run: BenchmarkRun) -> list[Group]:
+    """One row per model, thinking switch and prompt, in the order they ran."""
+    groups: dict[tuple, Group] = {}
+    for r in run.results:
+        key = (r.model, r.think, r.prompt_id)
+        groups.setdefault(key, Group(r.model, r.think, [], r.prompt_name)).results.append(r)
+    return list(groups.values())
+
+
+def by_model(run: BenchmarkRun) -> list[Group]:
+    """One row per model and thinking switch: the admin's table (size, time, OK, CPU, RAM)."""
+    groups: dict[tuple, Group] = {}
+    for r in run.results:
+        groups.setdefault((r.model, r.think), Group(r.model, r.think, [])).results.append(r)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    tokens_per_second: float | None
+    time: float | None
+
+
+def comparison(suite_id: str) -> list[Bar]:
+    """For one suite: each model on each machine, from the newest finished run that has it."""
+    runs = db.session.scalars(
+        db.select(BenchmarkRun)
+        .where(BenchmarkRun.suite_id == suite_id, BenchmarkRun.state == RunState.DONE.value)
+        .order_by(BenchmarkRun.finished_at.desc(), BenchmarkRun.id.desc())
+    )
+    bars: dict[tuple, Bar] = {}
+    for run in runs:
+        for group in by_model(run):
+            key = (group.model, group.think, run.machine_label)
+            if key in bars:
+                continue
+            think = {True: " · " + _("thinking"), False: " · " + _("no thinking"), None: ""}[group.think]
+            bars[key] = Bar(
+                f"{group.model}{think} · {run.machine_label}", group.mean("tokens_per_second"), group.time
+            )
+    return sorted(bars.values(), key=lambda bar: bar.label)
+
+
+def suites_run() -> list[tuple[str, str]]:
+    """(id, name) of every suite some finished run used, for the chart's picker."""
+    rows = db.session.execute(
+        db.select(BenchmarkRun.suite_id, BenchmarkRun.suite_name)
+        .where(BenchmarkRun.state == RunState.DONE.value)
+        .distinct()
+    )
+    return sorted({(suite_id, name) for suite_id, name in rows})

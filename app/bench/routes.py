@@ -1,0 +1,225 @@
+"""The benchmark pages (the admin's): start a run, watch it, read it, export, import, compare,
+and see which models this server can serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.admin.routes import admin_only
+from app.bench import bp, checks, exchange, fit, machine, report, runs
+from app.bench.forms import BenchmarkForm
+from app.bench.suites import Suite, SuiteError, load_suite
+from app.extensions import db
+from app.llm import services as llm
+from app.metrics import charts
+from app.models import BenchmarkRun, utcnow
+
+HISTORY = 100  # runs listed on the page
+
+
+@bp.before_request
+@admin_only
+def _admins_only() -> None:
+    """Every benchmark page is the admin's: a benchmark holds the server's cores for minutes."""
+
+
+def runner() -> runs.BenchmarkRunner:
+    return current_app.extensions["bench"]
+
+
+def available_suites() -> tuple[dict[str, Suite], list[str]]:
+    """The suites in the suites folder, read anew each time (a file added shows at once), and
+    what is wrong with those that cannot be read."""
+    suites, problems = {}, []
+    for path in sorted(Path(current_app.config["BENCH_SUITES_DIR"]).glob("*.toml")):
+        try:
+            suite = load_suite(path)
+        except SuiteError as exc:
+            problems.append(str(exc))
+            continue
+        suites[suite.id] = suite
+    return suites, problems
+
+
+def _owned_run(run_id: int) -> BenchmarkRun:
+    run = db.session.get(BenchmarkRun, run_id)
+    if run is None:
+        abort(404)
+    return run
+
+
+def _form() -> BenchmarkForm:
+    suites, _problems = available_suites()
+    usable = [e.id for e in llm().catalogue.entries() if e.info.usable]
+    return BenchmarkForm().fill(suites, usable)
+
+
+@bp.get("")
+def index():
+    """Start a run; the runs so far; the comparison across models and machines; the fit."""
+    form = _form()
+    if not form.is_submitted():
+        form.models.data = [m for m in form.usable[:2]]
+        form.suite.data = next(iter(form.suites), None)
+    return _index(form)
+
+
+def _index(form: BenchmarkForm, status: int = 200):
+    catalogue = llm().catalogue
+    entries = catalogue.entries()
+    _suites, problems = available_suites()
+    history = db.session.scalars(
+        db.select(BenchmarkRun)
+        .order_by(BenchmarkRun.created_at.desc(), BenchmarkRun.id.desc())
+        .limit(HISTORY)
+    ).all()
+    suites_run = report.suites_run()
+    chart_suite = request.args.get("suite") or (suites_run[0][0] if suites_run else "")
+    bars = report.comparison(chart_suite) if chart_suite else []
+    here = machine.describe([])
+    remote = {e.name for e in catalogue.engines if getattr(e, "local", True) is False}
+    return render_template(
+        "bench/index.html",
+        form=form,
+        suite_problems=problems,
+        history=history,
+        unfinished=[r for r in history if r.state in runs.UNFINISHED],
+        suites_run=suites_run,
+        chart_suite=chart_suite,
+        speed_chart=charts.bar_chart(
+            [(b.label, b.tokens_per_second) for b in bars], _("Tokens per second"), "tok/s"
+        )
+        if bars
+        else None,
+        time_chart=charts.bar_chart([(b.label, b.time) for b in bars], _("Time for the suite"), "s")
+        if bars
+        else None,
+        fits=fit.fits(entries, here, remote),
+        machine=here,
+    ), status
+
+
+@bp.post("")
+def start():
+    """Queue a run with the admin's choices; it starts when the runs before it end."""
+    form = _form()
+    if not form.validate_on_submit():
+        return _index(form, 400)
+    entries = {e.id: e for e in llm().catalogue.entries()}
+    run = runs.create_run(form.plan(), entries, source="page", user_id=current_user.id)
+    runner().enqueue(run.id)
+    flash(_("The benchmark is queued: it runs in the background, chat goes on meanwhile."))
+    return redirect(url_for("bench.run_page", run_id=run.id))
+
+
+@bp.get("/runs/<int:run_id>")
+def run_page(run_id: int):
+    """One run: its progress, its figures per model and per prompt, the answers, the machine."""
+    run = _owned_run(run_id)
+    sizes = {e.id: e.info.size_bytes for e in llm().catalogue.entries()}
+    return render_template(
+        "bench/run.html",
+        run=run,
+        models=report.by_model(run),
+        prompts=report.by_prompt(run),
+        sizes=sizes,
+        progress=_progress(run),
+        describe_check=checks.describe,
+        unfinished=run.state in runs.UNFINISHED,
+    )
+
+
+def _progress(run: BenchmarkRun) -> dict:
+    return {
+        "id": run.id,
+        "state": run.state,
+        "done": run.steps_done,
+        "total": run.steps_total,
+        "percent": round(100 * run.steps_done / run.steps_total) if run.steps_total else 0,
+        "current": runner().live(run.id),
+        "finished": run.state not in runs.UNFINISHED,
+    }
+
+
+@bp.get("/runs/<int:run_id>/progress")
+def progress(run_id: int):
+    """How far a run is, and the step it is on (the run page asks every second)."""
+    return jsonify(_progress(_owned_run(run_id)))
+
+
+@bp.post("/runs/<int:run_id>/cancel")
+def cancel(run_id: int):
+    """Stop a run: its current answer is stopped at once; the results so far are kept."""
+    run = _owned_run(run_id)
+    if run.state not in runs.UNFINISHED:
+        flash(_("This benchmark had already ended."), "error")
+    else:
+        runner().cancel(run.id)
+        if run.state == runs.RunState.QUEUED.value:  # not started: nothing will pick it up
+            run.state, run.finished_at = runs.RunState.CANCELLED.value, utcnow()
+            db.session.commit()
+        flash(_("The benchmark is cancelled; the results measured so far are kept."))
+    return redirect(url_for("bench.run_page", run_id=run.id))
+
+
+@bp.post("/runs/<int:run_id>/delete")
+def delete(run_id: int):
+    run = _owned_run(run_id)
+    if run.state in runs.UNFINISHED:
+        flash(_("Cancel the benchmark before deleting it."), "error")
+        return redirect(url_for("bench.run_page", run_id=run.id))
+    db.session.delete(run)
+    db.session.commit()
+    flash(_("The benchmark was deleted."))
+    return redirect(url_for("bench.index"))
+
+
+def _download(body: str, mimetype: str, name: str) -> Response:
+    return Response(
+        body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@bp.get("/runs/<int:run_id>.<any(csv, json):kind>")
+def export_run(run_id: int, kind: str):
+    """One run's results, as CSV (a line per answer) or JSON (the exchange format)."""
+    run = _owned_run(run_id)
+    name = f"causerie-benchmark-{run.id}-{run.created_at:%Y%m%d-%H%M}.{kind}"
+    if kind == "csv":
+        return _download(exchange.as_csv([run]), "text/csv", name)
+    return _download(exchange.as_json([run]), "application/json", name)
+
+
+@bp.get("/export.<any(csv, json):kind>")
+def export_all(kind: str):
+    """Every finished run, for another server's import or a spreadsheet."""
+    history = db.session.scalars(
+        db.select(BenchmarkRun)
+        .where(BenchmarkRun.state.not_in([s.value for s in runs.UNFINISHED]))
+        .order_by(BenchmarkRun.created_at)
+    ).all()
+    name = f"causerie-benchmarks-{utcnow():%Y%m%d-%H%M}.{kind}"
+    if kind == "csv":
+        return _download(exchange.as_csv(history), "text/csv", name)
+    return _download(exchange.as_json(history), "application/json", name)
+
+
+@bp.post("/import")
+def import_results():
+    """Add the runs of another server's JSON export to the history and the charts."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash(_("Choose the JSON file exported by the other server."), "error")
+        return redirect(url_for("bench.index"))
+    try:
+        imported = exchange.import_runs(upload.read())
+    except exchange.ImportProblem as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("bench.index"))
+    labels = ", ".join(sorted({run.machine_label for run in imported}))
+    flash(_("%(count)d benchmark(s) imported, from %(machines)s.", count=len(imported), machines=labels))
+    return redirect(url_for("bench.index"))

@@ -1,0 +1,340 @@
+"""The benchmark pages over a scripted engine: starting a run, its progress, its results,
+cancel, exports and imports, the fit, and that only the admin gets in."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+
+import pytest
+
+from app.extensions import db
+from app.llm.types import Final, GenerationStats, Phase, Text, Thinking
+from app.models import BenchmarkResult, BenchmarkRun
+from tests.fakes import ScriptedEngine
+
+SNAKE = """Voici le jeu :
+
+```python
+import random
+
+def main():
+    snake = [(5, 5)]
+    running = True
+    while running:
+        head = snake[0]
+        snake.insert(0, (head[0] + 1, head[1]))
+        snake.pop()
+        running = random.random() < 0.9
+
+main()
+```
+"""
+GOOD_ANSWERS = {  # a good answer to each of the shipped "essentiel" prompts, by a word of the prompt
+    "snake": SNAKE,
+    "capitale": "La capitale de la France est Paris, traversée par la Seine.",
+    "Résume": "La coopérative laitière modernise son usine pour réduire sa consommation d'énergie "
+    "et mieux valoriser le lait de ses producteurs.",
+    "atelier": "Le calcul donne 720.",
+}
+
+
+class BenchEngine(ScriptedEngine):
+    """Answers each prompt of the suites with a scripted answer; the judge with a verdict."""
+
+    def __init__(self, answers=None, delay=0.0, verdict='{"score": 8, "reason": "Correct."}'):
+        super().__init__(model_ids=("tiny", "other", "thinker"), delay=delay)
+        self.thinking_models = {"thinker"}
+        self.answers = answers or GOOD_ANSWERS
+        self.verdict = verdict
+        self.unloaded: list[str] = []
+        self.gate: threading.Event | None = None  # answers after the first `free` wait for it
+        self.free = 0
+        self.answered = 0
+
+    def unload(self, model_id):
+        self.unloaded.append(model_id)
+        return True
+
+    def stream_chat(self, model_id, messages, options, cancel):
+        self.requests.append(messages)
+        self.options.append(options)
+        yield Phase("prompt")
+        question = messages[-1].content
+        if options.json_schema:
+            answer = self.verdict
+        else:
+            answer = next((a for key, a in self.answers.items() if key in question), "Bonjour.")
+        stats = GenerationStats(
+            prompt_tokens=12,
+            finish_reason="stop",
+            first_token_seconds=0.01,
+            total_seconds=0.05,
+            tokens_per_second=42.0,
+            engine=self.name,
+            threads=2,
+        )
+        if options.think:
+            yield Thinking("Let me think.")
+            stats.thinking_tokens = 3
+            stats.first_answer_seconds = 0.03
+        held = self.gate is not None and self.answered >= self.free
+        self.answered += 1
+        for word in answer.split(" "):
+            if held:
+                self.gate.wait(5)
+            if cancel.is_set():
+                stats.finish_reason = "cancelled"
+                break
+            if self.delay:
+                time.sleep(self.delay)
+            stats.completion_tokens += 1
+            yield Text(word + " ")
+        yield Final(stats)
+
+
+@pytest.fixture
+def engine() -> BenchEngine:
+    return BenchEngine()
+
+
+@pytest.fixture
+def admin(signed_in):
+    return signed_in
+
+
+def start(client, **fields):
+    data = {
+        "models": ["tiny"],
+        "suite": "essentiel",
+        "repetitions": "1",
+        "start": "warm",
+        "thinking": "both",
+        "judge": "",
+    }
+    data.update(fields)
+    return client.post("/admin/benchmarks", data=data)
+
+
+def wait_for_end(app, timeout=20.0):
+    assert app.extensions["bench"].idle.wait(timeout), "the benchmark did not end"
+
+
+def latest_run(app) -> BenchmarkRun:
+    with app.app_context():
+        run = db.session.scalars(db.select(BenchmarkRun).order_by(BenchmarkRun.id.desc())).first()
+        assert run.results is not None  # loaded while the session is open
+        return run
+
+
+def test_the_admin_runs_a_suite_and_reads_every_figure_per_model_and_prompt(app, admin, engine):
+    response = start(admin, models=["tiny", "other"])
+    assert response.status_code == 302 and "/admin/benchmarks/runs/" in response.headers["Location"]
+    wait_for_end(app)
+    run = latest_run(app)
+    assert run.state == "done" and run.steps_done == run.steps_total == 8
+    assert {(r.model, r.prompt_id) for r in run.results} == {
+        (m, p) for m in ("tiny", "other") for p in ("snake", "capitale", "resume", "atelier")
+    }
+    assert all(r.passed for r in run.results), [(r.prompt_id, r.check) for r in run.results]
+    page = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert page.count('data-result-model="tiny"') == 4 and "42.0" in page
+    assert "pass" in page and "fail" not in page.split("data-results")[1].split("</table>")[0].replace(
+        "data-passed", ""
+    )
+    assert run.machine["logical_cores"] >= 1 and run.machine["cpu_model"] and run.machine["memory_bytes"] > 0
+    assert "The machine" in page and run.machine["cpu_model"] in page
+
+
+def test_answers_are_greedy_with_a_fixed_seed_so_a_run_can_be_repeated(app, admin, engine):
+    start(admin)
+    wait_for_end(app)
+    measured = engine.options[1:]  # the first one is the warm-up
+    assert measured and all(o.temperature == 0 and o.top_k == 1 and o.seed == 42 for o in measured)
+
+
+def test_a_wrong_answer_fails_its_check_and_the_page_says_why(app, admin, engine):
+    engine.answers = {**GOOD_ANSWERS, "capitale": "La capitale de la France est Lyon."}
+    start(admin)
+    wait_for_end(app)
+    run = latest_run(app)
+    failed = [r for r in run.results if r.passed is False]
+    assert [r.prompt_id for r in failed] == ["capitale"]
+    page = admin.get(f"/admin/benchmarks/runs/{run.id}").get_data(as_text=True)
+    assert 'data-passed="no"' in page and "Missing" in page
+
+
+def test_a_reasoning_model_is_measured_thinking_on_and_off(app, admin, engine):
+    start(admin, models=["thinker"], thinking="both")
+    wait_for_end(app)
+    run = latest_run(app)
+    assert sorted({r.think for r in run.results}) == [False, True]
+    thought = [r for r in run.results if r.think]
+    assert all(r.thinking_tokens == 3 and r.thinking_seconds == pytest.approx(0.02) for r in thought)
+    assert all(not r.thinking_text for r in run.results if r.think is False)
+    page = admin.get(f"/admin/benchmarks/runs/{run.id}").get_data(as_text=True)
+    assert "thinking on" in page and "thinking off" in page
+
+
+def test_a_cold_start_unloads_the_model_before_each_answer(app, admin, engine):
+    start(admin, start="cold")
+    wait_for_end(app)
+    assert engine.unloaded == ["tiny"] * 4
+
+
+def test_progress_shows_the_current_prompt_and_cancel_keeps_what_was_measured(app, admin, engine):
+    engine.gate, engine.free = threading.Event(), 2  # the warm-up and the first answer go through
+    start(admin, repetitions="2")
+    run_id = latest_run(app).id
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        progress = admin.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()
+        if progress["done"] == 1 and progress["current"]["phase"] == "answering":
+            break
+        time.sleep(0.05)
+    assert progress["state"] == "running" and progress["total"] == 8 and not progress["finished"]
+    assert progress["current"]["model"] == "tiny" and progress["current"]["repetition"] == 2
+    assert progress["current"]["prompt"] == "Jeu snake en Python"
+    response = admin.post(f"/admin/benchmarks/runs/{run_id}/cancel", follow_redirects=True)
+    assert "cancelled" in response.get_data(as_text=True)
+    engine.gate.set()
+    wait_for_end(app)
+    run = latest_run(app)
+    assert run.state == "cancelled" and run.steps_done == 1 and len(run.results) == 1
+    assert admin.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()["finished"]
+
+
+def test_chat_goes_on_while_a_benchmark_runs(app, admin, engine):
+    engine.delay = 0.01
+    start(admin, repetitions="3")
+    conversation = admin.post("/conversations", json={"model": "tiny"}).get_json()["id"]
+    answer = admin.post(f"/conversations/{conversation}/messages", json={"content": "Bonjour ?"})
+    assert "event: done" in answer.get_data(as_text=True)
+    assert latest_run(app).state in ("running", "done")
+    wait_for_end(app)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"models": []}, "Pick at least one model."),
+        ({"models": ["nope"]}, "Not available for a benchmark: nope."),
+        ({"suite": "nope"}, "Pick one of the suites."),
+        ({"repetitions": "0"}, "Repetitions: a whole number from 1 to 10."),
+        ({"repetitions": "many"}, "Not a valid integer value"),
+        ({"judge": "nope"}, "The judge must be one of the models installed here."),
+        ({"start": "lukewarm"}, "Not a valid choice"),
+    ],
+)
+def test_a_bad_choice_is_refused_with_a_message(app, admin, fields, message):
+    response = start(admin, **fields)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(BenchmarkRun)) == 0
+
+
+def test_the_judge_scores_each_answer_and_an_unreadable_verdict_is_no_score(app, admin, engine):
+    start(admin, judge="other")
+    wait_for_end(app)
+    run = latest_run(app)
+    assert run.steps_total == 8 and {r.judge_score for r in run.results} == {8}
+    engine.verdict = "Je pense que c'est bien, 9 sur 10."
+    start(admin, judge="other")
+    wait_for_end(app)
+    run = latest_run(app)
+    assert {r.judge_score for r in run.results} == {None}
+    page = admin.get(f"/admin/benchmarks/runs/{run.id}").get_data(as_text=True)
+    assert page.count('data-score="none"') == 4 and "9/10" not in page
+
+
+def test_exports_and_an_import_on_another_server_show_the_same_results(app, admin, engine, tmp_path):
+    start(admin)
+    wait_for_end(app)
+    run = latest_run(app)
+    exported = admin.get(f"/admin/benchmarks/runs/{run.id}.json")
+    assert exported.headers["Content-Disposition"].startswith("attachment")
+    document = json.loads(exported.get_data(as_text=True))
+    rows = list(
+        csv.reader(io.StringIO(admin.get(f"/admin/benchmarks/runs/{run.id}.csv").get_data(as_text=True)))
+    )
+    assert rows[0][:2] == ["run_uid", "machine"] and len(rows) == 5  # a line per answer
+    assert "```python" in rows[1][rows[0].index("answer")]  # the answer itself, on its one line
+    # Another server: its machine is described otherwise; importing it here twice adds it once.
+    document["runs"][0]["uid"] = "f" * 32
+    document["runs"][0]["machine"] = {
+        **document["runs"][0]["machine"],
+        "hostname": "atelier-20c",
+        "logical_cores": 20,
+    }
+    document["runs"][0]["machine_label"] = "atelier-20c · 20 CPU"
+    raw = json.dumps(document).encode()
+    response = admin.post(
+        "/admin/benchmarks/import", data={"file": (_file(raw), "other.json")}, follow_redirects=True
+    )
+    assert "1 benchmark(s) imported, from atelier-20c · 20 CPU." in response.get_data(as_text=True)
+    again = admin.post(
+        "/admin/benchmarks/import", data={"file": (_file(raw), "other.json")}, follow_redirects=True
+    )
+    assert "imported already" in again.get_data(as_text=True)
+    page = admin.get("/admin/benchmarks?suite=essentiel").get_data(as_text=True)
+    assert "atelier-20c · 20 CPU" in page and run.machine_label in page  # both machines in the chart
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(BenchmarkResult)) == 8
+
+
+def _file(raw: bytes):
+    return io.BytesIO(raw)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"not json", "This file is not JSON"),
+        (b'{"format": "something-else"}', "not a benchmark export"),
+        (b'{"format": "causerie-benchmark", "version": 99, "runs": []}', "version (99)"),
+        (b'{"format": "causerie-benchmark", "version": 1, "runs": []}', "holds no runs"),
+        (b'{"format": "causerie-benchmark", "version": 1, "runs": [{"uid": 3}]}', "Run 1: the field"),
+    ],
+)
+def test_a_bad_import_is_refused_with_a_message_and_adds_nothing(app, admin, raw, message):
+    response = admin.post(
+        "/admin/benchmarks/import", data={"file": (_file(raw), "x.json")}, follow_redirects=True
+    )
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(BenchmarkRun)) == 0
+
+
+def test_the_fit_says_which_models_this_server_can_serve(app, admin, engine):
+    start(admin, models=["tiny"])
+    wait_for_end(app)
+    page = admin.get("/admin/benchmarks").get_data(as_text=True)
+    tiny = page.split('data-fit-model="tiny"')[1].split("</tr>")[0]
+    assert "42.0 tok/s" in tiny and "Good for chat" in tiny
+    other = page.split('data-fit-model="other"')[1].split("</tr>")[0]
+    assert "Run a benchmark" in other
+
+
+def test_only_the_admin_sees_benchmarks(app, client, auth, engine):
+    auth.register()  # the first account: the admin
+    start(client)
+    wait_for_end(app)
+    run_id = latest_run(app).id
+    auth.logout()
+    auth.register("bob")
+    for url in (
+        "/admin/benchmarks",
+        f"/admin/benchmarks/runs/{run_id}",
+        f"/admin/benchmarks/runs/{run_id}.json",
+        f"/admin/benchmarks/runs/{run_id}/progress",
+        "/admin/benchmarks/export.csv",
+    ):
+        assert client.get(url).status_code == 403, url
+    assert client.post(f"/admin/benchmarks/runs/{run_id}/cancel").status_code == 403
+    assert start(client).status_code == 403
+    auth.logout()
+    assert client.get("/admin/benchmarks").status_code in (302, 401)
