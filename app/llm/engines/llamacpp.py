@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.llm.context import fit_to_window
 from app.llm.gguf import GGUFError, read_facts
+from app.llm.stops import StopMatcher
 from app.llm.thinking import ThinkSplitter, note_first, prompt_opens_thinking
 from app.llm.types import (
     CORES,
@@ -48,6 +49,8 @@ FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
+# With plain turns, a base model writes the next turn itself: the answer ends where it begins.
+FALLBACK_STOPS = ("\nUser:",)
 
 
 # Tokens to read above which Stop may interrupt the reading of a prompt (about a second's work
@@ -107,8 +110,11 @@ def human_count(n: int) -> str:
 class _LoadedModel:
     """A llama.cpp model and the lock that keeps it to one thread at a time."""
 
-    def __init__(self, llama, formatter, is_end, context: int, threads: int, thinks: bool = False) -> None:
+    def __init__(
+        self, llama, formatter, is_end, context: int, threads: int, thinks: bool = False, stops=()
+    ) -> None:
         self.llama = llama
+        self.stops = stops  # texts that end the answer (not tokens): see FALLBACK_STOPS
         self.formatter = formatter
         self.thinks = thinks  # a reasoning model: its template knows <think>
         self.is_end = is_end  # token -> bool: end of turn (EOS, <|im_end|>, <end_of_turn>...)
@@ -272,6 +278,7 @@ class LlamaCppEngine:
             engine=self.name,
         )
         splitter = ThinkSplitter(starts_thinking=opened)
+        stopper = StopMatcher(model.stops)
         yield Phase("prompt")
         if options.seed is not None:
             # A seed asks for a repeatable answer. Reusing the cached prefix of the previous
@@ -309,12 +316,15 @@ class LlamaCppEngine:
                 stats.completion_tokens += 1
                 stats.thinking_tokens += splitter.thinking
                 last_at = time.perf_counter()
-                for piece in splitter.feed(decoder.decode(llama.detokenize([token]))):
+                for piece in splitter.feed(stopper.feed(decoder.decode(llama.detokenize([token])))):
                     if not first_at:
                         first_at = last_at
                         tokens_before_text = stats.completion_tokens - 1
                     yield from note_first(piece, stats, last_at - started)
                     yield piece
+                if stopper.stopped:
+                    stats.finish_reason = "stop"
+                    break
                 if cancel.is_set():
                     stats.finish_reason = "cancelled"
                     break
@@ -330,7 +340,8 @@ class LlamaCppEngine:
             model.interrupt_when(None)
             tokens.close()
         now = time.perf_counter()
-        for piece in splitter.feed(decoder.decode(b"", final=True)) + splitter.flush():
+        tail = "" if stopper.stopped else stopper.feed(decoder.decode(b"", final=True)) + stopper.flush()
+        for piece in splitter.feed(tail) + splitter.flush():
             yield from note_first(piece, stats, now - started)
             yield piece
         stats.total_seconds = now - started
@@ -352,7 +363,12 @@ class LlamaCppEngine:
         if close_thinking:
             text += "\n\n</think>\n\n" if opened else "<think>\n\n</think>\n\n"
             opened = False
-        tokens = model.llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        # The template may write the BOS token itself; when it does not (the plain-turns fallback,
+        # some GGUF templates), it is added here: without it a model like Gemma 3 babbles. The
+        # vocabulary still decides whether the model wants one at all.
+        bos = _token_text(model.llama, model.llama.token_bos())
+        starts_with_bos = bool(bos) and text.startswith(bos)
+        tokens = model.llama.tokenize(text.encode("utf-8"), add_bos=not starts_with_bos, special=True)
         return tokens, opened
 
     # -- loading ---------------------------------------------------------------------------
@@ -403,6 +419,7 @@ class LlamaCppEngine:
                 context,
                 threads,
                 thinks="<think>" in template,
+                stops=FALLBACK_STOPS if template is FALLBACK_TEMPLATE else (),
             )
             self._loaded[model_id] = loaded
             self._evict_beyond_limit()
