@@ -1,0 +1,274 @@
+// The compare page: one prompt sent to two models, both answers read at once, side by side.
+// The scheduler decides whether they are written together; the page only reads both streams.
+// The HTTP interface it uses is documented in the README.
+"use strict";
+
+(() => {
+  const root = document.getElementById("compare");
+  if (!root) return;
+  const i18n = JSON.parse(root.dataset.i18n);
+  const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  const form = document.getElementById("compare-form");
+  const prompt = document.getElementById("prompt");
+  const pickers = [document.getElementById("model-a"), document.getElementById("model-b")];
+  const columns = [...root.querySelectorAll("[data-column]")];
+  const planLine = document.getElementById("plan");
+  const sendButton = document.getElementById("send");
+  const stopButton = document.getElementById("stop");
+  const formError = document.getElementById("compare-error");
+  const lang = document.documentElement.lang;
+  const decimals = (digits) => new Intl.NumberFormat(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const twoDecimals = decimals(2);
+  const oneDecimal = decimals(1);
+  let runs = null; // while answers are written: one { key, stopRequested, ended } per column
+
+  function format(template, values) {
+    return template.replace(/\{(\w+)\}/g, (_, key) => values[key]);
+  }
+
+  function show(element, visible) {
+    element.classList.toggle("hidden", !visible);
+  }
+
+  function showError(text) {
+    formError.textContent = text || "";
+    show(formError, Boolean(text));
+  }
+
+  function setBusy(busy) {
+    show(sendButton, !busy);
+    show(stopButton, busy);
+    stopButton.disabled = false;
+    pickers.forEach((picker) => { picker.disabled = busy; });
+  }
+
+  // Server-Sent Events over fetch(): EventSource cannot POST or send the CSRF header.
+  async function* readEvents(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+        }
+        if (data.length) yield { event, data: JSON.parse(data.join("\n")) };
+      }
+    }
+  }
+
+  // -- what each column shows ---------------------------------------------------------------
+  function setStatus(column, text) {
+    const status = column.querySelector("[data-status]");
+    status.textContent = text || "";
+    show(status, Boolean(text));
+  }
+
+  function showColumnError(column, text) {
+    const box = column.querySelector("[data-error]");
+    box.textContent = text || "";
+    show(box, Boolean(text));
+  }
+
+  function reset(column, picker) {
+    column.querySelector("[data-model-name]").textContent = picker.selectedOptions[0].textContent;
+    column.dataset.state = "generating";
+    delete column.dataset.thinkingSince;
+    setStatus(column, "");
+    showColumnError(column, "");
+    show(column.querySelector("[data-thinking-block]"), false);
+    column.querySelector("[data-thinking]").textContent = "";
+    column.querySelector("[data-markdown]").replaceChildren();
+    const timings = column.querySelector("[data-timings]");
+    timings.classList.add("hidden");
+    timings.classList.remove("grid");
+  }
+
+  // A reasoning model's thinking: folded away from the answer, open to whoever wants to read it.
+  function appendThinking(column, text) {
+    const block = column.querySelector("[data-thinking-block]");
+    if (block.classList.contains("hidden")) {
+      show(block, true);
+      column.querySelector("[data-thinking-summary]").textContent = i18n.thinking;
+      column.dataset.thinkingSince = String(performance.now());
+    }
+    column.querySelector("[data-thinking]").append(text);
+  }
+
+  function thinkingOver(column, seconds) {
+    if (!column.dataset.thinkingSince) return;
+    if (seconds === undefined) seconds = (performance.now() - Number(column.dataset.thinkingSince)) / 1000;
+    column.querySelector("[data-thinking-summary]").textContent = format(i18n.thought, { seconds: oneDecimal.format(seconds) });
+  }
+
+  function showTimings(column, stats) {
+    const seconds = (value) => format(i18n.seconds, { seconds: twoDecimals.format(value || 0) });
+    const timings = column.querySelector("[data-timings]");
+    timings.querySelector("[data-first-token]").textContent = seconds(stats.first_token_seconds);
+    timings.querySelector("[data-speed]").textContent = format(i18n.speed, { speed: oneDecimal.format(stats.tokens_per_second || 0) });
+    timings.querySelector("[data-total]").textContent = seconds(stats.total_seconds);
+    timings.querySelector("[data-tokens]").textContent = String(stats.completion_tokens || 0);
+    timings.querySelector("[data-waited]").textContent = seconds(stats.queue_seconds);
+    timings.classList.remove("hidden");
+    timings.classList.add("grid");
+  }
+
+  function finish(column, state, stats) {
+    column.dataset.state = state;
+    setStatus(column, i18n[state] === undefined ? state : i18n[state]);
+    if (stats && stats.first_answer_seconds > stats.first_token_seconds) {
+      thinkingOver(column, stats.first_answer_seconds - stats.first_token_seconds);
+    }
+    if (stats && stats.completion_tokens) showTimings(column, stats); // stopped before it began: none
+  }
+
+  // -- one answer ---------------------------------------------------------------------------
+  async function answerIn(column, model, text, run) {
+    let response;
+    try {
+      response = await fetch(root.dataset.answersUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken },
+        body: JSON.stringify({ model, prompt: text }),
+      });
+    } catch (error) {
+      return refused(column, i18n.network); // the browser's own text ("Failed to fetch") is not for users
+    }
+    if (!response.ok) {
+      const data = await response.json().catch(() => ({}));
+      return refused(column, data.error || i18n.failed);
+    }
+    run.key = response.headers.get("X-Compare-Id");
+    // Stop pressed before the server answered: send it now that the answer has a key.
+    if (run.stopRequested) sendStop(run);
+    const view = new Markdown.StreamingView(column.querySelector("[data-markdown]"));
+    let answered = false;
+    try {
+      for await (const { event, data } of readEvents(response.body)) {
+        if (event === "token") {
+          if (!answered) thinkingOver(column);
+          answered = true;
+          view.append(data.text);
+        } else if (event === "thinking") {
+          appendThinking(column, data.text);
+        } else if (event === "status") {
+          const label = data.phase === "queued" ? format(i18n.queued, { position: data.position }) : i18n[data.phase];
+          if (!run.stopRequested) setStatus(column, label);
+        } else if (event === "done") {
+          run.ended = true;
+          view.end();
+          finish(column, data.state, data.stats);
+        } else if (event === "error") {
+          run.ended = true;
+          view.end();
+          showColumnError(column, data.message);
+          finish(column, "error");
+        }
+      }
+    } catch (error) {
+      // The connection broke: said below, in this column only.
+    }
+    if (!run.ended) {
+      run.ended = true;
+      view.end();
+      finish(column, "disconnected");
+      showColumnError(column, i18n.network);
+    }
+  }
+
+  function refused(column, message) {
+    showColumnError(column, message);
+    finish(column, "error");
+  }
+
+  async function sendToBoth(text) {
+    showError("");
+    setBusy(true);
+    runs = columns.map(() => ({ key: null, stopRequested: false, ended: false }));
+    columns.forEach((column, i) => reset(column, pickers[i]));
+    // Both requests leave at once: the server's scheduler, not the page, sets their order.
+    await Promise.all(columns.map((column, i) => answerIn(column, pickers[i].value, text, runs[i])));
+    runs = null;
+    setBusy(false);
+  }
+
+  // -- stopping -----------------------------------------------------------------------------
+  function stop() {
+    if (!runs) return;
+    stopButton.disabled = true;
+    runs.forEach((run, i) => {
+      if (run.ended || run.stopRequested) return;
+      run.stopRequested = true;
+      setStatus(columns[i], i18n.stopping);
+      if (run.key) sendStop(run);
+    });
+  }
+
+  async function sendStop(run) {
+    try {
+      const response = await fetch(`${root.dataset.answersUrl}/${run.key}/stop`, {
+        method: "POST",
+        headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
+      });
+      // An answer that ended meanwhile is no longer found: nothing left to stop.
+      if (!response.ok && !run.ended) {
+        const data = await response.json().catch(() => ({}));
+        showError(data.error || i18n.failed);
+      }
+    } catch (error) {
+      if (!run.ended) showError(i18n.network);
+    }
+  }
+
+  // -- the plan: together, or one after the other --------------------------------------------
+  let planAsked = 0;
+  async function updatePlan() {
+    const asked = ++planAsked;
+    const query = new URLSearchParams({ a: pickers[0].value, b: pickers[1].value });
+    let text;
+    let together = "";
+    try {
+      const response = await fetch(`${root.dataset.planUrl}?${query}`, { headers: { Accept: "application/json" } });
+      const data = await response.json().catch(() => ({}));
+      text = response.ok ? data.message : data.error || i18n.failed;
+      if (response.ok) together = String(data.together);
+    } catch (error) {
+      text = i18n.network;
+    }
+    if (asked !== planAsked) return; // the pickers changed again meanwhile: a later answer counts
+    planLine.textContent = text;
+    planLine.dataset.together = together;
+  }
+
+  pickers.forEach((picker, i) => {
+    picker.addEventListener("change", () => {
+      columns[i].querySelector("[data-model-name]").textContent = picker.selectedOptions[0].textContent;
+      updatePlan();
+    });
+  });
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = prompt.value.trim();
+    if (!text || runs) return;
+    sendToBoth(text); // the prompt stays in the box: the next comparison often reuses it
+  });
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && runs) stop();
+  });
+  stopButton.addEventListener("click", stop);
+})();

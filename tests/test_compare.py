@@ -1,0 +1,217 @@
+"""The compare page's HTTP interface, with a scripted engine: one prompt, two models, side by side."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.admin.services import load_preferences
+from app.extensions import db
+from app.llm import LLMServices
+from app.llm.catalogue import Catalogue
+from app.llm.scheduler import Scheduler
+from app.models import Conversation, Generation, Message
+from config import TestConfig
+from tests.conftest import AuthActions, sse_events
+
+JSON = {"Accept": "application/json"}
+STREAM = {"Accept": "text/event-stream"}
+ONE_AFTER_THE_OTHER = "one answer at a time: the second answer starts when the first ends"
+TOGETHER = "Both answers are written at the same time."
+
+
+def ask(client, model: str, prompt: str = "Dis bonjour"):
+    return client.post("/compare/answers", json={"model": model, "prompt": prompt}, headers=STREAM)
+
+
+def slow_answer(engine, words: int) -> None:
+    """Script an answer of `words` words, 20 ms apart: long enough to act on while it streams."""
+    engine.words = [f" mot{i}" for i in range(words)]
+    engine.delay = 0.02
+
+
+class StreamInThread:
+    """Reads an answer stream in its own thread, as a real server would serve it (see test_chat_web)."""
+
+    def __init__(self, client, model: str, prompt: str = "raconte") -> None:
+        self.body = ""
+        self.key: int | None = None
+        self.opened = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(client, model, prompt))
+        self.thread.start()
+        assert self.opened.wait(5)
+
+    def _read(self, client, model, prompt) -> None:
+        response = ask(client, model, prompt)
+        self.key = int(response.headers["X-Compare-Id"])
+        self.opened.set()
+        for chunk in response.response:
+            self.body += chunk.decode() if isinstance(chunk, bytes) else chunk
+
+    def wait_for_tokens(self, count: int) -> None:
+        deadline = time.monotonic() + 5
+        while self.body.count("event: token") < count:
+            assert time.monotonic() < deadline, self.body
+            time.sleep(0.005)
+
+    def join(self, timeout: float = 5.0) -> list[tuple[str, dict]]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the stream did not end"
+        return sse_events(self.body)
+
+
+@pytest.fixture
+def roomy_app(tmp_path: Path, engine):
+    """The app on a server whose cores allow several answers at once."""
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'roomy.sqlite3'}"
+        MODELS_DIR = tmp_path / "models"
+
+    catalogue = Catalogue([engine], default_model="tiny", preferences=load_preferences)
+    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue, cores=4)))
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+def test_the_compare_page_asks_a_visitor_to_sign_in(client):
+    response = client.get("/compare")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_every_user_finds_the_compare_page_from_the_chat(client, auth):
+    auth.register()  # the admin
+    auth.logout()
+    auth.register("bob")
+    auth.login("bob")
+    assert 'href="/compare"' in client.get("/").get_data(as_text=True)
+
+
+def test_the_page_offers_every_model_and_starts_with_two_different_ones(signed_in):
+    page = signed_in.get("/compare").get_data(as_text=True)
+    assert page.count('<option value="tiny"') == 2 and page.count('<option value="other"') == 2
+    first, second = page.split('id="model-b"')
+    assert '<option value="tiny" selected' in first
+    assert '<option value="other" selected' in second
+    assert ONE_AFTER_THE_OTHER in page
+
+
+def test_both_answers_stream_their_tokens_and_end_with_their_timings(signed_in):
+    for model in ("tiny", "other"):
+        response = ask(signed_in, model)
+        assert response.status_code == 200
+        assert response.mimetype == "text/event-stream"
+        body = response.get_data(as_text=True)
+        assert body.startswith(": ping\n\n"), "a comment goes first so the headers leave at once"
+        events = sse_events(body)
+        assert [data["text"] for name, data in events if name == "token"] == ["Bonjour", " le", " monde", "."]
+        name, done = events[-1]
+        assert name == "done" and done["state"] == "complete"
+        assert done["stats"]["completion_tokens"] == 4
+        timings = ("first_token_seconds", "tokens_per_second", "total_seconds", "queue_seconds")
+        assert all(key in done["stats"] for key in timings), done["stats"]
+
+
+def test_on_one_core_the_second_answer_waits_for_the_first(signed_in, engine):
+    slow_answer(engine, 10)
+    first = StreamInThread(signed_in, "tiny")
+    second = StreamInThread(signed_in, "other")
+    first_events, second_events = first.join(), second.join()
+    assert ("status", {"phase": "queued", "position": 1}) in second_events
+    assert second_events[-1][1]["stats"]["queue_seconds"] > 0.1
+    assert first_events[-1][1]["state"] == second_events[-1][1]["state"] == "complete"
+
+
+def test_the_plan_says_one_after_the_other_when_the_cores_allow_one_answer(signed_in):
+    response = signed_in.get("/compare/plan?a=tiny&b=other")
+    assert response.json["together"] is False
+    assert ONE_AFTER_THE_OTHER in response.json["message"]
+
+
+def test_the_plan_says_together_when_the_cores_allow_both(roomy_app):
+    client = roomy_app.test_client()
+    AuthActions(client).register()
+    response = client.get("/compare/plan?a=tiny&b=other")
+    assert response.json == {"together": True, "message": TOGETHER}
+    assert TOGETHER in client.get("/compare").get_data(as_text=True)
+
+
+def test_the_plan_for_an_unknown_model_says_it_is_not_available(signed_in):
+    response = signed_in.get("/compare/plan?a=tiny&b=nope", headers=JSON)
+    assert response.status_code == 400
+    assert "“nope” is not available" in response.json["error"]
+
+
+def test_an_empty_prompt_is_refused_with_a_message(signed_in):
+    response = signed_in.post("/compare/answers", json={"model": "tiny", "prompt": "  "}, headers=STREAM)
+    assert response.status_code == 400
+    assert response.json["error"] == "Write a message first."
+
+
+def test_a_too_long_prompt_is_refused_with_the_limit(app, signed_in):
+    limit = app.config["MAX_MESSAGE_CHARS"]
+    response = ask(signed_in, "tiny", "x" * (limit + 1))
+    assert response.status_code == 400
+    assert f"{limit} characters at most" in response.json["error"]
+
+
+def test_an_unknown_model_is_refused_with_a_message(signed_in):
+    response = ask(signed_in, "nope")
+    assert response.status_code == 400
+    assert "“nope” is not available" in response.json["error"]
+
+
+def test_a_full_server_refuses_with_retry_after(app, signed_in):
+    app.extensions["llm"].scheduler.max_jobs = 1  # MAX_STREAMS
+    assert app.extensions["llm"].scheduler.reserve()  # another answer holds the only place
+    response = ask(signed_in, "tiny")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert "Too many answers" in response.json["error"]
+
+
+def test_stop_ends_the_owners_answer_marked_stopped(signed_in, engine):
+    slow_answer(engine, 200)
+    stream = StreamInThread(signed_in, "tiny")
+    stream.wait_for_tokens(3)
+    response = signed_in.post(f"/compare/answers/{stream.key}/stop", headers=JSON)
+    assert response.json == {"stopped": True}
+    name, done = stream.join()[-1]
+    assert name == "done" and done["state"] == "stopped"
+    assert done["stats"]["completion_tokens"] < 200
+
+
+def test_another_user_cannot_stop_my_answer(app, signed_in, engine):
+    slow_answer(engine, 100)
+    stream = StreamInThread(signed_in, "tiny")
+    stream.wait_for_tokens(1)
+    bob = app.test_client()
+    AuthActions(bob).register("bob")
+    assert bob.post(f"/compare/answers/{stream.key}/stop", headers=JSON).status_code == 404
+    stream.wait_for_tokens(10)  # the answer goes on
+    signed_in.post(f"/compare/answers/{stream.key}/stop", headers=JSON)
+    stream.join()
+
+
+def test_an_answer_that_has_ended_can_no_longer_be_stopped(signed_in):
+    response = ask(signed_in, "tiny")
+    response.get_data()
+    key = response.headers["X-Compare-Id"]
+    assert signed_in.post(f"/compare/answers/{key}/stop", headers=JSON).status_code == 404
+    assert signed_in.post("/compare/answers/-999/stop", headers=JSON).status_code == 404
+
+
+def test_a_comparison_leaves_nothing_in_the_database(app, signed_in):
+    for model in ("tiny", "other"):
+        ask(signed_in, model).get_data()
+    with app.app_context():
+        for table in (Conversation, Message, Generation):
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(table)) == 0, table
