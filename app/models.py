@@ -203,6 +203,8 @@ class BenchmarkResult(db.Model):
     # The process's peak holds every model loaded in it (the embedded engine's are all in the
     # app's process): what this model alone holds, weights and context, is told apart.
     model_memory_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    queue_seconds: Mapped[float | None]  # waiting for its turn (chat answers went first)
+    concurrent: Mapped[int] = mapped_column(default=1)  # generations running at once, at most
     passed: Mapped[bool | None]  # the automatic check; None: no answer to check
     check: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     judge_score: Mapped[int | None]  # 1-10; None: not judged, or "no score"

@@ -14,6 +14,7 @@ import pytest
 from app.extensions import db
 from app.llm.types import Final, GenerationStats, Phase, Text, Thinking
 from app.models import BenchmarkResult, BenchmarkRun
+from tests.conftest import PASSWORD
 from tests.fakes import ScriptedEngine
 
 SNAKE = """Voici le jeu :
@@ -51,7 +52,8 @@ class BenchEngine(ScriptedEngine):
         self.answers = answers or GOOD_ANSWERS
         self.verdict = verdict
         self.unloaded: list[str] = []
-        self.gate: threading.Event | None = None  # answers after the first `free` wait for it
+        # Set: the benchmark's answers after the first `free` each wait for one release.
+        self.passes: threading.Semaphore | None = None
         self.free = 0
         self.answered = 0
 
@@ -81,11 +83,12 @@ class BenchEngine(ScriptedEngine):
             yield Thinking("Let me think.")
             stats.thinking_tokens = 3
             stats.first_answer_seconds = 0.03
-        held = self.gate is not None and self.answered >= self.free
-        self.answered += 1
+        chat = question.startswith("Chat:")  # a colleague's message, never held
+        if self.passes is not None and not chat:
+            if self.answered >= self.free:
+                assert self.passes.acquire(timeout=10), "the test never let this answer go"
+            self.answered += 1
         for word in answer.split(" "):
-            if held:
-                self.gate.wait(5)
             if cancel.is_set():
                 stats.finish_reason = "cancelled"
                 break
@@ -185,36 +188,123 @@ def test_a_cold_start_unloads_the_model_before_each_answer(app, admin, engine):
     assert engine.unloaded == ["tiny"] * 4
 
 
+def wait_for_progress(client, run_id, ready, timeout=5.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress = client.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()
+        if ready(progress):
+            return progress
+        time.sleep(0.02)
+    raise AssertionError(f"the run never got there: {progress}")
+
+
+def second_answer_waiting(progress) -> bool:
+    current = progress["current"] or {}
+    return progress["done"] == 1 and current.get("repetition") == 2 and current.get("phase") == "prompt"
+
+
 def test_progress_shows_the_current_prompt_and_cancel_keeps_what_was_measured(app, admin, engine):
-    engine.gate, engine.free = threading.Event(), 2  # the warm-up and the first answer go through
+    engine.passes, engine.free = threading.Semaphore(0), 2  # the warm-up and the first answer go
     start(admin, repetitions="2")
     run_id = latest_run(app).id
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        progress = admin.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()
-        if progress["done"] == 1 and progress["current"]["phase"] == "answering":
-            break
-        time.sleep(0.05)
+    progress = wait_for_progress(admin, run_id, second_answer_waiting)
     assert progress["state"] == "running" and progress["total"] == 8 and not progress["finished"]
-    assert progress["current"]["model"] == "tiny" and progress["current"]["repetition"] == 2
-    assert progress["current"]["prompt"] == "Jeu snake en Python"
+    assert progress["current"]["model"] == "tiny" and progress["current"]["prompt"] == "Jeu snake en Python"
     response = admin.post(f"/admin/benchmarks/runs/{run_id}/cancel", follow_redirects=True)
-    assert "cancelled" in response.get_data(as_text=True)
-    engine.gate.set()
+    assert "The benchmark is cancelled" in response.get_data(as_text=True)
+    engine.passes.release(10)
     wait_for_end(app)
     run = latest_run(app)
     assert run.state == "cancelled" and run.steps_done == 1 and len(run.results) == 1
     assert admin.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()["finished"]
 
 
-def test_chat_goes_on_while_a_benchmark_runs(app, admin, engine):
-    engine.delay = 0.01
-    start(admin, repetitions="3")
-    conversation = admin.post("/conversations", json={"model": "tiny"}).get_json()["id"]
-    answer = admin.post(f"/conversations/{conversation}/messages", json={"content": "Bonjour ?"})
-    assert "event: done" in answer.get_data(as_text=True)
-    assert latest_run(app).state in ("running", "done")
+def test_a_colleague_chatting_takes_turns_with_the_benchmark(app, admin, engine):
+    """Through the same scheduler: the colleague's answer goes between two of the benchmark's,
+    and none of the benchmark's answers is measured while the colleague's runs."""
+    engine.passes, engine.free = threading.Semaphore(0), 1  # the warm-up goes
+    start(admin, repetitions="2")
+    run_id = latest_run(app).id
+    wait_for_progress(admin, run_id, lambda p: (p["current"] or {}).get("phase") == "prompt")
+    colleague = app.test_client()
+    colleague.post("/register", data={"username": "bob", "password": PASSWORD, "confirm": PASSWORD})
+    conversation = colleague.post("/conversations", json={"model": "other"}).get_json()["id"]
+    answers = []
+
+    def ask() -> None:
+        response = colleague.post(
+            f"/conversations/{conversation}/messages", json={"content": "Chat: bonjour ?"}
+        )
+        answers.append(response.get_data(as_text=True))
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    time.sleep(0.3)  # the colleague's answer is queued behind the benchmark's first answer
+    assert not answers
+    engine.passes.release()  # the benchmark's first answer ends: the colleague's turn comes next
+    asking.join(5)
+    assert answers and "event: done" in answers[0]
+    assert admin.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()["done"] == 1
+    engine.passes.release(10)
     wait_for_end(app)
+    run = latest_run(app)
+    assert run.state == "done" and all(r.concurrent == 1 for r in run.results)
+    assert max(r.queue_seconds for r in run.results) > 0  # one answer waited for the colleague's
+
+
+def test_cancelling_a_queued_run_then_deleting_it_leaves_the_next_run_alone(app, admin, engine):
+    engine.passes, engine.free = threading.Semaphore(0), 1
+    start(admin)
+    first = latest_run(app).id
+    start(admin)  # queued behind the first
+    second = latest_run(app).id
+    admin.post(f"/admin/benchmarks/runs/{second}/cancel")
+    assert latest_run(app).state == "cancelled"
+    admin.post(f"/admin/benchmarks/runs/{second}/delete")
+    start(admin)  # SQLite may give it the deleted run's id
+    third = latest_run(app).id
+    engine.passes.release(100)
+    wait_for_end(app)
+    with app.app_context():
+        assert db.session.get(BenchmarkRun, first).state == "done"
+        assert db.session.get(BenchmarkRun, third).state == "done"
+
+
+def test_a_run_this_server_does_not_run_is_marked_interrupted_when_cancelled(app, admin, engine):
+    """A command-line run whose process was killed stays "running" in the database: Cancel ends it."""
+    from app.bench.runs import Plan, create_run
+    from app.bench.suites import load_suites
+
+    with app.app_context():
+        suite = load_suites(app.config["BENCH_SUITES_DIR"])["rapide"]
+        run = create_run(Plan(suite, ["tiny"]), {}, source="cli", user_id=None)
+        run.state = "running"
+        db.session.commit()
+        run_id = run.id
+    page = admin.post(f"/admin/benchmarks/runs/{run_id}/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "not running in this server" in page
+    assert latest_run(app).state == "interrupted"
+    assert admin.post(f"/admin/benchmarks/runs/{run_id}/delete").status_code == 302
+    with app.app_context():
+        assert db.session.get(BenchmarkRun, run_id) is None
+
+
+def test_thinking_left_to_the_model_follows_the_admins_setting(app, admin, engine):
+    admin.post(
+        "/admin/models/settings?model=thinker", data={"model": "thinker", "enabled": "y", "think": "off"}
+    )
+    start(admin, models=["thinker"], thinking="default")
+    wait_for_end(app)
+    run = latest_run(app)
+    assert run.steps_total == 4 and {r.think for r in run.results} == {False}
+
+
+def test_the_warm_up_loads_the_model_as_it_will_be_measured(app, admin, engine):
+    admin.post("/admin/models/settings?model=tiny", data={"model": "tiny", "enabled": "y", "context": "1024"})
+    start(admin)
+    wait_for_end(app)
+    warm_up, first = engine.options[0], engine.options[1]
+    assert warm_up.max_tokens == 1 and warm_up.context == first.context == 1024
 
 
 @pytest.mark.parametrize(
@@ -338,3 +428,74 @@ def test_only_the_admin_sees_benchmarks(app, client, auth, engine):
     assert start(client).status_code == 403
     auth.logout()
     assert client.get("/admin/benchmarks").status_code in (302, 401)
+
+
+def exported_run(app, admin) -> dict:
+    start(admin)
+    wait_for_end(app)
+    return json.loads(admin.get(f"/admin/benchmarks/runs/{latest_run(app).id}.json").get_data(as_text=True))
+
+
+def import_document(admin, document: dict):
+    raw = json.dumps(document).encode()
+    return admin.post(
+        "/admin/benchmarks/import", data={"file": (_file(raw), "x.json")}, follow_redirects=True
+    ).get_data(as_text=True)
+
+
+def as_another_server(document: dict, uid: str) -> dict:
+    run = document["runs"][0]
+    return {**document, "runs": [{**run, "uid": uid, "machine": {**run["machine"], "hostname": "other"}}]}
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda run: run["machine"].update(memory_bytes="16 GB"), "machine.memory_bytes"),
+        (lambda run: run["machine"].update(engines=5), "machine.engines"),
+        (lambda run: run["results"][0].update(memory_peak_bytes=2**70), "memory_peak_bytes"),
+        (lambda run: run["results"][0].update(tokens_per_second=-3), "tokens_per_second"),
+        (lambda run: run["results"][0].update(model="m" * 500), "model"),
+        (lambda run: run["results"][0].update(judge_score=11), "judge_score"),
+        (lambda run: run.update(start="tiède"), "start"),
+        (lambda run: run["results"][0].update(check=["passed"]), "check"),
+    ],
+)
+def test_an_export_with_a_wrong_value_is_refused_naming_the_field(app, admin, engine, change, field):
+    document = as_another_server(exported_run(app, admin), "a" * 32)
+    change(document["runs"][0])
+    page = import_document(admin, document)
+    assert f"the field “{field}” is missing or wrong" in page
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(BenchmarkRun)) == 1  # ours only
+
+
+def test_an_export_of_everything_imports_only_the_runs_not_here_yet(app, admin, engine):
+    document = exported_run(app, admin)
+    other = as_another_server(document, "b" * 32)["runs"][0]
+    other["state"] = "running"  # exported mid-run on the other server: it will never end here
+    page = import_document(admin, {**document, "runs": document["runs"] + [other]})
+    assert "1 benchmark(s) imported" in page and "1 benchmark(s) of the file were here already" in page
+    assert latest_run(app).state == "interrupted"
+
+
+def test_a_file_over_the_upload_limit_is_refused_with_a_message(app, admin):
+    big = b"{" + b" " * (app.config["MAX_CONTENT_LENGTH"] + 10) + b"}"
+    response = admin.post(
+        "/admin/benchmarks/import", data={"file": (_file(big), "big.json")}, follow_redirects=True
+    )
+    assert "export the runs one at a time" in response.get_data(as_text=True)
+
+
+def test_a_user_cannot_import_nor_delete_benchmarks(app, client, auth, engine):
+    auth.register()
+    start(client)
+    wait_for_end(app)
+    run_id = latest_run(app).id
+    auth.logout()
+    auth.register("bob")
+    assert client.post(f"/admin/benchmarks/runs/{run_id}/delete").status_code == 403
+    raw = b'{"format": "causerie-benchmark"}'
+    assert client.post("/admin/benchmarks/import", data={"file": (_file(raw), "x.json")}).status_code == 403
+    with app.app_context():
+        assert db.session.get(BenchmarkRun, run_id) is not None

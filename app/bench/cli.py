@@ -77,15 +77,16 @@ def run_benchmark(
     click.echo(f"Benchmark {run.id}: suite {suite.id}, {run.steps_total} steps, start {start}.")
     run = current_app.extensions["bench"].execute(run.id, report=click.echo)
     click.echo(f"Benchmark {run.id}: {run.state} on {run.machine_label}.")
-    _print_table(run)
+    _print_table(run, {model_id: entry.info.size_bytes for model_id, entry in entries.items()})
     if run.state != runs.RunState.DONE.value:
         sys.exit(1)
 
 
-def _print_table(run: BenchmarkRun) -> None:
+def _print_table(run: BenchmarkRun, sizes: dict[str, int]) -> None:
+    """The admin's usual table: model, size, time, OK, CPU, RAM, and tokens/s."""
     from app.bench.report import by_model
 
-    click.echo(f"{'Model':<40} {'Time':>9} {'OK':>6} {'CPU':>6} {'RAM':>10} {'tok/s':>7}")
+    click.echo(f"{'Model':<40} {'Size':>8} {'Time':>9} {'OK':>6} {'CPU':>6} {'RAM':>15} {'tok/s':>7}")
     for group in by_model(run):
         think = {True: " +think", False: " -think", None: ""}[group.think]
         time = group.time
@@ -93,13 +94,17 @@ def _print_table(run: BenchmarkRun) -> None:
         percent = group.peak("memory_percent_peak")
         cpu = group.mean("cpu_percent_mean")
         speed = group.mean("tokens_per_second")
+        size = sizes.get(group.model)
+        ram = f"{memory / 1e9:.2f} GB" if memory else "—"
+        if percent is not None:
+            ram += f" {percent:.0f} %"
         click.echo(
             f"{(group.model + think)[:40]:<40} "
+            f"{f'{size / 1e9:.2f} GB' if size else '—':>8} "
             f"{f'{time:.1f} s' if time is not None else '—':>9} "
             f"{f'{group.passed}/{group.checked}':>6} "
             f"{f'{cpu:.0f} %' if cpu is not None else '—':>6} "
-            f"{f'{memory / 1e9:.2f} GB' if memory else '—':>10}"
-            f"{f' {percent:.0f}%' if percent is not None else ''} "
+            f"{ram:>15} "
             f"{f'{speed:.1f}' if speed else '—':>7}"
         )
 
@@ -133,7 +138,7 @@ def export(run_ids: tuple[int, ...], kind: str) -> None:
 def import_file(file) -> None:
     """Add another server's JSON export to the history."""
     try:
-        imported = exchange.import_runs(file.read())
+        imported, known = exchange.import_runs(file.read())
     except exchange.ImportProblem as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{len(imported)} run(s) imported.")
+    click.echo(f"{len(imported)} run(s) imported; {known} already here.")

@@ -14,7 +14,10 @@ import math
 from datetime import datetime
 
 from flask_babel import gettext as _
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.bench import checks
+from app.bench.runs import START_CHOICES, THINKING_CHOICES
 from app.bench.suites import Suite, SuiteError
 from app.extensions import db
 from app.metrics.dashboard import spreadsheet_safe
@@ -56,6 +59,7 @@ RESULT_TEXTS = (
     "judge_reply",
 )
 RESULT_NUMBERS = (
+    "queue_seconds",
     "load_seconds",
     "first_token_seconds",
     "thinking_seconds",
@@ -66,6 +70,7 @@ RESULT_NUMBERS = (
     "memory_percent_peak",
 )
 RESULT_INTEGERS = (
+    "concurrent",
     "repetition",
     "threads",
     "context",
@@ -77,7 +82,21 @@ RESULT_INTEGERS = (
     "judge_score",
 )
 RESULT_FLAGS = ("think", "passed")
-TEXT_LIMIT = 200_000  # characters in any one text field: an answer is far shorter
+TEXT_LIMIT = 200_000  # characters in an unbounded text field (an answer): far more than any answer
+LARGEST = 2**53  # integers beyond are no measurement, and overflow the database's columns
+# A machine's description: what the pages show of it, and the type each must have.
+MACHINE_FIELDS = {
+    "hostname": str,
+    "cpu_model": str,
+    "architecture": str,
+    "os": str,
+    "python": str,
+    "sockets": int,
+    "physical_cores": int,
+    "logical_cores": int,
+    "memory_bytes": int,
+}
+FINISHED = ("done", "cancelled", "failed", "interrupted")
 
 
 class ImportProblem(ValueError):
@@ -137,7 +156,7 @@ def as_csv(runs: list[BenchmarkRun]) -> str:
                 "memory_bytes": machine.get("memory_bytes"),
                 "suite_id": run.suite_id,
                 "start": run.start,
-                "check_note": (result.check or {}).get("note", ""),
+                "check_note": checks.describe(result.check) if result.check else "",
             }
             writer.writerow(
                 [spreadsheet_safe(row[c] if c in row else getattr(result, c)) for c in CSV_COLUMNS]
@@ -146,9 +165,10 @@ def as_csv(runs: list[BenchmarkRun]) -> str:
 
 
 # -- in -------------------------------------------------------------------------------------
-def import_runs(raw: bytes) -> list[BenchmarkRun]:
-    """Store the runs of a JSON export; raises ImportProblem (nothing stored) when any part of
-    it is wrong."""
+def import_runs(raw: bytes) -> tuple[list[BenchmarkRun], int]:
+    """Store the runs of a JSON export that are not here yet; returns them and how many were
+    here already. Raises ImportProblem (nothing stored) when any part of it is wrong, or when
+    nothing in it is new."""
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -171,19 +191,27 @@ def import_runs(raw: bytes) -> list[BenchmarkRun]:
     uids = [run.uid for run in built]
     if len(set(uids)) != len(uids):
         raise ImportProblem(_("This export holds the same run twice."))
+    # An export of everything holds runs this server made or imported before: those are skipped.
     known = set(db.session.scalars(db.select(BenchmarkRun.uid).where(BenchmarkRun.uid.in_(uids))))
-    if known:
+    new = [run for run in built if run.uid not in known]
+    if not new:
         raise ImportProblem(_("These results were imported already (or come from this server)."))
-    db.session.add_all(built)
-    db.session.commit()
-    return built
+    db.session.add_all(new)
+    try:
+        db.session.commit()
+    except SQLAlchemyError as exc:  # whatever slipped through the checks: refused, not a 500
+        db.session.rollback()
+        raise ImportProblem(
+            _("This export could not be stored: %(error)s", error=type(exc).__name__)
+        ) from exc
+    return new, len(built) - len(new)
 
 
 def _problem(where: str, field: str) -> ImportProblem:
     return ImportProblem(_("%(where)s: the field “%(field)s” is missing or wrong.", where=where, field=field))
 
 
-def _checked(value, kind, where: str, name: str, optional: bool = False):
+def _checked(value, kind, where: str, name: str, optional: bool = False, limit: int = TEXT_LIMIT):
     if value is None and optional:
         return None
     if kind is float:
@@ -191,12 +219,12 @@ def _checked(value, kind, where: str, name: str, optional: bool = False):
             isinstance(value, int | float)
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and value >= 0
+            and 0 <= value <= LARGEST
         )
     elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LARGEST
     elif kind is str:
-        ok = isinstance(value, str) and len(value) <= TEXT_LIMIT
+        ok = isinstance(value, str) and len(value) <= limit
     else:
         ok = isinstance(value, kind)
     if not ok:
@@ -213,13 +241,49 @@ def _datetime(value, where: str, name: str) -> datetime | None:
         raise _problem(where, name) from exc
 
 
+def _limit(table, name: str) -> int:
+    """A text column's length in the database, or the limit of unbounded texts."""
+    return getattr(table.__table__.c[name].type, "length", None) or TEXT_LIMIT
+
+
+def _machine(data, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise _problem(where, "machine")
+    machine = {}
+    for name, kind in MACHINE_FIELDS.items():
+        machine[name] = _checked(data.get(name), kind, where, f"machine.{name}", optional=True, limit=500)
+    engines = data.get("engines") or []
+    if not isinstance(engines, list) or not all(isinstance(e, dict) for e in engines):
+        raise _problem(where, "machine.engines")
+    machine["engines"] = [
+        {
+            "engine": _checked(e.get("engine", ""), str, where, "machine.engines", limit=200),
+            "version": _checked(e.get("version", ""), str, where, "machine.engines", limit=100),
+            "reachable": _checked(e.get("reachable", True), bool, where, "machine.engines"),
+        }
+        for e in engines
+    ]
+    return machine
+
+
 def _run(data, index: int) -> BenchmarkRun:
     where = _("Run %(number)d", number=index)
     if not isinstance(data, dict):
         raise _problem(where, "run")
-    values = {name: _checked(data.get(name), kind, where, name) for name, kind in RUN_FIELDS.items()}
-    if not all(isinstance(m, str) for m in values["models"]):
+    values = {
+        name: _checked(data.get(name), kind, where, name, limit=_limit(BenchmarkRun, name))
+        for name, kind in RUN_FIELDS.items()
+        if name != "machine"
+    }
+    values["machine"] = _machine(data.get("machine"), where)
+    if not all(isinstance(m, str) and len(m) <= 200 for m in values["models"]):
         raise _problem(where, "models")
+    if values["start"] not in START_CHOICES:
+        raise _problem(where, "start")
+    if values["thinking"] not in THINKING_CHOICES:
+        raise _problem(where, "thinking")
+    if values["state"] not in FINISHED:  # exported mid-run: it will never end here
+        values["state"] = "interrupted"
     try:
         suite = Suite.from_dict(_checked(data.get("suite"), dict, where, "suite"))
     except SuiteError as exc:
@@ -239,7 +303,10 @@ def _result(data, run_where: str, index: int) -> BenchmarkResult:
     where = _("%(run)s, result %(number)d", run=run_where, number=index)
     if not isinstance(data, dict):
         raise _problem(where, "result")
-    values = {name: _checked(data.get(name, ""), str, where, name) for name in RESULT_TEXTS}
+    values = {
+        name: _checked(data.get(name, ""), str, where, name, limit=_limit(BenchmarkResult, name))
+        for name in RESULT_TEXTS
+    }
     for name in RESULT_NUMBERS:
         values[name] = _checked(data.get(name), float, where, name, optional=True)
     for name in RESULT_INTEGERS:
@@ -247,10 +314,13 @@ def _result(data, run_where: str, index: int) -> BenchmarkResult:
     for name in RESULT_FLAGS:
         values[name] = _checked(data.get(name), bool, where, name, optional=True)
     check = data.get("check") or {}
-    if not isinstance(check, dict):
+    if not isinstance(check, dict) or not isinstance(check.get("note", ""), str):
+        raise _problem(where, "check")
+    if not isinstance(check.get("values", {}), dict) or len(json.dumps(check)) > 10_000:
         raise _problem(where, "check")
     if values["judge_score"] is not None and not 1 <= values["judge_score"] <= 10:
         raise _problem(where, "judge_score")
     if values["repetition"] is None:
         raise _problem(where, "repetition")
+    values["concurrent"] = values["concurrent"] or 1  # exports older than the column
     return BenchmarkResult(**values, check=check)

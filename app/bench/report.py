@@ -92,23 +92,30 @@ class Bar:
     time: float | None
 
 
+COMPARED_RUNS = 200  # the newest finished runs of a suite that the chart looks through
+
+
 def comparison(suite_id: str) -> list[Bar]:
-    """For one suite: each model on each machine, from the newest finished run that has it."""
+    """For one suite: each model on each machine (warm and cold apart), from the newest
+    finished run that measured it."""
     runs = db.session.scalars(
         db.select(BenchmarkRun)
         .where(BenchmarkRun.suite_id == suite_id, BenchmarkRun.state == RunState.DONE.value)
         .order_by(BenchmarkRun.finished_at.desc(), BenchmarkRun.id.desc())
+        .limit(COMPARED_RUNS)
     )
     bars: dict[tuple, Bar] = {}
     for run in runs:
+        machine = run.machine or {}
+        where = (run.machine_label, machine.get("cpu_model"), machine.get("memory_bytes"))
         for group in by_model(run):
-            key = (group.model, group.think, run.machine_label)
-            if key in bars:
+            key = (group.model, group.think, run.start, where)
+            speed = group.mean("tokens_per_second")
+            if key in bars or speed is None:  # a run where the model only failed says nothing
                 continue
             think = {True: " · " + _("thinking"), False: " · " + _("no thinking"), None: ""}[group.think]
-            bars[key] = Bar(
-                f"{group.model}{think} · {run.machine_label}", group.mean("tokens_per_second"), group.time
-            )
+            cold = " · " + _("cold start") if run.start == "cold" else ""
+            bars[key] = Bar(f"{group.model}{think}{cold} · {run.machine_label}", speed, group.time)
     return sorted(bars.values(), key=lambda bar: bar.label)
 
 

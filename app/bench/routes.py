@@ -13,6 +13,7 @@ from app.admin.routes import admin_only
 from app.bench import bp, checks, exchange, fit, machine, report, runs
 from app.bench.forms import BenchmarkForm
 from app.bench.suites import Suite, SuiteError, load_suite
+from app.errors import render_error
 from app.extensions import db
 from app.llm import services as llm
 from app.metrics import charts
@@ -91,11 +92,13 @@ def _index(form: BenchmarkForm, status: int = 200):
         suites_run=suites_run,
         chart_suite=chart_suite,
         speed_chart=charts.bar_chart(
-            [(b.label, b.tokens_per_second) for b in bars], _("Tokens per second"), "tok/s"
+            [(b.label, b.tokens_per_second) for b in bars], _("Tokens per second"), "tok/s", labels_above=True
         )
         if bars
         else None,
-        time_chart=charts.bar_chart([(b.label, b.time) for b in bars], _("Time for the suite"), "s")
+        time_chart=charts.bar_chart(
+            [(b.label, b.time) for b in bars], _("Time for the suite"), "s", labels_above=True
+        )
         if bars
         else None,
         fits=fit.fits(entries, here, remote),
@@ -158,11 +161,20 @@ def cancel(run_id: int):
     if run.state not in runs.UNFINISHED:
         flash(_("This benchmark had already ended."), "error")
     else:
-        runner().cancel(run.id)
-        if run.state == runs.RunState.QUEUED.value:  # not started: nothing will pick it up
-            run.state, run.finished_at = runs.RunState.CANCELLED.value, utcnow()
-            db.session.commit()
-        flash(_("The benchmark is cancelled; the results measured so far are kept."))
+        ours = runner().cancel(run.id)
+        if ours == "queued" and not runs.cancel_queued(run.id):
+            runner().cancel(run.id)  # it started meanwhile: stopped like a running one
+        if ours:
+            flash(_("The benchmark is cancelled; the results measured so far are kept."))
+        else:
+            # Not this server's: a command-line run (stop it there), or one whose process died.
+            runs.mark_interrupted(run.id)
+            flash(
+                _(
+                    "This benchmark was not running in this server (a command-line run, or one left by a "
+                    "stopped process): it is marked interrupted, its results so far are kept."
+                )
+            )
     return redirect(url_for("bench.run_page", run_id=run.id))
 
 
@@ -216,10 +228,25 @@ def import_results():
         flash(_("Choose the JSON file exported by the other server."), "error")
         return redirect(url_for("bench.index"))
     try:
-        imported = exchange.import_runs(upload.read())
+        imported, known = exchange.import_runs(upload.read())
     except exchange.ImportProblem as exc:
         flash(str(exc), "error")
         return redirect(url_for("bench.index"))
     labels = ", ".join(sorted({run.machine_label for run in imported}))
     flash(_("%(count)d benchmark(s) imported, from %(machines)s.", count=len(imported), machines=labels))
+    if known:
+        flash(_("%(count)d benchmark(s) of the file were here already: left as they were.", count=known))
     return redirect(url_for("bench.index"))
+
+
+@bp.errorhandler(413)
+def too_large(_error):
+    """An upload over the request limit (MAX_CONTENT_LENGTH): said on the page, not a bare 413."""
+    if request.endpoint == "bench.import_results":
+        limit = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        flash(
+            _("This file is over %(mb)d MB: export the runs one at a time on the other server.", mb=limit),
+            "error",
+        )
+        return redirect(url_for("bench.index"))
+    return render_error(413)

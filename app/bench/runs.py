@@ -18,10 +18,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from flask import Flask
+from flask_babel import gettext as _
 
 from app.bench import checks, judge, machine
 from app.bench.suites import Prompt, Suite
@@ -64,24 +65,22 @@ class Plan:
     judge_model: str = ""
 
 
-def think_modes(thinking: str, can_think: bool) -> list[bool | None]:
-    """The thinking switches a model is asked with: None for a model that cannot think."""
-    if not can_think:
+def think_modes(thinking: str, entry: Entry | None) -> list[bool | None]:
+    """The thinking switches a model is asked with: None for a model that cannot think;
+    "default" is the admin's setting for the model (thinking, unless switched off)."""
+    if entry is None or not entry.info.thinking:
         return [None]
-    return {"on": [True], "off": [False], "both": [True, False]}.get(thinking, [True])
+    default = [entry.prefs.think is not False]
+    return {"on": [True], "off": [False], "both": [True, False]}.get(thinking, default)
 
 
-def step_count(plan: Plan, can_think: Callable[[str], bool]) -> int:
-    answers = sum(len(think_modes(plan.thinking, can_think(m))) for m in plan.models)
+def step_count(plan: Plan, entries: dict[str, Entry]) -> int:
+    answers = sum(len(think_modes(plan.thinking, entries.get(m))) for m in plan.models)
     answers *= len(plan.suite.prompts) * plan.repetitions
     return answers * (2 if plan.judge_model else 1)  # each answer judged is one more step
 
 
 def create_run(plan: Plan, entries: dict[str, Entry], source: str, user_id: int | None) -> BenchmarkRun:
-    def can_think(model_id: str) -> bool:
-        entry = entries.get(model_id)
-        return bool(entry and entry.info.thinking)
-
     run = BenchmarkRun(
         uid=uuid.uuid4().hex,
         source=source,
@@ -95,18 +94,40 @@ def create_run(plan: Plan, entries: dict[str, Entry], source: str, user_id: int 
         start=plan.start,
         thinking=plan.thinking,
         judge_model=plan.judge_model,
-        steps_total=step_count(plan, can_think),
+        steps_total=step_count(plan, entries),
     )
     db.session.add(run)
     db.session.commit()
     return run
 
 
+def cancel_queued(run_id: int) -> bool:
+    """End a run that has not started; False when it started meanwhile (or had ended)."""
+    ended = db.session.execute(
+        sa.update(BenchmarkRun)
+        .where(BenchmarkRun.id == run_id, BenchmarkRun.state == RunState.QUEUED.value)
+        .values(state=RunState.CANCELLED.value, finished_at=utcnow())
+    )
+    db.session.commit()
+    return ended.rowcount == 1
+
+
+def mark_interrupted(run_id: int) -> None:
+    """A run no process of ours runs (a command line's, a dead process's): it ends as it stands."""
+    db.session.execute(
+        sa.update(BenchmarkRun)
+        .where(BenchmarkRun.id == run_id, BenchmarkRun.state.in_([s.value for s in UNFINISHED]))
+        .values(state=RunState.INTERRUPTED.value, finished_at=utcnow())
+    )
+    db.session.commit()
+
+
 def sweep_unfinished_runs() -> int:
-    """Runs left queued or running by a stopped process are marked interrupted (at start-up)."""
+    """The page's runs left queued or running by a stopped server are marked interrupted (at
+    start-up). A command-line run may be alive in its own process: it is left alone."""
     result = db.session.execute(
         sa.update(BenchmarkRun)
-        .where(BenchmarkRun.state.in_([s.value for s in UNFINISHED]))
+        .where(BenchmarkRun.state.in_([s.value for s in UNFINISHED]), BenchmarkRun.source == "page")
         .values(state=RunState.INTERRUPTED.value, finished_at=utcnow())
     )
     db.session.commit()
@@ -157,6 +178,7 @@ class BenchmarkRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._cancelled: set[int] = set()
+        self._pending: set[int] = set()  # queued or running here
         self._live: dict[int, Live] = {}
         self._jobs: dict[int, object] = {}  # run id -> the scheduler job running for it
         self.idle = threading.Event()  # set while the background thread has nothing to do
@@ -166,18 +188,31 @@ class BenchmarkRunner:
     def enqueue(self, run_id: int) -> None:
         with self._lock:
             self.idle.clear()
+            self._pending.add(run_id)
             self._queue.put(run_id)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="benchmarks", daemon=True)
                 self._thread.start()
 
-    def cancel(self, run_id: int) -> None:
-        """Stop the run after its current answer's Stop (which frees the engine at once)."""
+    def owns(self, run_id: int) -> bool:
+        """Whether this process queued or runs it (not a command line's, nor a dead process's)."""
         with self._lock:
+            return run_id in self._pending
+
+    def cancel(self, run_id: int) -> str:
+        """Stop a run of ours: "running" — its current answer is stopped (which frees the engine
+        at once) and no other starts; "queued" — it has not started (`cancel_queued` ends it
+        in the database); "" — not ours."""
+        with self._lock:
+            if run_id not in self._pending:
+                return ""
+            if run_id not in self._live:
+                return "queued"
             self._cancelled.add(run_id)
             job = self._jobs.get(run_id)
         if job is not None:
             job.cancel(Outcome.STOPPED)
+        return "running"
 
     def live(self, run_id: int) -> dict | None:
         with self._lock:
@@ -204,27 +239,23 @@ class BenchmarkRunner:
     def execute(self, run_id: int, report: Callable[[str], None] = lambda line: None) -> BenchmarkRun:
         """Run every step of a queued run, storing each result as it comes; `report` hears
         one line per step (the command line prints them)."""
-        run = db.session.get(BenchmarkRun, run_id)
-        if run is None or run.state != RunState.QUEUED.value:
-            return run
-        if run_id in self._cancelled:
-            return self._end(run, RunState.CANCELLED)
-        services = self.app.extensions["llm"]
-        statuses = services.catalogue.statuses()
-        run.machine = machine.describe(statuses)
-        run.machine_label = machine.label(run.machine)
-        run.state, run.started_at = RunState.RUNNING.value, utcnow()
-        db.session.commit()
-        versions = {s.engine: s.version for s in statuses}
-        with self._lock:
-            self._live[run_id] = Live()
+        run = None
         try:
-            suite = Suite.from_dict(run.suite)
-            for model_id in run.models:
-                self._benchmark_model(run, suite, model_id, versions, report)
-            if run.judge_model:
-                self._judge(run, suite, report)
-            return self._end(run, RunState.DONE)
+            with self._lock:
+                self._pending.add(run_id)  # the command line runs it without enqueue()
+                self._live[run_id] = Live()  # from here, cancel() stops it rather than unqueue it
+            run = db.session.get(BenchmarkRun, run_id)
+            # Started only if still queued: cancelled meanwhile (or deleted), it is left alone.
+            started = db.session.execute(
+                sa.update(BenchmarkRun)
+                .where(BenchmarkRun.id == run_id, BenchmarkRun.state == RunState.QUEUED.value)
+                .values(state=RunState.RUNNING.value, started_at=utcnow())
+            )
+            db.session.commit()
+            if run is None or started.rowcount != 1:
+                return run
+            db.session.refresh(run)
+            return self._execute(run, report)
         except Cancelled:
             return self._end(run, RunState.CANCELLED)
         except KeyboardInterrupt:
@@ -241,9 +272,24 @@ class BenchmarkRunner:
             with self._lock:
                 self._live.pop(run_id, None)
                 self._cancelled.discard(run_id)
+                self._pending.discard(run_id)
                 job = self._jobs.pop(run_id, None)
             if job is not None:  # Ctrl-C or a crash left it running
                 job.cancel(Outcome.STOPPED)
+
+    def _execute(self, run: BenchmarkRun, report) -> BenchmarkRun:
+        statuses = self.app.extensions["llm"].catalogue.statuses()
+        run.machine = machine.describe(statuses)
+        run.machine_label = machine.label(run.machine)
+        db.session.commit()
+        self._check_cancelled(run.id)
+        versions = {s.engine: s.version for s in statuses}
+        suite = Suite.from_dict(run.suite)
+        for model_id in run.models:
+            self._benchmark_model(run, suite, model_id, versions, report)
+        if run.judge_model:
+            self._judge(run, suite, report)
+        return self._end(run, RunState.DONE)
 
     def _end(self, run: BenchmarkRun, state: RunState) -> BenchmarkRun:
         run.state, run.finished_at = state.value, utcnow()
@@ -252,10 +298,10 @@ class BenchmarkRunner:
 
     def _benchmark_model(self, run, suite: Suite, model_id: str, versions: dict, report) -> None:
         entry = self.app.extensions["llm"].catalogue.entry(model_id)
-        modes = think_modes(run.thinking, bool(entry and entry.info.thinking))
+        modes = think_modes(run.thinking, entry)
         if entry is None or not entry.info.usable:
             # Gone since the run was asked for: every step says so, and the run goes on.
-            problem = entry.info.problem if entry else "not found on any engine"
+            problem = entry.info.problem if entry else _("This model is no longer on any engine.")
             for think in modes:
                 for prompt in suite.prompts:
                     for repetition in range(1, run.repetitions + 1):
@@ -263,7 +309,9 @@ class BenchmarkRunner:
             return
         if run.start == "warm":
             self._live_update(run.id, model=model_id, prompt="", phase="warming", tokens=0)
-            self._generate(run, entry, WARM_UP, GenerationOptions(max_tokens=1, temperature=0.0, seed=42))
+            # The first prompt's own options: a load-time setting that differed would reload it.
+            first = replace(_options(suite.prompts[0], entry, modes[0]), max_tokens=1)
+            self._generate(run, entry, WARM_UP, first)
         for think in modes:
             for prompt in suite.prompts:
                 for repetition in range(1, run.repetitions + 1):
@@ -304,6 +352,7 @@ class BenchmarkRunner:
             messages=messages,
             options=options,
             cold=cold,
+            alone=True,  # its figures are the model's alone: nothing else runs on its cores meanwhile
         )
         job = scheduler.submit(request, reserved=True)
         with self._lock:
@@ -399,7 +448,7 @@ class BenchmarkRunner:
             )
             prompt = prompts.get(result.prompt_id)
             if entry is None or not entry.info.usable:
-                result.judge_reason = f"the judge {run.judge_model} is not available"
+                result.judge_reason = _("The judge “%(model)s” is not available.", model=run.judge_model)
             elif result.outcome == Outcome.COMPLETE.value and prompt is not None:
                 options = GenerationOptions(
                     max_tokens=JUDGE_MAX_TOKENS,
@@ -465,6 +514,8 @@ def measure(result: BenchmarkResult, answer: Answer, machine_memory: int) -> Non
     result.prompt_tokens = stats.get("prompt_tokens")
     result.completion_tokens = stats.get("completion_tokens")
     result.thinking_tokens = stats.get("thinking_tokens") or 0
+    result.queue_seconds = stats.get("queue_seconds")
+    result.concurrent = stats.get("concurrent") or 1
     if answer.thinking and result.first_token_seconds is not None:
         # From the first thought to the first word of the answer (or the end, if none came).
         answered = stats.get("first_answer_seconds") or stats.get("total_seconds") or 0.0

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.llm.catalogue import Catalogue
 from app.llm.types import (
@@ -58,6 +58,9 @@ class GenerationRequest:
     # A cold start (benchmarks): the model is unloaded first, once the job holds its turn, so
     # the measurement includes the load and no other answer loses its model mid-way.
     cold: bool = False
+    # Measured alone (benchmarks): the job takes its whole pool, so nothing else runs on the
+    # same cores (or the same remote host) while it does.
+    alone: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class Scheduler:
         if found is not None:
             engine, _ = found
             job.claim = engine.claim(request.model_id, request.options)
+            if request.alone:
+                job.claim = replace(job.claim, cost=self.capacity.get(job.claim.pool, 1))
         with self._cond:
             if reserved:
                 self._reserved = max(0, self._reserved - 1)

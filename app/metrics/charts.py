@@ -61,11 +61,15 @@ def line_chart(
     return Markup("".join(parts))
 
 
-def bar_chart(bars: list[tuple[str, float | None]], title: str, unit: str) -> Markup:
-    """One horizontal bar per model; a model without the figure gets none."""
+def bar_chart(
+    bars: list[tuple[str, float | None]], title: str, unit: str, labels_above: bool = False
+) -> Markup:
+    """One horizontal bar per model; a model without the figure gets none. `labels_above`:
+    each label on its own line over its bar, for labels too long for the left margin."""
     known = [value for _, value in bars if value is not None]
     top = max(known, default=0.0) or 1.0
-    row, label_width = 26, 200
+    row, label_width = (40, 8) if labels_above else (26, 200)
+    offset = 14 if labels_above else 0  # the bar's place below its label
     height = row * len(bars) + 8
     parts = [
         f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" class="w-full">',
@@ -73,19 +77,27 @@ def bar_chart(bars: list[tuple[str, float | None]], title: str, unit: str) -> Ma
     ]
     for index, (label, value) in enumerate(bars):
         y = 4 + index * row
-        parts.append(
-            f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end" font-size="12" fill="#475569">'
-            f"{escape(label)}</text>"
-        )
+        if labels_above:
+            parts.append(
+                f'<text x="{label_width}" y="{y + 11}" font-size="12" fill="#475569">{escape(label)}</text>'
+            )
+        else:
+            parts.append(
+                f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end" font-size="12" fill="#475569">'
+                f"{escape(label)}</text>"
+            )
         if value is None:
-            parts.append(f'<text x="{label_width}" y="{y + 16}" font-size="12" fill="#94a3b8">—</text>')
+            parts.append(
+                f'<text x="{label_width}" y="{y + offset + 16}" font-size="12" fill="#94a3b8">—</text>'
+            )
             continue
         length = (WIDTH - label_width - 90) * value / top
         parts.append(
-            f'<rect x="{label_width}" y="{y + 3}" width="{length:.1f}" height="18" fill="{colour(index)}"/>'
+            f'<rect x="{label_width}" y="{y + offset + 3}" width="{length:.1f}" height="18" '
+            f'fill="{colour(index)}"><title>{escape(label)}</title></rect>'
         )
         parts.append(
-            f'<text x="{label_width + length + 6:.1f}" y="{y + 16}" font-size="12" fill="#475569">'
+            f'<text x="{label_width + length + 6:.1f}" y="{y + offset + 16}" font-size="12" fill="#475569">'
             f"{_number(value)} {escape(unit)}</text>"
         )
     parts.append("</svg>")

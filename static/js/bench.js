@@ -12,7 +12,7 @@
     const phase = (phases[current.phase] || current.phase).replace("{position}", current.position || "?");
     const where = [current.model, current.prompt].filter(Boolean).join(" · ");
     const repetition = current.repetition > 1 ? ` #${current.repetition}` : "";
-    const tokens = current.tokens ? ` (${current.tokens} tokens)` : "";
+    const tokens = current.tokens ? ` (${phases.tokens.replace("{tokens}", current.tokens)})` : "";
     return `${where}${repetition}: ${phase}${tokens}`;
   }
 

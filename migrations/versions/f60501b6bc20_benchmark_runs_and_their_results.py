@@ -1,8 +1,8 @@
 """Benchmark runs and their results
 
-Revision ID: b03dc4598d3e
+Revision ID: f60501b6bc20
 Revises: d53218e6d9fa
-Create Date: 2026-11-22 18:10:56.175133
+Create Date: 2026-11-22 18:27:58.317541
 
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = "b03dc4598d3e"
+revision = "f60501b6bc20"
 down_revision = "d53218e6d9fa"
 branch_labels = None
 depends_on = None
@@ -81,6 +81,8 @@ def upgrade():
         sa.Column("memory_peak_bytes", sa.BigInteger(), nullable=True),
         sa.Column("memory_percent_peak", sa.Double(), nullable=True),
         sa.Column("model_memory_bytes", sa.BigInteger(), nullable=True),
+        sa.Column("queue_seconds", sa.Double(), nullable=True),
+        sa.Column("concurrent", sa.Integer(), nullable=False),
         sa.Column("passed", sa.Boolean(), nullable=True),
         sa.Column("check", sa.JSON(), nullable=False),
         sa.Column("judge_score", sa.Integer(), nullable=True),
