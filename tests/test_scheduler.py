@@ -4,7 +4,7 @@ import threading
 
 from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Finished, GenerationRequest, Queued, Scheduler
-from app.llm.types import ChatMessage, Claim, Outcome, Text
+from app.llm.types import ChatMessage, Claim, GenerationOptions, Outcome, Text
 from tests.fakes import ScriptedEngine
 
 
@@ -226,3 +226,30 @@ def test_an_engine_crash_becomes_a_failure_not_a_dead_thread():
     assert events[-1].error.code == "generation_failed"
     assert job.ended.wait(1), "the worker ended and let the next job run"
     assert scheduler.active() == 0
+
+
+def test_a_benchmark_answer_runs_alone_on_the_cores_it_shares():
+    """Measured alone: a one-thread answer that would share two cores takes both while it runs."""
+    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
+    engine = GatedEngine(claims=claims)
+    scheduler = scheduler_with(engine, cores=2)
+    alone = GenerationRequest(
+        key=1, user_id=1, model_id="tiny", messages=[ChatMessage("user", "1")], alone=True
+    )
+    benchmark = scheduler.submit(alone)
+    chat = ask(scheduler, 2, 2, "other")
+    assert wait_until(lambda: engine.running == 1)
+    assert not wait_until(lambda: engine.running == 2, timeout=0.3)  # the chat answer waits its turn
+    engine.gate.release(2)
+    assert isinstance(drain(benchmark)[-1], Finished) and isinstance(drain(chat)[0], Queued)
+
+
+def test_the_scheduler_says_whether_answers_can_run_together():
+    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
+    scheduler = scheduler_with(GatedEngine(claims=claims), cores=2)
+    options = GenerationOptions()
+    assert scheduler.together([("tiny", options), ("other", options)])
+    assert not scheduler.together([("tiny", options), ("tiny", options)])  # one model, one answer at a time
+    assert not scheduler_with(GatedEngine(claims=claims), cores=1).together(
+        [("tiny", options), ("other", options)]
+    )
