@@ -149,6 +149,7 @@ class GracefulShutdown:
 
         with self.app.app_context():
             scheduler = services().scheduler
+        benchmarks = self.app.extensions["bench"]
         scheduler.close()  # a message already past the 503 check still cannot start an answer
         interrupted = scheduler.cancel_all(Outcome.INTERRUPTED)
         level = logging.WARNING if interrupted else logging.INFO
@@ -157,8 +158,10 @@ class GracefulShutdown:
         while True:
             # Again each time: an answer whose request was under way when the signal came.
             scheduler.cancel_all(Outcome.INTERRUPTED)
-            if scheduler.active() == 0:
-                # The generations are over; each stream saves its answer in its `finally`.
+            # The generations are over once the benchmarks' thread has saved its run as
+            # interrupted too (the next start sweeps one it had no time to save).
+            if scheduler.active() == 0 and benchmarks.idle.is_set():
+                # Each stream saves its answer in its `finally`.
                 with self.app.app_context():
                     if unfinished_answers() == 0:
                         break

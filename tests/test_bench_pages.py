@@ -409,6 +409,16 @@ def test_the_fit_says_which_models_this_server_can_serve(app, admin, engine):
     assert "Run a benchmark" in other
 
 
+def test_the_fit_does_not_recommend_a_fast_model_whose_answers_fail(app, admin, engine):
+    engine.answers = {"snake": "Non.", "capitale": "Lyon.", "Résume": "Non.", "atelier": "Aucune idée."}
+    start(admin, models=["tiny"])
+    wait_for_end(app)
+    page = admin.get("/admin/benchmarks").get_data(as_text=True)
+    tiny = page.split('data-fit-model="tiny"')[1].split("</tr>")[0]
+    assert "42.0 tok/s" in tiny and "Good for chat" not in tiny
+    assert "failed most checks of its last benchmark (0 of 4 passed)" in tiny
+
+
 def test_only_the_admin_sees_benchmarks(app, client, auth, engine):
     auth.register()  # the first account: the admin
     start(client)

@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from app import cli
+from app.bench.runs import BenchmarkRunner
 from app.cli import GracefulShutdown
 from app.extensions import db
-from app.models import Message
+from app.models import BenchmarkRun, Message
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD, sse_events
@@ -80,6 +81,40 @@ def test_an_answer_left_generating_is_marked_interrupted_by_the_safety_net(
     assert elapsed < 1.0, "the wait for the answers is bounded"
     answer = stored_answer(app, message_id)
     assert answer.state == "interrupted" and answer.content == "Bonjour le monde."
+
+
+def test_shutdown_marks_a_running_benchmark_interrupted_before_the_server_exits(
+    app, shutdown, client, auth, engine, monkeypatch
+):
+    auth.register()  # the first account: the admin
+    slow_answer(engine, 500)
+    end = BenchmarkRunner._end
+
+    def slow_end(self, run, state):  # a slow disk: the run's last save takes a while
+        time.sleep(0.3)
+        return end(self, run, state)
+
+    monkeypatch.setattr(BenchmarkRunner, "_end", slow_end)
+    form = {"models": ["tiny"], "suite": "rapide", "repetitions": "1", "start": "cold", "thinking": "default"}
+    run_url = client.post("/admin/benchmarks", data=form).headers["Location"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        current = client.get(f"{run_url}/progress").json["current"] or {}
+        if current.get("phase") == "answering" and current.get("tokens", 0) >= 5:
+            break
+        time.sleep(0.02)
+    assert current.get("phase") == "answering", "the benchmark must be answering when the signal comes"
+    shutdown.began = time.monotonic()
+    shutdown.started.set()
+    shutdown._interrupt_answers()
+    elapsed = time.monotonic() - shutdown.began
+    print(f"benchmark interrupted and saved {elapsed:.3f} s after the shutdown began")
+    assert elapsed < cli.ANSWERS_SECONDS
+    # What the process leaves behind when it exits right after (os._exit: no thread finishes).
+    with app.app_context():
+        run = db.session.scalars(db.select(BenchmarkRun)).one()
+        assert run.state == "interrupted" and run.finished_at is not None
+        assert run.steps_done == 0 and run.results == []  # the cut answer is no measure
 
 
 # -- the real server, the real model -----------------------------------------------------------

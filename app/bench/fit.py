@@ -62,6 +62,14 @@ class Fit:
             if tight:
                 return _("Fits, barely: little memory is left. Run a benchmark to know its speed.")
             return _("Fits in memory. Run a benchmark to know its speed here.")
+        if self.passed and self.passed[1] and self.passed[0] * 2 < self.passed[1]:
+            # Speed is not enough: an answer that fails its checks is no answer.
+            return _(
+                "Its answers failed most checks of its last benchmark (%(passed)s of %(checked)s passed): "
+                "read them before offering it.",
+                passed=self.passed[0],
+                checked=self.passed[1],
+            )
         if self.tokens_per_second >= GOOD_SPEED:
             return (
                 _("Good for chat: it writes faster than people read.")
