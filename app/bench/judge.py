@@ -45,7 +45,8 @@ def judge_messages(prompt_text: str, reference: str, answer: str) -> list[ChatMe
         f"<question>\n{prompt_text.strip()}\n</question>\n\n"
         f"<reference>\n{reference.strip() or '(none: judge on the question alone)'}\n</reference>\n\n"
         f"<answer>\n{answer.strip() or '(empty)'}\n</answer>\n\n"
-        'Grade the answer. Reply with JSON only: {"score": ..., "reason": "..."}'
+        # No literal example here: a small judge copies an example's "..." as its reason.
+        "Grade the answer, as JSON with its score and its reason."
     )
     return [ChatMessage("system", _SYSTEM), ChatMessage("user", user)]
 
