@@ -21,17 +21,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.chat import bp, services
-from app.chat.stream import AnswerStream, engine_unreachable_message, model_unavailable_message
+from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full
+from app.chat.stream import AnswerStream
 from app.errors import render_error, wants_json
 from app.llm import services as llm
 from app.llm.scheduler import GenerationRequest
 from app.llm.types import GenerationOptions, Outcome
-
-
-def _field(name: str) -> str:
-    data = request.get_json(silent=True) if request.is_json else request.form
-    value = data.get(name, "") if isinstance(data, dict) else ""  # a form is a dict too
-    return value if isinstance(value, str) else ""
 
 
 def _page(conversation=None):
@@ -88,12 +83,6 @@ def list_conversations():
     )
 
 
-def _offered(model_id: str):
-    """The model's catalogue entry when users may pick it, else None."""
-    entry = llm().catalogue.entry(model_id)
-    return entry if entry and entry.offered else None
-
-
 def _think_choice() -> bool | None:
     """The request's thinking choice: True, False, or None (the admin's default); anything
     else ends the request with a 400. Absent counts as "": new conversations need not say."""
@@ -104,22 +93,15 @@ def _think_choice() -> bool | None:
     return services.THINK_CHOICES[value]
 
 
-def _model_unavailable(model_id: str, status: int):
-    entry = llm().catalogue.entry(model_id)
-    if entry is not None and not entry.info.reachable:  # its host is down, for now
-        return render_error(503, engine_unreachable_message())
-    return render_error(status, model_unavailable_message(model_id))
-
-
 @bp.post("/conversations")
 def create_conversation():
     """Start a conversation with the chosen model (the default when none is given)."""
     default = llm().catalogue.default()
-    model_id = _field("model") or (default.id if default else "")
+    model_id = field("model") or (default.id if default else "")
     if default is None:
         return render_error(409, _("No usable model is installed on this server."))
-    if not _offered(model_id):
-        return _model_unavailable(model_id, 409)
+    if not offered(model_id):
+        return model_unavailable(model_id, 409)
     conversation = services.create_conversation(current_user, model_id, _think_choice())
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
@@ -142,23 +124,16 @@ def send_message(conversation_id: int):
     """Store the user's message and stream the model's answer as Server-Sent Events."""
     received_at = time.perf_counter()  # every time measured for this answer counts from here
     conversation = services.owned_conversation(current_user, conversation_id)
-    content = _field("content").strip()
-    limit = current_app.config["MAX_MESSAGE_CHARS"]
-    if not content:
-        return render_error(400, _("Write a message first."))
-    if len(content) > limit:
-        return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
-    entry = _offered(conversation.model)
+    content = field("content").strip()
+    refused = prompt_refused(content)
+    if refused:
+        return refused
+    entry = offered(conversation.model)
     if entry is None:
-        return _model_unavailable(conversation.model, 409)
+        return model_unavailable(conversation.model, 409)
     scheduler = llm().scheduler
     if not scheduler.reserve():
-        # Every stream holds a server thread: beyond the bound, pages would wait for threads.
-        response = render_error(
-            503, _("Too many answers are being written right now. Try again in a minute.")
-        )
-        response[0].headers["Retry-After"] = "30"
-        return response
+        return queue_full()
     detailed_errors = current_user.is_admin
     try:  # the place reserved is either used by the job or given back
         job, exchange = _start_answer(scheduler, conversation, entry, content)
@@ -230,7 +205,7 @@ def stop(message_id: int):
 def rename(conversation_id: int):
     """Give a conversation a new title."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    title = " ".join(_field("title").split())
+    title = " ".join(field("title").split())
     if not title or len(title) > 200:
         return render_error(400, _("A title has 1 to 200 characters."))
     services.rename(conversation, title)
@@ -256,9 +231,9 @@ def delete(conversation_id: int):
 def change_model(conversation_id: int):
     """Switch the model that writes the next answers of a conversation."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    entry = _offered(_field("model"))
+    entry = offered(field("model"))
     if entry is None:
-        return _model_unavailable(_field("model"), 400)
+        return model_unavailable(field("model"), 400)
     services.set_model(conversation, entry.id)
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))

@@ -6,7 +6,7 @@ from flask import Response, abort, current_app, jsonify, render_template, reques
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.chat.stream import engine_unreachable_message, model_unavailable_message
+from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full
 from app.compare import bp, services
 from app.compare.services import RunningAnswers, ScratchStream
 from app.errors import render_error
@@ -20,29 +20,20 @@ def _keep_running_answers(state) -> None:
     state.app.extensions["compare.running"] = RunningAnswers()
 
 
-def _field(name: str) -> str:
-    data = request.get_json(silent=True) if request.is_json else request.form
-    value = data.get(name, "") if isinstance(data, dict) else ""  # a form is a dict too
-    return value if isinstance(value, str) else ""
-
-
 def _model_unavailable(model_id: str):
     if not model_id:
         return render_error(400, _("Pick a model."))
-    entry = llm().catalogue.entry(model_id)
-    if entry is not None and not entry.info.reachable:  # its host is down, for now
-        return render_error(503, engine_unreachable_message())
-    return render_error(400, model_unavailable_message(model_id))
+    return model_unavailable(model_id, 400)
 
 
 @bp.get("/compare")
 def index():
     """The page: two model pickers, one prompt, two answers side by side."""
-    offered = llm().catalogue.offered()
-    first, second = services.default_pair(offered)
+    models = llm().catalogue.offered()
+    first, second = services.default_pair(models)
     return render_template(
         "compare/index.html",
-        models=offered,
+        models=models,
         first=first,
         second=second,
         plan=services.plan(first, second) if first and second else None,
@@ -55,7 +46,7 @@ def plan():
     pair = []
     for name in ("a", "b"):
         model_id = request.args.get(name, "")
-        entry = services.offered(model_id)
+        entry = offered(model_id)
         if entry is None:
             return _model_unavailable(model_id)
         pair.append(entry)
@@ -66,23 +57,16 @@ def plan():
 @bp.post("/compare/answers")
 def answer():
     """Stream one model's answer to the prompt as Server-Sent Events; nothing is stored."""
-    prompt = _field("prompt").strip()
-    limit = current_app.config["MAX_MESSAGE_CHARS"]
-    if not prompt:
-        return render_error(400, _("Write a message first."))
-    if len(prompt) > limit:
-        return render_error(400, _("This message is too long (%(max)d characters at most).", max=limit))
-    entry = services.offered(_field("model"))
+    prompt = field("prompt").strip()
+    refused = prompt_refused(prompt)
+    if refused:
+        return refused
+    entry = offered(field("model"))
     if entry is None:
-        return _model_unavailable(_field("model"))
+        return _model_unavailable(field("model"))
     scheduler = llm().scheduler
     if not scheduler.reserve():
-        # Every stream holds a server thread: beyond the bound, pages would wait for threads.
-        response = render_error(
-            503, _("Too many answers are being written right now. Try again in a minute.")
-        )
-        response[0].headers["Retry-After"] = "30"
-        return response
+        return queue_full()
     key = scheduler.private_key()
     generation = GenerationRequest(
         key=key,

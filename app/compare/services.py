@@ -66,12 +66,6 @@ class ScratchStream(AnswerStream):
         pass
 
 
-def offered(model_id: str) -> Entry | None:
-    """The model's catalogue entry when users may pick it, else None."""
-    entry = llm().catalogue.entry(model_id)
-    return entry if entry and entry.offered else None
-
-
 def default_pair(entries: list[Entry]) -> tuple[Entry | None, Entry | None]:
     """The first two models offered; one model twice when it is the only one."""
     if not entries:

@@ -42,29 +42,6 @@
     pickers.forEach((picker) => { picker.disabled = busy; });
   }
 
-  // Server-Sent Events over fetch(): EventSource cannot POST or send the CSRF header.
-  async function* readEvents(body) {
-    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let event = "message";
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) event = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-        }
-        if (data.length) yield { event, data: JSON.parse(data.join("\n")) };
-      }
-    }
-  }
-
   // -- what each column shows ---------------------------------------------------------------
   function setStatus(column, text) {
     const status = column.querySelector("[data-status]");
@@ -152,7 +129,7 @@
     const view = new Markdown.StreamingView(column.querySelector("[data-markdown]"));
     let answered = false;
     try {
-      for await (const { event, data } of readEvents(response.body)) {
+      for await (const { event, data } of AnswerEvents.read(response.body)) {
         if (event === "token") {
           if (!answered) thinkingOver(column);
           answered = true;
