@@ -194,11 +194,6 @@ class BenchmarkRunner:
                 self._thread = threading.Thread(target=self._work, name="benchmarks", daemon=True)
                 self._thread.start()
 
-    def owns(self, run_id: int) -> bool:
-        """Whether this process queued or runs it (not a command line's, nor a dead process's)."""
-        with self._lock:
-            return run_id in self._pending
-
     def cancel(self, run_id: int) -> str:
         """Stop a run of ours: "running" — its current answer is stopped (which frees the engine
         at once) and no other starts; "queued" — it has not started (`cancel_queued` ends it
