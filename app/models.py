@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -21,11 +22,27 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(sa.String(64), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # A disabled account cannot sign in, and its sessions end on their next request.
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Part of every session's identity (Flask-Login's get_id): a new token signs the account out
+    # everywhere at once, remember-me cookies included (logout, password change, disabling).
+    session_token: Mapped[str] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    def end_sessions(self) -> None:
+        """Sign this account out everywhere: every session and remember-me cookie stops working."""
+        self.session_token = secrets.token_hex(16)
 
 
 class Conversation(db.Model):

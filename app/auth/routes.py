@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
@@ -16,8 +17,14 @@ from app.models import User
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str) -> User | None:
+    """The account of a session: "<id>:<token>"; a session from before the account's token
+    changed (signed out everywhere, new password, disabled) is no session at all."""
+    user_id, _, token = session_id.partition(":")
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if user is None or not token or not secrets.compare_digest(token, user.session_token):
+        return None
+    return user
 
 
 def _start_session(user: User, remember: bool = False) -> None:
@@ -48,6 +55,8 @@ def login():
         user = authenticate(form.username.data.strip(), form.password.data)
         if user is None:
             form.password.errors.append(_("Wrong username or password."))
+        elif user.disabled:  # told only to whoever knows the password
+            form.password.errors.append(_("This account is disabled. Ask the administrator."))
         else:
             _start_session(user, remember=form.remember.data)
             return redirect(_safe_next(url_for("chat.index")))
@@ -79,6 +88,10 @@ def logout():
     """Sign out."""
     # In this order: logout_user() marks the remember-me cookie for deletion in the session,
     # which a clear() after it would wipe, leaving the user signed in by that cookie.
+    if current_user.is_authenticated:
+        # Signing out signs out everywhere: every other session and remember-me cookie too.
+        current_user.end_sessions()
+        db.session.commit()
     session.clear()
     logout_user()
     return redirect(url_for("auth.login"))
