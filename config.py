@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -100,6 +101,13 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # A session ends after this long without a request, and in any case this long after the
+    # sign-in ("Stay signed in" included: its cookie lasts as long).
+    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 480)
+    SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
+    PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
+    REMEMBER_COOKIE_DURATION = timedelta(days=SESSION_MAX_DAYS)
     MAX_CONTENT_LENGTH = 1024 * 1024
     # A message longer than this is refused with a clear error (characters).
     MAX_MESSAGE_CHARS = _int("MAX_MESSAGE_CHARS", 20000)

@@ -44,3 +44,27 @@ class RegisterForm(FlaskForm):
             EqualTo("password", _l("The two passwords differ.")),
         ],
     )
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(
+        _l("Current password"), validators=[InputRequired(_l("Enter your current password."))]
+    )
+    password = PasswordField(
+        _l("New password"),
+        validators=[
+            InputRequired(_l("Choose a password.")),
+            Length(
+                PASSWORD_MIN,
+                PASSWORD_MAX,
+                _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        _l("Repeat the new password"),
+        validators=[
+            InputRequired(_l("Repeat the password.")),
+            EqualTo("password", _l("The two passwords differ.")),
+        ],
+    )

@@ -7,11 +7,11 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_user
 
-from app.auth import bp
-from app.auth.forms import LoginForm, RegisterForm
-from app.auth.services import UsernameTaken, authenticate, create_user
+from app.auth import bp, sessions
+from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
+from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
 from app.extensions import db, login_manager
 from app.models import User
 
@@ -34,6 +34,7 @@ def _start_session(user: User, remember: bool = False) -> None:
     if language:
         session["lang"] = language
     login_user(user, remember=remember)
+    sessions.begin(remember)
 
 
 def _safe_next(default: str) -> str:
@@ -85,16 +86,32 @@ def register():
 
 @bp.post("/logout")
 def logout():
-    """Sign out."""
-    # In this order: logout_user() marks the remember-me cookie for deletion in the session,
-    # which a clear() after it would wipe, leaving the user signed in by that cookie.
+    """Sign out, here and in every other browser of the account."""
     if current_user.is_authenticated:
         # Signing out signs out everywhere: every other session and remember-me cookie too.
         current_user.end_sessions()
         db.session.commit()
-    session.clear()
-    logout_user()
+    sessions.end()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    """A new password; every other session of the account ends, this one goes on."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        if authenticate(current_user.username, form.current.data) is None:
+            form.current.errors.append(_("This is not your current password."))
+        else:
+            current_user.password_hash = hash_password(form.password.data)
+            current_user.end_sessions()
+            db.session.commit()
+            remember = bool(session.get(sessions.REMEMBERED))
+            _start_session(current_user._get_current_object(), remember=remember)
+            flash(_("Your password is changed; your other sessions are signed out."), "success")
+            return redirect(url_for("chat.index"))
+    status = 400 if form.errors else 200
+    return render_template("auth/password.html", form=form), status
 
 
 @bp.post("/language")

@@ -1,0 +1,60 @@
+"""How long a session lasts: it ends after SESSION_IDLE_MINUTES without a request, and
+SESSION_MAX_DAYS after its sign-in whatever happens (ASVS 7.3.1, 7.3.2).
+
+The times live in the signed session cookie, written by the server only. Ending every session
+of an account at once (sign-out, new password, disabled) is the account's token's job
+(`User.session_token`, part of every session's identity).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, current_app, flash, session
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+
+SIGNED_IN_AT = "signed_in_at"
+SEEN_AT = "seen_at"
+REMEMBERED = "stay_signed_in"
+
+
+def begin(remember: bool) -> None:
+    """Start the clocks of a session just signed in. "Stay signed in": no idle limit (the
+    session outlives the browser), only the absolute one."""
+    now = time.time()
+    session[SIGNED_IN_AT] = session[SEEN_AT] = now
+    session[REMEMBERED] = remember
+    session.permanent = remember
+
+
+def end() -> None:
+    """Sign this browser out (the account's other sessions are left alone)."""
+    language = session.get("lang")
+    # In this order: logout_user() marks the remember-me cookie for deletion in the session,
+    # which a clear() after it would wipe, leaving the user signed in by that cookie.
+    session.clear()
+    logout_user()
+    if language:
+        session["lang"] = language
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def enforce_time_limits() -> None:
+        if not current_user.is_authenticated:
+            return
+        now = time.time()
+        config = current_app.config
+        signed_in_at = session.get(SIGNED_IN_AT)
+        if signed_in_at is None:  # restored by the remember-me cookie (itself SESSION_MAX_DAYS long)
+            begin(remember=True)
+            return
+        idle = now - session.get(SEEN_AT, signed_in_at) > config["SESSION_IDLE_MINUTES"] * 60
+        too_old = now - signed_in_at > config["SESSION_MAX_DAYS"] * 86400
+        if too_old or (idle and not session.get(REMEMBERED)):
+            end()
+            flash(_("Your session has expired: sign in again."), "error")
+            return
+        if now - session.get(SEEN_AT, 0) > 60:  # a cookie rewritten once a minute, not per request
+            session[SEEN_AT] = now
