@@ -104,10 +104,23 @@ class Config:
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     # A session ends after this long without a request, and in any case this long after the
     # sign-in ("Stay signed in" included: its cookie lasts as long).
+    # Who may create an account: open (anyone on the network), approval (the admin approves
+    # each), closed. The admin changes it on the Users page; the first account is always made.
+    REGISTRATION_MODE = os.environ.get("REGISTRATION_MODE", "open")
     SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 480)
     SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
     PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
     REMEMBER_COOKIE_DURATION = timedelta(days=SESSION_MAX_DAYS)
+    # Sign-in throttling, per account and per address (app/auth/throttle.py): after this many
+    # failures within an hour, a wait of a minute, doubling with each further failure up to
+    # LOGIN_MAX_DELAY_SECONDS; and never more than LOGIN_FAILURES_PER_HOUR failures an hour.
+    LOGIN_FAILURES_BEFORE_DELAY = _int("LOGIN_FAILURES_BEFORE_DELAY", 5)
+    LOGIN_FAILURES_PER_HOUR = _int("LOGIN_FAILURES_PER_HOUR", 100)
+    LOGIN_MAX_DELAY_SECONDS = _int("LOGIN_MAX_DELAY_SECONDS", 900)
+    # How many reverse proxies stand in front (each adds itself to X-Forwarded-For). 0: the
+    # header is ignored, since anyone can send it; behind a proxy, without this, every visitor
+    # has the proxy's address and shares one throttle.
+    TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
     MAX_CONTENT_LENGTH = 1024 * 1024
     # A message longer than this is refused with a clear error (characters).
     MAX_MESSAGE_CHARS = _int("MAX_MESSAGE_CHARS", 20000)

@@ -16,6 +16,7 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
         instance_relative_config=False,
     )
     app.config.from_object(config_class)
+    register_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -29,6 +30,15 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
 
     bench.init_app(app)
     return app
+
+
+def register_proxies(app: Flask) -> None:
+    # The client's address is taken from X-Forwarded-For only behind proxies the admin declared:
+    # otherwise anyone could send any address, and escape the per-address sign-in throttle.
+    if app.config["TRUSTED_PROXIES"] > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
 
 def register_extensions(app: Flask) -> None:

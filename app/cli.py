@@ -40,6 +40,7 @@ def init_app(app: Flask) -> None:
 
         import sqlalchemy as sa
 
+        from app.auth.passwords import is_common
         from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, create_user
         from app.extensions import db
         from app.models import User
@@ -55,6 +56,8 @@ def init_app(app: Flask) -> None:
         password = password or getpass.getpass("Password: ")
         if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
             raise click.ClickException(f"A password has {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
+        if is_common(password) or password.strip().casefold() == username.casefold():
+            raise click.ClickException("This password is among the most common ones, or is the username.")
         create_user(username, password, admin=True)
         click.echo(f"Admin {username} created.")
 

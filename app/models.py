@@ -24,6 +24,8 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False)
     # A disabled account cannot sign in, and its sessions end on their next request.
     disabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Registered while registration needed the admin's approval, and not approved yet.
+    pending: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Part of every session's identity (Flask-Login's get_id): a new token signs the account out
     # everywhere at once, remember-me cookies included (logout, password change, disabling).
     session_token: Mapped[str] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
@@ -38,7 +40,7 @@ class User(UserMixin, db.Model):
 
     @property
     def is_active(self) -> bool:
-        return not self.disabled
+        return not self.disabled and not self.pending
 
     def end_sessions(self) -> None:
         """Sign this account out everywhere: every session and remember-me cookie stops working."""

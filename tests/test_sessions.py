@@ -136,3 +136,12 @@ def test_the_password_page_is_reachable_from_the_chat(app):
     client = signed_in_client(app, register=True)
     assert 'href="/account/password"' in client.get("/").get_data(as_text=True)
     assert client.get("/account/password").status_code == 200
+
+
+def test_guessing_the_current_password_on_the_password_page_is_throttled_like_a_sign_in(app):
+    client = signed_in_client(app, register=True)
+    for _ in range(app.config["LOGIN_FAILURES_BEFORE_DELAY"]):
+        assert change_password(client, current="a wrong guess of mine").status_code == 400
+    refused = change_password(client)  # even the right one, now
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in refused.get_data(as_text=True)

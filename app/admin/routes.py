@@ -1,4 +1,4 @@
-"""The admin's pages: which models users get, and with which settings."""
+"""The admin's pages: which models users get and with which settings, the dashboard, the accounts."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from flask import Response, abort, flash, jsonify, make_response, redirect, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.admin import bp, services
+from app.admin import bp, services, users
 from app.admin.forms import ModelSettingsForm
 from app.errors import render_error
+from app.extensions import db
 from app.llm import services as llm
 from app.metrics import charts, dashboard
-from app.models import utcnow
+from app.models import User, utcnow
 
 
 def admin_only(view):
@@ -27,6 +28,12 @@ def admin_only(view):
         return view(*args, **kwargs)
 
     return wrapped
+
+
+@bp.before_request
+@admin_only
+def _admins_only() -> None:
+    """Every page here is the admin's, a page added later too, whatever its method."""
 
 
 def _back():
@@ -196,3 +203,67 @@ def dashboard_csv():
 def live():
     """The machine's CPU and memory now, and the loaded models (the dashboard refreshes it)."""
     return jsonify(_live())
+
+
+@bp.get("/users")
+@admin_only
+def users_page(temporary: tuple[str, str] | None = None):
+    """Every account, who may register, and what the admin can do to each."""
+    return render_template(
+        "admin/users.html",
+        accounts=users.accounts(),
+        mode=users.registration_mode(),
+        modes=users.REGISTRATION_MODES,
+        temporary=temporary,
+    )
+
+
+@bp.post("/users/registration")
+@admin_only
+def set_registration():
+    mode = request.form.get("mode", "")
+    if mode not in users.REGISTRATION_MODES:
+        flash(_("Registration is open, by approval, or closed."), "error")
+    else:
+        users.set_registration_mode(mode)
+        flash(_("Registration is now: %(mode)s.", mode=_registration_names()[mode]))
+    return redirect(url_for("admin.users_page"))
+
+
+def _registration_names() -> dict[str, str]:
+    return {"open": _("open"), "approval": _("by approval"), "closed": _("closed")}
+
+
+@bp.post("/users/<int:user_id>/<any(approve, disable, enable, promote, demote, password):action>")
+@admin_only
+def user_action(user_id: int, action: str):
+    """Approve, disable or enable, promote or demote an account, or give it a new password."""
+    account = db.session.get(User, user_id)
+    if account is None:
+        abort(404)
+    admin = current_user._get_current_object()
+    name = account.username
+    try:
+        if action == "approve":
+            users.approve(account)
+            flash(_("%(name)s can now sign in.", name=name))
+        elif action in ("disable", "enable"):
+            users.set_disabled(account, action == "disable", admin)
+            flash(
+                _("%(name)s is disabled: signed out everywhere.", name=name)
+                if action == "disable"
+                else _("%(name)s can sign in again.", name=name)
+            )
+        elif action in ("promote", "demote"):
+            users.set_admin(account, action == "promote", admin)
+            flash(
+                _("%(name)s is now an administrator.", name=name)
+                if action == "promote"
+                else _("%(name)s is no longer an administrator.", name=name)
+            )
+        else:
+            # Shown once, on this page, to the admin who hands it over: never stored in clear.
+            return users_page(temporary=(name, users.reset_password(account)))
+    except users.OwnAccount:
+        flash(_("You cannot disable or demote your own account: another administrator can."), "error")
+    return redirect(url_for("admin.users_page"))

@@ -5,6 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
+from app.auth.passwords import NotCommonPassword
 from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
 
 
@@ -35,6 +36,7 @@ class RegisterForm(FlaskForm):
                 PASSWORD_MAX,
                 _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
             ),
+            NotCommonPassword(),
         ],
     )
     confirm = PasswordField(
@@ -59,6 +61,7 @@ class ChangePasswordForm(FlaskForm):
                 PASSWORD_MAX,
                 _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
             ),
+            NotCommonPassword(),
         ],
     )
     confirm = PasswordField(

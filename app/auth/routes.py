@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
-from app.auth import bp, sessions
+from app.admin import users
+from app.auth import bp, sessions, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
 from app.extensions import db, login_manager
@@ -53,12 +55,21 @@ def login():
         return redirect(url_for("chat.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.username.data.strip(), form.password.data)
+        username = form.username.data.strip()
+        attempt = throttle.begin(username, request.remote_addr)
+        if attempt.seconds_to_wait:  # the password is not even checked
+            form.password.errors.append(throttle.wait_message(attempt.seconds_to_wait))
+            headers = {"Retry-After": str(attempt.seconds_to_wait)}
+            return render_template("auth/login.html", form=form), 429, headers
+        user = authenticate(username, form.password.data)
         if user is None:
             form.password.errors.append(_("Wrong username or password."))
         elif user.disabled:  # told only to whoever knows the password
             form.password.errors.append(_("This account is disabled. Ask the administrator."))
+        elif user.pending:
+            form.password.errors.append(_("Your account is waiting for the administrator's approval."))
         else:
+            attempt.succeeded()
             _start_session(user, remember=form.remember.data)
             return redirect(_safe_next(url_for("chat.index")))
     status = 401 if form.errors else 200
@@ -67,21 +78,29 @@ def login():
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    """Create an account; the first one is the admin."""
+    """Create an account; the first one is the admin. The admin says who else may: anyone,
+    anyone once approved, or no one."""
     if current_user.is_authenticated:
         return redirect(url_for("chat.index"))
+    mode = users.registration_mode()
+    first = db.session.scalar(sa.select(User.id).limit(1)) is None
+    if mode == "closed" and not first:
+        return render_template("auth/register.html", form=None, closed=True), 403
     form = RegisterForm()
     if form.validate_on_submit():
+        pending = mode == "approval"
         try:
-            user = create_user(form.username.data.strip(), form.password.data)
+            user = create_user(form.username.data.strip(), form.password.data, pending=pending)
         except UsernameTaken:
             form.username.errors.append(_("This username is taken."))
         else:
+            if user.pending:
+                return render_template("auth/register.html", form=None, waiting=True), 202
             _start_session(user)
             flash(_("Welcome, %(name)s.", name=user.username), "success")
             return redirect(url_for("chat.index"))
     status = 400 if form.errors else 200
-    return render_template("auth/register.html", form=form), status
+    return render_template("auth/register.html", form=form, approval=mode == "approval" and not first), status
 
 
 @bp.post("/logout")
@@ -100,9 +119,16 @@ def change_password():
     """A new password; every other session of the account ends, this one goes on."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        # Throttled as a sign-in is: a borrowed session must not make guessing the password cheap.
+        attempt = throttle.begin(current_user.username, request.remote_addr)
+        if attempt.seconds_to_wait:
+            form.current.errors.append(throttle.wait_message(attempt.seconds_to_wait))
+            headers = {"Retry-After": str(attempt.seconds_to_wait)}
+            return render_template("auth/password.html", form=form), 429, headers
         if authenticate(current_user.username, form.current.data) is None:
             form.current.errors.append(_("This is not your current password."))
         else:
+            attempt.succeeded()
             current_user.password_hash = hash_password(form.password.data)
             current_user.end_sessions()
             db.session.commit()

@@ -14,7 +14,8 @@ PASSWORD_MAX = 128
 USERNAME_PATTERN = r"^[\w.-]+$"
 
 # argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile: 64 MiB, 3 passes,
-# 4 lanes), above OWASP ASVS 5.0's minimum for memory-hard hashing.
+# 4 lanes), above OWASP ASVS 5.0's floor (appendix C: m >= 12 MiB for 3 passes or more);
+# tests/test_passwords.py reads these parameters back from a stored hash.
 _hasher = PasswordHasher()
 # Checked against when the username is unknown, so both failures take the same time.
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
@@ -42,15 +43,15 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
-def create_user(username: str, password: str, admin: bool = False) -> User:
-    """Create an account; the very first account becomes the admin.
+def create_user(username: str, password: str, admin: bool = False, pending: bool = False) -> User:
+    """Create an account; the very first account becomes the admin (never pending).
 
     The admin flag goes to the lowest id, decided by one UPDATE after the insert, so two
     simultaneous first registrations cannot both become admin.
     """
     if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise UsernameTaken(username)
-    user = User(username=username, password_hash=hash_password(password), is_admin=admin)
+    user = User(username=username, password_hash=hash_password(password), is_admin=admin, pending=pending)
     db.session.add(user)
     try:
         db.session.commit()
@@ -58,7 +59,9 @@ def create_user(username: str, password: str, admin: bool = False) -> User:
         db.session.rollback()
         raise UsernameTaken(username) from exc
     first_id = sa.select(sa.func.min(User.id)).scalar_subquery()
-    db.session.execute(sa.update(User).where(User.id == user.id, User.id == first_id).values(is_admin=True))
+    db.session.execute(
+        sa.update(User).where(User.id == user.id, User.id == first_id).values(is_admin=True, pending=False)
+    )
     db.session.commit()
     db.session.refresh(user)
     return user

@@ -3,13 +3,19 @@ fields, the prompt's length, the model, and a place in the scheduler's queue."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import sqlalchemy as sa
 from flask import current_app, request
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from app.chat.stream import engine_unreachable_message, model_unavailable_message
 from app.errors import render_error
+from app.extensions import db
 from app.llm import services as llm
 from app.llm.catalogue import Entry
+from app.models import User
 
 
 def field(name: str) -> str:
@@ -41,6 +47,21 @@ def model_unavailable(model_id: str, status: int):
     if entry is not None and not entry.info.reachable:
         return render_error(503, engine_unreachable_message())
     return render_error(status, model_unavailable_message(model_id))
+
+
+def still_allowed() -> Callable[[], bool]:
+    """For an answer stream: whether the signed-in user may still read it — not disabled, not
+    waiting for approval, not signed out everywhere since. Read on its own connection, so a
+    change committed meanwhile is seen whatever the stream's session holds."""
+    user_id, token = current_user.id, current_user.session_token
+
+    def allowed() -> bool:
+        query = sa.select(User.disabled, User.pending, User.session_token).where(User.id == user_id)
+        with db.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return row is not None and not row.disabled and not row.pending and row.session_token == token
+
+    return allowed
 
 
 def queue_full():

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.chat import bp, services
-from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full
+from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full, still_allowed
 from app.chat.stream import AnswerStream
 from app.errors import render_error, wants_json
 from app.llm import services as llm
@@ -157,6 +157,7 @@ def send_message(conversation_id: int):
         save_every=current_app.config["PARTIAL_SAVE_SECONDS"],
         ping_every=current_app.config["PING_SECONDS"],
         detailed_errors=detailed_errors,
+        allowed=still_allowed(),
     )
     headers = {
         "Cache-Control": "no-cache",

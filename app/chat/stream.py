@@ -43,6 +43,8 @@ PING = ": ping\n\n"
 # After a cancel, how long the stream waits for the job's last words and statistics. The
 # engine checks for cancellation between tokens, so this is normally one token's time.
 DRAIN_SECONDS = 2.0
+# How often a stream asks whether its user may still read it (disabled, signed out everywhere).
+ACCESS_CHECK_SECONDS = 2.0
 
 
 def frame(event: str, data: dict) -> str:
@@ -119,10 +121,13 @@ class AnswerStream:
         ping_every: float,
         detailed_errors: bool = False,
         measure: dict | None = None,
+        allowed: Callable[[], bool] | None = None,
     ) -> None:
         """`measure`: what the answer's Generation record needs besides the stream's own
         figures (user_id, conversation_id, parameters, and `received_at`, the perf_counter()
-        when the request was received: every time recorded counts from there); None: no record."""
+        when the request was received: every time recorded counts from there); None: no record.
+        `allowed`: whether the user may still read the answer; asked every few seconds, a no
+        ends the stream (an account disabled or signed out everywhere loses its open streams)."""
         self.job = job
         self.message_id = message_id
         self.model = model
@@ -141,15 +146,22 @@ class AnswerStream:
         self.stats: dict = {}
         self.dropped = 0
         self.end: Finished | Failed | None = None  # the job's last event, once read
+        self.allowed = allowed
 
     def __iter__(self) -> Iterator[str]:
         # Headers leave waitress only with the first non-empty chunk: send one at once.
         yield PING
-        last_sent = last_saved = time.monotonic()
+        last_sent = last_saved = last_checked = time.monotonic()
         saved_length = 0
         try:
             for event in self.job.events(tick=0.25):
                 now = time.monotonic()
+                if self.allowed is not None and now - last_checked >= ACCESS_CHECK_SECONDS:
+                    last_checked = now
+                    if not self.allowed():
+                        self.outcome, self.error = Outcome.STOPPED, _("Your access to this server has ended.")
+                        yield frame("error", {"message_id": self.message_id, "message": self.error})
+                        return
                 if event is None:
                     if self.client_gone():
                         self.job.cancel(Outcome.DISCONNECTED)

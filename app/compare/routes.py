@@ -6,7 +6,7 @@ from flask import Response, abort, current_app, jsonify, render_template, reques
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full
+from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full, still_allowed
 from app.compare import bp, services
 from app.compare.services import RunningAnswers, ScratchStream
 from app.errors import render_error
@@ -89,6 +89,7 @@ def answer():
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
         ping_every=current_app.config["PING_SECONDS"],
         detailed_errors=current_user.is_admin,
+        allowed=still_allowed(),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Compare-Id": str(key)}
     response = Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)

@@ -1,0 +1,79 @@
+"""The admin's say over accounts: who may register, approval, disabling, roles, passwords.
+
+Every change that takes something away (disable, demote, new password) acts on the user's
+next request, open answer streams included: sessions carry the account's token and state,
+read from the database at each request (`app.auth.routes.load_user`).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.auth.services import hash_password
+from app.extensions import db
+from app.models import SiteSetting, User
+
+REGISTRATION_KEY = "registration"
+REGISTRATION_MODES = ("open", "approval", "closed")
+
+
+class OwnAccount(Exception):
+    """An admin may not disable or demote themselves: there must always be an admin who can act."""
+
+
+def registration_mode() -> str:
+    """open: anyone on the network may create an account; approval: they wait for the admin;
+    closed: no new account. The admin's choice, else REGISTRATION_MODE."""
+    row = db.session.get(SiteSetting, REGISTRATION_KEY)
+    mode = row.value if row else current_app.config["REGISTRATION_MODE"]
+    return mode if mode in REGISTRATION_MODES else "approval"
+
+
+def set_registration_mode(mode: str) -> None:
+    if mode not in REGISTRATION_MODES:
+        raise ValueError(mode)
+    row = db.session.get(SiteSetting, REGISTRATION_KEY) or SiteSetting(key=REGISTRATION_KEY)
+    row.value = mode
+    db.session.add(row)
+    db.session.commit()
+
+
+def accounts() -> list[User]:
+    """Those waiting for approval first, then by name."""
+    return list(db.session.scalars(sa.select(User).order_by(User.pending.desc(), User.username)))
+
+
+def _not_self(user: User, admin: User) -> None:
+    if user.id == admin.id:
+        raise OwnAccount(user.username)
+
+
+def approve(user: User) -> None:
+    user.pending = False
+    db.session.commit()
+
+
+def set_disabled(user: User, disabled: bool, admin: User) -> None:
+    _not_self(user, admin)
+    user.disabled = disabled
+    if disabled:
+        user.end_sessions()
+    db.session.commit()
+
+
+def set_admin(user: User, is_admin: bool, admin: User) -> None:
+    _not_self(user, admin)
+    user.is_admin = is_admin
+    db.session.commit()
+
+
+def reset_password(user: User) -> str:
+    """A new password, chosen at random, to hand to the user; their sessions end."""
+    password = secrets.token_urlsafe(12)  # 16 characters, ~96 bits
+    user.password_hash = hash_password(password)
+    user.end_sessions()
+    db.session.commit()
+    return password
