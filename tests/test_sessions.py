@@ -145,3 +145,12 @@ def test_guessing_the_current_password_on_the_password_page_is_throttled_like_a_
     refused = change_password(client)  # even the right one, now
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert "Too many failed sign-ins" in refused.get_data(as_text=True)
+
+
+def test_a_session_of_an_account_disabled_behind_the_apps_back_is_no_session(app):
+    """Even when the account's token did not change (a database edit), a disabled account is out."""
+    client = signed_in_client(app, register=True)
+    with app.app_context():
+        db.session.execute(db.update(User).values(disabled=True))
+        db.session.commit()
+    assert not can_chat(client)

@@ -21,12 +21,13 @@ from app.models import User
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
     """The account of a session: "<id>:<token>"; a session from before the account's token
-    changed (signed out everywhere, new password, disabled) is no session at all."""
+    changed (signed out everywhere, new password, disabled) is no session at all, nor is one
+    of an account disabled or not approved."""
     user_id, _, token = session_id.partition(":")
     user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
     if user is None or not token or not secrets.compare_digest(token, user.session_token):
         return None
-    return user
+    return user if user.is_active else None  # disabled, or waiting for approval
 
 
 def _start_session(user: User, remember: bool = False) -> None:
