@@ -15,7 +15,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "connect-src 'self'",
         "font-src 'self'",
         "object-src 'none'",
-        "base-uri 'self'",
+        "base-uri 'none'",  # no <base>: every relative URL stays the app's
         "form-action 'self'",
         "frame-ancestors 'none'",
     ]

@@ -10,8 +10,9 @@ nanoseconds, errors as `{"error": ...}` with Ollama's status codes and wording.
 - "deepseek-r1:1.5b" is scripted: it "thinks" aloud, the way Ollama streams a thinking model.
 
 Tests steer it through plain attributes: `models` (remove one and it is gone from the host),
-`load_delay`, `busy`, `fail_with`, `stall_after`; and check what the product did through `requests`,
-`loads` and `cancelled`. No product code may import this module.
+`load_delay`, `busy`, `fail_with`, `stall_after`, `script` (what the scripted model says); and
+check what the product did through `requests`, `loads` and `cancelled`. No product code may
+import this module.
 
     with OllamaStandIn() as server:
         client = ollama.Client(server.url)
@@ -187,6 +188,9 @@ class OllamaStandIn:
         self.busy = False  # every /api/chat answers 503
         self.fail_with: tuple[int, str] | None = None  # every /api/chat answers this (status, error)
         self.stall_after: int | None = None  # streams stop after this many chunks of text
+        # The scripted model streams these pieces instead of its own lines, one chunk each: a
+        # str is answer text, a ("thinking", text) pair thinking. None: its usual answer.
+        self.script: list[str | tuple[str, str]] | None = None
         # (path, JSON body) of every request: None for a GET, the raw text when it was not JSON
         self.requests: list[tuple[str, object]] = []
         self.loads: Counter[str] = Counter()  # loads and reloads, by model name
@@ -262,6 +266,7 @@ class OllamaStandIn:
         self.busy = False
         self.fail_with = None
         self.stall_after = None
+        self.script = None
         self.cancelled_event.clear()
         self.stalled.clear()
 
@@ -632,7 +637,7 @@ class _Handler(BaseHTTPRequestHandler):
             schema = body.get("format")
             source = _embedded_answer(so.engine, model.embedded_model, messages, options, cancel, schema)
         else:
-            source = _scripted_answer(messages, options, think, cancel)
+            source = _scripted_answer(messages, options, think, cancel, so.script)
         if stream:
             self._start_stream()  # the status line leaves once the model is loaded, as in Ollama
         texts = {"content": [], "thinking": []}
@@ -728,11 +733,13 @@ def _embedded_answer(
     )
 
 
-def _scripted_answer(messages, options: dict, think: bool | None, cancel) -> Iterator:
+def _scripted_answer(messages, options: dict, think: bool | None, cancel, script=None) -> Iterator:
     """The thinking model: its reasoning as `thinking` when asked for (`think` true), left out
     when refused (false), and inline in <think> tags when the request did not say (None), as
-    Ollama did before it separated thinking."""
-    if think:
+    Ollama did before it separated thinking. A `script` is streamed as given, whatever `think`."""
+    if script is not None:
+        pieces = [piece if isinstance(piece, tuple) else ("content", piece) for piece in script]
+    elif think:
         pieces = [("thinking", t) for t in SCRIPTED_THINKING] + [("content", t) for t in SCRIPTED_ANSWER]
     elif think is False:
         pieces = [("content", t) for t in SCRIPTED_ANSWER]

@@ -8,10 +8,18 @@ from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 from app.auth.passwords import NotCommonPassword
 from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
 
+# Over-long sign-in fields are refused before any work, with the answer a wrong password gets.
+_WRONG = _l("Wrong username or password.")
+
 
 class LoginForm(FlaskForm):
-    username = StringField(_l("Username"), validators=[InputRequired(_l("Enter your username."))])
-    password = PasswordField(_l("Password"), validators=[InputRequired(_l("Enter your password."))])
+    username = StringField(
+        _l("Username"), validators=[InputRequired(_l("Enter your username.")), Length(max=64, message=_WRONG)]
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[InputRequired(_l("Enter your password.")), Length(max=PASSWORD_MAX, message=_WRONG)],
+    )
     remember = BooleanField(_l("Stay signed in"))
 
 

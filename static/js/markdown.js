@@ -10,11 +10,21 @@ window.Markdown = (() => {
     USE_PROFILES: { html: true },
     // No images, media or forms from model output: an image URL could carry the
     // conversation to another server, and a form could pose as the app.
-    FORBID_TAGS: ["img", "picture", "video", "audio", "source", "iframe", "form", "input", "style", "svg", "math"],
+    FORBID_TAGS: [
+      "img", "picture", "video", "audio", "source", "iframe", "form", "input", "button", "select", "textarea",
+      "style", "svg", "math", "template",
+    ],
     // No class, id or name either: the page's own classes could lay an answer over the whole
-    // page, and an id could shadow an element the page looks up.
-    FORBID_ATTR: ["style", "srcset", "class", "id", "name"],
+    // page, and an id could shadow an element the page looks up. And no URL but a link's:
+    // whatever an element fetches by itself (a table's background) would reach another server.
+    FORBID_ATTR: [
+      "style", "srcset", "class", "id", "name",
+      "src", "background", "poster", "action", "formaction", "ping", "data", "cite", "xlink:href",
+    ],
     ALLOW_DATA_ATTR: false,
+    // Links to web pages, mail, or this site; not tel:, sms:, ftp: and the like (DOMPurify's own
+    // list), nor javascript: or data: (refused by DOMPurify either way).
+    ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
   };
 
   DOMPurify.addHook("afterSanitizeAttributes", (node) => {

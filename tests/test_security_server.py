@@ -1,0 +1,238 @@
+"""Against the real server (waitress on 127.0.0.1, `flask serve`): the CSRF token on every POST,
+the session cookie's flags, the security headers on every kind of answer, bounded requests,
+and a log without passwords (OWASP ASVS 5.0, issue 7).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from benchmarks.client import CSRF_INPUT, ChatClient
+from benchmarks.server import LiveServer
+from tests.conftest import PASSWORD
+from tests.url_map import url_of
+
+EXPIRED = "session has expired"
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = {"DEFAULT_LANGUAGE": "en"}  # the messages asserted below are the English ones
+    with LiveServer(tmp_path_factory.mktemp("security"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def alice(server) -> ChatClient:
+    """The first account, hence the admin."""
+    client = ChatClient(server.base_url, timeout=30)
+    assert client.register("alice", PASSWORD).ok
+    return client
+
+
+@pytest.fixture(scope="module")
+def bob(server, alice) -> ChatClient:
+    client = ChatClient(server.base_url, timeout=30)
+    assert client.register("bob", PASSWORD).ok
+    return client
+
+
+def csrf_token_of(page: requests.Response) -> str:
+    match = CSRF_INPUT.search(page.text)
+    assert match, f"no CSRF token on {page.url}"
+    return match.group(1) or match.group(2)
+
+
+def set_cookies(response: requests.Response) -> dict[str, set[str]]:
+    """Each cookie the response sets, with its attributes (lower case, values kept for SameSite)."""
+    cookies = {}
+    for header in response.raw.headers.getlist("Set-Cookie"):
+        name_value, *attributes = [part.strip() for part in header.split(";")]
+        cookies[name_value.split("=", 1)[0]] = {a.lower() for a in attributes}
+    return cookies
+
+
+def state_of(client: ChatClient) -> dict:
+    """What a forged request could change: the conversations and their messages, the models
+    offered and the default, the admin's settings of the default model, being signed in."""
+    conversations = client.session.get(client.url("/conversations"), headers=JSON).json()["conversations"]
+    models = client.session.get(client.url("/models")).json()
+    settings = client.session.get(client.url("/admin/models/settings"), params={"model": models["default"]})
+    return {
+        "conversations": [(c["id"], c["title"], c["model"], c["think"]) for c in conversations],
+        "messages": [len(client.messages(c["id"])) for c in conversations],
+        "models": models,
+        # the page's form, but for its CSRF tokens (signed anew on every page)
+        "settings": re.sub(r'(?:value|content)="[\w.-]{40,}"', "", settings.text),
+    }
+
+
+def test_every_post_without_the_csrf_token_is_refused_and_changes_nothing(app, alice):
+    conversation_id = alice.create_conversation()
+    assert alice.post_json(f"/conversations/{conversation_id}/rename", {"title": "Before"}).ok
+    before = state_of(alice)
+    default = before["models"]["default"]
+    # every field a POST might read, set to change something (the page's language too: English now)
+    fields = ("title", "content", "prompt", "system_prompt")
+    body = dict.fromkeys(fields, "forged") | {"model": default, "think": "on", "enabled": "0", "lang": "fr"}
+    posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
+    assert len(posts) >= 20
+    accepted = []
+    for rule in posts:
+        url = url_of(rule, default_id=conversation_id) + f"?model={default}"
+        for as_json in (True, False):
+            response = alice.session.post(
+                alice.url(url),
+                headers=JSON if as_json else {},
+                allow_redirects=False,
+                **({"json": body} if as_json else {"data": body}),
+            )
+            text = response.json()["error"] if as_json else response.text
+            if response.status_code != 400 or EXPIRED not in text:
+                accepted.append(f"{rule.rule} {'JSON' if as_json else 'form'}: {response.status_code}")
+    assert not accepted, "\n".join(accepted)
+    assert state_of(alice) == before
+    assert alice.session.get(alice.url("/"), allow_redirects=False).status_code == 200, "signed out"
+
+
+def test_another_sessions_csrf_token_is_refused(alice, bob):
+    conversation_id = alice.create_conversation()
+    for token in (bob.csrf_token, alice.csrf_token[:-2] + "xx", "", "null"):
+        response = alice.session.post(
+            alice.url(f"/conversations/{conversation_id}/rename"),
+            json={"title": "Bob's"},
+            headers={**JSON, "X-CSRFToken": token},
+        )
+        assert response.status_code == 400, token
+        assert EXPIRED in response.json()["error"]
+        form = alice.session.post(
+            alice.url(f"/conversations/{conversation_id}/rename"),
+            data={"title": "Bob's", "csrf_token": token},
+            allow_redirects=False,
+        )
+        assert form.status_code == 400, token
+    titles = {
+        c["id"]: c["title"] for c in alice.session.get(alice.url("/conversations")).json()["conversations"]
+    }
+    assert titles[conversation_id] != "Bob's"
+
+
+def test_the_token_of_the_page_before_signing_in_no_longer_works_after_it(server, alice):
+    visitor = requests.Session()
+    old_token = csrf_token_of(visitor.get(server.base_url + "/login"))
+    signed_in = visitor.post(
+        server.base_url + "/login",
+        data={"csrf_token": old_token, "username": "alice", "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert signed_in.status_code == 302
+    response = visitor.post(
+        server.base_url + "/conversations", json={}, headers={**JSON, "X-CSRFToken": old_token}
+    )
+    assert response.status_code == 400 and EXPIRED in response.json()["error"]
+
+
+def _sign_in(base_url: str, remember: bool, cookie_header: bool = False) -> tuple[requests.Response, ...]:
+    """The sign-in page, then the sign-in itself: both answers, to read their cookies. With
+    `cookie_header`, the session cookie goes back by hand (a Secure one would not, over http)."""
+    visitor = requests.Session()
+    page = visitor.get(base_url + "/login")
+    headers = {}
+    if cookie_header:
+        session = page.raw.headers.getlist("Set-Cookie")[0].split(";")[0]
+        headers = {"Cookie": session}
+    form = {"csrf_token": csrf_token_of(page), "username": "alice", "password": PASSWORD}
+    if remember:
+        form["remember"] = "y"
+    signed_in = visitor.post(base_url + "/login", data=form, headers=headers, allow_redirects=False)
+    assert signed_in.status_code == 302, signed_in.text[:300]
+    return page, signed_in
+
+
+def test_cookies_are_httponly_and_samesite_lax_and_not_secure_over_http(server, alice):
+    page, signed_in = _sign_in(server.base_url, remember=True)
+    cookies = set_cookies(page) | set_cookies(signed_in)
+    assert {"session", "remember_token"} <= set(cookies), cookies
+    for name in ("session", "remember_token"):
+        assert "httponly" in cookies[name], name
+        assert "samesite=lax" in cookies[name], name
+        assert "secure" not in cookies[name], f"{name}: a Secure cookie would never come back over http"
+
+
+def test_cookies_are_secure_when_session_cookie_secure_is_set(tmp_path):
+    with LiveServer(tmp_path / "instance", {"SESSION_COOKIE_SECURE": "1"}) as secure:
+        secure.flask("create-admin", "alice", "--password", PASSWORD)  # a form would need the cookie back
+        page, signed_in = _sign_in(secure.base_url, remember=True, cookie_header=True)
+    cookies = set_cookies(page) | set_cookies(signed_in)
+    assert {"session", "remember_token"} <= set(cookies), cookies
+    for name in ("session", "remember_token"):
+        assert {"secure", "httponly", "samesite=lax"} <= cookies[name], (name, cookies[name])
+
+
+def content_security_policy(response: requests.Response) -> dict[str, list[str]]:
+    directives = [d.split() for d in response.headers["Content-Security-Policy"].split(";") if d.strip()]
+    return {d[0]: d[1:] for d in directives}
+
+
+def test_every_kind_of_answer_carries_the_security_headers(server, alice, bob):
+    base = server.base_url
+    visitor = requests.Session()
+    answers = {
+        "sign-in page": visitor.get(base + "/login"),
+        "redirect to sign in": visitor.get(base + "/", allow_redirects=False),
+        "401 JSON": visitor.get(base + "/conversations", headers=JSON),
+        "400 CSRF": visitor.post(base + "/login", data={}),
+        "chat page": alice.session.get(alice.url("/")),
+        "404 page": alice.session.get(alice.url("/nowhere")),
+        "404 JSON": alice.session.get(alice.url("/conversations/999999/messages"), headers=JSON),
+        "405": alice.session.get(alice.url("/logout")),
+        "403": bob.session.get(base + "/admin/models"),
+        "413": alice.post_json("/conversations", {"model": "m" * (1024 * 1024 + 1)}),
+        "script": visitor.get(base + "/static/js/markdown.js"),
+        "vendored script": visitor.get(base + "/static/vendor/purify.min.js"),
+        "stylesheet": visitor.get(base + "/static/css/app.css"),
+    }
+    for what, response in answers.items():
+        policy = content_security_policy(response)
+        assert policy["default-src"] == ["'self'"], what
+        assert policy["script-src"] == ["'self'"], (
+            what,
+            "no 'unsafe-inline', no 'unsafe-eval', nothing else",
+        )
+        assert policy["style-src"] == ["'self'"], what
+        assert policy["object-src"] == ["'none'"], what
+        assert policy["base-uri"] == ["'none'"], what
+        assert policy["frame-ancestors"] == ["'none'"], what
+        assert policy["form-action"] == ["'self'"], what
+        assert response.headers["X-Content-Type-Options"] == "nosniff", what
+        assert response.headers["X-Frame-Options"] == "DENY", what
+        assert "Traceback" not in response.text, what
+
+
+def test_a_prompt_over_a_megabyte_gets_413_json_and_the_server_goes_on(alice):
+    conversation_id = alice.create_conversation()
+    response = alice.post_json(
+        f"/conversations/{conversation_id}/messages", {"content": "a" * (1024 * 1024 + 1)}
+    )
+    assert response.status_code == 413
+    assert response.json() == {"error": "The request is too large.", "status": 413}
+    assert alice.messages(conversation_id) == []
+    assert alice.session.get(alice.url("/conversations"), headers=JSON).ok
+
+
+def test_the_server_log_holds_no_password(server, alice):
+    wrong = "not alice's password but long"
+    visitor = requests.Session()
+    token = csrf_token_of(visitor.get(server.base_url + "/login"))
+    visitor.post(
+        server.base_url + "/login", data={"csrf_token": token, "username": "alice", "password": wrong}
+    )
+    _sign_in(server.base_url, remember=False)
+    log = server.log_path.read_text()
+    assert "serving on" in log, "the log is the server's"
+    assert PASSWORD not in log and wrong not in log
+    assert "Traceback" not in log, log[-3000:]

@@ -1,0 +1,458 @@
+"""Nobody gets in where they do not belong (OWASP ASVS 5.0, issue 7), with a scripted engine:
+a sign-in everywhere but a short allowlist, another user's ids answered like missing ones,
+admin pages for admins only, bounded input, generic errors, engines asked only about models
+of the catalogue.
+
+The sweeps are built from `app.url_map`, not from a list written by hand: a route added later
+is swept too, and one whose variable parts the sweep cannot classify makes it fail until
+someone decides whose thing that part names.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+import flask_migrate
+import pytest
+
+from app import create_app
+from app.admin.services import load_preferences
+from app.chat import services as chat_services
+from app.extensions import db
+from app.llm import LLMServices
+from app.llm.catalogue import Catalogue
+from app.llm.engines.ollama import OllamaEngine
+from app.llm.scheduler import Scheduler
+from app.models import BenchmarkRun, Conversation, Message, User
+from config import TestConfig
+from tests.conftest import PASSWORD, AuthActions, sse_events
+from tests.url_map import sweep, url_of
+
+JSON = {"Accept": "application/json"}
+HTML = {"Accept": "text/html"}
+STREAM = {"Accept": "text/event-stream"}
+
+# What a visitor reaches without signing in, and why. Every other endpoint sends them to sign in.
+PUBLIC = {
+    "static": "the CSS and scripts of the sign-in page itself",
+    "auth.login": "signing in",
+    "auth.register": "creating an account (the admin decides whether anyone may)",
+    "auth.set_language": "reading the sign-in page in one's language",
+}
+# Variable parts of URLs that name no one's thing; any other one must be given an owned value
+# in the ownership sweep, or the sweep fails.
+NOT_IDS = {"kind": "a file format", "action": "a verb of the admin's user page"}
+# Every field a state-changing route might read, set to what an intruder would want.
+INTRUSION = {
+    "title": "pris par bob",
+    "model": "other",
+    "think": "on",
+    "content": "laisse-moi entrer",
+    "prompt": "laisse-moi entrer",
+    "enabled": "0",
+    "mode": "open",
+}
+
+
+def call(client, method: str, url: str, headers: dict, body: dict | None = None):
+    """One request; a body as JSON to scripts, as a form to pages, and only with a POST."""
+    if method != "POST" or body is None:
+        return client.open(url, method=method, headers=headers)
+    as_form = headers is HTML
+    return client.open(url, method=method, headers=headers, **({"data": body} if as_form else {"json": body}))
+
+
+class Stream:
+    """An answer stream read in a thread of its own, as the real server would serve it."""
+
+    def __init__(self, client, url: str, body: dict, id_header: str) -> None:
+        self.body = ""
+        self.id: int | None = None
+        self.opened = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(client, url, body, id_header), daemon=True)
+        self.thread.start()
+        assert self.opened.wait(5) and self.id is not None, f"{url} did not open a stream"
+
+    def _read(self, client, url: str, body: dict, id_header: str) -> None:
+        try:
+            response = client.post(url, json=body, headers=STREAM)
+            self.id = int(response.headers[id_header])
+        finally:
+            self.opened.set()
+        for chunk in response.response:
+            self.body += chunk.decode() if isinstance(chunk, bytes) else chunk
+
+    @property
+    def ended(self) -> bool:
+        return "event: done" in self.body or "event: error" in self.body
+
+    def join(self) -> list[tuple[str, dict]]:
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "the stream did not end"
+        return sse_events(self.body)
+
+
+def new_conversation(client) -> int:
+    response = client.post("/conversations", json={}, headers=JSON)  # with the default model
+    assert response.status_code == 201, response.data
+    return response.json["id"]
+
+
+def signed_in_as(app, username: str):
+    client = app.test_client()
+    assert AuthActions(client).register(username).status_code == 302
+    return client
+
+
+# -- sign-in everywhere -----------------------------------------------------------------------
+def test_every_route_outside_the_allowlist_sends_a_visitor_to_sign_in(app, client):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert set(PUBLIC) <= endpoints, f"the allowlist names endpoints that are gone: {set(PUBLIC) - endpoints}"
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in PUBLIC]
+    let_in, swept = [], 0
+    for _rule, method, url in sweep(app, rules):
+        swept += 1
+        page = client.open(url, method=method, headers=HTML)
+        if page.status_code != 302 or not page.headers["Location"].startswith("/login?"):
+            let_in.append(f"{method} {url} (page): {page.status_code} {page.headers.get('Location')}")
+        script = client.open(url, method=method, headers=JSON)
+        if script.status_code != 401 or (method != "HEAD" and script.json["status"] != 401):
+            let_in.append(f"{method} {url} (script): {script.status_code}")
+    assert not let_in, "\n".join(let_in)
+    assert swept >= 90, f"only {swept} requests: is the URL map all there?"
+
+
+# -- owners only ------------------------------------------------------------------------------
+def _benchmark_run(app, user_id: int) -> int:
+    with app.app_context():
+        run = BenchmarkRun(
+            uid=uuid.uuid4().hex,
+            source="page",
+            user_id=user_id,
+            state="done",
+            suite_id="rapide",
+            suite_name="Rapide",
+            suite={},
+            models=["tiny"],
+            start="warm",
+            thinking="default",
+        )
+        db.session.add(run)
+        db.session.commit()
+        return run.id
+
+
+def _alices_things(app, conversation_id: int, run_id: int) -> dict:
+    """What Bob must not change: her conversation, its messages, her benchmark run, her account."""
+    with app.app_context():
+        conversation = db.session.get(Conversation, conversation_id)
+        run = db.session.get(BenchmarkRun, run_id)
+        alice = db.session.scalar(db.select(User).where(User.username == "alice"))
+        messages = conversation.messages if conversation else []
+        return {
+            "account": (alice.is_admin, alice.disabled, alice.session_token, alice.password_hash),
+            "conversation": conversation and (conversation.title, conversation.model, conversation.think),
+            # the answer being written grows meanwhile: its state is compared, not its text
+            "messages": [(m.id, m.role, m.state) for m in messages],
+            "texts": [m.content for m in messages if m.role == "user" or m.state == "complete"],
+            "run": run and (run.state, run.models),
+        }
+
+
+def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client, auth, engine):
+    auth.register("alice")  # the first account: the admin
+    conversation_id = new_conversation(client)
+    client.post(f"/conversations/{conversation_id}/rename", json={"title": "Le secret d'Alice"}, headers=JSON)
+    client.post(
+        f"/conversations/{conversation_id}/messages", json={"content": "mon secret"}, headers=STREAM
+    ).get_data()
+    engine.words, engine.delay = [f" mot{i}" for i in range(500)], 0.02  # 10 s: outlasts the sweep
+    writing = Stream(
+        client, f"/conversations/{conversation_id}/messages", {"content": "raconte"}, "X-Message-Id"
+    )
+    comparing = Stream(client, "/compare/answers", {"model": "other", "prompt": "compare"}, "X-Compare-Id")
+    with app.app_context():
+        alice_id = db.session.scalar(db.select(User.id).where(User.username == "alice"))
+        message_ids = db.session.scalars(
+            db.select(Message.id).where(Message.conversation_id == conversation_id)
+        )
+        message_ids = list(message_ids)  # both questions, both answers (one still being written)
+    assert len(message_ids) == 4
+    run_id = _benchmark_run(app, alice_id)
+    owned = {  # each variable part of a URL, and Alice's things it can name
+        "conversation_id": [conversation_id],
+        "message_id": message_ids,
+        "key": [comparing.id],  # her comparison answer, still running
+        "run_id": [run_id],  # admins only; another admin sees it too, by design: runs are the server's
+        "user_id": [alice_id],  # admins only
+    }
+    rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
+    unclassified = sorted(
+        f"{rule.rule}: {name}" for rule in rules for name in rule.arguments if name not in owned | NOT_IDS
+    )
+    assert not unclassified, f"whose thing does each of these name? {unclassified}"
+    before = _alices_things(app, conversation_id, run_id)
+
+    bob = signed_in_as(app, "bob")
+    got_in, swept = [], 0
+    for rule, method, url in sweep(app, rules, owned):
+        expected = 403 if rule.rule.startswith("/admin/") else 404
+        for headers in (JSON, HTML):
+            swept += 1
+            response = call(bob, method, url, headers, INTRUSION)
+            response.close()  # a stream opened by mistake would end here
+            if method == "OPTIONS":
+                # Flask's automatic answer: the methods, the same for a missing id, no view run
+                missing = call(bob, method, url_of(rule, default_id=999999), headers)
+                seen = (response.status_code, response.headers.get("Allow"), response.data)
+                if seen != (missing.status_code, missing.headers.get("Allow"), missing.data):
+                    got_in.append(f"{method} {url}: answers unlike a missing id")
+            elif response.status_code != expected:
+                got_in.append(f"{method} {url} {headers['Accept']}: {response.status_code}, not {expected}")
+    assert not got_in, "\n".join(got_in)
+    assert swept >= 60, swept
+
+    assert _alices_things(app, conversation_id, run_id) == before
+    assert not writing.ended and not comparing.ended, "Bob stopped Alice's answers"
+    assert all("laisse-moi" not in str(messages) for messages in engine.requests), "Bob reached the model"
+    assert bob.get("/conversations", headers=JSON).json["conversations"] == []
+    assert "Le secret d" not in bob.get("/").get_data(as_text=True)
+    # Her own stop still works: those ids were live all along.
+    assert client.post(f"/compare/answers/{comparing.id}/stop", headers=JSON).json == {"stopped": True}
+    assert client.post(f"/messages/{writing.id}/stop", headers=JSON).json == {"stopped": True}
+    assert writing.join()[-1][1]["state"] == comparing.join()[-1][1]["state"] == "stopped"
+
+
+# -- admins only ------------------------------------------------------------------------------
+def test_every_admin_route_answers_403_to_a_signed_in_user_who_is_not_admin(app, client, auth):
+    auth.register("admin")
+    auth.logout()
+    auth.register("bob")
+    rules = [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin")]
+    let_in, swept = [], 0
+    for _rule, method, url in sweep(app, rules):
+        for headers in (JSON, HTML):
+            swept += 1
+            response = call(client, method, url, headers, INTRUSION | {"model": "tiny", "repetitions": "1"})
+            if response.status_code != 403:
+                let_in.append(f"{method} {url} {headers['Accept']}: {response.status_code}")
+    assert not let_in, "\n".join(let_in)
+    assert swept >= 60, swept
+
+
+# -- bounded input, generic errors ------------------------------------------------------------
+def test_a_prompt_over_a_megabyte_gets_413_as_json_and_the_app_goes_on(app, signed_in, engine):
+    conversation_id = new_conversation(signed_in)
+    huge = "a" * (1024 * 1024 + 1)
+    attempts = [
+        (f"/conversations/{conversation_id}/messages", {"content": huge}),
+        ("/compare/answers", {"model": "tiny", "prompt": huge}),
+    ]
+    for url, body in attempts:
+        response = signed_in.post(url, json=body, headers=STREAM)
+        assert response.status_code == 413, url
+        assert response.json == {"error": "The request is too large.", "status": 413}
+    assert engine.requests == []
+    assert signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"] == []
+    answer = signed_in.post(
+        f"/conversations/{conversation_id}/messages", json={"content": "ok"}, headers=STREAM
+    )
+    assert sse_events(answer.get_data(as_text=True))[-1][0] == "done"
+
+
+def _register(client, **fields):
+    form = {"username": "bob", "password": PASSWORD, "confirm": PASSWORD} | fields
+    return client.application.test_client().post("/register", data=form)  # as a visitor
+
+
+def _admin_settings(admin, **fields):
+    return admin.post("/admin/models/settings?model=tiny", data={"model": "tiny", "enabled": "y"} | fields)
+
+
+def _benchmark(admin, **fields):
+    form = {"models": ["tiny"], "suite": "rapide", "repetitions": "1", "start": "warm", "thinking": "off"}
+    return admin.post("/admin/benchmarks", data=form | fields)
+
+
+def _over_message_limit(client) -> str:
+    return "m" * (client.application.config["MAX_MESSAGE_CHARS"] + 1)
+
+
+TOO_LONG = {  # each field over its limit: the request (by the admin, in a conversation), what it must say
+    "username over 64": (lambda c, cid: _register(c, username="u" * 65), "3 to 64 characters"),
+    "password over the maximum": (
+        lambda c, cid: _register(c, password="p" * 1000, confirm="p" * 1000),
+        "to 128 characters",
+    ),
+    "title over 200": (
+        lambda c, cid: c.post(f"/conversations/{cid}/rename", json={"title": "t" * 201}, headers=JSON),
+        "1 to 200 characters",
+    ),
+    "message over MAX_MESSAGE_CHARS": (
+        lambda c, cid: c.post(
+            f"/conversations/{cid}/messages", json={"content": _over_message_limit(c)}, headers=STREAM
+        ),
+        "too long",
+    ),
+    "comparison prompt over MAX_MESSAGE_CHARS": (
+        lambda c, cid: c.post(
+            "/compare/answers", json={"model": "tiny", "prompt": _over_message_limit(c)}, headers=JSON
+        ),
+        "too long",
+    ),
+    "model name of 10,000 characters": (
+        lambda c, cid: c.post(f"/conversations/{cid}/model", json={"model": "x" * 10_000}, headers=JSON),
+        "is not available",
+    ),
+    "thinking neither on nor off": (
+        lambda c, cid: c.post(f"/conversations/{cid}/thinking", json={"think": "x" * 1000}, headers=JSON),
+        "either on or off",
+    ),
+    "system prompt over 4000": (
+        lambda c, cid: _admin_settings(c, system_prompt="s" * 4001),
+        "at most 4000 characters",
+    ),
+    "temperature over 2": (lambda c, cid: _admin_settings(c, temperature="3"), "from 0 to 2"),
+    "benchmark repetitions over 10": (lambda c, cid: _benchmark(c, repetitions="11"), "from 1 to 10"),
+    "dashboard period unknown": (
+        lambda c, cid: c.get("/admin/dashboard", query_string={"period": "x" * 1000}),
+        "Pick a period",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TOO_LONG, ids=list(TOO_LONG))
+def test_a_field_over_its_limit_is_refused_400_with_a_message(signed_in, case):
+    send, message = TOO_LONG[case]
+    response = send(signed_in, new_conversation(signed_in))
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert message in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def app_logs(app, caplog, monkeypatch):
+    """Everything logged, at every level. The app fixture runs the migrations in this process, and
+    their logging.config disables every logger that existed before: turned back on here."""
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.disabled:
+            monkeypatch.setattr(logger, "disabled", False)
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def test_an_unexpected_error_shows_the_generic_500_page_without_a_trace(signed_in, monkeypatch, app_logs):
+    def broken(user):
+        raise RuntimeError("secret detail at /work/main/app/chat/services.py line 42")
+
+    monkeypatch.setattr(chat_services, "conversations_of", broken)
+    page = signed_in.get("/")
+    script = signed_in.get("/conversations", headers=JSON)
+    assert page.status_code == script.status_code == 500
+    assert script.json == {"error": "Something went wrong on the server. Please try again.", "status": 500}
+    body = page.get_data(as_text=True)
+    assert "Something went wrong on the server" in body
+    for leak in ("Traceback", "RuntimeError", "secret detail", ".py", "/work/"):
+        assert leak not in body and leak not in script.get_data(as_text=True), leak
+    assert "secret detail" in app_logs.text, "the admin finds the cause in the server's log"
+
+
+def test_signing_up_and_in_never_logs_a_password(client, auth, app_logs):
+    logging.getLogger("app.auth").debug("the capture hears the app's loggers")
+    wrong = "a wrong but long password"
+    auth.register("alice")
+    auth.logout()
+    auth.login("alice", wrong)
+    auth.login("nobody", wrong)
+    auth.login("alice")
+    assert "the capture hears the app's loggers" in app_logs.text
+    for secret in (PASSWORD, wrong):
+        assert secret not in app_logs.text
+
+
+# -- engines: only catalogue models -----------------------------------------------------------
+NOT_IN_THE_CATALOGUE = [
+    "../../etc/passwd",
+    "http://evil.example/api/pull",
+    "tiny/../other",
+    "tiny\n",
+    " tiny",
+    "TINY",
+    "tiny:latest",
+    "x" * 10_000,
+]
+
+
+def _ask_for_models(client, names: list[str]) -> list[tuple[str, int]]:
+    """Every way a user or the admin can name a model; (what, name) of the attempts not refused."""
+    conversation_id = new_conversation(client)
+    accepted = []
+    for name in names:
+        attempts = {
+            "new conversation": (client.post("/conversations", json={"model": name}, headers=JSON), 409),
+            "change model": (
+                client.post(f"/conversations/{conversation_id}/model", json={"model": name}, headers=JSON),
+                400,
+            ),
+            "compare": (
+                client.post("/compare/answers", json={"model": name, "prompt": "hi"}, headers=STREAM),
+                400,
+            ),
+            "compare plan": (client.get("/compare/plan", query_string={"a": name, "b": name}), 400),
+            "model settings": (client.get("/admin/models/settings", query_string={"model": name}), 404),
+            "offer": (client.post("/admin/models/enabled", data={"model": name, "enabled": "1"}), 404),
+            "benchmark": (_benchmark(client, models=[name]), 400),
+        }
+        accepted += [(what, name[:40]) for what, (r, status) in attempts.items() if r.status_code != status]
+        client.post("/admin/models/unload", data={"model": name})
+        client.post("/admin/models/default", data={"model": name})
+    return accepted
+
+
+def test_a_model_name_outside_the_catalogue_never_reaches_an_engine(app, signed_in, engine, monkeypatch):
+    asked = []
+    for method in ("claim", "unload", "is_loaded"):
+        real = getattr(engine, method)
+
+        def spy(model_id, *args, _real=real, **kwargs):
+            asked.append(model_id)
+            return _real(model_id, *args, **kwargs)
+
+        monkeypatch.setattr(engine, method, spy)
+    assert _ask_for_models(signed_in, NOT_IN_THE_CATALOGUE) == []
+    assert engine.requests == []
+    assert set(asked) <= {"tiny", "other"}, set(asked)
+    with app.app_context():
+        assert {c.model for c in db.session.scalars(db.select(Conversation))} == {"tiny"}
+    assert signed_in.get("/models").json["default"] == "tiny"
+
+
+@pytest.fixture
+def ollama_app(tmp_path: Path, standin):
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'ollama.sqlite3'}"
+        MODELS_DIR = tmp_path / "models"
+
+    engine = OllamaEngine(standin.url, list_ttl=60)  # one listing: its requests name listed models only
+    catalogue = Catalogue([engine], default_model="smollm2:135m", preferences=load_preferences)
+    app = create_app(
+        Config, llm_services=LLMServices(catalogue, Scheduler(catalogue, pools={engine.name: 1}))
+    )
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+def test_the_ollama_host_is_only_ever_asked_about_models_it_listed(ollama_app, standin):
+    client = signed_in_as(ollama_app, "admin")
+    listed = set(standin.models)
+    names = [*NOT_IN_THE_CATALOGUE, "smollm2:135m/../deepseek-r1:1.5b", "deepseek-r1:1.5b\u200b"]
+    assert _ask_for_models(client, names) == []
+    sent = [
+        body.get("model") or body.get("name") for _path, body in standin.requests if isinstance(body, dict)
+    ]
+    assert set(sent) - {None} <= listed, set(sent) - listed
+    assert standin.bodies("/api/show"), "the host was asked nothing: this would prove nothing"
+    assert standin.bodies("/api/chat") == [] and standin.bodies("/api/generate") == []
