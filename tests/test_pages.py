@@ -142,6 +142,7 @@ def test_french_catalogue_translates_every_string_in_the_code(tmp_path):
         template = read_po(f)
     with open(ROOT / "app/translations/fr/LC_MESSAGES/messages.po", "rb") as f:
         catalogue = read_po(f)
+
     def translated(message) -> bool:
         # A plural message's msgstr is a tuple: every form must be filled.
         string = message.string if message else ""

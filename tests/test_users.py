@@ -48,9 +48,7 @@ def test_by_approval_a_new_account_waits_until_the_admin_approves_it(app, admin)
     assert page.status_code == 202 and "waits for the administrator's approval" in page.get_data(as_text=True)
     assert not can_chat(bob)
     refused = bob.post("/login", data={"username": "bob", "password": PASSWORD})
-    assert refused.status_code == 401 and "waiting for the administrator" in refused.get_data(
-        as_text=True
-    )
+    assert refused.status_code == 401 and "waiting for the administrator" in refused.get_data(as_text=True)
     assert "waiting for approval" in admin.get("/admin/users").get_data(as_text=True)
     assert "bob can now sign in." in act(admin, "bob", "approve", app).get_data(as_text=True)
     assert can_chat(client_of(app, "bob"))
