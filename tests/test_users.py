@@ -111,10 +111,10 @@ def test_a_demoted_admin_loses_the_admin_pages_at_the_next_request(app, admin):
     assert bob.get("/admin/models").status_code == 403 and bob.get("/admin/users").status_code == 403
 
 
-def test_an_admin_cannot_disable_or_demote_themselves(app, admin):
-    for action in ("disable", "demote"):
+def test_an_admin_cannot_disable_demote_or_reset_themselves(app, admin):
+    for action in ("disable", "demote", "password"):
         page = act(admin, "admin", action, app).get_data(as_text=True)
-        assert "You cannot disable or demote your own account" in page
+        assert "You cannot disable, demote or reset your own account here" in page
     me = account(app, "admin")
     assert me.is_admin and not me.disabled
 

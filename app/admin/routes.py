@@ -263,7 +263,10 @@ def user_action(user_id: int, action: str):
             )
         else:
             # Shown once, on this page, to the admin who hands it over: never stored in clear.
-            return users_page(temporary=(name, users.reset_password(account)))
+            return users_page(temporary=(name, users.reset_password(account, admin)))
     except users.OwnAccount:
-        flash(_("You cannot disable or demote your own account: another administrator can."), "error")
+        flash(
+            _("You cannot disable, demote or reset your own account here: another administrator can."),
+            "error",
+        )
     return redirect(url_for("admin.users_page"))

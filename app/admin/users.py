@@ -21,7 +21,8 @@ REGISTRATION_MODES = ("open", "approval", "closed")
 
 
 class OwnAccount(Exception):
-    """An admin may not disable or demote themselves: there must always be an admin who can act."""
+    """An admin may not disable or demote themselves (there must always be an admin who can act),
+    nor reset their own password here (the Password page asks for the current one)."""
 
 
 def registration_mode() -> str:
@@ -70,8 +71,9 @@ def set_admin(user: User, is_admin: bool, admin: User) -> None:
     db.session.commit()
 
 
-def reset_password(user: User) -> str:
+def reset_password(user: User, admin: User) -> str:
     """A new password, chosen at random, to hand to the user; their sessions end."""
+    _not_self(user, admin)
     password = secrets.token_urlsafe(12)  # 16 characters, ~96 bits
     user.password_hash = hash_password(password)
     user.end_sessions()
