@@ -99,18 +99,15 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    # A session ends after this long without a request, and in any case this long after the
-    # sign-in ("Stay signed in" included: its cookie lasts as long).
+    # A session ends after this long without a request ("Stay signed in" excepted), and in any
+    # case this long after the sign-in. "Stay signed in" keeps the session cookie past the
+    # browser's closing (a permanent session), no separate remember-me cookie.
     # Who may create an account: open (anyone on the network), approval (the admin approves
     # each), closed. The admin changes it on the Users page; the first account is always made.
     REGISTRATION_MODE = os.environ.get("REGISTRATION_MODE", "open")
     SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 480)
     SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
     PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
-    REMEMBER_COOKIE_DURATION = timedelta(days=SESSION_MAX_DAYS)
     # Sign-in throttling, per account and per address (app/auth/throttle.py): after this many
     # failures within an hour, a wait of a minute, doubling with each further failure up to
     # LOGIN_MAX_DELAY_SECONDS; and never more than LOGIN_FAILURES_PER_HOUR failures an hour.

@@ -37,16 +37,23 @@ def test_signing_out_in_one_browser_signs_out_every_browser_of_the_account(app):
     assert not can_chat(laptop) and not can_chat(office)
 
 
-def test_a_stay_signed_in_cookie_stops_working_after_signing_out_elsewhere(app):
+def session_cookie_of(response) -> str:
+    return next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
+
+
+def test_stay_signed_in_keeps_the_session_past_the_browser_and_signing_out_elsewhere_ends_it(app):
     signed_in_client(app, register=True).post("/logout")
-    home = signed_in_client(app, remember=True)
-    assert any(c.key == "remember_token" for c in home._cookies.values())
-    with home.session_transaction() as session:  # the browser was closed: only the cookie is left
-        session.clear()
-    assert can_chat(home)  # the remember-me cookie signs it in again
-    signed_in_client(app).post("/logout")  # signing out at the office
-    with home.session_transaction() as session:
-        session.clear()
+    home = app.test_client()
+    visit = home.post("/login", data={"username": "alice", "password": PASSWORD, "remember": "y"})
+    assert "Expires=" in session_cookie_of(visit)  # kept when the browser closes
+    assert "remember_token" not in " ".join(
+        visit.headers.getlist("Set-Cookie")
+    )  # no second key to the account
+    office = app.test_client()
+    short = office.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert "Expires=" not in session_cookie_of(short)  # gone with the browser
+    assert can_chat(home)
+    office.post("/logout")  # signing out at the office
     assert not can_chat(home)
 
 
@@ -77,8 +84,13 @@ def test_a_session_kept_busy_still_ends_after_its_longest_life(app):
     with client.session_transaction() as session:
         session[sessions.SIGNED_IN_AT] = time.time() - app.config["SESSION_MAX_DAYS"] * 86400 - 1
     assert not can_chat(client)
-    with client.session_transaction() as session:  # its remember-me cookie was ended with it
-        session.clear()
+
+
+def test_a_session_without_its_clocks_is_ended(app):
+    """One signed in before the clocks were kept, or forged without them."""
+    client = signed_in_client(app, register=True)
+    with client.session_transaction() as session:
+        del session[sessions.SIGNED_IN_AT]
     assert not can_chat(client)
 
 

@@ -36,7 +36,7 @@ def _start_session(user: User, remember: bool = False) -> None:
     session.clear()
     if language:
         session["lang"] = language
-    login_user(user, remember=remember)
+    login_user(user)  # no remember-me cookie: "Stay signed in" is a permanent session (sessions.py)
     sessions.begin(remember)
 
 
@@ -108,7 +108,7 @@ def register():
 def logout():
     """Sign out, here and in every other browser of the account."""
     if current_user.is_authenticated:
-        # Signing out signs out everywhere: every other session and remember-me cookie too.
+        # Signing out signs out everywhere: every other session of the account too.
         current_user.end_sessions()
         db.session.commit()
     sessions.end()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, current_app, flash, session
+from flask import Flask, current_app, flash, request, session
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
@@ -20,8 +20,9 @@ REMEMBERED = "stay_signed_in"
 
 
 def begin(remember: bool) -> None:
-    """Start the clocks of a session just signed in. "Stay signed in": no idle limit (the
-    session outlives the browser), only the absolute one."""
+    """Start the clocks of a session just signed in. "Stay signed in": the session's cookie
+    outlives the browser and no idle limit applies, only the absolute one — kept in the session
+    itself, so no cookie can outlast it (a remember-me cookie restarting the clock could)."""
     now = time.time()
     session[SIGNED_IN_AT] = session[SEEN_AT] = now
     session[REMEMBERED] = remember
@@ -31,8 +32,6 @@ def begin(remember: bool) -> None:
 def end() -> None:
     """Sign this browser out (the account's other sessions are left alone)."""
     language = session.get("lang")
-    # In this order: logout_user() marks the remember-me cookie for deletion in the session,
-    # which a clear() after it would wipe, leaving the user signed in by that cookie.
     session.clear()
     logout_user()
     if language:
@@ -42,13 +41,14 @@ def end() -> None:
 def init_app(app: Flask) -> None:
     @app.before_request
     def enforce_time_limits() -> None:
-        if not current_user.is_authenticated:
-            return
+        if request.endpoint == "static" or not current_user.is_authenticated:
+            return  # a stylesheet neither loads the account nor ends a session
         now = time.time()
         config = current_app.config
         signed_in_at = session.get(SIGNED_IN_AT)
-        if signed_in_at is None:  # restored by the remember-me cookie (itself SESSION_MAX_DAYS long)
-            begin(remember=True)
+        if signed_in_at is None:  # a session without its clocks (signed in before they were kept)
+            end()
+            flash(_("Your session has expired: sign in again."), "error")
             return
         idle = now - session.get(SEEN_AT, signed_in_at) > config["SESSION_IDLE_MINUTES"] * 60
         too_old = now - signed_in_at > config["SESSION_MAX_DAYS"] * 86400
