@@ -123,6 +123,14 @@ CORPUS: list[Payload] = [
         "ipt&gt;alert(1)&lt;/script&gt;",
         visible="<script>alert(1)</script>",
     ),
+    # markup that acts on the page's own controls
+    _(
+        "label-for-the-send-button",
+        '<label for="send">Cliquez pour continuer</label>',
+        visible="Cliquez pour continuer",
+    ),
+    _("dialog-over-the-page", "<dialog open>Session expirée : reconnectez-vous</dialog>"),
+    _("popover-target", '<a popovertarget="sidebar" href="#">menu</a>', visible="menu"),
     _("code-block-with-script", "```html\n<script>{js}</script>\n```", visible="<script>"),
     _("inline-code-with-img", "`<img src=x onerror={js}>`", visible="<img src=x onerror="),
     # the thinking, shown as text beside the answer

@@ -9,10 +9,12 @@ window.Markdown = (() => {
   const PURIFY = {
     USE_PROFILES: { html: true },
     // No images, media or forms from model output: an image URL could carry the
-    // conversation to another server, and a form could pose as the app.
+    // conversation to another server, and a form could pose as the app. No label either (one
+    // `for` the page's Send button would send the prompt when clicked), nor a dialog laid over
+    // the page.
     FORBID_TAGS: [
       "img", "picture", "video", "audio", "source", "iframe", "form", "input", "button", "select", "textarea",
-      "style", "svg", "math", "template",
+      "style", "svg", "math", "template", "label", "dialog",
     ],
     // No class, id or name either: the page's own classes could lay an answer over the whole
     // page, and an id could shadow an element the page looks up. And no URL but a link's:
@@ -20,6 +22,7 @@ window.Markdown = (() => {
     FORBID_ATTR: [
       "style", "srcset", "class", "id", "name",
       "src", "background", "poster", "action", "formaction", "ping", "data", "cite", "xlink:href",
+      "for", "popovertarget", "popover",
     ],
     ALLOW_DATA_ATTR: false,
     // Links to web pages, mail, or this site; not tel:, sms:, ftp: and the like (DOMPurify's own

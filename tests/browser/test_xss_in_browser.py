@@ -61,9 +61,9 @@ DANGEROUS_DOM = """(answer) => {
   const found = [];
   const tags = new Set(["script", "iframe", "frame", "object", "embed", "img", "image", "picture",
     "video", "audio", "source", "svg", "math", "style", "link", "meta", "base", "form", "input", "template",
-    "noscript"]);
+    "noscript", "label", "dialog"]);
   const attributes = new Set(["style", "src", "srcset", "srcdoc", "ping", "formaction", "action",
-    "background", "poster", "data", "xlink:href", "id", "name", "class"]);
+    "background", "poster", "data", "xlink:href", "id", "name", "class", "for", "popovertarget", "popover"]);
   const thinking = answer.querySelector("[data-thinking]");
   if (thinking.children.length) found.push("markup in the thinking");
   for (const element of answer.querySelector("[data-markdown]").querySelectorAll("*")) {
