@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from functools import wraps
 
 import psutil
@@ -18,6 +19,8 @@ from app.extensions import db
 from app.llm import services as llm
 from app.metrics import charts, dashboard
 from app.models import User, utcnow
+
+security_log = logging.getLogger("causerie.security")
 
 
 def admin_only(view):
@@ -226,6 +229,7 @@ def set_registration():
         flash(_("Registration is open, by approval, or closed."), "error")
     else:
         users.set_registration_mode(mode)
+        security_log.info("admin %r: registration %s", current_user.username, mode)
         flash(_("Registration is now: %(mode)s.", mode=_registration_names()[mode]))
     return redirect(url_for("admin.users_page"))
 
@@ -243,6 +247,7 @@ def user_action(user_id: int, action: str):
         abort(404)
     admin = current_user._get_current_object()
     name = account.username
+    security_log.info("admin %r: %s %r", admin.username, action, name)
     try:
         if action == "approve":
             users.approve(account)
@@ -264,6 +269,8 @@ def user_action(user_id: int, action: str):
         else:
             # Shown once, on this page, to the admin who hands it over: never stored in clear.
             return users_page(temporary=(name, users.reset_password(account, admin)))
+    except users.LastAdmin:
+        flash(_("%(name)s is the last active administrator: make another one first.", name=name), "error")
     except users.OwnAccount:
         flash(
             _("You cannot disable, demote or reset your own account here: another administrator can."),

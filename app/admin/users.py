@@ -47,6 +47,32 @@ def accounts() -> list[User]:
     return list(db.session.scalars(sa.select(User).order_by(User.pending.desc(), User.username)))
 
 
+class LastAdmin(Exception):
+    """The change would leave no active administrator."""
+
+
+def _take_away(user: User, **values) -> None:
+    """Disable or demote an account, unless it is the last active administrator — decided by
+    the UPDATE itself, so two admins disabling each other at the same instant leave one."""
+    others = (
+        sa.select(sa.func.count())
+        .select_from(User)
+        .where(User.is_admin, User.disabled.is_(False), User.pending.is_(False), User.id != user.id)
+        .scalar_subquery()
+    )
+    # PostgreSQL: the admins' rows locked, so the concurrent change waits and then counts anew.
+    db.session.execute(sa.select(User.id).where(User.is_admin).with_for_update())
+    done = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, sa.or_(User.is_admin.is_(False), others >= 1))
+        .values(**values)
+    )
+    db.session.commit()
+    if done.rowcount != 1:
+        raise LastAdmin(user.username)
+    db.session.refresh(user)
+
+
 def _not_self(user: User, admin: User) -> None:
     if user.id == admin.id:
         raise OwnAccount(user.username)
@@ -59,16 +85,20 @@ def approve(user: User) -> None:
 
 def set_disabled(user: User, disabled: bool, admin: User) -> None:
     _not_self(user, admin)
-    user.disabled = disabled
     if disabled:
-        user.end_sessions()
-    db.session.commit()
+        _take_away(user, disabled=True, session_token=secrets.token_hex(16))  # signed out everywhere
+    else:
+        user.disabled = False
+        db.session.commit()
 
 
 def set_admin(user: User, is_admin: bool, admin: User) -> None:
     _not_self(user, admin)
-    user.is_admin = is_admin
-    db.session.commit()
+    if is_admin:
+        user.is_admin = True
+        db.session.commit()
+    else:
+        _take_away(user, is_admin=False)
 
 
 def reset_password(user: User, admin: User) -> str:

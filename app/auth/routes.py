@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from urllib.parse import urlsplit
 
@@ -16,6 +17,9 @@ from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
 from app.extensions import db, login_manager
 from app.models import User
+
+# Who signed in, failed or was throttled, from where; never a password (ASVS 16.3).
+security_log = logging.getLogger("causerie.security")
 
 
 @login_manager.user_loader
@@ -59,11 +63,13 @@ def login():
         username = form.username.data.strip()
         attempt = throttle.begin(username, request.remote_addr)
         if attempt.seconds_to_wait:  # the password is not even checked
+            security_log.warning("sign-in throttled: %r from %s", username, request.remote_addr)
             form.password.errors.append(throttle.wait_message(attempt.seconds_to_wait))
             headers = {"Retry-After": str(attempt.seconds_to_wait)}
             return render_template("auth/login.html", form=form), 429, headers
         user = authenticate(username, form.password.data)
         if user is None:
+            security_log.warning("sign-in failed: %r from %s", username, request.remote_addr)
             form.password.errors.append(_("Wrong username or password."))
         elif user.disabled:  # told only to whoever knows the password
             form.password.errors.append(_("This account is disabled. Ask the administrator."))
@@ -71,6 +77,7 @@ def login():
             form.password.errors.append(_("Your account is waiting for the administrator's approval."))
         else:
             attempt.succeeded()
+            security_log.info("signed in: %r from %s", username, request.remote_addr)
             _start_session(user, remember=form.remember.data)
             return redirect(_safe_next(url_for("chat.index")))
     status = 401 if form.errors else 200
@@ -133,6 +140,7 @@ def change_password():
             current_user.password_hash = hash_password(form.password.data)
             current_user.end_sessions()
             db.session.commit()
+            security_log.info("password changed: %r from %s", current_user.username, request.remote_addr)
             remember = bool(session.get(sessions.REMEMBERED))
             _start_session(current_user._get_current_object(), remember=remember)
             flash(_("Your password is changed; your other sessions are signed out."), "success")

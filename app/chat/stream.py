@@ -100,6 +100,10 @@ def error_message(error: EngineError, model: str, detailed: bool) -> str:
     return f"{text} ({error.detail})" if detailed and error.detail else text
 
 
+def session_ended_message() -> str:
+    return _("This session has ended (signed out, or access withdrawn). What was written is kept.")
+
+
 def trimmed_message(dropped: int) -> str:
     return ngettext(
         "The oldest message no longer fits in the model's context window and was left out.",
@@ -159,7 +163,7 @@ class AnswerStream:
                 if self.allowed is not None and now - last_checked >= ACCESS_CHECK_SECONDS:
                     last_checked = now
                     if not self.allowed():
-                        self.outcome, self.error = Outcome.STOPPED, _("Your access to this server has ended.")
+                        self.outcome, self.error = Outcome.STOPPED, session_ended_message()
                         yield frame("error", {"message_id": self.message_id, "message": self.error})
                         return
                 if event is None:
