@@ -8,6 +8,34 @@ from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 from app.auth.passwords import NotCommonPassword
 from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
 
+
+def new_password_field(label) -> PasswordField:
+    """A password being chosen: the policy's length, not among the most common, not the username."""
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(_l("Choose a password.")),
+            Length(
+                PASSWORD_MIN,
+                PASSWORD_MAX,
+                _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
+            ),
+            NotCommonPassword(),
+        ],
+    )
+
+
+def confirm_field(label) -> PasswordField:
+    """The same password typed again, against a typo nobody could sign in with."""
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(_l("Repeat the password.")),
+            EqualTo("password", _l("The two passwords differ.")),
+        ],
+    )
+
+
 # Over-long sign-in fields are refused before any work, with the answer a wrong password gets.
 _WRONG = _l("Wrong username or password.")
 
@@ -35,47 +63,13 @@ class RegisterForm(FlaskForm):
             ),
         ],
     )
-    password = PasswordField(
-        _l("Password"),
-        validators=[
-            InputRequired(_l("Choose a password.")),
-            Length(
-                PASSWORD_MIN,
-                PASSWORD_MAX,
-                _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
-            ),
-            NotCommonPassword(),
-        ],
-    )
-    confirm = PasswordField(
-        _l("Repeat the password"),
-        validators=[
-            InputRequired(_l("Repeat the password.")),
-            EqualTo("password", _l("The two passwords differ.")),
-        ],
-    )
+    password = new_password_field(_l("Password"))
+    confirm = confirm_field(_l("Repeat the password"))
 
 
 class ChangePasswordForm(FlaskForm):
     current = PasswordField(
         _l("Current password"), validators=[InputRequired(_l("Enter your current password."))]
     )
-    password = PasswordField(
-        _l("New password"),
-        validators=[
-            InputRequired(_l("Choose a password.")),
-            Length(
-                PASSWORD_MIN,
-                PASSWORD_MAX,
-                _l("A password has %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
-            ),
-            NotCommonPassword(),
-        ],
-    )
-    confirm = PasswordField(
-        _l("Repeat the new password"),
-        validators=[
-            InputRequired(_l("Repeat the password.")),
-            EqualTo("password", _l("The two passwords differ.")),
-        ],
-    )
+    password = new_password_field(_l("New password"))
+    confirm = confirm_field(_l("Repeat the new password"))
