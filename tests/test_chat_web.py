@@ -1,6 +1,5 @@
 """The chat's HTTP interface, with a scripted engine: streaming, storing, ownership, endings."""
 
-import threading
 import time
 
 import pytest
@@ -9,6 +8,7 @@ import sqlalchemy as sa
 from app.database import sweep_unfinished_answers
 from app.extensions import db
 from app.models import Conversation, Message
+from tests import streams
 from tests.conftest import sse_events
 
 JSON = {"Accept": "application/json"}
@@ -183,38 +183,8 @@ def test_engine_failure_becomes_an_error_event_and_is_kept(app, signed_in, engin
     assert answer.state == "error" and "could not be loaded" in answer.error
 
 
-class StreamInThread:
-    """Reads an answer stream in its own thread, as a real server would serve it.
-
-    The test client runs requests in the caller's thread, where an unfinished stream keeps its
-    request's contexts pushed; a request sent meanwhile from another thread does not see them.
-    """
-
-    def __init__(self, client, conversation_id: int, content: str) -> None:
-        self.body = ""
-        self.message_id: int | None = None
-        self.opened = threading.Event()
-        self.thread = threading.Thread(target=self._read, args=(client, conversation_id, content))
-        self.thread.start()
-        assert self.opened.wait(5)
-
-    def _read(self, client, conversation_id, content) -> None:
-        response = send(client, conversation_id, content)
-        self.message_id = int(response.headers["X-Message-Id"])
-        self.opened.set()
-        for chunk in response.response:
-            self.body += chunk.decode() if isinstance(chunk, bytes) else chunk
-
-    def wait_for_tokens(self, count: int) -> None:
-        deadline = time.monotonic() + 5
-        while self.body.count("event: token") < count:
-            assert time.monotonic() < deadline, self.body
-            time.sleep(0.005)
-
-    def join(self, timeout: float = 5.0) -> list[tuple[str, dict]]:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the stream did not end"
-        return sse_events(self.body)
+def StreamInThread(client, conversation_id: int, content: str) -> streams.StreamInThread:  # noqa: N802
+    return streams.StreamInThread(lambda: send(client, conversation_id, content), "X-Message-Id")
 
 
 def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
@@ -224,7 +194,7 @@ def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
     second = send(signed_in, conversation_id, "impatient")
     assert second.status_code == 409, second.get_data(as_text=True)
     assert "still being written" in second.json["error"]
-    signed_in.post(f"/messages/{first.message_id}/stop", headers=JSON)
+    signed_in.post(f"/messages/{first.id}/stop", headers=JSON)
     assert first.join()[-1][0] == "done"
 
 
@@ -234,14 +204,14 @@ def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
     stream = StreamInThread(signed_in, conversation_id, "raconte")
     stream.wait_for_tokens(5)
     stopped_at = time.monotonic()
-    assert signed_in.post(f"/messages/{stream.message_id}/stop", headers=JSON).json == {"stopped": True}
+    assert signed_in.post(f"/messages/{stream.id}/stop", headers=JSON).json == {"stopped": True}
     events = stream.join()
     elapsed = time.monotonic() - stopped_at
     print(f"stop ended the stream after {elapsed:.3f} s")
     assert elapsed < 3.0
     name, done = events[-1]
     assert name == "done" and done["state"] == "stopped"
-    answer = stored_answer(app, stream.message_id)
+    answer = stored_answer(app, stream.id)
     assert answer.state == "stopped"
     assert answer.content.startswith(" mot0 mot1 mot2 mot3 mot4")
     assert len(answer.content.split()) < 200
@@ -318,7 +288,7 @@ def test_beyond_the_stream_bound_a_message_is_refused_with_retry_after(app, sign
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert "Too many answers" in response.json["error"]
-    signed_in.post(f"/messages/{first.message_id}/stop", headers=JSON)
+    signed_in.post(f"/messages/{first.id}/stop", headers=JSON)
     first.join()
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import flask_migrate
@@ -18,6 +16,7 @@ from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
 from app.models import Conversation, Generation, Message
 from config import TestConfig
+from tests import streams
 from tests.conftest import AuthActions, sse_events
 
 JSON = {"Accept": "application/json"}
@@ -36,34 +35,8 @@ def slow_answer(engine, words: int) -> None:
     engine.delay = 0.02
 
 
-class StreamInThread:
-    """Reads an answer stream in its own thread, as a real server would serve it (see test_chat_web)."""
-
-    def __init__(self, client, model: str, prompt: str = "raconte") -> None:
-        self.body = ""
-        self.key: int | None = None
-        self.opened = threading.Event()
-        self.thread = threading.Thread(target=self._read, args=(client, model, prompt))
-        self.thread.start()
-        assert self.opened.wait(5)
-
-    def _read(self, client, model, prompt) -> None:
-        response = ask(client, model, prompt)
-        self.key = int(response.headers["X-Compare-Id"])
-        self.opened.set()
-        for chunk in response.response:
-            self.body += chunk.decode() if isinstance(chunk, bytes) else chunk
-
-    def wait_for_tokens(self, count: int) -> None:
-        deadline = time.monotonic() + 5
-        while self.body.count("event: token") < count:
-            assert time.monotonic() < deadline, self.body
-            time.sleep(0.005)
-
-    def join(self, timeout: float = 5.0) -> list[tuple[str, dict]]:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the stream did not end"
-        return sse_events(self.body)
+def StreamInThread(client, model: str, prompt: str = "raconte") -> streams.StreamInThread:  # noqa: N802
+    return streams.StreamInThread(lambda: ask(client, model, prompt), "X-Compare-Id")
 
 
 @pytest.fixture
@@ -182,7 +155,7 @@ def test_stop_ends_the_owners_answer_marked_stopped(signed_in, engine):
     slow_answer(engine, 200)
     stream = StreamInThread(signed_in, "tiny")
     stream.wait_for_tokens(3)
-    response = signed_in.post(f"/compare/answers/{stream.key}/stop", headers=JSON)
+    response = signed_in.post(f"/compare/answers/{stream.id}/stop", headers=JSON)
     assert response.json == {"stopped": True}
     name, done = stream.join()[-1]
     assert name == "done" and done["state"] == "stopped"
@@ -195,9 +168,9 @@ def test_another_user_cannot_stop_my_answer(app, signed_in, engine):
     stream.wait_for_tokens(1)
     bob = app.test_client()
     AuthActions(bob).register("bob")
-    assert bob.post(f"/compare/answers/{stream.key}/stop", headers=JSON).status_code == 404
+    assert bob.post(f"/compare/answers/{stream.id}/stop", headers=JSON).status_code == 404
     stream.wait_for_tokens(10)  # the answer goes on
-    signed_in.post(f"/compare/answers/{stream.key}/stop", headers=JSON)
+    signed_in.post(f"/compare/answers/{stream.id}/stop", headers=JSON)
     stream.join()
 
 
