@@ -57,7 +57,7 @@ def test_shutdown_interrupts_a_running_answer_which_keeps_what_it_wrote(app, shu
     name, done = events[-1]
     assert name == "done" and done["state"] == "interrupted"
     streamed = "".join(data["text"] for name, data in events if name == "token")
-    answer = stored_answer(app, stream.message_id)
+    answer = stored_answer(app, stream.id)
     assert answer.state == "interrupted"
     assert answer.content == streamed and len(streamed.split()) >= 5
 
