@@ -29,10 +29,17 @@ class User(UserMixin, db.Model):
     # Part of every session's identity (Flask-Login's get_id): a new token signs the account out
     # everywhere at once, remember-me cookies included (logout, password change, disabling).
     session_token: Mapped[str] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
+    # The language of the pages ("" until chosen: the browser's, else French) and the theme
+    # (system follows the device's light or dark setting).
+    language: Mapped[str] = mapped_column(sa.String(8), default="", server_default="")
+    theme: Mapped[str] = mapped_column(sa.String(8), default="system", server_default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
+    )
+    presets: Mapped[list[Preset]] = relationship(
+        back_populates="owner", cascade="all, delete-orphan", passive_deletes=True, order_by="Preset.name"
     )
 
     def get_id(self) -> str:
@@ -55,6 +62,13 @@ class Conversation(db.Model):
     system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
     # Let a reasoning model think first: None follows the admin's default for the model.
     think: Mapped[bool | None] = mapped_column(default=None)
+    # The user's sampling choices (temperature, top_p, top_k, max_tokens), within the admin's
+    # limits; a missing key follows the admin's setting for the model.
+    options: Mapped[dict] = mapped_column(sa.JSON, default=dict, server_default="{}")
+    # The last message of the branch shown: regenerating an answer or editing a question adds a
+    # sibling, and the conversation follows the newest one until the user picks another. No
+    # foreign key (the two tables would point at each other): an unknown id means the newest.
+    leaf_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -72,6 +86,9 @@ class Message(db.Model):
     conversation_id: Mapped[int] = mapped_column(
         sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True
     )
+    # The message this one follows (None: the first). Siblings are the versions of a turn:
+    # regenerated answers, edited questions.
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(sa.String(16))  # user | assistant
     content: Mapped[str] = mapped_column(sa.Text, default="")
     thinking: Mapped[str] = mapped_column(sa.Text, default="")
@@ -82,9 +99,26 @@ class Message(db.Model):
     error: Mapped[str] = mapped_column(sa.Text, default="")
     # The engine's figures for the answer (tokens, timings, dropped context turns).
     stats: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # The owner's verdict on an answer: 1 thumbs up, -1 thumbs down, None none.
+    feedback: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class Preset(db.Model):
+    """A user's starting point for new conversations: a system prompt, and optionally a model
+    and sampling choices."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
+    model: Mapped[str] = mapped_column(sa.String(200), default="")  # "": the default model
+    options: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship(back_populates="presets")
 
 
 class ModelSetting(db.Model):

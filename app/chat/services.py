@@ -77,6 +77,22 @@ def delete(conversation: Conversation) -> None:
     db.session.commit()
 
 
+def thread_of(conversation: Conversation) -> list[Message]:
+    """The branch shown, oldest first: from the conversation's leaf (else its newest message)
+    up through each message's parent. Other versions of a turn stay stored, off the branch."""
+    messages = conversation.messages
+    if not messages:
+        return []
+    by_id = {m.id: m for m in messages}
+    message = by_id.get(conversation.leaf_id) or messages[-1]
+    thread = []
+    while message is not None and len(thread) < len(messages):
+        thread.append(message)
+        message = by_id.get(message.parent_id)
+    thread.reverse()
+    return thread
+
+
 def title_from(text: str) -> str:
     """A title from the first message: its first line, cut at a word (no model call)."""
     line = " ".join(text.split())
