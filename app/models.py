@@ -107,15 +107,13 @@ class Message(db.Model):
 
 
 class Preset(db.Model):
-    """A user's starting point for new conversations: a system prompt, and optionally a model
-    and sampling choices."""
+    """A user's starting point for new conversations: a system prompt, and optionally a model."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
     model: Mapped[str] = mapped_column(sa.String(200), default="")  # "": the default model
-    options: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[User] = relationship(back_populates="presets")

@@ -26,7 +26,6 @@ def upgrade():
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('system_prompt', sa.Text(), nullable=False),
     sa.Column('model', sa.String(length=200), nullable=False),
-    sa.Column('options', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
