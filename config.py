@@ -96,6 +96,11 @@ class Config:
     LANGUAGES = ("fr", "en")
     BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "app" / "translations")
     APP_NAME = os.environ.get("APP_NAME", "Causerie")
+    # The company's look (app/settings/brand.py checks both at start): a colour like #0a6e4f,
+    # from which every brand-* shade is mixed, dark enough for white text on it; and a logo
+    # file (.svg, .png, .jpg, .webp) shown beside the name. Empty: Causerie's own.
+    BRAND_COLOR = os.environ.get("BRAND_COLOR", "").strip()
+    BRAND_LOGO = os.environ.get("BRAND_LOGO", "").strip()
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"

@@ -62,10 +62,14 @@ def register_blueprints(app: Flask) -> None:
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
     from app.compare import bp as compare_bp
+    from app.settings import bp as settings_bp
+    from app.settings.brand import bp as brand_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(compare_bp)
+    app.register_blueprint(settings_bp)
+    app.register_blueprint(brand_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(bench_bp, url_prefix="/admin/benchmarks")
 

@@ -1,19 +1,25 @@
-"""Which language a page speaks: the user's choice, else the browser's, else French (also the
-language of what is said outside a request: `flask bench`, the background threads)."""
+"""Which language a page speaks: the signed-in user's choice (kept in their account, so on every
+device), else this browser's choice, else the browser's language, else French (also the language
+of what is said outside a request: `flask bench`, the background threads)."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, has_request_context, request, session
+from flask_login import current_user
 
 
 def select_locale() -> str:
     if not has_request_context():
         return current_app.config["BABEL_DEFAULT_LOCALE"]
     languages = current_app.config["LANGUAGES"]
-    chosen = session.get("lang")
-    if chosen in languages:
-        return chosen
+    for chosen in (_account_language(), session.get("lang")):
+        if chosen in languages:
+            return chosen
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _account_language() -> str:
+    return current_user.language if current_user.is_authenticated else ""
 
 
 def init_app(app: Flask) -> None:

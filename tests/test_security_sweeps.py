@@ -26,7 +26,7 @@ from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.engines.ollama import OllamaEngine
 from app.llm.scheduler import Scheduler
-from app.models import BenchmarkRun, Conversation, Message, User
+from app.models import BenchmarkRun, Conversation, Message, Preset, User
 from config import TestConfig
 from tests.conftest import PASSWORD, AuthActions, sse_events
 from tests.url_map import sweep, url_of
@@ -41,6 +41,8 @@ PUBLIC = {
     "auth.login": "signing in",
     "auth.register": "creating an account (the admin decides whether anyone may)",
     "auth.set_language": "reading the sign-in page in one's language",
+    "brand.stylesheet": "the company's colour, on the sign-in page too",
+    "brand.logo": "the company's logo, on the sign-in page too",
 }
 # Variable parts of URLs that name no one's thing; any other one must be given an owned value
 # in the ownership sweep, or the sweep fails.
@@ -159,6 +161,7 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
             "messages": [(m.id, m.role, m.state) for m in messages],
             "texts": [m.content for m in messages if m.role == "user" or m.state == "complete"],
             "run": run and (run.state, run.models),
+            "presets": [(p.name, p.system_prompt, p.model) for p in alice.presets],
         }
 
 
@@ -182,12 +185,16 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         message_ids = list(message_ids)  # both questions, both answers (one still being written)
     assert len(message_ids) == 4
     run_id = _benchmark_run(app, alice_id)
+    client.post("/settings/presets", data={"name": "Le preset d'Alice", "system_prompt": "secret"})
+    with app.app_context():
+        preset_id = db.session.scalar(db.select(Preset.id).where(Preset.user_id == alice_id))
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
         "key": [comparing.id],  # her comparison answer, still running
         "run_id": [run_id],  # admins only; another admin sees it too, by design: runs are the server's
         "user_id": [alice_id],  # admins only
+        "preset_id": [preset_id],
     }
     rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
     unclassified = sorted(

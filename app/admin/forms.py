@@ -23,8 +23,8 @@ class ModelSettingsForm(FlaskForm):
         validators=[Length(max=4000, message=_l("A system prompt has at most 4000 characters."))],
     )
     temperature = FloatField(_l("Temperature"), validators=[Optional(), _between(0, 2)])
-    top_k = IntegerField("top_k", validators=[Optional(), _between(1, 1000)])
-    top_p = FloatField("top_p", validators=[Optional(), _between(0, 1)])
+    top_k = IntegerField(_l("Top K"), validators=[Optional(), _between(1, 1000)])
+    top_p = FloatField(_l("Top P"), validators=[Optional(), _between(0, 1)])
     context = IntegerField(_l("Context size (tokens)"), validators=[Optional(), _between(256, 131072)])
     threads = IntegerField(_l("Threads"), validators=[Optional(), _between(1, 256)])
     max_tokens = IntegerField(_l("Longest answer (tokens)"), validators=[Optional(), _between(1, 32768)])

@@ -163,6 +163,7 @@ def dashboard_page():
         periods=list(dashboard.PERIODS),
         include_concurrent=include_concurrent,
         models=models,
+        ratings=dashboard.ratings(since),
         over_time=charts.line_chart(
             dashboard.series(rows, since),
             since,

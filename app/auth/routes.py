@@ -15,8 +15,10 @@ from app.admin import users
 from app.auth import bp, sessions, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
+from app.errors import render_error
 from app.extensions import db, login_manager
 from app.models import User
+from app.settings.services import choose_language
 
 # Who signed in, failed or was throttled, from where; never a password (ASVS 16.3).
 security_log = logging.getLogger("causerie.security")
@@ -35,8 +37,9 @@ def load_user(session_id: str) -> User | None:
 
 
 def _start_session(user: User, remember: bool = False) -> None:
-    """A fresh session at sign-in, whatever was there before, but for the chosen language."""
-    language = session.get("lang")
+    """A fresh session at sign-in, whatever was there before, but for the language: the one the
+    account chose (on any device), else the one this browser chose."""
+    language = user.language or session.get("lang")
     session.clear()
     if language:
         session["lang"] = language
@@ -151,8 +154,11 @@ def change_password():
 
 @bp.post("/language")
 def set_language():
-    """Remember the language the visitor picked."""
+    """Remember the language picked: in this browser, and for a signed-in user in their account."""
     lang = request.form.get("lang", "")
-    if lang in current_app.config["LANGUAGES"]:
-        session["lang"] = lang
+    if lang not in current_app.config["LANGUAGES"]:
+        return render_error(400, _("Pick one of the languages offered."))
+    session["lang"] = lang
+    if current_user.is_authenticated:
+        choose_language(current_user, lang)
     return redirect(_safe_next(url_for("chat.index")))

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("chat", __name__)
 
-from app.chat import routes  # noqa: E402,F401
+from app.chat import archive_routes, routes  # noqa: E402,F401

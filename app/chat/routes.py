@@ -9,6 +9,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     jsonify,
     make_response,
     redirect,
@@ -20,7 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.chat import bp, services
+from app.chat import bp, sampling, services
 from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full, still_allowed
 from app.chat.stream import AnswerStream
 from app.errors import render_error, wants_json
@@ -36,16 +37,42 @@ def _page(conversation=None):
     default = catalogue.default(offered)
     selected = conversation.model if conversation else (default.id if default else "")
     current = next((e for e in entries if e.id == selected), None)
+    thread = services.thread_of(conversation) if conversation else []
+    config = current_app.config
     return render_template(
         "chat/index.html",
         conversation=conversation,
+        thread=thread,
+        versions={m.id: services.versions(conversation, m) for m in thread},
         conversations=services.conversations_of(current_user),
         models=offered,
         selected_model=selected,
         # A conversation keeps its model: one no longer offered is shown, marked unavailable.
         model_unavailable=bool(conversation) and all(e.id != selected for e in offered),
         model_unreachable=current is not None and not current.info.reachable,
+        sampling_choices=sampling.CHOICES,
+        chosen=conversation.options if conversation else {},
+        # What an empty field means: the admin's setting for the model, else the configuration's.
+        defaults=_defaults(current, config),
+        answer_limit=sampling.answer_limit(current, config["MAX_ANSWER_TOKENS"]),
+        system_prompt_chars=services.SYSTEM_PROMPT_CHARS,
     )
+
+
+def _defaults(entry, config) -> dict:
+    """Each sampling choice's value when the user leaves it empty ("" where the engine decides)."""
+    prefs = entry.prefs if entry else None
+
+    def admin(name, configured=""):
+        value = getattr(prefs, name, None)
+        return configured if value is None else value
+
+    return {
+        "temperature": admin("temperature", config["GENERATION_TEMPERATURE"]),
+        "top_p": admin("top_p"),
+        "top_k": admin("top_k"),
+        "max_tokens": sampling.answer_limit(entry, config["MAX_ANSWER_TOKENS"]),
+    }
 
 
 @bp.get("/")
@@ -95,18 +122,50 @@ def _think_choice() -> bool | None:
 
 @bp.post("/conversations")
 def create_conversation():
-    """Start a conversation with the chosen model (the default when none is given)."""
+    """Start a conversation with the chosen model (the default when none is given), and its
+    own system prompt and sampling choices when given (a preset fills them in the page)."""
     default = llm().catalogue.default()
     model_id = field("model") or (default.id if default else "")
     if default is None:
         return render_error(409, _("No usable model is installed on this server."))
-    if not offered(model_id):
+    entry = offered(model_id)
+    if entry is None:
         return model_unavailable(model_id, 409)
-    conversation = services.create_conversation(current_user, model_id, _think_choice())
+    think = _think_choice()
+    system_prompt, options = _settings_choices(entry)
+    conversation = services.create_conversation(current_user, model_id, think, system_prompt, options)
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
         return jsonify(id=conversation.id, url=url, model=model_id), 201
     return redirect(url)
+
+
+def _settings_choices(entry) -> tuple[str, dict]:
+    """The request's system prompt and sampling choices; a bad one ends it with a 400."""
+    system_prompt = field("system_prompt").strip()
+    if len(system_prompt) > services.SYSTEM_PROMPT_CHARS:
+        message = _("The system prompt is too long (%(max)d characters at most).", max=services.SYSTEM_PROMPT_CHARS)
+        abort(make_response(*render_error(400, message)))
+    data = request.get_json(silent=True) if request.is_json else request.form
+    limit = sampling.answer_limit(entry, current_app.config["MAX_ANSWER_TOKENS"])
+    try:
+        options = sampling.parse(data if isinstance(data, dict) else {}, limit)
+    except sampling.Refused as refused:
+        abort(make_response(*render_error(400, str(refused))))
+    return system_prompt, options
+
+
+@bp.post("/conversations/<int:conversation_id>/settings")
+def change_settings(conversation_id: int):
+    """The conversation's own system prompt and sampling choices (empty: the admin's)."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    entry = llm().catalogue.entry(conversation.model)
+    system_prompt, options = _settings_choices(entry)
+    services.set_settings(conversation, system_prompt, options)
+    if wants_json():
+        return jsonify(services.conversation_as_dict(conversation))
+    flash(_("Settings saved."))
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id))
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")
@@ -128,6 +187,56 @@ def send_message(conversation_id: int):
     refused = prompt_refused(content)
     if refused:
         return refused
+    return _answer(
+        conversation,
+        received_at,
+        lambda is_live, system_prompt: services.add_exchange(conversation, content, is_live, system_prompt),
+    )
+
+
+@bp.post("/messages/<int:message_id>/edit")
+def edit(message_id: int):
+    """Send a new version of one of the user's questions; the model answers it afresh. The
+    earlier version and what followed it stay one click away."""
+    received_at = time.perf_counter()
+    question = services.owned_message(current_user, message_id)
+    if question.role != "user":
+        return render_error(400, _("Only your own messages can be edited."))
+    content = field("content").strip()
+    refused = prompt_refused(content)
+    if refused:
+        return refused
+    conversation = question.conversation
+    return _answer(
+        conversation,
+        received_at,
+        lambda is_live, system_prompt: services.add_exchange(
+            conversation, content, is_live, system_prompt, replacing=question
+        ),
+    )
+
+
+@bp.post("/messages/<int:message_id>/regenerate")
+def regenerate(message_id: int):
+    """Ask the model again for the answer to the same question; earlier answers are kept."""
+    received_at = time.perf_counter()
+    answer = services.owned_message(current_user, message_id)
+    conversation = answer.conversation
+    question = next((m for m in conversation.messages if m.id == answer.parent_id), None)
+    if answer.role != "assistant" or question is None:
+        return render_error(400, _("Only an answer can be written again."))
+    return _answer(
+        conversation,
+        received_at,
+        lambda is_live, system_prompt: services.add_answer(conversation, question, is_live, system_prompt),
+    )
+
+
+def _answer(conversation, received_at: float, store):
+    """Hand a new answer to the scheduler and stream it as Server-Sent Events.
+
+    `store(is_live, system_prompt)` stores what is asked and the empty answer (an Exchange).
+    """
     entry = offered(conversation.model)
     if entry is None:
         return model_unavailable(conversation.model, 409)
@@ -135,8 +244,18 @@ def send_message(conversation_id: int):
     if not scheduler.reserve():
         return queue_full()
     detailed_errors = current_user.is_admin
+    options = _options_for(conversation, entry)
     try:  # the place reserved is either used by the job or given back
-        job, exchange = _start_answer(scheduler, conversation, entry, content)
+        exchange = store(scheduler.is_active, entry.prefs.system_prompt)
+        # From here on only plain values: the transaction is over, and stays so while the model works.
+        generation = GenerationRequest(
+            key=exchange.answer_id,
+            user_id=current_user.id,
+            model_id=exchange.model,
+            messages=exchange.prompt,
+            options=options,
+        )
+        job = scheduler.submit(generation, reserved=True)
     except services.Busy:
         scheduler.release()
         return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
@@ -150,7 +269,7 @@ def send_message(conversation_id: int):
         measure={
             "received_at": received_at,
             "user_id": current_user.id,
-            "conversation_id": conversation_id,
+            "conversation_id": conversation.id,
             "parameters": asdict(job.request.options),
         },
         client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
@@ -163,35 +282,49 @@ def send_message(conversation_id: int):
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
         "X-Message-Id": str(exchange.answer_id),
+        "X-Question-Id": str(exchange.question_id),
     }
     return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
 
 
-def _start_answer(scheduler, conversation, entry, content: str):
-    """Store the question and an empty answer, and hand the generation to the scheduler."""
-    user_id = current_user.id
-    options = llm().catalogue.options_for(entry, _generation_options(), think=conversation.think)
-    exchange = services.add_exchange(
-        conversation, content, is_live=scheduler.is_active, system_prompt=entry.prefs.system_prompt
-    )
-    # From here on only plain values: the transaction is over, and stays so while the model works.
-    generation = GenerationRequest(
-        key=exchange.answer_id,
-        user_id=user_id,
-        model_id=exchange.model,
-        messages=exchange.prompt,
-        options=options,
-    )
-    return scheduler.submit(generation, reserved=True), exchange
-
-
-def _generation_options() -> GenerationOptions:
+def _options_for(conversation, entry) -> GenerationOptions:
+    """The options of this conversation's next answer: configured, the admin's, the user's."""
     config = current_app.config
-    return GenerationOptions(
+    base = GenerationOptions(
         max_tokens=config["MAX_ANSWER_TOKENS"],
         temperature=config["GENERATION_TEMPERATURE"],
         seed=config["GENERATION_SEED"] if config["GENERATION_SEED"] >= 0 else None,
     )
+    limit = sampling.answer_limit(entry, config["MAX_ANSWER_TOKENS"])
+    chosen = sampling.within(conversation.options or {}, limit)
+    return llm().catalogue.options_for(entry, base, think=conversation.think, chosen=chosen)
+
+
+@bp.post("/messages/<int:message_id>/select")
+def select(message_id: int):
+    """Show another version of a turn (an earlier answer, an earlier question)."""
+    message = services.owned_message(current_user, message_id)
+    services.select(message.conversation, message)
+    if wants_json():
+        return jsonify(services.conversation_as_dict(message.conversation))
+    url = url_for("chat.conversation", conversation_id=message.conversation_id, _anchor=f"m-{message.id}")
+    return redirect(url)
+
+
+@bp.post("/messages/<int:message_id>/feedback")
+def feedback(message_id: int):
+    """Thumbs up or down on an answer ("" takes the verdict back); the admin sees them per model."""
+    message = services.owned_message(current_user, message_id)
+    value = field("value")
+    if message.role != "assistant":
+        return render_error(400, _("Only answers can be rated."))
+    if value not in services.FEEDBACK:
+        return render_error(400, _("A rating is either up or down."))
+    services.set_feedback(message, services.FEEDBACK[value])
+    if wants_json():
+        return jsonify(id=message.id, feedback=value)
+    url = url_for("chat.conversation", conversation_id=message.conversation_id, _anchor=f"m-{message.id}")
+    return redirect(url)
 
 
 @bp.post("/messages/<int:message_id>/stop")

@@ -13,8 +13,11 @@ from app.llm.types import ChatMessage, Outcome
 from app.models import Conversation, Message, User, utcnow
 
 TITLE_LENGTH = 60
+SYSTEM_PROMPT_CHARS = 8000
 # How a thinking choice is written in forms and JSON; "" leaves it to the admin's default.
 THINK_CHOICES: dict[str, bool | None] = {"": None, "on": True, "off": False}
+# How a rating is written in forms and JSON, and stored.
+FEEDBACK: dict[str, int | None] = {"up": 1, "down": -1, "": None}
 
 
 class Busy(Exception):
@@ -50,8 +53,12 @@ def conversations_of(user: User) -> list[Conversation]:
     )
 
 
-def create_conversation(user: User, model: str, think: bool | None = None) -> Conversation:
-    conversation = Conversation(user_id=user.id, model=model, think=think)
+def create_conversation(
+    user: User, model: str, think: bool | None = None, system_prompt: str = "", options: dict | None = None
+) -> Conversation:
+    conversation = Conversation(
+        user_id=user.id, model=model, think=think, system_prompt=system_prompt, options=options or {}
+    )
     db.session.add(conversation)
     db.session.commit()
     return conversation
@@ -67,13 +74,26 @@ def set_model(conversation: Conversation, model_id: str) -> None:
     db.session.commit()
 
 
+def set_settings(conversation: Conversation, system_prompt: str, options: dict) -> None:
+    conversation.system_prompt = system_prompt
+    conversation.options = options
+    db.session.commit()
+
+
 def set_thinking(conversation: Conversation, think: bool | None) -> None:
     conversation.think = think
     db.session.commit()
 
 
+def set_feedback(message: Message, value: int | None) -> None:
+    message.feedback = value
+    db.session.commit()
+
+
 def delete(conversation: Conversation) -> None:
-    db.session.delete(conversation)
+    # The database deletes the messages (foreign keys cascade): the ORM, deleting them one by
+    # one, would find the versions below a deleted message already gone.
+    db.session.execute(sa.delete(Conversation).where(Conversation.id == conversation.id))
     db.session.commit()
 
 
@@ -102,6 +122,35 @@ def title_from(text: str) -> str:
     return (cut or line[:TITLE_LENGTH]) + "…"
 
 
+def path_to(conversation: Conversation, message: Message | None) -> list[Message]:
+    """`message` and the messages it follows, oldest first ([] for None)."""
+    by_id = {m.id: m for m in conversation.messages}
+    path = []
+    while message is not None and len(path) < len(by_id):
+        path.append(message)
+        message = by_id.get(message.parent_id)
+    path.reverse()
+    return path
+
+
+def versions(conversation: Conversation, message: Message) -> list[int]:
+    """The ids of every version of the message's turn (itself included), oldest first."""
+    return [
+        m.id for m in conversation.messages if m.parent_id == message.parent_id and m.role == message.role
+    ]
+
+
+def select(conversation: Conversation, message: Message) -> None:
+    """Show the branch through `message`: below it, the newest version of each later turn."""
+    children: dict[int | None, list[Message]] = {}
+    for m in conversation.messages:
+        children.setdefault(m.parent_id, []).append(m)
+    while children.get(message.id):
+        message = children[message.id][-1]
+    conversation.leaf_id = message.id
+    db.session.commit()
+
+
 @dataclass(frozen=True)
 class Exchange:
     """What the stream needs of a new exchange, as plain values (no ORM object outlives it)."""
@@ -109,19 +158,56 @@ class Exchange:
     answer_id: int
     model: str
     prompt: list[ChatMessage]
+    question_id: int | None = None
 
 
 def add_exchange(
-    conversation: Conversation, content: str, is_live: Callable[[int], bool], system_prompt: str = ""
+    conversation: Conversation,
+    content: str,
+    is_live: Callable[[int], bool],
+    system_prompt: str = "",
+    replacing: Message | None = None,
 ) -> Exchange:
     """Store the user's message and an empty answer marked generating, in one transaction.
 
-    `system_prompt` is the model's (the admin's), used when the conversation has none.
+    The question follows the branch shown, or, `replacing` an earlier question (edit and
+    resend), becomes that question's new version: the earlier one and its answers stay, one
+    click away. `system_prompt` is the model's (the admin's), used when the conversation has
+    none. Returns what the model must be shown; the transaction is over when this returns, so
+    no database lock or connection is held while the model works.
+    """
+    _settle_unfinished(conversation, is_live)
+    if replacing is not None:
+        parent = next((m for m in conversation.messages if m.id == replacing.parent_id), None)
+    else:
+        thread = thread_of(conversation)
+        parent = thread[-1] if thread else None
+    question = Message(
+        conversation=conversation, role="user", content=content, parent_id=parent.id if parent else None
+    )
+    db.session.add(question)
+    db.session.flush()
+    prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
+    if not conversation.title:
+        conversation.title = title_from(content)
+    return _add_answer(conversation, question, prompt)
+
+
+def add_answer(
+    conversation: Conversation, question: Message, is_live: Callable[[int], bool], system_prompt: str = ""
+) -> Exchange:
+    """A new version of the answer to `question` (regenerate); the earlier ones are kept."""
+    _settle_unfinished(conversation, is_live)
+    prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
+    return _add_answer(conversation, question, prompt)
+
+
+def _settle_unfinished(conversation: Conversation, is_live: Callable[[int], bool]) -> None:
+    """Refuse (Busy) while an answer of the conversation is being written.
 
     `is_live(answer_id)` says whether an answer still has a generation behind it: one marked
     generating without one (its last save failed) is settled as interrupted, not left to block
-    the conversation. Returns what the model must be shown; the transaction is over when this
-    returns, so no database lock or connection is held while the model works.
+    the conversation.
     """
     unfinished = db.session.scalars(
         sa.select(Message).where(
@@ -133,26 +219,29 @@ def add_exchange(
         raise Busy()
     for orphan in unfinished:
         orphan.state = Outcome.INTERRUPTED.value
-    prompt = prompt_for(conversation, system_prompt) + [ChatMessage("user", content)]
-    question = Message(conversation_id=conversation.id, role="user", content=content)
+
+
+def _add_answer(conversation: Conversation, question: Message, prompt: list[ChatMessage]) -> Exchange:
     answer = Message(
-        conversation_id=conversation.id,
+        conversation=conversation,
+        parent_id=question.id,
         role="assistant",
         state=Outcome.GENERATING.value,
         model=conversation.model,
     )
-    if not conversation.title:
-        conversation.title = title_from(content)
-    conversation.updated_at = utcnow()
-    db.session.add_all([question, answer])
+    db.session.add(answer)
     db.session.flush()
-    exchange = Exchange(answer_id=answer.id, model=conversation.model, prompt=prompt)
+    conversation.leaf_id = answer.id
+    conversation.updated_at = utcnow()
+    exchange = Exchange(answer_id=answer.id, model=conversation.model, prompt=prompt, question_id=question.id)
     db.session.commit()
     return exchange
 
 
-def prompt_for(conversation: Conversation, default_system_prompt: str = "") -> list[ChatMessage]:
-    """The system prompt and every earlier exchange that got an answer, oldest first.
+def prompt_for(
+    conversation: Conversation, path: list[Message], default_system_prompt: str = ""
+) -> list[ChatMessage]:
+    """The system prompt and every exchange of `path` that got an answer, oldest first.
 
     A question whose answer failed or stayed empty is left out with it: many chat templates
     refuse two user turns in a row.
@@ -161,7 +250,7 @@ def prompt_for(conversation: Conversation, default_system_prompt: str = "") -> l
     system_prompt = conversation.system_prompt.strip() or default_system_prompt.strip()
     if system_prompt:
         prompt.append(ChatMessage("system", system_prompt))
-    for message in conversation.messages:
+    for message in path:
         answered = message.content and message.state != Outcome.ERROR.value
         if message.role == "assistant" and not answered:
             if prompt and prompt[-1].role == "user":
@@ -199,6 +288,8 @@ def message_as_dict(message: Message) -> dict:
         "model": message.model,
         "error": message.error,
         "stats": message.stats or {},
+        "parent_id": message.parent_id,
+        "feedback": {1: "up", -1: "down"}.get(message.feedback, ""),
         "created_at": message.created_at.isoformat() + "Z",
     }
 
@@ -209,5 +300,7 @@ def conversation_as_dict(conversation: Conversation) -> dict:
         "title": conversation.title,
         "model": conversation.model,
         "think": conversation.think,
+        "system_prompt": conversation.system_prompt,
+        "options": conversation.options or {},
         "updated_at": conversation.updated_at.isoformat() + "Z",
     }

@@ -7,7 +7,7 @@ next message without a restart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from app.llm.engines.base import Engine
@@ -107,17 +107,23 @@ class Catalogue:
         return found[0].unload(model_id) if found else False
 
     def options_for(
-        self, entry: Entry, base: GenerationOptions, think: bool | None = None
+        self,
+        entry: Entry,
+        base: GenerationOptions,
+        think: bool | None = None,
+        chosen: Mapping[str, float | int] | None = None,
     ) -> GenerationOptions:
         """The configured options, overridden by the admin's for this model, then the user's
-        thinking choice. Load-time options come from the admin only."""
+        thinking choice and sampling choices (`chosen`, already checked against the admin's
+        limits). Load-time options come from the admin only."""
         prefs = entry.prefs
+        chosen = chosen or {}
         return replace(
             base,
-            temperature=_either(prefs.temperature, base.temperature),
-            top_k=_either(prefs.top_k, base.top_k),
-            top_p=_either(prefs.top_p, base.top_p),
-            max_tokens=_either(prefs.max_tokens, base.max_tokens),
+            temperature=_either(chosen.get("temperature"), _either(prefs.temperature, base.temperature)),
+            top_k=_either(chosen.get("top_k"), _either(prefs.top_k, base.top_k)),
+            top_p=_either(chosen.get("top_p"), _either(prefs.top_p, base.top_p)),
+            max_tokens=_either(chosen.get("max_tokens"), _either(prefs.max_tokens, base.max_tokens)),
             context=prefs.context,
             threads=prefs.threads,
             # A reasoning model thinks unless told otherwise, as the user's switch shows it.

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Generation, utcnow
+from app.models import Generation, Message, utcnow
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 OUTCOMES = ("complete", "stopped", "disconnected", "interrupted", "error")
@@ -86,6 +86,30 @@ def figures(rows: list[Generation]) -> list[ModelFigures]:
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class Ratings:
+    model: str
+    up: int
+    down: int
+
+    @property
+    def share_up(self) -> float:
+        return self.up / (self.up + self.down)
+
+
+def ratings(since: datetime) -> list[Ratings]:
+    """Thumbs up and down that users gave the answers of the period, per model."""
+    up = sa.func.sum(sa.case((Message.feedback > 0, 1), else_=0))
+    down = sa.func.sum(sa.case((Message.feedback < 0, 1), else_=0))
+    query = (
+        sa.select(Message.model, up, down)
+        .where(Message.role == "assistant", Message.feedback.is_not(None), Message.created_at >= since)
+        .group_by(Message.model)
+        .order_by(Message.model)
+    )
+    return [Ratings(model, int(ups), int(downs)) for model, ups, downs in db.session.execute(query)]
 
 
 def series(

@@ -21,9 +21,6 @@
   let current = null; // the answer being streamed: { messageId, stopRequested }
   let savingThinking = Promise.resolve(); // a message waits for the thinking switch to be saved
 
-  Markdown.renderStatic(messages);
-  scrollToEnd(true);
-
   function format(template, values) {
     return template.replace(/\{(\w+)\}/g, (_, key) => values[key]);
   }
@@ -92,6 +89,7 @@
   async function ensureConversation(firstMessage) {
     if (chat.dataset.conversationId) return chat.dataset.conversationId;
     const conversation = await postJSON("/conversations", {
+      ...settingsValues(),
       model: modelSelect ? modelSelect.value : "",
       think: thinkForm.dataset.think, // empty unless the user chose: the model's default then
     });
@@ -99,6 +97,7 @@
     history.replaceState(null, "", conversation.url);
     if (modelForm) modelForm.action = `/conversations/${conversation.id}/model`;
     thinkForm.action = `/conversations/${conversation.id}/thinking`;
+    settingsForm.action = `/conversations/${conversation.id}/settings`;
     const title = firstMessage.split(/\s+/).join(" ").slice(0, 60);
     document.querySelector("[data-conversation-title]").textContent = title;
     addToSidebar(conversation, title);
@@ -146,25 +145,22 @@
     }
   }
 
-  async function send(text) {
+  // Ask for an answer and stream it into the thread.
+  //   url, body: the request (a new message, an edited question, a regenerated answer);
+  //   question: the question's text to show above the answer, or null (regenerate);
+  //   replacing: the message whose new version this is; it and what follows it leave the
+  //   thread (they stay reachable through the version arrows), or come back if refused.
+  async function ask({ url, body, question = null, replacing = null }) {
     showComposerError("");
-    const empty = messages.querySelector("[data-empty]");
-    let conversationId;
-    try {
-      conversationId = await ensureConversation(text);
-    } catch (error) {
-      showComposerError(error.message);
-      return false;
-    }
     setBusy(true);
     current = { messageId: null, stopRequested: false };
     await savingThinking;
     let response;
     try {
-      response = await fetch(`/conversations/${conversationId}/messages`, {
+      response = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken },
-        body: JSON.stringify({ content: text }),
+        body: JSON.stringify(body),
       });
     } catch (error) {
       current = null;
@@ -179,14 +175,35 @@
       showComposerError(data.error || i18n.failed);
       return false;
     }
+    const empty = messages.querySelector("[data-empty]");
     if (empty) empty.remove();
-    const question = clone("question-template");
-    question.querySelector("[data-content]").textContent = text;
+    const earlier = replacing ? versionsOf(replacing) : [];
+    if (replacing) {
+      let node = replacing;
+      while (node) {
+        const next = node.nextElementSibling;
+        if (node.matches("article")) node.remove();
+        node = next;
+      }
+    }
     const answer = clone("answer-template");
     answer.dataset.messageId = response.headers.get("X-Message-Id");
+    answer.id = `m-${answer.dataset.messageId}`;
     answer.dataset.state = "generating";
     answer.querySelector("[data-model]").textContent = modelSelect ? modelSelect.value : "";
-    messages.append(question, answer);
+    if (question !== null) {
+      const asked = clone("question-template");
+      asked.dataset.messageId = response.headers.get("X-Question-Id");
+      asked.id = `m-${asked.dataset.messageId}`;
+      asked.querySelector("[data-content]").textContent = question;
+      sources.set(asked.dataset.messageId, question);
+      setVersions(asked, [...earlier, Number(asked.dataset.messageId)]);
+      setVersions(answer, [Number(answer.dataset.messageId)]);
+      messages.append(asked);
+    } else {
+      setVersions(answer, [...earlier, Number(answer.dataset.messageId)]);
+    }
+    messages.append(answer);
     scrollToEnd(true);
     current.messageId = answer.dataset.messageId;
     // Stop pressed before the server answered: send it now that the answer has an id.
@@ -194,11 +211,13 @@
     const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
     let ended = false;
     let answered = false;
+    let written = "";
     try {
       for await (const { event, data } of AnswerEvents.read(response.body)) {
         if (event === "token") {
           if (!answered) thinkingOver(answer);
           answered = true;
+          written += data.text;
           view.append(data.text);
           scrollToEnd(false);
         } else if (event === "thinking") {
@@ -226,16 +245,136 @@
       // The connection broke: the server keeps what was written; say so plainly.
     }
     view.end();
+    sources.set(answer.dataset.messageId, written);
     setStatus(answer, "");
     if (!ended) {
       finishAnswer(answer, "disconnected");
       showComposerError(i18n.network);
     }
+    show(answer.querySelector("[data-actions]"), true);
     current = null;
     setBusy(false);
     scrollToEnd(false);
     return true;
   }
+
+  async function send(text) {
+    let conversationId;
+    try {
+      conversationId = await ensureConversation(text);
+    } catch (error) {
+      showComposerError(error.message);
+      return false;
+    }
+    return ask({ url: `/conversations/${conversationId}/messages`, body: { content: text }, question: text });
+  }
+
+  // The versions of a turn (regenerated answers, edited questions) and the arrows between them.
+  function versionsOf(article) {
+    return JSON.parse(article.querySelector("[data-versions]").dataset.versions || "[]");
+  }
+
+  function setVersions(article, ids) {
+    const nav = article.querySelector("[data-versions]");
+    const id = Number(article.dataset.messageId);
+    const position = ids.indexOf(id);
+    nav.dataset.versions = JSON.stringify(ids);
+    nav.querySelector("[data-version-label]").textContent = format(i18n.version, {
+      position: position + 1,
+      count: ids.length,
+    });
+    nav.querySelectorAll("[data-version-step]").forEach((form) => {
+      const target = ids[position + Number(form.dataset.versionStep)];
+      form.action = target ? `/messages/${target}/select` : "";
+      form.querySelector("button").disabled = !target;
+    });
+    show(nav, ids.length > 1);
+  }
+
+  // What the copy buttons copy: the text as written (the Markdown source for answers).
+  const sources = new Map();
+  messages.querySelectorAll("article[data-message-id]").forEach((article) => {
+    const content = article.querySelector("[data-content], [data-markdown]");
+    sources.set(article.dataset.messageId, content.textContent);
+  });
+  Markdown.renderStatic(messages);
+  scrollToEnd(!window.location.hash);
+
+  function announce(text) {
+    const region = document.getElementById("announcer");
+    region.textContent = "";
+    window.setTimeout(() => { region.textContent = text; }, 50);
+  }
+
+  async function copyMessage(article, button) {
+    const copied = await Copying.copy(sources.get(article.dataset.messageId) || "");
+    const words = JSON.parse(document.querySelector('meta[name="ui-strings"]').content);
+    const label = copied ? words.copied : words.copy_failed;
+    const before = button.title;
+    button.title = label;
+    button.dataset.copied = String(copied);
+    announce(label);
+    window.setTimeout(() => { button.title = before; delete button.dataset.copied; }, 2000);
+  }
+
+  function startEditing(article) {
+    const content = article.querySelector("[data-content]");
+    const form = clone("edit-template");
+    const box = form.querySelector("textarea");
+    box.value = sources.get(article.dataset.messageId) || content.textContent;
+    show(content, false);
+    show(article.querySelector("[data-actions]"), false);
+    article.prepend(form);
+    const cancel = () => {
+      form.remove();
+      show(content, true);
+      show(article.querySelector("[data-actions]"), true);
+      article.querySelector('[data-action="edit"]').focus();
+    };
+    form.querySelector("[data-edit-cancel]").addEventListener("click", cancel);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        cancel();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = box.value.trim();
+      if (!text || current) return;
+      await ask({ url: `/messages/${article.dataset.messageId}/edit`, body: { content: text }, question: text, replacing: article });
+    });
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  async function rate(article, button) {
+    const value = button.getAttribute("aria-pressed") === "true" ? "" : button.dataset.action;
+    try {
+      await postJSON(`/messages/${article.dataset.messageId}/feedback`, { value });
+    } catch (error) {
+      showComposerError(error.message);
+      return;
+    }
+    article.querySelectorAll('[data-action="up"], [data-action="down"]').forEach((other) => {
+      other.setAttribute("aria-pressed", String(other.dataset.action === value));
+    });
+  }
+
+  messages.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-action]");
+    if (!button) return;
+    const article = button.closest("article[data-message-id]");
+    const action = button.dataset.action;
+    if (action === "copy") copyMessage(article, button);
+    else if (current) showComposerError(i18n.busy);
+    else if (action === "edit") startEditing(article);
+    else if (action === "regenerate") ask({ url: `/messages/${article.dataset.messageId}/regenerate`, body: {}, replacing: article });
+    else if (action === "up" || action === "down") rate(article, button);
+  });
 
   function stop() {
     if (!current || current.stopRequested) return;
@@ -267,8 +406,27 @@
       prompt.value = text;
       autosize();
     }
+    saveDraft();
     prompt.focus();
   });
+
+  // A message being typed survives a reload or a closed tab (kept in this browser only).
+  const draftKey = () => `causerie:draft:${chat.dataset.conversationId || "new"}`;
+  function saveDraft() {
+    try {
+      if (prompt.value) window.localStorage.setItem(draftKey(), prompt.value);
+      else window.localStorage.removeItem(draftKey());
+    } catch (error) {
+      // Storage refused (private mode, full): the draft just isn't kept.
+    }
+  }
+  try {
+    const draft = window.localStorage.getItem(draftKey());
+    if (draft && !prompt.value) prompt.value = draft;
+  } catch (error) {
+    // as above
+  }
+  prompt.addEventListener("input", saveDraft);
 
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -278,6 +436,11 @@
   });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && current) stop();
+    // A new chat: Ctrl+Shift+O (Cmd+Shift+O on a Mac), as in the chat apps people know.
+    if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
+      event.preventDefault();
+      window.location.assign("/");
+    }
   });
   stopButton.addEventListener("click", stop);
 
@@ -304,6 +467,56 @@
       .then(() => showComposerError(""))
       .catch((error) => showComposerError(error.message));
   });
+
+  // The conversation's own settings: system prompt and sampling, shown under the header.
+  const settingsToggle = document.querySelector("[data-settings-toggle]");
+  const settingsForm = document.querySelector("[data-settings-form]");
+  const settingsStatus = settingsForm.querySelector("[data-settings-status]");
+  const presetSelect = settingsForm.querySelector("[data-preset]");
+  settingsToggle.addEventListener("click", () => {
+    const open = settingsForm.classList.contains("hidden");
+    show(settingsForm, open);
+    settingsToggle.setAttribute("aria-expanded", String(open));
+    if (open) settingsForm.querySelector("textarea, input:not([type=hidden])").focus();
+  });
+
+  function settingsValues() {
+    const values = {};
+    new FormData(settingsForm).forEach((value, name) => {
+      if (name !== "csrf_token") values[name] = value;
+    });
+    return values;
+  }
+
+  settingsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!chat.dataset.conversationId) {
+      settingsStatus.textContent = i18n.saved_later; // a new chat takes them when it starts
+      settingsStatus.className = "text-sm text-slate-600 dark:text-slate-400";
+      return;
+    }
+    try {
+      await postJSON(settingsForm.action, settingsValues());
+      settingsStatus.textContent = i18n.saved;
+      settingsStatus.className = "text-sm text-emerald-700 dark:text-emerald-400";
+    } catch (error) {
+      settingsStatus.textContent = error.message;
+      settingsStatus.className = "text-sm text-red-600 dark:text-red-400";
+    }
+  });
+
+  // A preset fills in the system prompt and, when it names one still offered, the model.
+  if (presetSelect) {
+    presetSelect.addEventListener("change", () => {
+      const option = presetSelect.selectedOptions[0];
+      settingsForm.querySelector("[name=system_prompt]").value = option.dataset.systemPrompt;
+      const model = option.dataset.model;
+      if (model && modelSelect && [...modelSelect.options].some((o) => o.value === model && !o.disabled)) {
+        modelSelect.value = model;
+        syncThinking();
+      }
+    });
+  }
 
   if (modelSelect && modelForm) {
     modelSelect.addEventListener("change", async () => {

@@ -1,0 +1,87 @@
+"""A conversation's own sampling choices, kept within what the admin allows.
+
+Only per-request options are the user's: load-time ones (context window, threads) would make
+Ollama reload the model for everyone, so they stay the admin's alone. The longest answer is
+capped by the admin's setting for the model (else the configured one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+
+from app.llm.catalogue import Entry
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    kind: type
+    low: float
+    high: float | None  # None: the admin's answer length for the model
+    label: str
+
+
+CHOICES = (
+    Choice("temperature", float, 0.0, 2.0, _l("Temperature")),
+    Choice("top_p", float, 0.01, 1.0, _l("Top P")),
+    Choice("top_k", int, 1, 200, _l("Top K")),
+    Choice("max_tokens", int, 16, None, _l("Longest answer (tokens)")),
+)
+
+
+class Refused(ValueError):
+    """A choice out of bounds or not a number; the message says which and why."""
+
+
+def answer_limit(entry: Entry | None, configured: int) -> int:
+    """The longest answer the admin allows for this model."""
+    return entry.prefs.max_tokens if entry and entry.prefs.max_tokens else configured
+
+
+def parse(data: Mapping, limit: int) -> dict:
+    """The choices of a form or JSON body: {} for fields left empty (the admin's default).
+
+    Raises Refused with a translated message for the first bad value.
+    """
+    from flask_babel import gettext as _
+
+    chosen = {}
+    for choice in CHOICES:
+        raw = data.get(choice.name, "")
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        high = limit if choice.high is None else choice.high
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = choice.kind(raw.strip().replace(",", ".") if isinstance(raw, str) else raw)
+            if choice.kind is int and isinstance(raw, float) and raw != int(raw):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise Refused(_("%(setting)s must be a number.", setting=choice.label)) from None
+        if not choice.low <= value <= high:
+            raise Refused(
+                _(
+                    "%(setting)s must be between %(low)s and %(high)s.",
+                    setting=choice.label,
+                    low=_number(choice.low),
+                    high=_number(high),
+                )
+            )
+        chosen[choice.name] = value
+    return chosen
+
+
+def within(chosen: Mapping, limit: int) -> dict:
+    """Stored choices as they apply now: the admin may have lowered the limit since."""
+    applied = dict(chosen)
+    if "max_tokens" in applied:
+        applied["max_tokens"] = min(int(applied["max_tokens"]), limit)
+    return applied
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
