@@ -144,7 +144,9 @@ def _settings_choices(entry) -> tuple[str, dict]:
     """The request's system prompt and sampling choices; a bad one ends it with a 400."""
     system_prompt = field("system_prompt").strip()
     if len(system_prompt) > services.SYSTEM_PROMPT_CHARS:
-        message = _("The system prompt is too long (%(max)d characters at most).", max=services.SYSTEM_PROMPT_CHARS)
+        message = _(
+            "The system prompt is too long (%(max)d characters at most).", max=services.SYSTEM_PROMPT_CHARS
+        )
         abort(make_response(*render_error(400, message)))
     data = request.get_json(silent=True) if request.is_json else request.form
     limit = sampling.answer_limit(entry, current_app.config["MAX_ANSWER_TOKENS"])

@@ -2,7 +2,8 @@
 //
 // While an answer streams, only the block still being written is re-rendered, at most once
 // per animation frame; finished blocks are rendered once and never touched again, so a long
-// answer costs the browser the same per token as a short one.
+// answer costs the browser the same per token as a short one. Code blocks are coloured and get
+// a copy button once finished; the block being written stays plain.
 "use strict";
 
 window.Markdown = (() => {
@@ -28,7 +29,31 @@ window.Markdown = (() => {
     // Links to web pages, mail, or this site; not tel:, sms:, ftp: and the like (DOMPurify's own
     // list), nor javascript: or data: (refused by DOMPurify either way).
     ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
+    RETURN_DOM_FRAGMENT: true,
   };
+  // highlight.js's output is made from escaped text; sanitized all the same, down to bare spans.
+  const PURIFY_COLOURS = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
+  const LANGUAGE = /^language-([\w+#.-]{1,40})$/;
+  const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+  const HIGHLIGHT_MAX_CHARS = 100_000; // beyond, colouring would freeze the page for too long
+  const GUESS_MAX_CHARS = 20_000; // guessing an unnamed language tries them all
+  // The languages a guess may pick: the rarer ones (VB.NET, Perl…) win on SQL or shell text.
+  const GUESSES = [
+    "bash", "c", "cpp", "csharp", "css", "diff", "go", "java", "javascript", "json", "kotlin", "markdown",
+    "php", "python", "ruby", "rust", "shell", "sql", "swift", "typescript", "xml", "yaml",
+  ];
+
+  const WORDS = {
+    copy: "Copy",
+    copy_code: "Copy the code",
+    copied: "Copied",
+    copy_failed: "Could not copy: select the text and press Ctrl+C.",
+  };
+  try {
+    Object.assign(WORDS, JSON.parse(document.querySelector('meta[name="ui-strings"]').content));
+  } catch (error) {
+    // A page without the words: the English ones above.
+  }
 
   DOMPurify.addHook("afterSanitizeAttributes", (node) => {
     if (node.tagName === "A") {
@@ -36,23 +61,158 @@ window.Markdown = (() => {
       node.setAttribute("rel", "noopener noreferrer nofollow");
     }
   });
+  // A fence's language reaches us as marked's class on <code>: kept through the sanitizer only
+  // to be read, and removed, by codeBlocks() before anything is shown.
+  DOMPurify.addHook("uponSanitizeAttribute", (node, event) => {
+    if (node.nodeName === "CODE" && event.attrName === "class" && LANGUAGE.test(event.attrValue)) {
+      event.forceKeepAttr = true;
+    }
+  });
 
-  function render(source) {
-    return DOMPurify.sanitize(marked.parse(source, { gfm: true, breaks: false }), PURIFY);
+  // Sanitized DOM, its code blocks wrapped; `finished` ones also coloured and given a copy button.
+  function renderFragment(source, finished) {
+    const fragment = DOMPurify.sanitize(marked.parse(source, { gfm: true, breaks: false }), PURIFY);
+    codeBlocks(fragment, finished);
+    return fragment;
   }
 
-  // The offset after the last blank line that closes a block outside a code fence:
-  // everything before it will not change however the answer goes on.
+  function render(source) {
+    const box = document.createElement("div");
+    box.append(renderFragment(source, true));
+    return box.innerHTML;
+  }
+
+  function codeBlocks(fragment, finished) {
+    for (const code of fragment.querySelectorAll("code[class]")) {
+      const match = LANGUAGE.exec(code.getAttribute("class"));
+      code.removeAttribute("class");
+      const pre = code.parentElement;
+      if (match && pre && pre.tagName === "PRE" && pre.childElementCount === 1) pre.dataset.language = match[1];
+    }
+    for (const pre of fragment.querySelectorAll("pre")) {
+      if (pre.parentElement && pre.parentElement.closest("pre")) continue;
+      // The same wrapper while written and once finished: the block keeps its size when the
+      // button (laid over its corner) and the colours come.
+      const block = document.createElement("div");
+      block.dataset.codeBlock = "";
+      pre.replaceWith(block);
+      block.append(pre);
+      if (!finished) continue;
+      const code = pre.firstElementChild;
+      if (code && code.tagName === "CODE" && pre.childElementCount === 1 && !code.childElementCount) {
+        highlight(code, pre.dataset.language);
+      }
+      block.append(copyButton());
+    }
+  }
+
+  // Colours from highlight.js, marked with data-hl rather than classes: an answer holds no
+  // class at all (see PURIFY), so nothing in it can borrow the page's.
+  function highlight(code, language) {
+    const hljs = window.hljs;
+    const text = code.textContent;
+    if (!hljs || text.length > HIGHLIGHT_MAX_CHARS) return;
+    let result;
+    try {
+      if (language) {
+        if (!hljs.getLanguage(language)) return;
+        result = hljs.highlight(text, { language, ignoreIllegals: true });
+      } else {
+        if (text.length > GUESS_MAX_CHARS) return;
+        result = hljs.highlightAuto(text, GUESSES);
+        if (result.relevance < 3) return; // a poor guess colours prose as code
+      }
+    } catch (error) {
+      return; // left plain
+    }
+    const marks = DOMPurify.sanitize(result.value, PURIFY_COLOURS);
+    if (marks.textContent !== text) return; // colours only: never a character more or less
+    for (const span of marks.querySelectorAll("span")) {
+      span.dataset.hl = (span.getAttribute("class") || "").replace(/\bhljs-/g, "");
+      span.removeAttribute("class");
+    }
+    code.replaceChildren(marks);
+    code.dataset.highlighted = result.language || language;
+  }
+
+  function copyButton() {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.copyCode = "";
+    button.textContent = WORDS.copy;
+    button.setAttribute("aria-label", WORDS.copy_code);
+    return button;
+  }
+
+  // One listener for every copy button, those of render()'s HTML too. Model output can make
+  // neither a <button> nor a data- attribute, so only ours match.
+  document.addEventListener("click", async (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button[data-copy-code]") : null;
+    const pre = button && button.closest("[data-code-block]")?.querySelector("pre");
+    if (!pre) return;
+    const text = pre.textContent.replace(/\n$/, "");
+    const copied = window.Copying ? await window.Copying.copy(text) : false;
+    showCopied(button, copied);
+    // Selected for the Ctrl+C the message asks for.
+    if (!copied) window.getSelection().selectAllChildren(pre);
+  });
+
+  function showCopied(button, copied) {
+    clearTimeout(button.copyTimer);
+    const text = copied ? WORDS.copied : WORDS.copy_failed;
+    button.dataset.copyState = copied ? "copied" : "failed";
+    button.textContent = text;
+    button.setAttribute("aria-label", text);
+    button.copyTimer = setTimeout(() => {
+      delete button.dataset.copyState;
+      button.textContent = WORDS.copy;
+      button.setAttribute("aria-label", WORDS.copy_code);
+    }, copied ? 2000 : 8000); // the failure says what to do: time to read it
+  }
+
+  // Follows fences line by line: `inside` tells whether the text so far is in a code block.
+  class Fences {
+    constructor() {
+      this.open = null; // the opening fence ("```", "~~~~") while inside a code block
+      this.atMargin = false;
+    }
+
+    // Reads one complete line; true when it closes a code block opened at the left margin.
+    read(line) {
+      const match = FENCE.exec(line);
+      if (this.open) {
+        const closes = match && match[1][0] === this.open[0] && match[1].length >= this.open.length
+          && match[2].trim() === "";
+        if (!closes) return false;
+        this.open = null;
+        return this.atMargin;
+      }
+      if (match && !(match[1][0] === "`" && match[2].includes("`"))) {
+        this.open = match[1];
+        this.atMargin = line[0] === match[1][0];
+      }
+      return false;
+    }
+
+    get inside() {
+      return this.open !== null;
+    }
+  }
+
+  // The offset after the last line that ends a block for good: a blank line outside a code
+  // block, or the fence closing a top-level code block. Everything before it will not change
+  // however the answer goes on.
   function stableLength(text, from) {
-    let inFence = false;
+    const fences = new Fences();
     let stable = from;
     let offset = from;
     const lines = text.slice(from).split("\n");
     for (let i = 0; i < lines.length - 1; i++) {
       const line = lines[i];
       offset += line.length + 1;
-      if (/^\s{0,3}(```|~~~)/.test(line)) inFence = !inFence;
-      else if (!inFence && line.trim() === "" && i > 0) {
+      const wasInside = fences.inside;
+      if (fences.read(line)) stable = offset;
+      else if (!wasInside && !fences.inside && line.trim() === "" && i > 0) {
         const next = lines[i + 1];
         // A list or an indented block may go on after a blank line: not a safe cut yet.
         if (next !== "" && !/^\s*([-*+]|\d+[.)])\s|^\s{2,}/.test(next)) stable = offset;
@@ -61,12 +221,33 @@ window.Markdown = (() => {
     return stable;
   }
 
+  // What of the block being written to show now. Its last line, still being written, may be
+  // markup that changes the block above it ("-" or "===" turns a paragraph into a heading,
+  // "```" opens code); and a table's header row reads as a paragraph until its delimiter row
+  // comes. Both wait until they say more, so that no block changes its kind, and its height,
+  // under the reader's eyes.
+  function shownPart(open) {
+    const lineStart = open.lastIndexOf("\n") + 1;
+    if (/^[\s\-=*+#|:`~>\d.)]*$/.test(open.slice(lineStart))) open = open.slice(0, lineStart);
+    const fences = new Fences();
+    const lines = open.split("\n");
+    lines.slice(0, -1).forEach((line) => fences.read(line));
+    if (fences.inside) return open;
+    const body = open.endsWith("\n") ? open.slice(0, -1) : open;
+    const last = body.lastIndexOf("\n") + 1;
+    const previous = body.slice(body.lastIndexOf("\n", last - 2) + 1, Math.max(last - 1, 0));
+    if (/^\s*\|/.test(body.slice(last)) && (last === 0 || !/^\s*\|/.test(previous))) return open.slice(0, last);
+    return open;
+  }
+
   class StreamingView {
     constructor(element) {
       this.element = element;
       this.text = "";
       this.done = 0;
+      this.shown = "";
       this.pending = false;
+      this.ended = false;
       this.element.replaceChildren();
       this.finished = document.createElement("div");
       this.open = document.createElement("div");
@@ -82,18 +263,30 @@ window.Markdown = (() => {
       }
     }
 
-    flush() {
+    flush(final = false) {
       this.pending = false;
-      const stable = stableLength(this.text, this.done);
+      if (this.ended) return;
+      const stable = final ? this.text.length : stableLength(this.text, this.done);
       if (stable > this.done) {
-        this.finished.insertAdjacentHTML("beforeend", render(this.text.slice(this.done, stable)));
+        this.finished.append(renderFragment(this.text.slice(this.done, stable), true));
         this.done = stable;
+        this.shown = null;
+        // A new box for the open block: the old one, pushed down by what just finished above
+        // it, would count as content that moved (a layout shift); a new one is new content.
+        const open = document.createElement("div");
+        this.open.replaceWith(open);
+        this.open = open;
       }
-      this.open.innerHTML = render(this.text.slice(this.done));
+      const shown = final ? "" : shownPart(this.text.slice(this.done));
+      if (shown !== this.shown) {
+        this.open.replaceChildren(renderFragment(shown, false));
+        this.shown = shown;
+      }
     }
 
     end() {
-      this.flush();
+      this.flush(true);
+      this.ended = true;
       delete this.element.dataset.streaming;
     }
   }
@@ -102,7 +295,7 @@ window.Markdown = (() => {
   function renderStatic(root) {
     root.querySelectorAll("[data-markdown]").forEach((element) => {
       if (element.dataset.rendered) return;
-      element.innerHTML = render(element.textContent);
+      element.replaceChildren(renderFragment(element.textContent, true));
       element.dataset.rendered = "true";
     });
   }
