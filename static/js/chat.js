@@ -98,6 +98,11 @@
     if (modelForm) modelForm.action = `/conversations/${conversation.id}/model`;
     thinkForm.action = `/conversations/${conversation.id}/thinking`;
     settingsForm.action = `/conversations/${conversation.id}/settings`;
+    const exportMenu = document.querySelector("[data-export-menu]");
+    exportMenu.querySelectorAll("[data-export]").forEach((link) => {
+      link.href = `/conversations/${conversation.id}/export.${link.dataset.export}`;
+    });
+    show(exportMenu, true);
     const title = firstMessage.split(/\s+/).join(" ").slice(0, 60);
     document.querySelector("[data-conversation-title]").textContent = title;
     addToSidebar(conversation, title);
