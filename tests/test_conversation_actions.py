@@ -17,10 +17,13 @@ def answered(response) -> dict:
 
 
 def thread(client, conversation_id: int) -> list[tuple[str, str]]:
-    """What the conversation page shows, as (role, content) pairs, from the stored branch."""
+    """What the conversation page shows, as (role, content) pairs; the interface's `thread`
+    names the same messages."""
     page = client.get(f"/c/{conversation_id}").get_data(as_text=True)
-    messages = client.get(f"/conversations/{conversation_id}/messages").json["messages"]
-    return [(m["role"], m["content"]) for m in messages if f'id="m-{m["id"]}"' in page]
+    listed = client.get(f"/conversations/{conversation_id}/messages").json
+    shown = [m for m in listed["messages"] if f'id="m-{m["id"]}"' in page]
+    assert [m["id"] for m in shown] == listed["thread"]
+    return [(m["role"], m["content"]) for m in shown]
 
 
 def ask_twice(client) -> tuple[int, int, int]:
@@ -179,6 +182,8 @@ def test_a_conversations_own_settings_reach_the_model_within_the_admins_limit(ap
         ("top_p", "0", "Top P must be between 0.01 and 1."),
         ("top_k", "beaucoup", "Top K must be a number."),
         ("top_k", "2.5", "Top K must be a number."),
+        ("top_k", 1e999, "Top K must be a number."),  # JSON's way to say infinity
+        ("temperature", "nan", "Temperature must be a number."),
         ("max_tokens", "100000", "Longest answer (tokens) must be between 16 and 512."),
         ("system_prompt", "x" * 8001, "The system prompt is too long (8000 characters at most)."),
     ],

@@ -43,7 +43,7 @@ def _page(conversation=None):
         "chat/index.html",
         conversation=conversation,
         thread=thread,
-        versions={m.id: services.versions(conversation, m) for m in thread},
+        versions=services.versions(conversation, thread) if conversation else {},
         conversations=services.conversations_of(current_user),
         models=offered,
         selected_model=selected,
@@ -177,6 +177,7 @@ def list_messages(conversation_id: int):
     return jsonify(
         conversation=services.conversation_as_dict(conversation),
         messages=[services.message_as_dict(m) for m in conversation.messages],
+        thread=[m.id for m in services.thread_of(conversation)],
     )
 
 

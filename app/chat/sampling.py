@@ -7,6 +7,7 @@ capped by the admin's setting for the model (else the configured one).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -57,9 +58,10 @@ def parse(data: Mapping, limit: int) -> dict:
         try:
             if isinstance(raw, bool):
                 raise ValueError
-            value = choice.kind(raw.strip().replace(",", ".") if isinstance(raw, str) else raw)
-            if choice.kind is int and isinstance(raw, float) and raw != int(raw):
-                raise ValueError
+            number = float(raw.strip().replace(",", ".") if isinstance(raw, str) else raw)
+            if not math.isfinite(number) or (choice.kind is int and number != int(number)):
+                raise ValueError  # nan, inf (JSON's 1e999 too), or 2.5 for a whole number
+            value = choice.kind(number)
         except (TypeError, ValueError):
             raise Refused(_("%(setting)s must be a number.", setting=choice.label)) from None
         if not choice.low <= value <= high:

@@ -133,11 +133,13 @@ def path_to(conversation: Conversation, message: Message | None) -> list[Message
     return path
 
 
-def versions(conversation: Conversation, message: Message) -> list[int]:
-    """The ids of every version of the message's turn (itself included), oldest first."""
-    return [
-        m.id for m in conversation.messages if m.parent_id == message.parent_id and m.role == message.role
-    ]
+def versions(conversation: Conversation, thread: list[Message]) -> dict[int, list[int]]:
+    """For each message of `thread`, the ids of every version of its turn (itself included),
+    oldest first."""
+    turns: dict[tuple[int | None, str], list[int]] = {}
+    for m in conversation.messages:
+        turns.setdefault((m.parent_id, m.role), []).append(m.id)
+    return {m.id: turns[(m.parent_id, m.role)] for m in thread}
 
 
 def select(conversation: Conversation, message: Message) -> None:

@@ -15,7 +15,21 @@ document.addEventListener("click", (event) => {
 });
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
-  document.querySelectorAll("details[open][data-menu]").forEach((menu) => { menu.open = false; });
+  const open = document.querySelectorAll("details[open][data-menu]");
+  if (open.length) event.preventDefault(); // Esc closed a menu: it stops nothing else
+  open.forEach((menu) => { menu.open = false; });
+});
+
+// Signing out forgets the messages being typed: the next person at this computer must not see them.
+document.addEventListener("submit", (event) => {
+  if (!event.target.matches("[data-sign-out]")) return;
+  try {
+    Object.keys(window.localStorage)
+      .filter((key) => key.startsWith("causerie:draft:"))
+      .forEach((key) => window.localStorage.removeItem(key));
+  } catch (error) {
+    // Storage unavailable: nothing was kept either.
+  }
 });
 
 // On a narrow screen the conversation list is hidden; the ☰ button lays it over the page.

@@ -46,6 +46,10 @@
     show(stopButton, busy);
     stopButton.disabled = false;
     if (modelSelect) modelSelect.disabled = busy;
+    // Another version is another page: not while an answer is written (leaving cuts it short).
+    messages.querySelectorAll("[data-version-step] button").forEach((button) => {
+      button.disabled = busy || !button.form.getAttribute("action");
+    });
   }
 
   function showComposerError(text) {
@@ -98,6 +102,9 @@
     if (modelForm) modelForm.action = `/conversations/${conversation.id}/model`;
     thinkForm.action = `/conversations/${conversation.id}/thinking`;
     settingsForm.action = `/conversations/${conversation.id}/settings`;
+    // A preset is a starting point: once the conversation exists, its model is changed above.
+    const presetRow = settingsForm.querySelector("[data-preset-row]");
+    if (presetRow) presetRow.remove();
     const exportMenu = document.querySelector("[data-export-menu]");
     exportMenu.querySelectorAll("[data-export]").forEach((link) => {
       link.href = `/conversations/${conversation.id}/export.${link.dataset.export}`;
@@ -214,6 +221,8 @@
     // Stop pressed before the server answered: send it now that the answer has an id.
     if (current.stopRequested) sendStop(answer);
     const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
+    // Screen readers read the answer once it is written, not at every frame of it.
+    answer.querySelector("[data-markdown]").setAttribute("aria-busy", "true");
     let ended = false;
     let answered = false;
     let written = "";
@@ -250,6 +259,7 @@
       // The connection broke: the server keeps what was written; say so plainly.
     }
     view.end();
+    answer.querySelector("[data-markdown]").setAttribute("aria-busy", "false");
     sources.set(answer.dataset.messageId, written);
     setStatus(answer, "");
     if (!ended) {
@@ -291,7 +301,7 @@
     nav.querySelectorAll("[data-version-step]").forEach((form) => {
       const target = ids[position + Number(form.dataset.versionStep)];
       form.action = target ? `/messages/${target}/select` : "";
-      form.querySelector("button").disabled = !target;
+      form.querySelector("button").disabled = !target || Boolean(current);
     });
     show(nav, ids.length > 1);
   }
@@ -326,6 +336,8 @@
     const content = article.querySelector("[data-content]");
     const form = clone("edit-template");
     const box = form.querySelector("textarea");
+    box.id = `edit-${Copying.uuid()}`;
+    form.querySelector("[data-edit-label]").htmlFor = box.id;
     box.value = sources.get(article.dataset.messageId) || content.textContent;
     show(content, false);
     show(article.querySelector("[data-actions]"), false);
@@ -349,6 +361,7 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const text = box.value.trim();
+      if (current) showComposerError(i18n.busy);
       if (!text || current) return;
       await ask({ url: `/messages/${article.dataset.messageId}/edit`, body: { content: text }, question: text, replacing: article });
     });
@@ -403,8 +416,10 @@
     event.preventDefault();
     const text = prompt.value.trim();
     if (!text || current) return;
+    const key = draftKey();
     prompt.value = "";
     autosize();
+    saveDraft(key); // sent: a reload while it streams must not offer it again
     const accepted = await send(text);
     // Nothing the user typed is lost: a refused message goes back into the box.
     if (!accepted && !prompt.value) {
@@ -415,12 +430,13 @@
     prompt.focus();
   });
 
-  // A message being typed survives a reload or a closed tab (kept in this browser only).
-  const draftKey = () => `causerie:draft:${chat.dataset.conversationId || "new"}`;
-  function saveDraft() {
+  // A message being typed survives a reload or a closed tab (kept in this browser only, per
+  // user; signing out forgets it, see app.js).
+  const draftKey = (id = chat.dataset.conversationId) => `causerie:draft:${chat.dataset.userId}:${id || "new"}`;
+  function saveDraft(key = draftKey()) {
     try {
-      if (prompt.value) window.localStorage.setItem(draftKey(), prompt.value);
-      else window.localStorage.removeItem(draftKey());
+      if (prompt.value) window.localStorage.setItem(key, prompt.value);
+      else window.localStorage.removeItem(key);
     } catch (error) {
       // Storage refused (private mode, full): the draft just isn't kept.
     }
@@ -440,11 +456,15 @@
     }
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && current) stop();
-    // A new chat: Ctrl+Shift+O (Cmd+Shift+O on a Mac), as in the chat apps people know.
+    // Esc stops the answer, unless it already closed a menu or cleared a field elsewhere.
+    const elsewhere = event.target.matches && event.target.matches("input, textarea, select") && event.target !== prompt;
+    if (event.key === "Escape" && current && !event.defaultPrevented && !elsewhere) stop();
+    // A new chat: Ctrl+Shift+O (Cmd+Shift+O on a Mac), as in the chat apps people know. Not
+    // while an answer is written: leaving would cut it short.
     if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
       event.preventDefault();
-      window.location.assign("/");
+      if (current) showComposerError(i18n.busy);
+      else window.location.assign("/");
     }
   });
   stopButton.addEventListener("click", stop);

@@ -58,7 +58,7 @@
         if (!response.ok) { show([message(body.error || "")]); return; }
         show(body.results.length
           ? body.results.map((hit) => item(hit, list.dataset.untitled))
-          : [message(list.dataset.none.replace("{query}", query))]);
+          : [message(list.dataset.none.replace("{query}", () => query))]);
       } catch (error) {
         if (error.name !== "AbortError") show([]);
       }
@@ -70,6 +70,7 @@
     });
     input.addEventListener("keydown", (event) => {
       if (event.key !== "Escape") return;
+      event.preventDefault(); // Esc clears the search here; it must not also stop an answer
       input.value = "";
       clearTimeout(timer);
       run("");
