@@ -447,7 +447,7 @@
   } catch (error) {
     // as above
   }
-  prompt.addEventListener("input", saveDraft);
+  prompt.addEventListener("input", () => saveDraft());
 
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
