@@ -31,6 +31,17 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "un mot de passe assez long"
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test of this folder is a browser test (`-m browser`); without Debian's chromium they
+    are skipped, saying why."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.browser)
+            if not CHROMIUM.exists():
+                item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium"))
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory, ollama_host):
     from benchmarks.server import LiveServer

@@ -14,13 +14,6 @@ import pytest
 
 from tests.browser.pages import ANSWER_ENDED, new_chat, normalized
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: the browser tests need Debian's chromium"
-    ),
-]
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
 # Generous: other jobs may share the 2 cores; a healthy answer here takes a few seconds.

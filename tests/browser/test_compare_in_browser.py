@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, log_in_through_form
+from tests.browser.conftest import log_in_through_form
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: the browser tests need Debian's chromium"
-    ),
-]
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,6 @@ import pytest
 
 from tests.browser.pages import LAST_ANSWER, new_chat, register_through_form, wait_for_answer_end
 
-pytestmark = pytest.mark.browser
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 from playwright.sync_api import expect  # noqa: E402
 

@@ -16,13 +16,6 @@ import pytest
 from tests.browser.pages import ANSWER_ENDED, new_chat, normalized
 from tests.ollama_server import SCRIPTED_ANSWER, SCRIPTED_THINKING
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: the browser tests need Debian's chromium"
-    ),
-]
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 expect = sync_api.expect
 

@@ -21,20 +21,12 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from tests.browser.pages import new_chat, normalized
 from tests.xss_corpus import CORPUS
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: the browser tests need Debian's chromium"
-    ),
-]
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
 SCRIPTED_MODEL = "deepseek-r1:1.5b"  # the stand-in's scripted model
