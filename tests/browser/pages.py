@@ -47,6 +47,19 @@ def wait_for_answer_end(page, timeout: float = ANSWER_TIMEOUT_MS) -> dict:
     }
 
 
+def wait_for_streaming(page, characters: int = 20, timeout: float = ANSWER_TIMEOUT_MS) -> None:
+    """Wait until the newest answer has streamed at least `characters` characters."""
+    page.wait_for_function(
+        """n => {
+          const answers = document.querySelectorAll("#messages article[data-role=assistant]");
+          const answer = answers[answers.length - 1];
+          return answer && answer.querySelector("[data-markdown]").textContent.trim().length >= n;
+        }""",
+        arg=characters,
+        timeout=timeout,
+    )
+
+
 def register_through_form(page, username: str, password: str) -> None:
     """Create an account through the real /register form; wait for the chat page it leads to."""
     page.goto("/register")

@@ -12,15 +12,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.pages import ANSWER_ENDED, new_chat, normalized
+from tests.browser.pages import (
+    LAST_ANSWER,
+    LAST_QUESTION,
+    new_chat,
+    normalized,
+    wait_for_answer_end,
+    wait_for_streaming,
+)
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
 # Generous: other jobs may share the 2 cores; a healthy answer here takes a few seconds.
-ANSWER_TIMEOUT_MS = 90_000
 STOP_TIMEOUT_MS = 10_000
-LAST_ANSWER = "#messages article[data-role=assistant] >> nth=-1"
-LAST_QUESTION = "#messages article[data-role=user] >> nth=-1"
 
 # Installed before a message is sent: on every change under #messages, note the length of the
 # newest answer's rendered text and its state. Polling from Python could miss steps.
@@ -48,19 +52,6 @@ RECORD_GROWTH = """() => {
     subtree: true, childList: true, characterData: true, attributes: true,
   });
 }"""
-
-
-def wait_for_answer_end(page, timeout: float = ANSWER_TIMEOUT_MS) -> dict:
-    """Wait until the newest answer has ended and the composer is ready again; return what it shows."""
-    page.wait_for_function(ANSWER_ENDED, timeout=timeout)
-    page.wait_for_selector("#send:not(.hidden)", timeout=5_000)
-    answer = page.locator(LAST_ANSWER)
-    return {
-        "id": answer.get_attribute("data-message-id"),
-        "state": answer.get_attribute("data-state"),
-        "text": normalized(answer.locator("[data-markdown]").inner_text()),
-        "label": answer.locator("[data-state-label]").inner_text().strip(),
-    }
 
 
 def shown_answer(page, message_id: str) -> dict:
@@ -162,14 +153,7 @@ def test_stop_button_keeps_the_partial_answer_marked_stopped(logged_in_page):
     page.locator("#prompt").fill("Écris une très longue histoire de 500 mots sur un dragon.")
     page.locator("#prompt").press("Enter")
     answer = page.locator(LAST_ANSWER)
-    page.wait_for_function(
-        """() => {
-          const answers = document.querySelectorAll("#messages article[data-role=assistant]");
-          const answer = answers[answers.length - 1];
-          return answer && answer.querySelector("[data-markdown]").textContent.trim().length >= 20;
-        }""",
-        timeout=ANSWER_TIMEOUT_MS,
-    )
+    wait_for_streaming(page, 20)
     assert answer.get_attribute("data-state") == "generating", "the answer ended before Stop could be clicked"
     page.locator("#stop").click()
 

@@ -21,7 +21,6 @@ import pytest
 
 from tests.browser.conftest import ARTIFACTS, log_in_through_form
 from tests.browser.pages import (
-    ANSWER_TIMEOUT_MS,
     LAST_ANSWER,
     LAST_QUESTION,
     VIEWPORTS,
@@ -30,6 +29,7 @@ from tests.browser.pages import (
     open_sidebar,
     register_through_form,
     wait_for_answer_end,
+    wait_for_streaming,
 )
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
@@ -388,14 +388,7 @@ def test_03_a_user_presses_escape_while_a_long_story_streams_and_the_answer_ends
     new_chat(page)
     page.locator("#prompt").fill("Écris une très longue histoire de 500 mots sur un dragon et une princesse.")
     page.locator("#prompt").press("Enter")
-    page.wait_for_function(
-        """() => {
-          const answers = document.querySelectorAll("#messages article[data-role=assistant]");
-          const answer = answers[answers.length - 1];
-          return answer && answer.querySelector("[data-markdown]").textContent.trim().length >= 20;
-        }""",
-        timeout=ANSWER_TIMEOUT_MS,
-    )
+    wait_for_streaming(page, 20)
     assert page.locator(LAST_ANSWER).get_attribute("data-state") == "generating", "ended before Escape"
     expect(page.locator("#stop")).to_be_visible()
     walk.shot(page, "1-streaming")

@@ -8,7 +8,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.pages import LAST_ANSWER, new_chat, register_through_form, wait_for_answer_end
+from tests.browser.pages import (
+    LAST_ANSWER,
+    new_chat,
+    register_through_form,
+    wait_for_answer_end,
+    wait_for_streaming,
+)
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 from playwright.sync_api import expect  # noqa: E402
@@ -39,14 +45,7 @@ def start_long_answer(page) -> None:
     """Send a request for a long story and wait until it is streaming."""
     page.locator("#prompt").fill(LONG_STORY)
     page.locator("#prompt").press("Enter")
-    page.wait_for_function(
-        """() => {
-          const answers = document.querySelectorAll("#messages article[data-role=assistant]");
-          const answer = answers[answers.length - 1];
-          return answer && answer.querySelector("[data-markdown]").textContent.trim().length >= 10;
-        }""",
-        timeout=90_000,
-    )
+    wait_for_streaming(page, 10)
 
 
 def test_a_message_being_typed_survives_a_reload_and_is_forgotten_once_sent_and_at_sign_out(page):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import ANSWER_ENDED, new_chat, normalized
+from tests.browser.pages import ANSWER_ENDED, new_chat, normalized, register_through_form
 from tests.ollama_server import SCRIPTED_ANSWER, SCRIPTED_THINKING
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
@@ -144,16 +144,6 @@ def test_with_thinking_switched_off_the_next_answer_comes_without_thinking(logge
     expect(page.locator("#think")).not_to_be_checked()
     expect(second.locator("[data-thinking-block]")).to_be_hidden()
     expect(first.locator("[data-thinking-block]")).to_be_visible()
-
-
-def register_through_form(page, username: str, password: str) -> None:
-    page.goto("/register")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.fill("input[name=confirm]", password)
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
-    page.wait_for_selector("#prompt")
 
 
 def model_row(page, model_id: str):
