@@ -777,3 +777,40 @@ def test_11_the_admin_disables_a_model_and_changes_the_default_and_a_users_new_c
     expect(user.locator(f'#model option[value="{REASONING_MODEL}"]')).to_have_count(1)
     walk.shot(user, "6-user-models-restored")
     walk.check_no_js_errors()
+
+
+def test_12_a_user_renames_a_conversation_then_deletes_it_from_the_list(journey):
+    walk = journey(12, "rename-delete")
+    page, _ = walk.user()
+    start_short_chat(page)
+    send(page, "Dis bonjour en une phrase.")
+    conversation_id = page.locator("#chat").get_attribute("data-conversation-id")
+    item = page.locator(f'#conversation-list li[data-conversation-id="{conversation_id}"]')
+
+    open_sidebar(page)
+    walk.tap(item.locator("[data-menu] summary"), "the conversation's ⋯ menu")
+    item.locator("input[name=title]").fill("Salutations du matin")
+    walk.shot(page, "1-renaming")
+    with page.expect_navigation():
+        item.locator("input[name=title]").press("Enter")
+    expect(page.locator("[data-conversation-title]")).to_have_text("Salutations du matin")
+    expect(item.locator("[data-title]")).to_have_text("Salutations du matin")
+    assert stored_messages(page)["conversation"]["title"] == "Salutations du matin"
+    walk.shot(page, "2-renamed")
+
+    # Deleting asks first; saying no keeps everything.
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    open_sidebar(page)
+    walk.tap(item.locator("[data-menu] summary"), "the conversation's ⋯ menu")
+    walk.tap(item.locator("[data-delete] button"), "the menu's Supprimer button")
+    expect(item).to_have_count(1)
+    assert questions == ["Supprimer cette conversation et tous ses messages ?"], questions
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        walk.tap(item.locator("[data-delete] button"), "the menu's Supprimer button")
+    page.wait_for_selector("#prompt")
+    expect(page.locator(f'#conversation-list li[data-conversation-id="{conversation_id}"]')).to_have_count(0)
+    assert page.request.get(f"/c/{conversation_id}").status == 404
+    walk.shot(page, "3-deleted")
+    walk.check_no_js_errors()
