@@ -58,6 +58,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
+    from app.api import bp as api_bp
+    from app.api import keys_bp as api_keys_bp
+    from app.api import openai_bp
     from app.auth import bp as auth_bp
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
@@ -70,6 +73,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(compare_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(brand_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(openai_bp)
+    app.register_blueprint(api_keys_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(bench_bp, url_prefix="/admin/benchmarks")
 

@@ -4,7 +4,7 @@ of what is said outside a request: `flask bench`, the background threads)."""
 
 from __future__ import annotations
 
-from flask import Flask, current_app, has_request_context, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_login import current_user
 
 
@@ -19,6 +19,9 @@ def select_locale() -> str:
 
 
 def _account_language() -> str:
+    api_user = g.get("api_user")  # a script's key speaks for its owner (the API takes no cookie)
+    if api_user is not None:
+        return api_user.language
     return current_user.language if current_user.is_authenticated else ""
 
 

@@ -119,6 +119,25 @@ class Preset(db.Model):
     owner: Mapped[User] = relationship(back_populates="presets")
 
 
+class ApiKey(db.Model):
+    """A key a user made for scripts and tools (the API); only its SHA-256 is kept.
+
+    The key is 32 random bytes: a fast hash is enough (nothing to guess), and lets each request
+    find its key by an index lookup.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16))  # the key's start, to tell keys apart
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    owner: Mapped[User] = relationship()
+
+
 class ModelSetting(db.Model):
     """The admin's choices for one model; None means the configured default applies."""
 

@@ -22,6 +22,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 # Endpoints open to visitors who are not logged in.
 PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "static", "auth.set_language"}
+# Blueprints that authenticate each request themselves (API keys), never by the session cookie.
+OWN_AUTHENTICATION = {"api", "openai"}
 
 
 def init_app(app: Flask) -> None:
@@ -31,6 +33,8 @@ def init_app(app: Flask) -> None:
     def require_login():
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
             return None  # None: a 404 is rendered by the error handler
+        if request.blueprint in OWN_AUTHENTICATION:
+            return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         return None

@@ -11,6 +11,7 @@ someone decides whose thing that part names.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -26,7 +27,7 @@ from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.engines.ollama import OllamaEngine
 from app.llm.scheduler import Scheduler
-from app.models import BenchmarkRun, Conversation, Message, Preset, User
+from app.models import ApiKey, BenchmarkRun, Conversation, Message, Preset, User
 from config import TestConfig
 from tests.conftest import PASSWORD, AuthActions, sse_events
 from tests.url_map import sweep, url_of
@@ -43,7 +44,10 @@ PUBLIC = {
     "auth.set_language": "reading the sign-in page in one's language",
     "brand.stylesheet": "the company's colour, on the sign-in page too",
     "brand.logo": "the company's logo, on the sign-in page too",
+    "api.openapi": "the API's description (no data in it)",
 }
+# The API's blueprints: an API key or nothing, whatever cookie comes along (tests/test_api.py).
+KEY_ONLY = ("api.", "openai.")
 # Variable parts of URLs that name no one's thing; any other one must be given an owned value
 # in the ownership sweep, or the sweep fails.
 NOT_IDS = {"kind": "a file format", "action": "a verb of the admin's user page"}
@@ -115,8 +119,14 @@ def test_every_route_outside_the_allowlist_sends_a_visitor_to_sign_in(app, clien
     assert set(PUBLIC) <= endpoints, f"the allowlist names endpoints that are gone: {set(PUBLIC) - endpoints}"
     rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in PUBLIC]
     let_in, swept = [], 0
-    for _rule, method, url in sweep(app, rules):
+    for rule, method, url in sweep(app, rules):
         swept += 1
+        if rule.endpoint.startswith(KEY_ONLY):  # scripts get no sign-in page: a 401 saying how
+            answer = client.open(url, method=method, headers=HTML)
+            challenge = answer.headers.get("WWW-Authenticate", "")
+            if answer.status_code != 401 or not challenge.startswith("Bearer"):
+                let_in.append(f"{method} {url} (API): {answer.status_code}")
+            continue
         page = client.open(url, method=method, headers=HTML)
         if page.status_code != 302 or not page.headers["Location"].startswith("/login?"):
             let_in.append(f"{method} {url} (page): {page.status_code} {page.headers.get('Location')}")
@@ -162,6 +172,9 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
             "texts": [m.content for m in messages if m.role == "user" or m.state == "complete"],
             "run": run and (run.state, run.models),
             "presets": [(p.name, p.system_prompt, p.model) for p in alice.presets],
+            "api keys": db.session.execute(
+                db.select(ApiKey.name, ApiKey.revoked_at).where(ApiKey.user_id == alice.id)
+            ).all(),
         }
 
 
@@ -186,8 +199,10 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     assert len(message_ids) == 4
     run_id = _benchmark_run(app, alice_id)
     client.post("/settings/presets", data={"name": "Le preset d'Alice", "system_prompt": "secret"})
+    client.post("/settings/api-keys", data={"name": "La clé d'Alice"})
     with app.app_context():
         preset_id = db.session.scalar(db.select(Preset.id).where(Preset.user_id == alice_id))
+        key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == alice_id))
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
@@ -195,6 +210,7 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         "run_id": [run_id],  # admins only; another admin sees it too, by design: runs are the server's
         "user_id": [alice_id],  # admins only
         "preset_id": [preset_id],
+        "key_id": [key_id],
     }
     rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
     unclassified = sorted(
@@ -204,11 +220,15 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     before = _alices_things(app, conversation_id, run_id)
 
     bob = signed_in_as(app, "bob")
+    made = bob.post("/settings/api-keys", data={"name": "b"}).text
+    bobs_key = re.search(r"data-key>(cau_[\w-]+)<", made)[1]
     got_in, swept = [], 0
     for rule, method, url in sweep(app, rules, owned):
         expected = 403 if rule.rule.startswith("/admin/") else 404
         for headers in (JSON, HTML):
             swept += 1
+            if rule.endpoint.startswith(KEY_ONLY):  # the API: Bob with his own key
+                headers = {**headers, "Authorization": f"Bearer {bobs_key}"}
             response = call(bob, method, url, headers, INTRUSION)
             response.close()  # a stream opened by mistake would end here
             if method == "OPTIONS":

@@ -220,7 +220,7 @@ class AnswerStream:
 
         try:
             record_generation(
-                message_id=self.message_id,
+                message_id=self.measure.get("message_id", self.message_id),
                 user_id=self.measure["user_id"],
                 conversation_id=self.measure["conversation_id"],
                 model=self.model,

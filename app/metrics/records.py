@@ -21,9 +21,9 @@ def prompt_speed(stats: dict) -> float | None:
 
 def record_generation(
     *,
-    message_id: int,
+    message_id: int | None,
     user_id: int,
-    conversation_id: int,
+    conversation_id: int | None,
     model: str,
     parameters: dict,
     outcome: str,

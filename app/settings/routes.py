@@ -16,15 +16,28 @@ def _offered_models() -> list[tuple[str, str]]:
     return [(entry.id, entry.info.name) for entry in llm().catalogue.offered()]
 
 
-def _page(appearance: AppearanceForm | None = None, new_preset: PresetForm | None = None):
-    """The settings page; a form given is the one just sent back, with its errors (400)."""
+def _page(
+    appearance: AppearanceForm | None = None,
+    new_preset: PresetForm | None = None,
+    new_key: str = "",
+    key_error: str = "",
+):
+    """The settings page; a form given is the one just sent back, with its errors (400).
+    `new_key`: an API key just made, shown this once; `key_error`: why none was made (400)."""
+    from app.api import keys
     appearance = appearance or AppearanceForm(
         formdata=None, language=current_user.language or str(get_locale()), theme=current_user.theme
     )
     new_preset = new_preset or PresetForm(formdata=None, models=_offered_models())
-    status = 400 if appearance.errors or new_preset.errors else 200
+    status = 400 if appearance.errors or new_preset.errors or key_error else 200
     page = render_template(
-        "settings/index.html", appearance=appearance, new_preset=new_preset, presets=current_user.presets
+        "settings/index.html",
+        appearance=appearance,
+        new_preset=new_preset,
+        presets=current_user.presets,
+        api_keys=keys.keys_of(current_user),
+        new_key=new_key,
+        key_error=key_error,
     )
     return page, status
 

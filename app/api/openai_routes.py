@@ -1,0 +1,127 @@
+"""`/v1/models` and `/v1/chat/completions` in OpenAI's shape, so that existing tools (the
+`openai` client, editors' plugins) work unchanged — behind the same keys, scheduler and limits."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from flask import Response, jsonify, request, stream_with_context
+from flask_babel import gettext as _
+
+from app.api import answers, openai_bp
+from app.api.answers import ApiStream, Refused
+from app.llm import services as llm
+from app.llm.scheduler import Failed, Finished
+from app.llm.types import Outcome, Text, Thinking
+
+# How an answer's ending reads in OpenAI's words.
+FINISH = {Outcome.COMPLETE: "stop", Outcome.STOPPED: "stop"}
+
+
+def error_body(message: str, status: int) -> dict:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return {"error": {"message": message, "type": kind, "code": status}}
+
+
+@openai_bp.errorhandler(Refused)
+def refused(error: Refused):
+    response = jsonify(error_body(str(error), error.status))
+    response.status_code = error.status
+    return answers.retry_after(response) if error.status == 503 else response
+
+
+@openai_bp.get("/models")
+def models():
+    created = int(time.time())
+    return jsonify(
+        object="list",
+        data=[
+            {"id": e.id, "object": "model", "created": created, "owned_by": e.info.engine}
+            for e in llm().catalogue.offered()
+        ],
+    )
+
+
+def finish_reason(stream: ApiStream) -> str:
+    if stream.outcome == Outcome.COMPLETE and stream.stats.get("finish_reason") == "length":
+        return "length"
+    return FINISH.get(stream.outcome, "stop")
+
+
+def usage(stats: dict) -> dict:
+    prompt, completion = stats.get("prompt_tokens") or 0, stats.get("completion_tokens") or 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class CompletionStream(ApiStream):
+    """The answer as OpenAI's `chat.completion.chunk` events, ending with `data: [DONE]`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.opened = False
+
+    def _chunk(self, delta: dict, finish: str | None = None, **extra) -> str:
+        data = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    def _frame_for(self, event) -> str:
+        super()._frame_for(event)  # keeps the text, the statistics and the ending
+        opening = {} if self.opened else {"role": "assistant"}
+        if isinstance(event, Text):
+            self.opened = True
+            return self._chunk({**opening, "content": event.text})
+        if isinstance(event, Thinking):
+            self.opened = True
+            return self._chunk({**opening, "reasoning_content": event.text})
+        if isinstance(event, Finished):
+            return self._chunk({}, finish_reason(self), usage=usage(self.stats)) + "data: [DONE]\n\n"
+        if isinstance(event, Failed):
+            return f"data: {json.dumps(error_body(self.error, 500), ensure_ascii=False)}\n\ndata: [DONE]\n\n"
+        return ""
+
+
+@openai_bp.post("/chat/completions")
+def chat_completions():
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise Refused(400, _("The body must be a JSON object."))
+    entry = answers.offered_entry(data.get("model"))
+    messages = answers.messages_from(data)
+    options = answers.options_for(entry, _sampling(data))
+    if data.get("stream"):
+        stream = answers.start(entry, messages, options, stream_class=CompletionStream)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
+    stream = answers.start(entry, messages, options).collect()
+    if stream.outcome == Outcome.ERROR:
+        raise Refused(502, stream.error)
+    message = {"role": "assistant", "content": "".join(stream.parts)}
+    if stream.thinking:
+        message["reasoning_content"] = "".join(stream.thinking)
+    return jsonify(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        object="chat.completion",
+        created=int(time.time()),
+        model=entry.id,
+        choices=[{"index": 0, "message": message, "finish_reason": finish_reason(stream)}],
+        usage=usage(stream.stats),
+    )
+
+
+def _sampling(data: dict) -> dict:
+    """OpenAI's names for the sampling choices the chat knows (others are ignored, as
+    OpenAI-compatible servers do): `max_completion_tokens` is the newer `max_tokens`."""
+    chosen = {name: data.get(name) for name in ("temperature", "top_p", "seed")}
+    chosen["max_tokens"] = data.get("max_completion_tokens", data.get("max_tokens"))
+    return chosen

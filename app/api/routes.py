@@ -1,0 +1,142 @@
+"""`/api/v1`: models, health, generate, compare, conversations (documented in openapi.py)."""
+
+from __future__ import annotations
+
+from flask import Response, g, jsonify, request, stream_with_context
+from flask_babel import gettext as _
+
+from app.api import answers, bp
+from app.api.answers import Refused
+from app.api.openapi import SPEC
+from app.chat import services as chat
+from app.llm import services as llm
+
+COMPARE_MODELS = 4  # at most, in one comparison
+
+
+def refused(error: Refused):
+    response = jsonify(error=str(error), status=error.status)
+    response.status_code = error.status
+    return answers.retry_after(response) if error.status == 503 else response
+
+
+bp.register_error_handler(Refused, refused)
+
+
+def body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise Refused(400, _("The body must be a JSON object."))
+    return data
+
+
+def model_as_dict(entry) -> dict:
+    info = entry.info
+    return {
+        "id": entry.id,
+        "name": info.name,
+        "engine": info.engine,
+        "thinking": info.thinking,
+        "parameters": info.parameters,
+        "quantization": info.quantization,
+        "loaded": info.loaded,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This API's description (OpenAPI 3.1)."""
+    return jsonify(SPEC)
+
+
+@bp.get("/models")
+def models():
+    catalogue = llm().catalogue
+    offered = catalogue.offered()
+    default = catalogue.default(offered)
+    return jsonify(default=default.id if default else None, models=[model_as_dict(e) for e in offered])
+
+
+@bp.get("/health")
+def health():
+    """Whether the engines answer, which models are loaded, how many answers are under way."""
+    catalogue = llm().catalogue
+    engines = [
+        {"engine": s.engine, "reachable": s.reachable, "version": s.version, "detail": s.detail}
+        for s in catalogue.statuses()
+    ]
+    loaded = [{"model": e.id, "engine": e.info.engine} for e in catalogue.entries() if e.info.loaded]
+    return jsonify(
+        ok=all(e["reachable"] for e in engines),
+        engines=engines,
+        loaded=loaded,
+        answers_under_way=llm().scheduler.active(),
+    )
+
+
+def answer_as_dict(stream: answers.ApiStream) -> dict:
+    return {
+        "model": stream.model,
+        "outcome": stream.outcome.value,
+        "text": "".join(stream.parts),
+        "thinking": "".join(stream.thinking),
+        "error": stream.error,
+        "stats": stream.stats,
+    }
+
+
+@bp.post("/generate")
+def generate():
+    """One answer: streamed as the chat's Server-Sent Events (`"stream": true`), or whole."""
+    data = body()
+    entry = answers.offered_entry(data.get("model"))
+    messages = answers.messages_from(data)
+    options = answers.options_for(entry, data)
+    stream = answers.start(entry, messages, options)
+    if data.get("stream"):
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
+    return jsonify(answer_as_dict(stream.collect()))
+
+
+@bp.post("/compare")
+def compare():
+    """One prompt, several models: every answer with its timings (the scheduler decides whether
+    they are written at the same time; on a small CPU server, one after the other)."""
+    data = body()
+    chosen = data.get("models")
+    if not isinstance(chosen, list) or not 1 <= len(chosen) <= COMPARE_MODELS:
+        raise Refused(400, _("“models” lists 1 to %(max)d models.", max=COMPARE_MODELS))
+    entries = [answers.offered_entry(model_id) for model_id in chosen]
+    messages = answers.messages_from(data)
+    streams = []
+    try:
+        for entry in entries:  # all submitted first: the scheduler may run them together
+            streams.append(answers.start(entry, messages, answers.options_for(entry, data)))
+    except Refused:
+        for stream in streams:
+            stream.job.cancel(answers.Outcome.STOPPED)
+            stream.collect()
+        raise
+    return jsonify(answers=[answer_as_dict(stream.collect()) for stream in streams])
+
+
+@bp.get("/conversations")
+def conversations():
+    return jsonify(conversations=[chat.conversation_as_dict(c) for c in chat.conversations_of(g.api_user)])
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def conversation(conversation_id: int):
+    """One of the caller's conversations: every message, and the branch shown (`thread`)."""
+    found = chat.owned_conversation(g.api_user, conversation_id)
+    return jsonify(
+        conversation=chat.conversation_as_dict(found),
+        messages=[chat.message_as_dict(m) for m in found.messages],
+        thread=[m.id for m in chat.thread_of(found)],
+    )
+
+
+@bp.errorhandler(404)
+def not_found(error):
+    return jsonify(error=_("This page does not exist."), status=404), 404
