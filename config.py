@@ -81,6 +81,9 @@ class Config:
     OLLAMA_PROCESS_PATTERN = os.environ.get("OLLAMA_PROCESS_PATTERN", "ollama")
     # How often a host's model list is asked again (seconds); pages use the last answer meanwhile.
     OLLAMA_LIST_SECONDS = float(os.environ.get("OLLAMA_LIST_SECONDS", "5"))
+    # How long a host that failed (refused, reset, timed out) is skipped before it is asked again;
+    # its answers meanwhile go to another host that has the model.
+    OLLAMA_RETRY_SECONDS = float(os.environ.get("OLLAMA_RETRY_SECONDS", "30"))
     # How many answers may wait or stream at once (beyond: 503 and Retry-After); waitress
     # threads and connections, and the database pool, derive from it.
     MAX_STREAMS = _int("MAX_STREAMS", 32)

@@ -212,9 +212,11 @@ class OllamaStandIn:
         self._thread: threading.Thread | None = None
 
     # -- life ------------------------------------------------------------------------------
-    def start(self) -> OllamaStandIn:
+    def start(self, port: int = 0) -> OllamaStandIn:
+        """Serve on `port` (0: a free one); a stopped host comes back on its old port with
+        `start(port)`, as a restarted Ollama would."""
         self._stopping.clear()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.stand_in = self
         host, port = self._httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
@@ -269,6 +271,10 @@ class OllamaStandIn:
         self.script = None
         self.cancelled_event.clear()
         self.stalled.clear()
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 0
 
     def bodies(self, path: str) -> list:
         """The JSON bodies received on `path`, oldest first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 from functools import wraps
 
 import psutil
@@ -55,6 +56,9 @@ def models():
         "admin/models.html",
         entries=entries,
         statuses=catalogue.statuses(),
+        # Answers (running, waiting) per engine: how the load spreads over several hosts.
+        occupancy=llm().scheduler.occupancy(),
+        clock=lambda moment: time.strftime("%H:%M:%S", time.localtime(moment)),  # a time.time()
         # Set up once, now gone from every engine: its conversations stay readable.
         missing=[model_id for model_id in services.configured_models() if model_id not in found],
         default_id=default.id if default else None,

@@ -52,6 +52,8 @@ def ollama_engine(host: str, config) -> OllamaEngine:
         list_ttl=config["OLLAMA_LIST_SECONDS"],
         parallel=config["OLLAMA_PARALLEL"],
         process_pattern=config["OLLAMA_PROCESS_PATTERN"],
+        # How long a host that failed is skipped before it is asked again.
+        retry_seconds=config["OLLAMA_RETRY_SECONDS"],
     )
 
 

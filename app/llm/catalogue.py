@@ -63,17 +63,31 @@ class Catalogue:
         self.default_model = default_model  # from configuration
         self.preferences = preferences
 
-    def entries(self) -> list[Entry]:
-        """Every model found, in engine order. A name on two engines is served by the first."""
-        prefs = self.preferences().models
-        seen: set[str] = set()
-        found = []
+    def served(self) -> dict[str, list[tuple[Engine, ModelInfo]]]:
+        """Every model id found, in engine order, with the engines that may serve it.
+
+        A name on two engines is served by the first, except between interchangeable engines
+        (Ollama hosts): a model on several hosts may be served by any of them."""
+        found: dict[str, list[tuple[Engine, ModelInfo]]] = {}
         for engine in self.engines:
             for model in engine.list_models():
-                if model.id not in seen:
-                    seen.add(model.id)
-                    found.append(Entry(model, prefs.get(model.id, ModelPreferences())))
+                serving = found.setdefault(model.id, [])
+                if not serving or (_interchangeable(serving[0][0]) and _interchangeable(engine)):
+                    serving.append((engine, model))
         return found
+
+    def candidates(self, model_id: str) -> list[tuple[Engine, ModelInfo]]:
+        """The engines that may serve this model, in engine order: one, or several hosts."""
+        return self.served().get(model_id, [])
+
+    def entries(self) -> list[Entry]:
+        """Every model found, once each, in engine order (see `served`). A model on several
+        hosts is described by the first that can serve it, and names all of them."""
+        prefs = self.preferences().models
+        return [
+            Entry(_described(serving), prefs.get(model_id, ModelPreferences()))
+            for model_id, serving in self.served().items()
+        ]
 
     def offered(self) -> list[Entry]:
         return [entry for entry in self.entries() if entry.offered]
@@ -82,11 +96,9 @@ class Catalogue:
         return next((entry for entry in self.entries() if entry.id == model_id), None)
 
     def find(self, model_id: str) -> tuple[Engine, ModelInfo] | None:
-        for engine in self.engines:
-            for model in engine.list_models():
-                if model.id == model_id:
-                    return engine, model
-        return None
+        """The engine that serves the model (among several hosts: the first that can)."""
+        serving = self.candidates(model_id)
+        return next((found for found in serving if found[1].usable), serving[0] if serving else None)
 
     def default(self, offered: list[Entry] | None = None) -> Entry | None:
         """The admin's default, else the configured one, else the first model offered.
@@ -103,8 +115,8 @@ class Catalogue:
         return [engine.status() for engine in self.engines]
 
     def unload(self, model_id: str) -> bool:
-        found = self.find(model_id)
-        return found[0].unload(model_id) if found else False
+        """Free the model's memory on every engine (host) that has it loaded."""
+        return any([engine.unload(model_id) for engine, _ in self.candidates(model_id)])
 
     def options_for(
         self,
@@ -129,6 +141,21 @@ class Catalogue:
             # A reasoning model thinks unless told otherwise, as the user's switch shows it.
             think=_either(think, _either(prefs.think, True if entry.info.thinking else None)),
         )
+
+
+def _interchangeable(engine: Engine) -> bool:
+    return getattr(engine, "interchangeable", False)
+
+
+def _described(serving: list[tuple[Engine, ModelInfo]]) -> ModelInfo:
+    """The first usable description (else the first), naming every engine that has the model."""
+    model = next((m for _, m in serving if m.usable), serving[0][1])
+    return replace(
+        model,
+        hosts=tuple(engine.name for engine, _ in serving),
+        loaded=any(m.loaded for _, m in serving),  # on any host: the admin may unload it
+        memory_bytes=sum(m.memory_bytes for _, m in serving),
+    )
 
 
 def _either(chosen, fallback):

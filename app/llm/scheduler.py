@@ -11,6 +11,13 @@ Waiting is fair between users: the next request to start is that of the user wit
 answers running, then the one served longest ago, then the oldest request. One user's ten
 questions don't starve another's one. The queue is bounded: `reserve()` says no beyond it.
 
+A model that several Ollama hosts have goes, answer by answer, to the host with the fewest
+answers running or waiting (the first on a tie), among those that answer. The choice is made at
+`submit()`, when the scheduler's own counts are exact, and the job then waits in that host's
+pool as any other. A host that fails before the first token (refused, reset, a 5xx answer)
+does not lose the answer: it moves to another host that has the model, waiting its turn there;
+a failure once text has streamed stays an error (half an answer cannot be replayed).
+
 Every generation runs in a worker thread of its own; the web layer reads its events from a
 queue, so it can notice a closed tab and send keep-alives while the engine is busy.
 """
@@ -88,6 +95,8 @@ class Job:
         self._wake = wake  # tells the scheduler, so a waiting job leaves the queue at once
         self.seq = seq  # arrival order
         self.claim = Claim()
+        self.engine = None  # the engine (host) chosen for it; None: no engine has the model
+        self.tried: set[str] = set()  # the engines it was sent to, so a retry goes elsewhere
         self.cancelled = threading.Event()
         self.cancel_outcome = Outcome.STOPPED
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
@@ -134,6 +143,7 @@ class Scheduler:
         self._jobs: dict[int, Job] = {}  # waiting or running, by key
         self._waiting: list[Job] = []
         self._in_use: Counter[str] = Counter()  # per pool
+        self._assigned: Counter[str] = Counter()  # answers waiting or running, per engine (host)
         self._busy_models: set[str] = set()
         self._running: set[Job] = set()
         self._running_per_user: Counter[int] = Counter()
@@ -160,13 +170,10 @@ class Scheduler:
 
     def submit(self, request: GenerationRequest, reserved: bool = False) -> Job:
         job = Job(request, next(self._seq), wake=self._wake)
-        found = self.catalogue.find(request.model_id)
-        if found is not None:
-            engine, _ = found
-            job.claim = engine.claim(request.model_id, request.options)
-            if request.alone:
-                job.claim = replace(job.claim, cost=self.capacity.get(job.claim.pool, 1))
+        serving = self.catalogue.candidates(request.model_id)  # outside the lock: it may ask hosts
         with self._cond:
+            if serving:
+                self._route(job, serving)
             if reserved:
                 self._reserved = max(0, self._reserved - 1)
             self._jobs[request.key] = job
@@ -175,13 +182,13 @@ class Scheduler:
                 job.cancel(Outcome.INTERRUPTED)
             self._cond.notify_all()  # a fairer job may have come: positions change
         try:
-            threading.Thread(
-                target=self._run, args=(job, found), name=f"gen-{request.key}", daemon=True
-            ).start()
+            threading.Thread(target=self._run, args=(job,), name=f"gen-{request.key}", daemon=True).start()
         except BaseException:
             with self._cond:
                 self._waiting.remove(job)
                 self._jobs.pop(request.key, None)
+                if job.engine is not None:
+                    self._assigned[job.engine.name] -= 1
                 self._reserved += reserved  # the caller gives its place back
             raise
         return job
@@ -233,6 +240,13 @@ class Scheduler:
             job.cancel(outcome)
         return len(jobs)
 
+    def occupancy(self) -> dict[str, tuple[int, int]]:
+        """Answers (running, waiting) per engine name, for the admin; engines idle are left out."""
+        with self._cond:
+            running = Counter(job.engine.name for job in self._running)
+            waiting = Counter(job.engine.name for job in self._waiting if job.engine is not None)
+        return {name: (running[name], waiting[name]) for name in running | waiting}
+
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -245,6 +259,44 @@ class Scheduler:
         """Generations waiting or running, and places reserved for those about to be."""
         with self._cond:
             return len(self._jobs) + self._reserved
+
+    # -- which host ---------------------------------------------------------------------------
+    def _route(self, job: Job, serving: list) -> bool:
+        """Send the job to the least busy engine that may serve its model (fewest answers
+        running or waiting there; the first on a tie), skipping those it was already sent to
+        and hosts that do not answer. None answers: the first, whose failure says why. False
+        when a retry finds nowhere else to go. The caller holds the lock."""
+        request = job.request
+        usable = [found for found in serving if found[0].name not in job.tried and found[1].usable]
+        if not usable:
+            if job.tried:
+                return False
+            usable = serving[:1]
+        engine = min(usable, key=lambda found: self._assigned[found[0].name])[0]
+        claim = engine.claim(request.model_id, request.options)
+        if request.alone:
+            claim = replace(claim, cost=self.capacity.get(claim.pool, 1))
+        if job.engine is not None:
+            self._assigned[job.engine.name] -= 1
+        job.engine, job.claim = engine, claim
+        job.tried.add(engine.name)
+        self._assigned[engine.name] += 1
+        return True
+
+    def _retry_elsewhere(self, job: Job, failure: EngineError) -> bool:
+        """After its host failed before the first token: back in the queue, for another host
+        that has the model. False when there is none (or the user stopped meanwhile)."""
+        if not failure.retry_elsewhere or job.cancelled.is_set():
+            return False
+        serving = self.catalogue.candidates(job.request.model_id)  # the failed host is now down
+        with self._cond:
+            failed = job.engine.name
+            if not self._route(job, serving):
+                return False
+            self._waiting.append(job)
+            self._cond.notify_all()
+        log.info("answer %s: %s failed (%s), sent to %s", job.request.key, failed, failure, job.engine.name)
+        return True
 
     # -- who goes next -----------------------------------------------------------------------
     def _order(self) -> list[Job]:
@@ -280,23 +332,32 @@ class Scheduler:
         return ahead + 1
 
     # -- the worker --------------------------------------------------------------------------
-    def _run(self, job: Job, found) -> None:
+    def _run(self, job: Job) -> None:
         try:
-            if found is None:
+            if job.engine is None:
                 job.emit(Failed(EngineError(MODEL_NOT_FOUND, job.request.model_id)))
                 return
-            if self._wait_for_turn(job):
+            while True:
+                if not self._wait_for_turn(job):
+                    job.emit(Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled")))
+                    return
                 try:
-                    self._generate(job, found[0])
+                    failure = self._generate(job, job.engine)
                 finally:
                     self._leave(job)
-            else:
-                job.emit(Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled")))
+                if failure is None:
+                    return
+                if not self._retry_elsewhere(job, failure):
+                    log.warning("generation %s failed: %s", job.request.key, failure)
+                    job.emit(Failed(failure))
+                    return
         finally:
             with self._cond:
                 self._jobs.pop(job.request.key, None)
                 if job in self._waiting:  # it failed before its turn came
                     self._waiting.remove(job)
+                if job.engine is not None:
+                    self._assigned[job.engine.name] -= 1
                 self._cond.notify_all()
             job.ended.set()
 
@@ -312,7 +373,7 @@ class Scheduler:
                 position = self._position(job)
                 if position is None:
                     self._take(job)
-                    job.queued_seconds = time.monotonic() - started
+                    job.queued_seconds += time.monotonic() - started  # a retry waits again
                     return True
                 if position != told:
                     job.emit(Queued(position))
@@ -341,8 +402,11 @@ class Scheduler:
             self._running.discard(job)
             self._cond.notify_all()
 
-    def _generate(self, job: Job, engine) -> None:
+    def _generate(self, job: Job, engine) -> EngineError | None:
+        """Stream the answer; returns the engine's failure when another host may answer
+        instead (nothing streamed yet), after emitting nothing about it."""
         request = job.request
+        streamed = False
         try:
             final = None
             if request.cold:
@@ -357,6 +421,7 @@ class Scheduler:
                         final = chunk
                         break
                     job.emit(chunk)
+                    streamed = streamed or isinstance(chunk, Text | Thinking)
                     if job.cancelled.is_set() and not isinstance(chunk, Text | Thinking):
                         # Cancelled while loading or before the first token: no need to go on.
                         chunks.close()
@@ -370,8 +435,11 @@ class Scheduler:
             outcome = job.cancel_outcome if job.cancelled.is_set() else Outcome.COMPLETE
             job.emit(Finished(outcome, stats))
         except EngineError as exc:
+            if exc.retry_elsewhere and not streamed and not job.cancelled.is_set():
+                return exc  # the caller retries it on another host, or reports it
             log.warning("generation %s failed: %s", request.key, exc)
             job.emit(Failed(exc))
         except Exception as exc:  # an engine bug must not kill the worker silently
             log.exception("generation %s crashed", request.key)
             job.emit(Failed(EngineError(GENERATION_FAILED, repr(exc))))
+        return None

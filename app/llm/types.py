@@ -41,6 +41,9 @@ class ModelInfo:
     load_context: int = 0
     kv_bytes_per_token: int = 0
     reachable: bool = True  # False: its engine does not answer (the problem says why)
+    # The engines that serve it: several Ollama hosts may have the same model, and each answer
+    # goes to the least busy of those that answer (the catalogue fills it in).
+    hosts: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -55,6 +58,10 @@ class EngineStatus:
     reachable: bool
     version: str = ""
     detail: str = ""
+    models: tuple[str, ...] = ()  # the models it lists (an unreachable host: those it had)
+    last_error: str = ""  # the last failure seen, even if it has answered since
+    last_error_at: float = 0.0  # when (time.time()); 0 when none
+    retry_at: float = 0.0  # while unreachable: when it is asked again (time.time()); else 0
 
 
 CORES = "cores"  # the scheduler's pool of this machine's cores
@@ -161,6 +168,12 @@ class EngineError(Exception):
         self.code = code
         self.detail = detail  # technical, in English: for the log and the admin
         self.values = values  # what the user's message needs (a host, a number of seconds)
+
+    # Set by an engine with several hosts: the host failed before the first token (connection
+    # refused or reset, a 5xx answer), so another host may answer the same request instead...
+    retry_elsewhere: bool = False
+    # ...and the host itself is gone (not merely busy): skip it until its retry time.
+    host_down: bool = False
 
 
 # The codes engines raise, so the web layer can word each one for the user.

@@ -25,6 +25,7 @@ def _page(
     """The settings page; a form given is the one just sent back, with its errors (400).
     `new_key`: an API key just made, shown this once; `key_error`: why none was made (400)."""
     from app.api import keys
+
     appearance = appearance or AppearanceForm(
         formdata=None, language=current_user.language or str(get_locale()), theme=current_user.theme
     )

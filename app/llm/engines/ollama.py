@@ -69,7 +69,8 @@ LISTING_TIMEOUT = 5.0  # seconds for a listing, details or unload request to ans
 # The context Ollama loads a model with when a request sets no num_ctx (OLLAMA_CONTEXT_LENGTH's
 # default since Ollama 0.6); the admin's context setting replaces it.
 OLLAMA_DEFAULT_CONTEXT = 4096
-UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is listed again
+UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is asked again
+GATEWAY_ERRORS = (502, 504)  # a proxy in front of Ollama says the Ollama behind it is gone
 
 
 def is_this_machine(hostname: str) -> bool:
@@ -90,6 +91,10 @@ def host_label(url: str) -> str:
 
 
 class OllamaEngine:
+    # The same model name on two Ollama hosts is the same model: the catalogue lists it once,
+    # and the scheduler sends each answer to the least busy host that has it.
+    interchangeable = True
+
     def __init__(
         self,
         host: str,
@@ -101,6 +106,7 @@ class OllamaEngine:
         list_ttl: float = 5.0,
         parallel: int = 1,
         process_pattern: str = "ollama",
+        retry_seconds: float = UNREACHABLE_RETRY,
     ) -> None:
         self.host = host if "://" in host else f"http://{host}"
         self.name = f"ollama@{host_label(self.host)}"
@@ -111,6 +117,7 @@ class OllamaEngine:
         self.keep_alive = keep_alive
         self.list_ttl = list_ttl
         self.parallel = max(1, parallel)
+        self.retry_seconds = retry_seconds  # a host found down is skipped this long, then asked again
         # How the Ollama server and its runner processes are named on this machine.
         self.process_pattern = re.compile(process_pattern)
         # An Ollama on this machine decodes on the cores the embedded engine uses too.
@@ -127,6 +134,8 @@ class OllamaEngine:
         self._known: list[ModelInfo] = []  # the last listing the host gave
         self._models: list[ModelInfo] = []
         self._status = EngineStatus(self.name, reachable=False, detail="not contacted yet")
+        self._last_error = ("", 0.0)  # the last failure seen, and when (time.time())
+        self._retry_at = 0.0  # while down: when (time.time()) it is asked again
         self._details: dict[tuple[str, str], dict] = {}  # /api/show, by (name, digest)
         self._load_options: dict[str, tuple] = {}  # the load-time options last sent, per model
 
@@ -144,27 +153,56 @@ class OllamaEngine:
         try:
             models = self._known = self._fetch_models()
             status = EngineStatus(self.name, True, version=self._version())
-            wait = self.list_ttl
         except Exception as exc:  # any failure: the host is shown as unreachable, with why
-            status = EngineStatus(self.name, False, detail=_describe(exc))
-            log.warning("Ollama host %s: %s", self.host, status.detail)
-            # Its models stay listed, unusable, so their conversations say what is wrong.
-            problem = f"host unreachable: {status.detail}"
-            models = [
-                replace(m, problem=problem, reachable=False, loaded=False, memory_bytes=0)
-                for m in self._known
-            ]
-            # A host that does not answer costs a connect timeout each time: ask less often.
-            wait = max(self.list_ttl, UNREACHABLE_RETRY)
+            log.warning("Ollama host %s: %s", self.host, _describe(exc))
+            with self._lock:
+                self._refreshing = False
+                self._mark_down(_describe(exc))
+                return self._models
         with self._lock:
             self._models, self._status = models, status
-            self._next_listing = time.monotonic() + wait
+            self._next_listing = time.monotonic() + self.list_ttl
+            self._retry_at = 0.0
             self._refreshing = False
         return models
 
+    def _mark_down(self, detail: str) -> None:
+        """The host failed: shown unreachable, its models listed unusable (so their
+        conversations say what is wrong, and answers go to another host that has them), and
+        not asked again for `retry_seconds` (each try costs a connect timeout). The caller
+        holds the lock."""
+        self._status = EngineStatus(self.name, False, detail=detail)
+        problem = f"host unreachable: {detail}"
+        self._models = [
+            replace(m, problem=problem, reachable=False, loaded=False, memory_bytes=0) for m in self._known
+        ]
+        wait = max(self.list_ttl, self.retry_seconds)
+        self._next_listing = time.monotonic() + wait
+        self._retry_at = time.time() + wait
+        self._last_error = (detail, time.time())
+
+    def went_down(self, detail: str) -> None:
+        """An answer found the host gone: skip it until its retry time, as a failed listing."""
+        log.warning(
+            "Ollama host %s failed an answer: %s; asked again in %.0f s",
+            self.host,
+            detail,
+            self.retry_seconds,
+        )
+        with self._lock:
+            self._mark_down(detail)
+
     def status(self) -> EngineStatus:
-        self.list_models()
-        return self._status
+        models = self.list_models()
+        with self._lock:
+            (error, error_at), retry_at, status = self._last_error, self._retry_at, self._status
+        return replace(
+            status,
+            models=tuple(m.id for m in models),
+            last_error=error,
+            last_error_at=error_at,
+            retry_at=retry_at if not status.reachable else 0.0,
+        )
 
     def forget_listing(self) -> None:
         """The next listing asks the host again (after an unload, for instance)."""
@@ -295,6 +333,17 @@ class OllamaEngine:
         options: GenerationOptions,
         cancel: threading.Event,
     ) -> Iterator[Chunk]:
+        streamed = [False]  # whether any text or thinking went out
+        try:
+            yield from self._stream_chat(model_id, messages, options, cancel, streamed)
+        except EngineError as exc:
+            if streamed[0]:  # half an answer cannot be replayed elsewhere: the error stands
+                exc.retry_elsewhere = exc.host_down = False
+            elif exc.host_down:
+                self.went_down(exc.detail or exc.code)
+            raise
+
+    def _stream_chat(self, model_id, messages, options, cancel, streamed: list[bool]) -> Iterator[Chunk]:
         started = time.perf_counter()
         loaded = self._loaded_now(model_id, options)
         # A load on a CPU can take minutes: the user is told at once, and a longer deadline runs.
@@ -326,6 +375,7 @@ class OllamaEngine:
                 if part.done:
                     pieces += splitter.flush()
                 for piece in pieces:
+                    streamed[0] = True
                     if isinstance(piece, Thinking):
                         stats.thinking_tokens += 1  # Ollama streams a token per chunk
                     yield from note_first(piece, stats, now - started)
@@ -457,7 +507,9 @@ class _StreamingCall:
         except queue.Empty:
             return None
         if part is self._END:
-            raise EngineError(ENGINE_UNREACHABLE, "the stream ended early", host=self.engine.name)
+            error = EngineError(ENGINE_UNREACHABLE, "the stream ended early", host=self.engine.name)
+            error.retry_elsewhere = error.host_down = True
+            raise error
         if isinstance(part, Exception):
             raise _engine_error(part, self.engine) from part
         return part
@@ -475,7 +527,20 @@ class _StreamingCall:
 
 
 def _engine_error(exc: Exception, engine: OllamaEngine) -> EngineError:
-    """An `ollama`/httpx failure as one of the codes the user's message is chosen by."""
+    """An `ollama`/httpx failure as one of the codes the user's message is chosen by; marked
+    when another host may answer instead (the host failed), and when the host is gone."""
+    error = _coded_error(exc, engine)
+    if isinstance(exc, ConnectionError | httpx.TransportError):  # refused, reset, connect timeout
+        error.retry_elsewhere = error.host_down = True
+    elif isinstance(exc, ollama.ResponseError) and exc.status_code >= 500 and error.code != MODEL_TOO_LARGE:
+        # A full queue (503) or a failed runner (500): the host answers, so it stays in use;
+        # a gateway's 502 or 504: the Ollama behind the proxy is gone.
+        error.retry_elsewhere = True
+        error.host_down = exc.status_code in GATEWAY_ERRORS
+    return error
+
+
+def _coded_error(exc: Exception, engine: OllamaEngine) -> EngineError:
     detail = _describe(exc)
     if isinstance(exc, ollama.ResponseError):
         if exc.status_code == 404:
