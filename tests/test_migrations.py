@@ -3,20 +3,31 @@
 SQLite cannot alter a column in place: Alembic rebuilds the table (copy, drop, rename). With
 foreign keys on, dropping `user` would delete every conversation and message through their
 ON DELETE CASCADE. The migrations run with them off.
+
+The same upgrade with data runs on PostgreSQL too (TEST_DATABASE_URL), as does the check that
+the migrations build what the models describe (`flask db check`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import flask_migrate
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from app import create_app
+from app.extensions import db
 from config import TestConfig
+from tests.conftest import ON_POSTGRES
 
 BEFORE_ACCOUNTS_CHANGED = "f60501b6bc20"  # the revision before `user` was altered
 
 
+@pytest.mark.sqlite_only("SQLite's table rebuild with its foreign keys off")
 def test_upgrading_a_database_in_use_keeps_every_account_conversation_and_message(tmp_path):
     path = tmp_path / "in-use.sqlite3"
 
@@ -49,3 +60,77 @@ def test_upgrading_a_database_in_use_keeps_every_account_conversation_and_messag
         token = database.execute("SELECT session_token FROM user").fetchone()[0]
         foreign_keys = database.execute("PRAGMA foreign_key_check").fetchall()
     assert counts == [1, 1, 1] and len(token) == 32 and foreign_keys == []
+
+
+@pytest.fixture
+def empty_database_url(tmp_path, request) -> str:
+    """An empty database: a SQLite file, or on PostgreSQL (TEST_DATABASE_URL) a new database."""
+    if not ON_POSTGRES:
+        return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    postgres = request.getfixturevalue("postgres")
+    url, name = postgres.create()
+    request.addfinalizer(lambda: postgres.drop(name))
+    return url
+
+
+@pytest.mark.database
+def test_upgrading_keeps_the_data_and_chains_each_conversations_messages(empty_database_url):
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = empty_database_url
+
+    app = create_app(Config)
+    with app.app_context():
+        flask_migrate.upgrade(revision=BEFORE_ACCOUNTS_CHANGED)
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at) '
+                    "VALUES (1, 'alice', 'x', true, '2026-01-01'), (2, 'bob', 'x', false, '2026-01-01')"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO conversation (id, user_id, title, model, system_prompt, created_at, "
+                    "updated_at) VALUES (1, 1, 'Bonjour', 'tiny', '', '2026-01-01', '2026-01-01'), "
+                    "(2, 2, 'Salut', 'tiny', '', '2026-01-01', '2026-01-01')"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO message (id, conversation_id, role, content, thinking, state, model, "
+                    "error, stats, created_at) VALUES "
+                    "(1, 1, 'user', 'Bonjour ?', '', 'complete', 'tiny', '', '{}', '2026-01-01'), "
+                    "(2, 2, 'user', 'Salut ?', '', 'complete', 'tiny', '', '{}', '2026-01-01'), "
+                    "(3, 1, 'assistant', 'Bonjour !', '', 'complete', 'tiny', '', '{}', '2026-01-01'), "
+                    "(4, 1, 'user', 'Ça va ?', '', 'complete', 'tiny', '', '{}', '2026-01-01')"
+                )
+            )
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            tokens = connection.execute(sa.text('SELECT session_token FROM "user"')).scalars().all()
+            parents = dict(connection.execute(sa.text("SELECT id, parent_id FROM message")).all())
+            flags = connection.execute(
+                sa.text('SELECT disabled, pending, language, theme FROM "user" ORDER BY id')
+            ).all()
+            options = connection.execute(sa.text("SELECT options FROM conversation")).scalars().all()
+        db.engine.dispose()
+    assert len(tokens) == 2 and len({*tokens}) == 2 and all(len(t) == 32 for t in tokens)
+    assert parents == {1: None, 2: None, 3: 1, 4: 3}  # each message follows the one before it
+    assert [tuple(f) for f in flags] == [(False, False, "", "system")] * 2
+    assert [o if isinstance(o, dict) else json.loads(o) for o in options] == [{}, {}]
+
+
+@pytest.mark.database
+def test_the_migrations_match_the_models(database_url):
+    """What `flask db check` checks: the migrated schema has everything the models describe."""
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = database_url
+
+    app = create_app(Config)
+    with app.app_context():
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+        db.engine.dispose()
+    assert differences == []
