@@ -211,6 +211,9 @@ def test_compare_answers_each_model_with_its_timings(api):
     answers = response.json["answers"]
     assert [a["model"] for a in answers] == ["tiny", "other"]
     assert all(a["text"] == "Bonjour le monde." and a["stats"]["completion_tokens"] == 4 for a in answers)
+    for answer in answers:  # when each began and ended, counted from the request's arrival
+        timings = answer["timings"]
+        assert 0 <= timings["first_token_seconds"] <= timings["total_seconds"]
     for models in ([], ["tiny"] * 5, "tiny"):
         assert post(api, "/api/v1/compare", {"models": models, "prompt": "x"}).status_code == 400
 

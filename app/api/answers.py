@@ -110,7 +110,22 @@ class ApiStream(AnswerStream):
         """Run the whole answer (no streaming to the caller): its text, stats and ending."""
         for _frame in self:
             pass
+        self.ended_at = time.perf_counter()
         return self
+
+    def timings(self) -> dict:
+        """Seconds from the request's arrival: first token (thinking or answer), first answer
+        token, the end; the queue's wait and the model's load are in the stats."""
+        received = self.measure["received_at"]
+
+        def since(at: float | None) -> float | None:
+            return round(at - received, 3) if at is not None else None
+
+        return {
+            "first_token_seconds": since(self.first_token_at),
+            "first_answer_seconds": since(self.first_answer_at),
+            "total_seconds": since(getattr(self, "ended_at", None)),
+        }
 
 
 def start(entry: Entry, messages: list[ChatMessage], options: GenerationOptions, stream_class=ApiStream):

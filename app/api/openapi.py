@@ -119,7 +119,7 @@ SPEC = {
                     }
                 },
                 "responses": {
-                    "200": _json("{answers: [{model, outcome, text, thinking, error, stats}]}"),
+                    "200": _json("{answers: [{model, outcome, text, thinking, error, timings, stats}]}"),
                     "400": ERROR,
                     "401": ERROR,
                     "404": ERROR,

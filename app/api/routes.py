@@ -81,6 +81,7 @@ def answer_as_dict(stream: answers.ApiStream) -> dict:
         "text": "".join(stream.parts),
         "thinking": "".join(stream.thinking),
         "error": stream.error,
+        "timings": stream.timings(),
         "stats": stream.stats,
     }
 
