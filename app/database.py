@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask_babel import get_locale
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
@@ -43,3 +44,11 @@ def unfinished_answers() -> int:
     return db.session.scalar(
         sa.select(sa.func.count()).select_from(Message).where(Message.state == Outcome.GENERATING.value)
     )
+
+
+def end_transaction() -> None:
+    """No transaction held while the model works (minutes, maybe): on PostgreSQL it would sit
+    "idle in transaction", holding its locks. The page's language is settled first: the stream's
+    messages need it, and it would read the account again."""
+    get_locale()
+    db.session.commit()

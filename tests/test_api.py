@@ -261,3 +261,12 @@ def test_the_openapi_description_lists_exactly_the_routes_and_their_methods(app)
             routes.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
     described = {path: set(methods) for path, methods in SPEC["paths"].items()}
     assert described == routes
+
+
+def test_openai_lengths_out_of_bounds_are_brought_within_them_not_refused(app, api, engine):
+    """Tools send 4096, or 1 to check a connection, without asking what a server allows."""
+    app.config["MAX_ANSWER_TOKENS"] = 300
+    for asked, sent in [(4096, 300), (1, 16), (100, 100)]:
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": asked}
+        assert post(api, "/v1/chat/completions", body).status_code == 200
+        assert engine.options[-1].max_tokens == sent

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from app.api import keys
 from app.chat import sampling
 from app.chat.stream import AnswerStream
+from app.database import end_transaction
 from app.llm import services as llm
 from app.llm.catalogue import Entry
 from app.llm.scheduler import GenerationRequest
@@ -110,8 +111,14 @@ class ApiStream(AnswerStream):
         """Run the whole answer (no streaming to the caller): its text, stats and ending."""
         for _frame in self:
             pass
-        self.ended_at = time.perf_counter()
         return self
+
+    def _record(self, ended_at: float) -> None:
+        # Times as the engine produced them: several answers of one request are read in turn.
+        job = self.job
+        self.first_token_at = job.first_token_at or self.first_token_at
+        self.first_answer_at = job.first_answer_at or self.first_answer_at
+        super()._record(job.ended_at or ended_at)
 
     def timings(self) -> dict:
         """Seconds from the request's arrival: first token (thinking or answer), first answer
@@ -121,10 +128,11 @@ class ApiStream(AnswerStream):
         def since(at: float | None) -> float | None:
             return round(at - received, 3) if at is not None else None
 
+        job = self.job
         return {
-            "first_token_seconds": since(self.first_token_at),
-            "first_answer_seconds": since(self.first_answer_at),
-            "total_seconds": since(getattr(self, "ended_at", None)),
+            "first_token_seconds": since(job.first_token_at),
+            "first_answer_seconds": since(job.first_answer_at),
+            "total_seconds": since(job.ended_at),
         }
 
 
@@ -150,7 +158,7 @@ def start(entry: Entry, messages: list[ChatMessage], options: GenerationOptions,
         raise
     key_id = g.api_key.id
     allowed: Callable[[], bool] = lambda: keys.still_valid(key_id)  # noqa: E731
-    return stream_class(
+    stream = stream_class(
         job,
         message_id=key,
         model=entry.id,
@@ -167,6 +175,8 @@ def start(entry: Entry, messages: list[ChatMessage], options: GenerationOptions,
         },
         allowed=allowed,
     )
+    end_transaction()
+    return stream
 
 
 def retry_after(response):

@@ -7,11 +7,12 @@ import json
 import time
 import uuid
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, current_app, jsonify, request, stream_with_context
 from flask_babel import gettext as _
 
 from app.api import answers, openai_bp
 from app.api.answers import ApiStream, Refused
+from app.chat import sampling
 from app.llm import services as llm
 from app.llm.scheduler import Failed, Finished
 from app.llm.types import Outcome, Text, Thinking
@@ -38,7 +39,7 @@ def models():
     return jsonify(
         object="list",
         data=[
-            {"id": e.id, "object": "model", "created": created, "owned_by": e.info.engine}
+            {"id": e.id, "object": "model", "created": created, "owned_by": e.info.engine.split("@", 1)[0]}
             for e in llm().catalogue.offered()
         ],
     )
@@ -87,8 +88,13 @@ class CompletionStream(ApiStream):
         if isinstance(event, Finished):
             return self._chunk({}, finish_reason(self), usage=usage(self.stats)) + "data: [DONE]\n\n"
         if isinstance(event, Failed):
-            return f"data: {json.dumps(error_body(self.error, 500), ensure_ascii=False)}\n\ndata: [DONE]\n\n"
+            return self.error_frame()
         return ""
+
+    def error_frame(self) -> str:
+        """OpenAI's way to end a stream that failed or was cut (a key revoked meanwhile): an
+        `error` object the client raises, then [DONE]."""
+        return f"data: {json.dumps(error_body(self.error, 500), ensure_ascii=False)}\n\ndata: [DONE]\n\n"
 
 
 @openai_bp.post("/chat/completions")
@@ -98,7 +104,7 @@ def chat_completions():
         raise Refused(400, _("The body must be a JSON object."))
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
-    options = answers.options_for(entry, _sampling(data))
+    options = answers.options_for(entry, _sampling(data, entry))
     if data.get("stream"):
         stream = answers.start(entry, messages, options, stream_class=CompletionStream)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -119,9 +125,15 @@ def chat_completions():
     )
 
 
-def _sampling(data: dict) -> dict:
+def _sampling(data: dict, entry) -> dict:
     """OpenAI's names for the sampling choices the chat knows (others are ignored, as
-    OpenAI-compatible servers do): `max_completion_tokens` is the newer `max_tokens`."""
+    OpenAI-compatible servers do): `max_completion_tokens` is the newer `max_tokens`. A length
+    out of this server's bounds is brought within them, not refused: tools send 4096 or 1
+    without asking what a server allows."""
     chosen = {name: data.get(name) for name in ("temperature", "top_p", "seed")}
-    chosen["max_tokens"] = data.get("max_completion_tokens", data.get("max_tokens"))
+    wanted = data.get("max_completion_tokens", data.get("max_tokens"))
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        limit = sampling.answer_limit(entry, current_app.config["MAX_ANSWER_TOKENS"])
+        wanted = min(max(wanted, sampling.SHORTEST_ANSWER), limit)
+    chosen["max_tokens"] = wanted
     return chosen

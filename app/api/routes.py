@@ -30,12 +30,18 @@ def body() -> dict:
     return data
 
 
+def engine_name(name: str) -> str:
+    """An engine as a key holder sees it: its kind; the hosts' addresses for admins only (an
+    Ollama host takes no password: whoever knows it could bypass every limit here)."""
+    return name if g.api_user.is_admin else name.split("@", 1)[0]
+
+
 def model_as_dict(entry) -> dict:
     info = entry.info
     return {
         "id": entry.id,
         "name": info.name,
-        "engine": info.engine,
+        "engine": engine_name(info.engine),
         "thinking": info.thinking,
         "parameters": info.parameters,
         "quantization": info.quantization,
@@ -61,11 +67,19 @@ def models():
 def health():
     """Whether the engines answer, which models are loaded, how many answers are under way."""
     catalogue = llm().catalogue
+    admin = g.api_user.is_admin
     engines = [
-        {"engine": s.engine, "reachable": s.reachable, "version": s.version, "detail": s.detail}
+        {
+            "engine": engine_name(s.engine),
+            "reachable": s.reachable,
+            "version": s.version,
+            "detail": s.detail if admin else "",
+        }
         for s in catalogue.statuses()
     ]
-    loaded = [{"model": e.id, "engine": e.info.engine} for e in catalogue.entries() if e.info.loaded]
+    loaded = [
+        {"model": e.id, "engine": engine_name(e.info.engine)} for e in catalogue.entries() if e.info.loaded
+    ]
     return jsonify(
         ok=all(e["reachable"] for e in engines),
         engines=engines,

@@ -24,6 +24,7 @@ from flask_login import current_user
 from app.chat import bp, sampling, services
 from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full, still_allowed
 from app.chat.stream import AnswerStream
+from app.database import end_transaction
 from app.errors import render_error, wants_json
 from app.llm import services as llm
 from app.llm.scheduler import GenerationRequest
@@ -281,6 +282,7 @@ def _answer(conversation, received_at: float, store):
         detailed_errors=detailed_errors,
         allowed=still_allowed(),
     )
+    end_transaction()
     headers = {
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",

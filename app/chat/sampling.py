@@ -25,11 +25,13 @@ class Choice:
     label: str
 
 
+SHORTEST_ANSWER = 16  # tokens: fewer makes no answer worth reading
+
 CHOICES = (
     Choice("temperature", float, 0.0, 2.0, _l("Temperature")),
     Choice("top_p", float, 0.01, 1.0, _l("Top P")),
     Choice("top_k", int, 1, 200, _l("Top K")),
-    Choice("max_tokens", int, 16, None, _l("Longest answer (tokens)")),
+    Choice("max_tokens", int, SHORTEST_ANSWER, None, _l("Longest answer (tokens)")),
 )
 
 

@@ -153,18 +153,19 @@ class AnswerStream:
         self.allowed = allowed
 
     def __iter__(self) -> Iterator[str]:
-        # Headers leave waitress only with the first non-empty chunk: send one at once.
-        yield PING
         last_sent = last_saved = last_checked = time.monotonic()
         saved_length = 0
         try:
+            # Headers leave waitress only with the first non-empty chunk: send one at once. In
+            # the `try`: a client gone before it is written still ends the job, in the `finally`.
+            yield PING
             for event in self.job.events(tick=0.25):
                 now = time.monotonic()
                 if self.allowed is not None and now - last_checked >= ACCESS_CHECK_SECONDS:
                     last_checked = now
                     if not self.allowed():
                         self.outcome, self.error = Outcome.STOPPED, session_ended_message()
-                        yield frame("error", {"message_id": self.message_id, "message": self.error})
+                        yield self.error_frame()
                         return
                 if event is None:
                     if self.client_gone():
@@ -284,5 +285,9 @@ class AnswerStream:
         if isinstance(event, Failed):
             self.outcome = Outcome.ERROR
             self.error = error_message(event.error, self.model, self.detailed_errors)
-            return frame("error", {"message_id": self.message_id, "message": self.error})
+            return self.error_frame()
         return ""
+
+    def error_frame(self) -> str:
+        """The last frame of a stream that failed or was cut (`self.error` says why)."""
+        return frame("error", {"message_id": self.message_id, "message": self.error})

@@ -104,6 +104,12 @@ class Job:
         self.queued_seconds = 0.0
         self.concurrent = 1  # generations running at once with this one, at most
         self._cancel_lock = threading.Lock()
+        # perf_counter() when the engine gave its first text (thinking or answer), its first
+        # answer text, and its end: a reader that comes later (one of several answers read in
+        # turn) still times each answer as it was written.
+        self.first_token_at: float | None = None
+        self.first_answer_at: float | None = None
+        self.ended_at: float | None = None
 
     def cancel(self, outcome: Outcome) -> None:
         """Ask the generation to stop; the first reason given is the one recorded."""
@@ -115,6 +121,13 @@ class Job:
         self._wake()
 
     def emit(self, event: Event) -> None:
+        now = time.perf_counter()
+        if isinstance(event, Text | Thinking) and self.first_token_at is None:
+            self.first_token_at = now
+        if isinstance(event, Text) and self.first_answer_at is None:
+            self.first_answer_at = now
+        if isinstance(event, Finished | Failed):
+            self.ended_at = now
         self._events.put(event)
 
     def events(self, tick: float = 0.5) -> Iterator[Event | None]:

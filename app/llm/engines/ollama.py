@@ -508,7 +508,7 @@ class _StreamingCall:
             return None
         if part is self._END:
             error = EngineError(ENGINE_UNREACHABLE, "the stream ended early", host=self.engine.name)
-            error.retry_elsewhere = error.host_down = True
+            error.retry_elsewhere = True  # another host may answer; this one may be back at once
             raise error
         if isinstance(part, Exception):
             raise _engine_error(part, self.engine) from part
@@ -530,14 +530,26 @@ def _engine_error(exc: Exception, engine: OllamaEngine) -> EngineError:
     """An `ollama`/httpx failure as one of the codes the user's message is chosen by; marked
     when another host may answer instead (the host failed), and when the host is gone."""
     error = _coded_error(exc, engine)
-    if isinstance(exc, ConnectionError | httpx.TransportError):  # refused, reset, connect timeout
-        error.retry_elsewhere = error.host_down = True
+    if isinstance(exc, ConnectionError | httpx.TransportError):  # refused, reset, timed out
+        error.retry_elsewhere = True
+        # Down (skipped for OLLAMA_RETRY_SECONDS) only when it cannot be reached at all: a reset
+        # or a cut stream may be one answer's trouble, and on a single host would refuse every
+        # answer for that long.
+        error.host_down = _cannot_connect(exc)
     elif isinstance(exc, ollama.ResponseError) and exc.status_code >= 500 and error.code != MODEL_TOO_LARGE:
         # A full queue (503) or a failed runner (500): the host answers, so it stays in use;
         # a gateway's 502 or 504: the Ollama behind the proxy is gone.
         error.retry_elsewhere = True
         error.host_down = exc.status_code in GATEWAY_ERRORS
     return error
+
+
+def _cannot_connect(exc: Exception) -> bool:
+    """The host could not be reached at all: refused, or no answer to connect. The `ollama`
+    client says so with a plain ConnectionError; a reset is one of its subclasses."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError) or (
+        type(exc) is ConnectionError
+    )
 
 
 def _coded_error(exc: Exception, engine: OllamaEngine) -> EngineError:
