@@ -48,14 +48,6 @@ def engine() -> ScriptedEngine:
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 
-# Tests that check SQLite itself, in files owned elsewhere: skipped on PostgreSQL (the
-# `sqlite_only` marker does the same for a test that carries it).
-SQLITE_ONLY = {
-    "tests/test_sizing.py::test_every_server_thread_can_hold_a_database_connection": (
-        "checks SQLite's WAL and busy_timeout pragmas"
-    ),
-}
-
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "database: uses the app's database (run on PostgreSQL too)")
@@ -72,7 +64,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         if not ON_POSTGRES:
             continue
         marker = item.get_closest_marker("sqlite_only")
-        reason = SQLITE_ONLY.get(item.nodeid) or (marker and (marker.args or ("checks SQLite itself",))[0])
+        reason = marker and (marker.args or ("checks SQLite itself",))[0]
         if reason:
             item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
