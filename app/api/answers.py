@@ -12,12 +12,12 @@ from flask_babel import gettext as _
 
 from app.api import keys
 from app.chat import sampling
-from app.chat.stream import AnswerStream
+from app.chat.stream import UnsavedStream
 from app.database import end_transaction
 from app.llm import services as llm
 from app.llm.catalogue import Entry
 from app.llm.scheduler import GenerationRequest
-from app.llm.types import ChatMessage, GenerationOptions, Outcome
+from app.llm.types import ChatMessage, GenerationOptions
 
 ROLES = ("system", "user", "assistant")
 
@@ -83,14 +83,7 @@ def options_for(entry: Entry, data: dict) -> GenerationOptions:
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise Refused(400, _("“seed” is a whole number."))
-    base = GenerationOptions(
-        max_tokens=config["MAX_ANSWER_TOKENS"],
-        temperature=config["GENERATION_TEMPERATURE"],
-        seed=seed
-        if seed is not None
-        else (config["GENERATION_SEED"] if config["GENERATION_SEED"] >= 0 else None),
-    )
-    return llm().catalogue.options_for(entry, base, think=None, chosen=chosen)
+    return llm().catalogue.options_for(entry, sampling.configured(seed), think=None, chosen=chosen)
 
 
 def with_system_prompt(entry: Entry, messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -101,11 +94,8 @@ def with_system_prompt(entry: Entry, messages: list[ChatMessage]) -> list[ChatMe
     return messages
 
 
-class ApiStream(AnswerStream):
-    """The chat's answer stream, for an answer no message keeps: nothing saved, measured."""
-
-    def _save(self, outcome: Outcome, error: str = "", stats: dict | None = None) -> None:
-        pass
+class ApiStream(UnsavedStream):
+    """The chat's answer stream for an API answer: nothing saved, but measured."""
 
     def collect(self) -> ApiStream:
         """Run the whole answer (no streaming to the caller): its text, stats and ending."""

@@ -295,14 +295,9 @@ def _answer(conversation, received_at: float, store):
 def _options_for(conversation, entry) -> GenerationOptions:
     """The options of this conversation's next answer: configured, the admin's, the user's."""
     config = current_app.config
-    base = GenerationOptions(
-        max_tokens=config["MAX_ANSWER_TOKENS"],
-        temperature=config["GENERATION_TEMPERATURE"],
-        seed=config["GENERATION_SEED"] if config["GENERATION_SEED"] >= 0 else None,
-    )
     limit = sampling.answer_limit(entry, config["MAX_ANSWER_TOKENS"])
     chosen = sampling.within(conversation.options or {}, limit)
-    return llm().catalogue.options_for(entry, base, think=conversation.think, chosen=chosen)
+    return llm().catalogue.options_for(entry, sampling.configured(), think=conversation.think, chosen=chosen)
 
 
 @bp.post("/messages/<int:message_id>/select")

@@ -11,9 +11,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from app.llm.catalogue import Entry
+from app.llm.types import GenerationOptions
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,17 @@ CHOICES = (
 
 class Refused(ValueError):
     """A choice out of bounds or not a number; the message says which and why."""
+
+
+def configured(seed: int | None = None) -> GenerationOptions:
+    """The options the configuration gives every answer (before the admin's and the user's):
+    the answer length, temperature and seed (`seed`, a caller's own, wins)."""
+    config = current_app.config
+    if seed is None and config["GENERATION_SEED"] >= 0:
+        seed = config["GENERATION_SEED"]
+    return GenerationOptions(
+        max_tokens=config["MAX_ANSWER_TOKENS"], temperature=config["GENERATION_TEMPERATURE"], seed=seed
+    )
 
 
 def answer_limit(entry: Entry | None, configured: int) -> int:

@@ -291,3 +291,10 @@ class AnswerStream:
     def error_frame(self) -> str:
         """The last frame of a stream that failed or was cut (`self.error` says why)."""
         return frame("error", {"message_id": self.message_id, "message": self.error})
+
+
+class UnsavedStream(AnswerStream):
+    """The same stream for an answer no message keeps (a comparison, the API): nothing saved."""
+
+    def _save(self, outcome: Outcome, error: str = "", stats: dict | None = None) -> None:
+        pass

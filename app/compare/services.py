@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import gettext as _
 
-from app.chat.stream import AnswerStream
+from app.chat import sampling
+from app.chat.stream import UnsavedStream
 from app.llm import services as llm
 from app.llm.catalogue import Entry
-from app.llm.types import ChatMessage, GenerationOptions, Outcome
+from app.llm.types import ChatMessage, GenerationOptions
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ def running_answers() -> RunningAnswers:
     return current_app.extensions["compare.running"]
 
 
-class ScratchStream(AnswerStream):
-    """The chat's event stream for an answer that no message keeps: nothing is saved."""
+class ScratchStream(UnsavedStream):
+    """The chat's event stream for a comparison's answer: nothing saved, nothing measured."""
 
     def __init__(self, job, key: int, **kwargs) -> None:
         super().__init__(job, message_id=key, save_every=float("inf"), measure=None, **kwargs)
@@ -62,9 +63,6 @@ class ScratchStream(AnswerStream):
         finally:
             running_answers().forget(self.key)
 
-    def _save(self, outcome: Outcome, error: str = "", stats: dict | None = None) -> None:
-        pass
-
 
 def default_pair(entries: list[Entry]) -> tuple[Entry | None, Entry | None]:
     """The first two models offered; one model twice when it is the only one."""
@@ -75,13 +73,7 @@ def default_pair(entries: list[Entry]) -> tuple[Entry | None, Entry | None]:
 
 def options_for(entry: Entry) -> GenerationOptions:
     """What a new chat with this model would use, thinking as the admin's default says."""
-    config = current_app.config
-    base = GenerationOptions(
-        max_tokens=config["MAX_ANSWER_TOKENS"],
-        temperature=config["GENERATION_TEMPERATURE"],
-        seed=config["GENERATION_SEED"] if config["GENERATION_SEED"] >= 0 else None,
-    )
-    return llm().catalogue.options_for(entry, base, think=None)
+    return llm().catalogue.options_for(entry, sampling.configured(), think=None)
 
 
 def prompt_for(entry: Entry, text: str) -> list[ChatMessage]:
