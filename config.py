@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,12 @@ def _int(name: str, default: int) -> int:
 def _path(name: str, default: Path) -> Path:
     value = os.environ.get(name, "").strip()
     return Path(value).expanduser().resolve() if value else default
+
+
+def _int_list(name: str, default: int) -> list[int]:
+    """"4" or "4,2": one number for all, or one for each item of a list setting."""
+    values = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+    return [int(v) for v in values] or [default]
 
 
 def instance_dir() -> Path:
@@ -51,9 +58,25 @@ class Config:
     MODELS_DIR = _path("MODELS_DIR", INSTANCE_DIR / "models")
     # The model offered by default; the first available model when it is missing.
     DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "SmolLM2-135M-Instruct.Q4_1")
-    # llama.cpp: threads per generation (0 = the machine's cores) and context window in tokens.
+    # The embedded models: llama.cpp's own server, one process per model ("server"), or
+    # llama-cpp-python in this process ("inprocess": one answer at a time, no prompt cache
+    # across conversations); the latter too when no llama-server is installed.
+    LLAMA_ENGINE = os.environ.get("LLAMA_ENGINE", "server").strip() or "server"
+    # Where scripts/setup installs the llama-server it builds from llama-cpp-python's sources.
+    LLAMA_SERVER_BIN = _path("LLAMA_SERVER_BIN", Path(sys.prefix) / "llama-server" / "llama-server")
+    # llama.cpp: threads (0 = the machine's cores) and context window in tokens, per answer:
+    # each of llama-server's slots has this context of its own.
     LLAMA_THREADS = _int("LLAMA_THREADS", 0)
     LLAMA_CONTEXT = _int("LLAMA_CONTEXT", 2048)
+    # Answers one llama-server decodes together (fewer when the model's weights, the slots'
+    # caches and the prompt cache would pass 80 % of this machine's memory).
+    LLAMA_SLOTS = _int("LLAMA_SLOTS", 4)
+    # RAM each llama-server keeps for the prompts evicted from its slots (MiB), so that a
+    # conversation coming back later is not read again from its start. llama.cpp's own
+    # default (8 GiB) is too much for a 16 GB server.
+    PROMPT_CACHE_MB = _int("PROMPT_CACHE_MB", 1024)
+    # Seconds a llama-server may take to load its model.
+    LLAMA_LOAD_TIMEOUT = float(os.environ.get("LLAMA_LOAD_TIMEOUT", "600"))
     # Longest answer, in tokens; also the room kept free in the context window for it.
     MAX_ANSWER_TOKENS = _int("MAX_ANSWER_TOKENS", 512)
     # Sampling for chat answers. A fixed seed with temperature 0 makes answers repeatable
@@ -73,9 +96,9 @@ class Config:
     # How long Ollama keeps a model in memory after an answer (its own default is 5m; a
     # reload costs minutes on a CPU). Sent with every request.
     OLLAMA_KEEP_ALIVE = os.environ.get("OLLAMA_KEEP_ALIVE", "30m")
-    # How many answers a remote Ollama host computes at once (its OLLAMA_NUM_PARALLEL); an
-    # Ollama on this machine shares this machine's cores with the embedded engine instead.
-    OLLAMA_PARALLEL = _int("OLLAMA_PARALLEL", 1)
+    # How many answers each Ollama host writes at once (its OLLAMA_NUM_PARALLEL): one number
+    # for every host, or one per host in the order of OLLAMA_HOSTS ("4,2").
+    OLLAMA_PARALLEL = _int_list("OLLAMA_PARALLEL", 1)
     # How the Ollama server and its runners are named on this machine (a regular expression
     # matched against process names), to measure their CPU and memory.
     OLLAMA_PROCESS_PATTERN = os.environ.get("OLLAMA_PROCESS_PATTERN", "ollama")
@@ -84,9 +107,21 @@ class Config:
     # How long a host that failed (refused, reset, timed out) is skipped before it is asked again;
     # its answers meanwhile go to another host that has the model.
     OLLAMA_RETRY_SECONDS = float(os.environ.get("OLLAMA_RETRY_SECONDS", "30"))
-    # How many answers may wait or stream at once (beyond: 503 and Retry-After); waitress
-    # threads and connections, and the database pool, derive from it.
+    # Answers being written or waiting for their turn, in all (beyond: 503 and Retry-After)
+    # and per person (beyond: 429): one person's script cannot take every place.
+    MAX_ANSWERS = _int("MAX_ANSWERS", 64)
+    MAX_ANSWERS_PER_USER = _int("MAX_ANSWERS_PER_USER", 3)
+    # Open event streams (each holds a server thread), in all and per person: beyond the
+    # latter, the person's oldest stream is closed (its page can follow the answer again).
+    # Waitress's threads and connections, and the database pool, derive from MAX_STREAMS.
     MAX_STREAMS = _int("MAX_STREAMS", 32)
+    MAX_STREAMS_PER_USER = _int("MAX_STREAMS_PER_USER", 3)
+    # An answer nobody has followed for this many minutes is cancelled (0: never; it keeps
+    # its place and is there when its author comes back).
+    UNWATCHED_CANCEL_MINUTES = _int("UNWATCHED_CANCEL_MINUTES", 0)
+    # How long a finished answer's events stay in memory, so that a page reconnecting just
+    # after the end still receives them (seconds); later, the stored message is the answer.
+    FINISHED_ANSWER_SECONDS = _int("FINISHED_ANSWER_SECONDS", 600)
     # The benchmark suites: one TOML file each (see benchmarks/README.md).
     BENCH_SUITES_DIR = _path("BENCH_SUITES_DIR", BASE_DIR / "benchmarks" / "suites")
     HOST = os.environ.get("HOST", "127.0.0.1")
@@ -140,3 +175,4 @@ class TestConfig(Config):
     BABEL_DEFAULT_LOCALE = "en"
     PARTIAL_SAVE_SECONDS = 0.05
     OLLAMA_HOSTS: list[str] = []  # tests start their own Ollama stand-in when they need one
+    LLAMA_ENGINE = "inprocess"  # engine tests choose theirs; the web layer's use a scripted one

@@ -22,10 +22,12 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_security(app)
-    from app import llm
+    from app import answers, llm
     from app.admin.services import load_preferences
+    from app.metrics.sampler import CpuShares
 
-    llm.init_app(app, llm_services, preferences=load_preferences)
+    llm.init_app(app, llm_services, preferences=load_preferences, meter=CpuShares())
+    answers.init_app(app)
     from app import bench
 
     bench.init_app(app)

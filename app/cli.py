@@ -70,6 +70,12 @@ def init_app(app: Flask) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from app.database import sweep_unfinished_answers
+        from app.instance_lock import InstanceBusy, hold
+
+        try:
+            lock = hold(current_app.config["INSTANCE_DIR"], "flask serve")  # noqa: F841 - held for life
+        except InstanceBusy as busy:
+            raise click.ClickException(f"This instance folder is in use by {busy.holder}.") from None
 
         swept = sweep_unfinished_answers()
         if swept:
@@ -146,25 +152,26 @@ class GracefulShutdown:
             self._close_server()
 
     def _interrupt_answers(self) -> None:
+        from app.answers import registry
         from app.database import sweep_unfinished_answers, unfinished_answers
         from app.llm import services
         from app.llm.types import Outcome
 
         with self.app.app_context():
-            scheduler = services().scheduler
+            llm, answers = services(), registry()
         benchmarks = self.app.extensions["bench"]
-        scheduler.close()  # a message already past the 503 check still cannot start an answer
-        interrupted = scheduler.cancel_all(Outcome.INTERRUPTED)
+        llm.scheduler.close()  # a message already past the 503 check still cannot start an answer
+        interrupted = answers.cancel_all(Outcome.INTERRUPTED)
         level = logging.WARNING if interrupted else logging.INFO
         log.log(level, "shutting down: %d answers interrupted", interrupted)
         deadline = self.began + ANSWERS_SECONDS
         while True:
             # Again each time: an answer whose request was under way when the signal came.
-            scheduler.cancel_all(Outcome.INTERRUPTED)
-            # The generations are over once the benchmarks' thread has saved its run as
-            # interrupted too (the next start sweeps one it had no time to save).
-            if scheduler.active() == 0 and benchmarks.idle.is_set():
-                # Each stream saves its answer in its `finally`.
+            answers.cancel_all(Outcome.INTERRUPTED)
+            llm.scheduler.cancel_all(Outcome.INTERRUPTED)
+            # The answers are over once each has stored its ending, and the benchmarks' thread
+            # has saved its run as interrupted too (the next start sweeps what had no time).
+            if llm.scheduler.active() == 0 and answers.unsaved() == 0 and benchmarks.idle.is_set():
                 with self.app.app_context():
                     if unfinished_answers() == 0:
                         break
@@ -173,6 +180,7 @@ class GracefulShutdown:
             time.sleep(0.05)
         with self.app.app_context():
             swept = sweep_unfinished_answers()  # the safety net: nothing stays 'generating'
+        llm.close()  # the engine processes this app started (llama-server)
         waited = time.monotonic() - self.began
         if swept:
             log.warning("%d answers unsaved after %.1f s are marked interrupted as they stood", swept, waited)

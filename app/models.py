@@ -82,6 +82,19 @@ class Conversation(db.Model):
 
 
 class Message(db.Model):
+    __table_args__ = (
+        # One answer being written per conversation, decided by the database itself: of two
+        # requests at the same instant (two tabs, a double click, regenerate and edit at once)
+        # the second insert fails, on SQLite as on PostgreSQL.
+        sa.Index(
+            "uq_message_one_generating",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sa.text("state = 'generating'"),
+            postgresql_where=sa.text("state = 'generating'"),
+        ),
+    )
+
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
         sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True
@@ -101,6 +114,10 @@ class Message(db.Model):
     stats: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     # The owner's verdict on an answer: 1 thumbs up, -1 thumbs down, None none.
     feedback: Mapped[int | None]
+    # The job that writes (or wrote) an answer: random, never handed out twice, unlike a
+    # message id, which SQLite gives again once the message is deleted. Saves and Stop go
+    # through it, so a deleted answer's job can never touch a message that took its id.
+    job: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
@@ -195,7 +212,9 @@ class Generation(db.Model):
     machine_cpu_percent_mean: Mapped[float | None]
     machine_cpu_percent_peak: Mapped[float | None]
     machine_memory_used_peak_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
-    concurrent: Mapped[int] = mapped_column(default=1)  # generations running at once, at most
+    concurrent: Mapped[int] = mapped_column(default=1)  # answers written together in its engine, at most
+    # Prompt tokens the engine took from its cache rather than reading them again.
+    cached_prompt_tokens: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 

@@ -140,6 +140,27 @@ class ChatClient:
             stream=True,
             timeout=self.timeout,
         )
+        return self._events(response, sent_at)
+
+    def stream_again(self, message_id: int, after: int = 0) -> Iterator[StreamEvent | StreamedAnswer]:
+        """Follow an answer again (a reload, another tab), from the event after `after`."""
+        response = self.session.get(
+            self.url(f"/messages/{message_id}/events"),
+            headers={"Accept": "text/event-stream", "Last-Event-ID": str(after)},
+            stream=True,
+            timeout=self.timeout,
+        )
+        return self._events(response, time.perf_counter())
+
+    def follow(self, message_id: int, after: int = 0) -> StreamedAnswer:
+        """An answer's events from the one after `after` to its end."""
+        stream = self.stream_again(message_id, after)
+        answer = next(stream)
+        for _ in stream:
+            pass
+        return answer
+
+    def _events(self, response: requests.Response, sent_at: float) -> Iterator[StreamEvent | StreamedAnswer]:
         if response.status_code != 200:
             raise RefusedError(response)
         answer = StreamedAnswer(int(response.headers["X-Message-Id"]), sent_at=sent_at)

@@ -24,6 +24,7 @@ class ScriptedEngine:
         self.fail_with: str | None = None
         self.thinking_models: set[str] = set()
         self.script: list | None = None  # chunks to stream instead of `words` (Thinking, Text)
+        self.seats = 1  # answers it writes together (a server's slots)
         self.requests: list = []
         self.options: list = []  # the GenerationOptions of every request
         self.started = threading.Event()
@@ -38,12 +39,12 @@ class ScriptedEngine:
         return True
 
     def claim(self, model_id, options) -> Claim:
-        return Claim()
+        return Claim(self.name, seats=self.seats)
 
     def unload(self, model_id: str) -> bool:
         return False
 
-    def processes(self):
+    def processes(self, model_id=""):
         return None  # not measured: these tests are about the web layer
 
     def status(self) -> EngineStatus:

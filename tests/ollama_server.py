@@ -38,7 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.llm.engines.llamacpp import PACKAGED_MODELS, LlamaCppEngine
+from app.llm.engines.gguf_files import PACKAGED_MODELS
+from app.llm.engines.llamacpp import LlamaCppEngine
 from app.llm.types import ChatMessage, EngineError, Final, GenerationOptions, Text
 
 VERSION = "0.12.6"  # the Ollama release this stand-in answers as
@@ -202,7 +203,11 @@ class OllamaStandIn:
         self._threads = threads
         self._models_dir: tempfile.TemporaryDirectory | None = None
         self._loaded: dict[str, _Loaded] = {}
-        self._slots: dict[str, threading.Lock] = {}  # one generation per model at a time
+        # Generations per model at once: Ollama's OLLAMA_NUM_PARALLEL (its default: 1).
+        self.parallel = 1
+        self.most_at_once = 0  # the most generations of one model seen at the same time
+        self._at_once: Counter[str] = Counter()
+        self._slots: dict[str, threading.Semaphore] = {}
         self._cancels: set[threading.Event] = set()  # generations under way, for stop()
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()  # guards the state above
@@ -264,6 +269,9 @@ class OllamaStandIn:
             self.requests.clear()
             self.loads.clear()
             self.cancelled = 0
+            self._slots.clear()
+            self.most_at_once = 0
+        self.parallel = 1
         self.load_delay = 0.0
         self.busy = False
         self.fail_with = None
@@ -303,16 +311,21 @@ class OllamaStandIn:
 
     @contextlib.contextmanager
     def _slot(self, name: str, client_gone) -> Iterator[None]:
-        """Queue for the model, as Ollama does (one request per model at a time by default)."""
+        """Queue for the model, as Ollama does (`parallel` requests per model at once)."""
         with self._lock:
-            lock = self._slots.setdefault(name, threading.Lock())
-        while not lock.acquire(timeout=0.05):
+            seats = self._slots.setdefault(name, threading.Semaphore(self.parallel))
+        while not seats.acquire(timeout=0.05):
             if self._stopping.is_set() or client_gone():
                 raise _Abandoned
+        with self._lock:
+            self._at_once[name] += 1
+            self.most_at_once = max(self.most_at_once, self._at_once[name])
         try:
             yield
         finally:
-            lock.release()
+            with self._lock:
+                self._at_once[name] -= 1
+            seats.release()
 
     def _load(self, name: str, model: StandInModel, options: dict, keep_alive: float | None) -> None:
         """Make sure the model is loaded with these load-time options; mark it in use."""

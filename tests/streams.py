@@ -19,7 +19,7 @@ class StreamInThread:
 
     def __init__(self, open_stream: Callable, id_header: str) -> None:
         self.body = ""
-        self.id: int | None = None
+        self.id: str | None = None
         self.opened = threading.Event()
         self.thread = threading.Thread(target=self._read, args=(open_stream, id_header))
         self.thread.start()
@@ -27,7 +27,7 @@ class StreamInThread:
 
     def _read(self, open_stream, id_header) -> None:
         response = open_stream()
-        self.id = int(response.headers[id_header])
+        self.id = response.headers[id_header]
         self.opened.set()
         for chunk in response.response:
             self.body += chunk.decode() if isinstance(chunk, bytes) else chunk

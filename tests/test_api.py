@@ -194,7 +194,8 @@ def test_a_bad_request_is_refused_with_a_message_saying_why(api, body, status, m
 
 
 def test_a_full_queue_answers_503_with_retry_after(app, api):
-    app.extensions["llm"].scheduler.reserve = lambda: False
+    app.extensions["llm"].scheduler.max_answers = 1
+    assert app.extensions["llm"].scheduler.reserve(99) is None  # someone else holds the only place
     response = post(api, "/api/v1/generate", {"model": "tiny", "prompt": "x"})
     assert response.status_code == 503 and response.headers["Retry-After"] == "30"
     assert (

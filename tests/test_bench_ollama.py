@@ -34,7 +34,7 @@ def app(tmp_path: Path, standin):
 
     engine = OllamaEngine(standin.url, list_ttl=0)
     catalogue = Catalogue([engine], default_model=SMOLLM2, preferences=load_preferences)
-    scheduler = Scheduler(catalogue, cores=2, pools={engine.name: 1})
+    scheduler = Scheduler(catalogue)
     app = create_app(Config, llm_services=LLMServices(catalogue, scheduler))
     with app.app_context():
         flask_migrate.upgrade()

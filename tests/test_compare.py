@@ -21,7 +21,7 @@ from tests.conftest import AuthActions, sse_events
 
 JSON = {"Accept": "application/json"}
 STREAM = {"Accept": "text/event-stream"}
-ONE_AFTER_THE_OTHER = "one answer at a time: the second answer starts when the first ends"
+ONE_AFTER_THE_OTHER = "the second answer starts when the first ends"
 TOGETHER = "Both answers are written at the same time."
 
 
@@ -41,14 +41,15 @@ def StreamInThread(client, model: str, prompt: str = "raconte") -> streams.Strea
 
 @pytest.fixture
 def roomy_app(tmp_path: Path, engine):
-    """The app on a server whose cores allow several answers at once."""
+    """The app on a server whose engine writes several answers at once."""
+    engine.seats = 4
 
     class Config(TestConfig):
         SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'roomy.sqlite3'}"
         MODELS_DIR = tmp_path / "models"
 
     catalogue = Catalogue([engine], default_model="tiny", preferences=load_preferences)
-    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue, cores=4)))
+    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
         flask_migrate.upgrade()
     return app
@@ -143,8 +144,8 @@ def test_an_unknown_model_is_refused_with_a_message(signed_in):
 
 
 def test_a_full_server_refuses_with_retry_after(app, signed_in):
-    app.extensions["llm"].scheduler.max_jobs = 1  # MAX_STREAMS
-    assert app.extensions["llm"].scheduler.reserve()  # another answer holds the only place
+    app.extensions["llm"].scheduler.max_answers = 1  # MAX_ANSWERS
+    assert app.extensions["llm"].scheduler.reserve(99) is None  # another answer holds the only place
     response = ask(signed_in, "tiny")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"

@@ -5,8 +5,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Conversation, Message
+from tests import streams
 from tests.conftest import sse_events
-from tests.test_chat_web import JSON, STREAM, new_conversation, send
+from tests.test_chat_web import JSON, STREAM, new_conversation, send, slow_answer
 
 
 def answered(response) -> dict:
@@ -100,16 +101,14 @@ def test_edit_refuses_an_empty_message_and_answers_are_not_editable(signed_in):
 
 
 def test_regenerating_while_an_answer_is_written_is_refused_with_a_message(app, signed_in, engine):
-    conversation_id, _, answer_id = ask_twice(signed_in)
-    with app.app_context():  # an answer still generating, with a live job behind it
-        busy = Message(conversation_id=conversation_id, role="assistant", state="generating", model="m")
-        db.session.add(busy)
-        db.session.commit()
-        busy_id = busy.id
-    app.extensions["llm"].scheduler.is_active = lambda key: key == busy_id
-    response = signed_in.post(f"/messages/{answer_id}/regenerate", headers=JSON)
+    conversation_id, first_answer, _ = ask_twice(signed_in)
+    slow_answer(engine, 200)
+    writing = streams.StreamInThread(lambda: send(signed_in, conversation_id, "Troisième"), "X-Message-Id")
+    response = signed_in.post(f"/messages/{first_answer}/regenerate", headers=JSON)
     assert response.status_code == 409
     assert response.json["error"] == "An answer is still being written here. Wait for it or stop it."
+    signed_in.post(f"/messages/{writing.id}/stop", headers=JSON)
+    writing.join()
 
 
 def test_another_users_messages_cannot_be_regenerated_edited_selected_or_rated(signed_in, auth, client):

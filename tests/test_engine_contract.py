@@ -1,7 +1,9 @@
-"""What is true of one engine is true of both: the same tests on llama.cpp and on Ollama.
+"""What is true of one engine is true of all: the same tests on llama-server, on llama.cpp in
+process and on Ollama.
 
-llama.cpp runs SmolLM2 in this process; "Ollama" is the stand-in in tests/ollama_server.py,
-which serves the same model's real tokens over Ollama's HTTP API, read by the official client.
+llama-server is llama.cpp's own server, started by the engine; the in-process engine runs
+SmolLM2 in this process; "Ollama" is the stand-in in tests/ollama_server.py, which serves the
+same model's real tokens over Ollama's HTTP API, read by the official client.
 """
 
 import json
@@ -11,8 +13,10 @@ import time
 import pytest
 
 from app.llm.engines.llamacpp import LlamaCppEngine
+from app.llm.engines.llamaserver import LlamaServerEngine
 from app.llm.engines.ollama import OllamaEngine
 from app.llm.types import MODEL_NOT_FOUND, ChatMessage, EngineError, Final, GenerationOptions, Phase, Text
+from config import Config
 
 pytestmark = pytest.mark.model
 GREEDY = GenerationOptions(max_tokens=40, temperature=0.0, seed=7)
@@ -24,9 +28,23 @@ def embedded(tmp_path_factory) -> LlamaCppEngine:
     return LlamaCppEngine(tmp_path_factory.mktemp("models"), threads=2, context=1024)
 
 
-@pytest.fixture(params=["llama.cpp", "ollama"])
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("llamaserver")
+    engine = LlamaServerEngine(
+        folder / "models", Config.LLAMA_SERVER_BIN, folder / "run", threads=2, context=1024
+    )
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(params=["llama-server", "llama.cpp", "ollama"])
 def subject(request, embedded):
     """(engine, the SmolLM2 model's id on it)."""
+    if request.param == "llama-server":
+        if not Config.LLAMA_SERVER_BIN.is_file():  # pragma: no cover - scripts/setup installs it
+            pytest.skip("no llama-server (scripts/setup builds it)")
+        return request.getfixturevalue("served"), "SmolLM2-135M-Instruct.Q4_1"
     if request.param == "llama.cpp":
         return embedded, "SmolLM2-135M-Instruct.Q4_1"
     standin = request.getfixturevalue("standin")

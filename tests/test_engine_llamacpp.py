@@ -164,13 +164,11 @@ THINKING_TEMPLATE = (
 @pytest.fixture
 def reasoning_engine(tmp_path):
     """SmolLM2 dressed as a reasoning model: its template opens <think> (it never closes it)."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from app.llm.prompting import ChatFormat
 
     engine = LlamaCppEngine(tmp_path, threads=2, context=512)
     run(engine, ask("Hi"), GenerationOptions(max_tokens=1))  # loads it
-    loaded = engine._loaded[SMOLLM2]
-    loaded.formatter = Jinja2ChatFormatter(template=THINKING_TEMPLATE, eos_token="<|im_end|>", bos_token="")
-    loaded.thinks = True
+    engine._loaded[SMOLLM2].chat = ChatFormat(THINKING_TEMPLATE, bos="", eos="<|im_end|>")
     yield engine
     engine.unload(SMOLLM2)
 

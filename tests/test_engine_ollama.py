@@ -258,8 +258,10 @@ def test_an_ollama_on_this_machine_shares_its_cores_and_a_remote_one_does_not():
 
     assert all(is_this_machine(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "127.0.1.1"))
     assert not any(is_this_machine(h) for h in ("10.0.0.7", "gpu-server.example"))
-    assert OllamaEngine("http://127.0.0.1:11434").claim(SMOLLM2, SHORT).pool == "cores"
-    assert OllamaEngine("http://10.0.0.7:11434").claim(SMOLLM2, SHORT).pool == "ollama@10.0.0.7:11434"
+    here = OllamaEngine("http://127.0.0.1:11434", parallel=4).claim(SMOLLM2, SHORT)
+    assert (here.pool, here.seats, here.local) == ("ollama@127.0.0.1:11434/smollm2:135m", 4, True)
+    far = OllamaEngine("http://10.0.0.7:11434", parallel=2).claim(SMOLLM2, SHORT)
+    assert (far.pool, far.seats, far.local) == ("ollama@10.0.0.7:11434", 2, False)
 
 
 def test_an_ollama_on_this_machine_is_measured_through_its_processes_found_by_name():

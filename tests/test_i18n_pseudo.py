@@ -296,6 +296,12 @@ def _make_site(translations_dir: Path, folder: Path) -> Site:
                 s.data.update([r.prompt_name, r.answer, r.thinking_text, r.judge_reason or "", r.engine])
         s.ids["run_id"] = [run.id for run in runs]
         s.ids["conversation_id"] = [talk, plain]
+        # An answer of hers: its events page, once the answer is over, says so in her language.
+        s.ids["message_id"] = [
+            db.session.scalar(
+                db.select(Message.id).where(Message.conversation_id == talk, Message.role == "assistant")
+            )
+        ]
         margot = db.session.scalar(db.select(User).filter_by(username="margot"))
         preset = Preset(
             user_id=margot.id, name="Traductrice", system_prompt="Traduis en anglais.", model="tiny"
@@ -390,7 +396,7 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
     app = site.app
     admin, bruno = site.clients["margot"], site.clients["bruno"]
     pages = []
-    values = {name: site.ids[name] for name in ("conversation_id", "run_id", "preset_id")}
+    values = {name: site.ids[name] for name in ("conversation_id", "run_id", "preset_id", "message_id")}
     rules = [
         r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in ("static", "boom")
     ]

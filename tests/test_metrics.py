@@ -1,4 +1,4 @@
-"""Every answer is measured: the sampler's figures, and one record per answer."""
+"""Every answer is measured: its share of its engine's CPU, and one record per answer."""
 
 import threading
 import time
@@ -7,7 +7,7 @@ import psutil
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.metrics.sampler import Sampler
+from app.metrics.sampler import CpuShares
 from app.models import Generation
 from tests.test_chat_web import JSON, new_conversation, send, slow_answer
 
@@ -18,23 +18,46 @@ def burn(seconds: float) -> None:
         pass
 
 
-def test_the_sampler_counts_the_cpu_time_a_generation_spends():
-    with Sampler(lambda: [psutil.Process()], interval=0.1) as sampler:
-        worker = threading.Thread(target=burn, args=(1.0,))
-        worker.start()
-        worker.join()
-    usage = sampler.usage
-    print(f"1.0 s of CPU burnt, sampled {usage.process_cpu_seconds:.3f} s")
-    assert 0.9 <= usage.process_cpu_seconds <= 1.2
-    assert usage.samples >= 3 and usage.process_cpu_percent_peak >= usage.process_cpu_percent_mean > 0
-    assert usage.process_rss_peak_bytes > 10_000_000 and usage.machine_memory_used_peak_bytes > 0
-    assert 0 < usage.machine_cpu_percent_peak <= 100
+def test_an_answer_alone_gets_all_the_cpu_its_engine_spends():
+    meter = CpuShares(interval=0.1)
+    meter.begin("a", "pool", lambda: [psutil.Process()])
+    worker = threading.Thread(target=burn, args=(1.0,))
+    worker.start()
+    worker.join()
+    usage = meter.end("a")
+    print(f"1.0 s of CPU burnt, counted {usage['process_cpu_seconds']:.3f} s")
+    assert 0.9 <= usage["process_cpu_seconds"] <= 1.2
+    assert (
+        usage["samples"] >= 3 and usage["process_cpu_percent_peak"] >= usage["process_cpu_percent_mean"] > 0
+    )
+    assert usage["process_rss_peak_bytes"] > 10_000_000 and usage["machine_memory_used_peak_bytes"] > 0
+    assert 0 < usage["machine_cpu_percent_peak"] <= 100
+
+
+def test_answers_written_together_share_the_engines_cpu_by_the_tokens_each_processed():
+    meter = CpuShares(interval=0.1)
+    before = sum(psutil.Process().cpu_times()[:2])
+    meter.begin("three", "pool", lambda: [psutil.Process()])
+    meter.begin("one", "pool", lambda: [psutil.Process()])
+    for _ in range(8):  # three tokens for one answer, one for the other, every step
+        meter.work("three", 3)
+        meter.work("one", 1)
+        burn(0.1)
+        time.sleep(0.12)  # a sample in between: the work reported is that step's
+    three, one = meter.end("three"), meter.end("one")
+    spent = sum(psutil.Process().cpu_times()[:2]) - before
+    shares = three["process_cpu_seconds"], one["process_cpu_seconds"]
+    print(f"process: {spent:.3f} s; shares {shares[0]:.3f} + {shares[1]:.3f} s")
+    assert abs(sum(shares) - spent) <= 0.05 * spent + 0.02
+    assert 2.0 <= shares[0] / shares[1] <= 4.5
 
 
 def test_a_remote_engines_cpu_and_memory_stay_unknown_never_zero():
-    with Sampler(lambda: None) as sampler:
-        time.sleep(0.1)
-    assert all(value is None for name, value in sampler.usage.as_dict().items() if name != "samples")
+    meter = CpuShares(interval=0.05)
+    meter.begin("far", "remote", lambda: None)
+    time.sleep(0.1)
+    usage = meter.end("far")
+    assert all(value is None for name, value in usage.items() if name != "samples")
 
 
 def records(app) -> list[Generation]:

@@ -49,7 +49,7 @@ def llm_services(hosts) -> LLMServices:
     for engine in engines:
         engine.local = False  # see the module's docstring
     catalogue = Catalogue(engines, THINKER)
-    return LLMServices(catalogue, Scheduler(catalogue, cores=1, pools={e.name: 1 for e in engines}))
+    return LLMServices(catalogue, Scheduler(catalogue))
 
 
 def names(services: LLMServices) -> tuple[str, str]:
@@ -58,7 +58,7 @@ def names(services: LLMServices) -> tuple[str, str]:
 
 def ask(services: LLMServices, key: int, model: str = THINKER):
     request = GenerationRequest(
-        key=key,
+        key=str(key),
         user_id=key,
         model_id=model,
         messages=[ChatMessage("user", "Bonjour")],
@@ -108,7 +108,7 @@ def test_two_answers_at_once_go_to_the_two_hosts(hosts, llm_services):
     ends = [answered(job) for job in jobs]
     assert (chats(first), chats(second)) == (1, 1)
     assert [end.stats.engine for end in ends] == list(names(llm_services))
-    assert [end.stats.concurrent for end in ends] == [2, 2]
+    assert [end.stats.concurrent for end in ends] == [1, 1]  # each host wrote its own alone
     assert llm_services.scheduler.occupancy() == {}
     # Both idle again: the first host (a tie goes to the first).
     answered(ask(llm_services, 3))
@@ -179,7 +179,7 @@ class CutHost(ScriptedEngine):
 def test_a_failure_after_text_has_streamed_stays_an_error():
     first, second = CutHost("ollama@a:11434"), CutHost("ollama@b:11434")
     catalogue = Catalogue([first, second], THINKER)
-    services = LLMServices(catalogue, Scheduler(catalogue, pools={first.name: 1, second.name: 1}))
+    services = LLMServices(catalogue, Scheduler(catalogue))
     seen = events(ask(services, 1))
     assert [e.text for e in seen if isinstance(e, Text)] == ["Bonjour"]  # half an answer cannot be replayed
     assert isinstance(seen[-1], Failed) and seen[-1].error.code == ENGINE_UNREACHABLE
@@ -229,3 +229,44 @@ def test_a_conversation_whose_only_host_is_down_is_told_it_cannot_be_reached(hos
     # The model on both hosts still answers, through the other one.
     other = new_conversation(admin, model=THINKER)
     assert sse_events(send(admin, other, "Bonjour").get_data(as_text=True))[-1][0] == "done"
+
+
+def one_host_with_seats(host: OllamaStandIn, seats: int) -> LLMServices:
+    engine = OllamaEngine(host.url, list_ttl=LISTING_SECONDS, parallel=seats)
+    engine.local = False  # see the module's docstring
+    catalogue = Catalogue([engine], THINKER)
+    return LLMServices(catalogue, Scheduler(catalogue))
+
+
+def test_a_host_declared_with_two_seats_writes_two_answers_at_once(hosts):
+    first, _ = hosts
+    first.parallel = 2  # its OLLAMA_NUM_PARALLEL
+    first.load_delay = 0.3  # both under way at the same time
+    services = one_host_with_seats(first, 2)
+    for job in [ask(services, 1), ask(services, 2)]:
+        answered(job)
+    assert first.most_at_once == 2
+
+
+def test_a_host_declared_with_one_seat_is_sent_one_answer_at_a_time(hosts):
+    first, _ = hosts
+    first.parallel = 2  # it could take two: the configuration says one
+    first.load_delay = 0.3
+    services = one_host_with_seats(first, 1)
+    jobs = [ask(services, 1), ask(services, 2)]
+    for job in jobs:
+        answered(job)
+    assert first.most_at_once == 1
+
+
+def test_each_host_takes_its_own_number_of_answers_from_the_configuration(tmp_path):
+    from app import create_app
+    from config import TestConfig
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        OLLAMA_HOSTS = ["http://10.0.0.21:11434", "http://10.0.0.22:11434"]
+        OLLAMA_PARALLEL = [4, 2]
+
+    engines = create_app(Config).extensions["llm"].catalogue.engines
+    assert [e.parallel for e in engines if isinstance(e, OllamaEngine)] == [4, 2]

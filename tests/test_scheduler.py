@@ -1,19 +1,23 @@
-"""The scheduler: fair between users, one budget for the machine's cores, a bounded queue."""
+"""The scheduler: seats in batches, one engine process on this machine's cores at a time, fair
+between people, bounded per person and in all."""
 
 import threading
+from collections import Counter
 
 from app.llm.catalogue import Catalogue
-from app.llm.scheduler import Finished, GenerationRequest, Queued, Scheduler
+from app.llm.scheduler import Finished, GenerationRequest, Queued, Refusal, Scheduler
 from app.llm.types import ChatMessage, Claim, GenerationOptions, Outcome, Text
 from tests.fakes import ScriptedEngine
 
 
-def scheduler_with(engine, cores=1, **kwargs) -> Scheduler:
-    return Scheduler(Catalogue([engine], "tiny"), cores=cores, **kwargs)
+def scheduler_with(*engines, **kwargs) -> Scheduler:
+    return Scheduler(Catalogue(list(engines), "tiny"), **kwargs)
 
 
-def request(key: int, user: int = 1, model: str = "tiny") -> GenerationRequest:
-    return GenerationRequest(key=key, user_id=user, model_id=model, messages=[ChatMessage("user", "hi")])
+def request(key, user: int = 1, model: str = "tiny", **kwargs) -> GenerationRequest:
+    return GenerationRequest(
+        key=str(key), user_id=user, model_id=model, messages=[ChatMessage("user", str(user))], **kwargs
+    )
 
 
 def drain(job):
@@ -29,25 +33,30 @@ class GatedEngine(ScriptedEngine):
         self.started_order: list[int] = []  # the user of each answer, as they start
         self.gate = threading.Semaphore(0)
         self.running = 0
+        self.most_running = 0
+        self.models_running: Counter[str] = Counter()
+        self.models_together = 0  # most models decoding at the same instant
         self._count = threading.Lock()
 
     def claim(self, model_id, options):
-        return self.claims.get(model_id, Claim())
+        return self.claims.get(model_id, Claim(f"{self.name}/{model_id}"))
 
     def stream_chat(self, model_id, messages, options, cancel):
         with self._count:
             self.started_order.append(int(messages[0].content))
             self.running += 1
+            self.most_running = max(self.most_running, self.running)
+            self.models_running[model_id] += 1
+            self.models_together = max(self.models_together, len(+self.models_running))
         self.gate.acquire(timeout=5)
         with self._count:
             self.running -= 1
+            self.models_running[model_id] -= 1
         yield from super().stream_chat(model_id, messages, options, cancel)
 
 
-def ask(scheduler, key, user, model="tiny"):
-    return scheduler.submit(
-        GenerationRequest(key=key, user_id=user, model_id=model, messages=[ChatMessage("user", str(user))])
-    )
+def ask(scheduler, key, user, model="tiny", **kwargs):
+    return scheduler.submit(request(key, user, model, **kwargs))
 
 
 def wait_until(condition, timeout=3.0):
@@ -57,6 +66,12 @@ def wait_until(condition, timeout=3.0):
             return True
         event.wait(0.01)
     return False
+
+
+def let_go(engine, jobs):
+    for _ in jobs:
+        engine.gate.release()
+    return [drain(job) for job in jobs]
 
 
 def test_a_second_request_waits_its_turn_and_is_told_its_position():
@@ -73,6 +88,45 @@ def test_a_second_request_waits_its_turn_and_is_told_its_position():
     assert first.ended.wait(1) and second.ended.wait(1)
 
 
+def test_one_models_answers_are_written_together_up_to_its_seats():
+    engine = GatedEngine(claims={"tiny": Claim("server/tiny", seats=4)})
+    scheduler = scheduler_with(engine)
+    jobs = [ask(scheduler, key, user=key) for key in range(1, 6)]
+    assert wait_until(lambda: engine.running == 4)
+    assert not wait_until(lambda: engine.running == 5, timeout=0.3)  # the fifth waits for a seat
+    events = let_go(engine, jobs)
+    assert isinstance(events[4][0], Queued)
+    assert {e[-1].stats.concurrent for e in events[:4]} == {4}  # written together, and recorded so
+
+
+def test_two_models_never_decode_on_this_machines_cores_at_once():
+    claims = {"tiny": Claim("server/tiny", seats=4), "other": Claim("server/other", seats=4)}
+    engine = GatedEngine(claims=claims)
+    scheduler = scheduler_with(engine)
+    first, second = ask(scheduler, 1, 1, "tiny"), ask(scheduler, 2, 2, "other")
+    assert wait_until(lambda: engine.running == 1)
+    assert not wait_until(lambda: engine.running == 2, timeout=0.3)
+    let_go(engine, [first, second])
+    assert engine.models_together == 1
+
+
+def test_a_fairer_answer_for_another_model_stops_the_running_model_taking_more():
+    # "tiny" writes one answer; user 2's "other" waits for the cores. A later "tiny" answer of
+    # user 1 (less fair: user 1 already has one running) must not overtake it, or "other"
+    # would wait as long as "tiny" is asked.
+    claims = {"tiny": Claim("server/tiny", seats=4), "other": Claim("server/other", seats=4)}
+    engine = GatedEngine(claims=claims)
+    scheduler = scheduler_with(engine)
+    jobs = [ask(scheduler, 1, 1, "tiny")]
+    assert wait_until(lambda: engine.running == 1)
+    jobs.append(ask(scheduler, 2, 2, "other"))
+    assert wait_until(lambda: len(scheduler._waiting) == 1)
+    jobs.append(ask(scheduler, 3, 1, "tiny"))
+    assert not wait_until(lambda: engine.running == 2, timeout=0.3)  # no seat taken past "other"
+    let_go(engine, jobs)
+    assert engine.started_order == [1, 2, 1]
+
+
 def test_one_users_many_requests_do_not_starve_another_users_one():
     engine = GatedEngine()
     scheduler = scheduler_with(engine)
@@ -80,10 +134,7 @@ def test_one_users_many_requests_do_not_starve_another_users_one():
     assert wait_until(lambda: engine.running == 1)
     jobs.append(ask(scheduler, 9, user=2))  # then user 2 once
     assert wait_until(lambda: len(scheduler._waiting) == 4)
-    for _ in range(5):
-        engine.gate.release()
-    for job in jobs:
-        drain(job)
+    let_go(engine, jobs)
     assert engine.started_order == [1, 2, 1, 1, 1]
 
 
@@ -93,77 +144,55 @@ def test_queue_positions_count_down_as_answers_finish():
     jobs = [ask(scheduler, 1, user=1)]
     assert wait_until(lambda: engine.running == 1)
     jobs += [ask(scheduler, key, user=key) for key in (2, 3)]
-    for started in (1, 2, 3):  # one answer at a time, so each position can be seen
+    for started in (1, 2, 3):  # one seat, so each position can be seen
         assert wait_until(lambda n=started: len(engine.started_order) == n and engine.running == 1)
         engine.gate.release()
     positions = [[e.position for e in drain(job) if isinstance(e, Queued)] for job in jobs]
     assert positions == [[], [1], [2, 1]]
 
 
-def test_the_cores_are_one_budget_across_models_and_engines():
-    # Two models, each wanting both cores: never at once, though they are different models.
-    engine = GatedEngine(claims={"tiny": Claim(cost=2), "other": Claim(cost=2)})
-    scheduler = scheduler_with(engine, cores=2)
-    first, second = ask(scheduler, 1, user=1, model="tiny"), ask(scheduler, 2, user=2, model="other")
-    assert wait_until(lambda: engine.running == 1)
-    assert not wait_until(lambda: engine.running == 2, timeout=0.3)
-    engine.gate.release()
-    engine.gate.release()
-    assert isinstance(drain(second)[0], Queued) and isinstance(drain(first)[-1], Finished)
-
-
-def test_one_thread_answers_share_two_cores_but_a_model_answers_one_at_a_time():
-    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
+def test_a_remote_host_takes_its_own_seats_beside_the_local_cores():
+    claims = {"tiny": Claim("server/tiny"), "other": Claim("ollama@far:11434", seats=2, local=False)}
     engine = GatedEngine(claims=claims)
-    scheduler = scheduler_with(engine, cores=2)
-    jobs = [ask(scheduler, 1, 1, "tiny"), ask(scheduler, 2, 2, "other"), ask(scheduler, 3, 3, "tiny")]
-    assert wait_until(lambda: engine.running == 2)  # tiny and other together
-    assert sorted(engine.started_order) == [1, 2]  # the second "tiny" waits for the first
-    for _ in range(3):
-        engine.gate.release()
-    assert [isinstance(e, Queued) for e in drain(jobs[2])][0]
+    scheduler = scheduler_with(engine)
+    jobs = [ask(scheduler, 1, 1, "tiny")] + [ask(scheduler, k, k, "other") for k in (2, 3, 4)]
+    assert wait_until(lambda: engine.running == 3)  # 1 local + 2 remote; the 3rd remote waits
+    assert not wait_until(lambda: engine.running == 4, timeout=0.3)
+    for events in let_go(engine, jobs):
+        assert isinstance(events[-1], Finished)
 
 
-def test_a_request_waiting_for_its_busy_model_does_not_hold_the_free_cores():
-    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
-    engine = GatedEngine(claims=claims)
-    scheduler = scheduler_with(engine, cores=2)
-    jobs = [ask(scheduler, 1, 1, "tiny")]
-    assert wait_until(lambda: engine.running == 1)
-    jobs += [ask(scheduler, 2, 2, "tiny"), ask(scheduler, 3, 3, "other")]  # "other" came last
-    assert wait_until(lambda: engine.running == 2) and engine.started_order == [1, 3]
-    for _ in range(3):
-        engine.gate.release()
-    for job in jobs:
-        drain(job)
+def test_one_person_cannot_hold_more_than_their_share_of_places():
+    scheduler = scheduler_with(ScriptedEngine(), max_per_user=3)
+    assert [scheduler.reserve(1) for _ in range(3)] == [None, None, None]
+    assert scheduler.reserve(1) == Refusal.USER
+    assert scheduler.reserve(2) is None  # a colleague still gets one
+    scheduler.release(1)
+    assert scheduler.reserve(1) is None
+
+
+def test_a_persons_running_answers_count_against_their_share_until_they_end():
+    engine = GatedEngine()
+    scheduler = scheduler_with(engine, max_per_user=2)
+    jobs = [ask(scheduler, k, 1) for k in (1, 2)]
+    assert scheduler.reserve(1) == Refusal.USER
+    let_go(engine, jobs)
+    assert wait_until(lambda: scheduler.reserve(1) is None)
+
+
+def test_the_queue_is_bounded_and_a_released_place_can_be_taken_again():
+    scheduler = scheduler_with(ScriptedEngine(), max_answers=2)
+    assert scheduler.reserve(1) is None and scheduler.reserve(2) is None
+    assert scheduler.reserve(3) == Refusal.FULL
+    scheduler.release(1)
+    assert scheduler.reserve(3) is None
 
 
 def test_a_closed_scheduler_takes_no_new_answer():
     scheduler = scheduler_with(ScriptedEngine())
     scheduler.close()
-    assert not scheduler.reserve()
+    assert scheduler.reserve(1) == Refusal.CLOSED
     assert drain(scheduler.submit(request(1)))[-1].outcome == Outcome.INTERRUPTED
-
-
-def test_a_remote_host_takes_its_own_number_of_requests_beside_the_local_cores():
-    claims = {"tiny": Claim(cost=1), "other": Claim(pool="ollama@far:11434")}
-    engine = GatedEngine(claims=claims)
-    scheduler = scheduler_with(engine, cores=1, pools={"ollama@far:11434": 2})
-    jobs = [ask(scheduler, 1, 1, "tiny")] + [ask(scheduler, k, k, "other") for k in (2, 3, 4)]
-    assert wait_until(lambda: engine.running == 3)  # 1 local + 2 remote; the 3rd remote waits
-    assert not wait_until(lambda: engine.running == 4, timeout=0.3)
-    for _ in range(4):
-        engine.gate.release()
-    for job in jobs:
-        assert isinstance(drain(job)[-1], Finished)
-
-
-def test_the_queue_is_bounded_and_a_released_place_can_be_taken_again():
-    scheduler = scheduler_with(ScriptedEngine(), max_jobs=2)
-    assert scheduler.reserve() and scheduler.reserve()
-    assert not scheduler.reserve()
-    scheduler.release()
-    assert scheduler.reserve()
 
 
 def test_cancelling_a_queued_request_ends_it_without_running_it():
@@ -172,23 +201,21 @@ def test_cancelling_a_queued_request_ends_it_without_running_it():
     first = scheduler.submit(request(1))
     engine.started.wait(2)
     second = scheduler.submit(request(2))
-    assert scheduler.cancel(2, Outcome.DISCONNECTED)
+    assert scheduler.cancel("2", Outcome.DISCONNECTED)
     events = drain(second)
     assert events[-1].outcome == Outcome.DISCONNECTED
     assert not any(isinstance(e, Text) for e in events)
     assert len(engine.requests) == 1
-    scheduler.cancel(1, Outcome.STOPPED)
+    scheduler.cancel("1", Outcome.STOPPED)
     assert drain(first)[-1].outcome == Outcome.STOPPED
 
 
-def test_stop_reaches_a_request_waiting_for_its_model():
-    # A model answers one request at a time: the second waits in the scheduler, where Stop finds it.
-    claims = {"tiny": Claim(cost=1, model_key="tiny")}
-    engine = GatedEngine(claims=claims)
-    scheduler = scheduler_with(engine, cores=2)
+def test_stop_reaches_a_request_waiting_for_a_seat():
+    engine = GatedEngine()
+    scheduler = scheduler_with(engine)
     first, second = ask(scheduler, 1, 1), ask(scheduler, 2, 2)
     assert wait_until(lambda: engine.running == 1)
-    assert scheduler.cancel(2, Outcome.STOPPED)
+    assert scheduler.cancel("2", Outcome.STOPPED)
     assert drain(second)[-1].outcome == Outcome.STOPPED and engine.started_order == [1]
     engine.gate.release()
     drain(first)
@@ -204,7 +231,7 @@ def test_cancel_all_ends_waiting_and_running_answers():
 
 
 def test_cancel_of_an_unknown_answer_says_so():
-    assert scheduler_with(ScriptedEngine()).cancel(99, Outcome.STOPPED) is False
+    assert scheduler_with(ScriptedEngine()).cancel("nothing", Outcome.STOPPED) is False
 
 
 def test_an_unknown_model_fails_at_once():
@@ -228,28 +255,73 @@ def test_an_engine_crash_becomes_a_failure_not_a_dead_thread():
     assert scheduler.active() == 0
 
 
-def test_a_benchmark_answer_runs_alone_on_the_cores_it_shares():
-    """Measured alone: a one-thread answer that would share two cores takes both while it runs."""
-    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
+def test_a_benchmark_answer_runs_alone_on_the_cores_and_in_its_pool():
+    claims = {"tiny": Claim("server/tiny", seats=4), "other": Claim("server/other", seats=4)}
     engine = GatedEngine(claims=claims)
-    scheduler = scheduler_with(engine, cores=2)
-    alone = GenerationRequest(
-        key=1, user_id=1, model_id="tiny", messages=[ChatMessage("user", "1")], alone=True
-    )
-    benchmark = scheduler.submit(alone)
-    chat = ask(scheduler, 2, 2, "other")
+    scheduler = scheduler_with(engine)
+    benchmark = ask(scheduler, 1, 1, "tiny", alone=True)
+    chats = [ask(scheduler, 2, 2, "tiny"), ask(scheduler, 3, 3, "other")]
     assert wait_until(lambda: engine.running == 1)
-    assert not wait_until(lambda: engine.running == 2, timeout=0.3)  # the chat answer waits its turn
-    engine.gate.release(2)
-    assert isinstance(drain(benchmark)[-1], Finished) and isinstance(drain(chat)[0], Queued)
+    assert not wait_until(lambda: engine.running == 2, timeout=0.3)  # neither chat answer joins it
+    events = let_go(engine, [benchmark, *chats])
+    assert isinstance(events[0][-1], Finished) and events[0][-1].stats.concurrent == 1
 
 
 def test_the_scheduler_says_whether_answers_can_run_together():
-    claims = {"tiny": Claim(cost=1, model_key="tiny"), "other": Claim(cost=1, model_key="other")}
-    scheduler = scheduler_with(GatedEngine(claims=claims), cores=2)
+    claims = {
+        "tiny": Claim("server/tiny", seats=4),
+        "other": Claim("server/other", seats=4),
+        "far": Claim("ollama@far", seats=1, local=False),
+        "single": Claim("inprocess/single", seats=1),
+    }
+    scheduler = scheduler_with(GatedEngine(claims=claims, model_ids=("tiny", "other", "far", "single")))
     options = GenerationOptions()
-    assert scheduler.together([("tiny", options), ("other", options)])
-    assert not scheduler.together([("tiny", options), ("tiny", options)])  # one model, one answer at a time
-    assert not scheduler_with(GatedEngine(claims=claims), cores=1).together(
-        [("tiny", options), ("other", options)]
-    )
+    assert scheduler.together([("tiny", options), ("tiny", options)])  # two seats of one batch
+    assert not scheduler.together([("tiny", options), ("other", options)])  # two models, one machine
+    assert scheduler.together([("tiny", options), ("far", options)])  # a remote host beside
+    assert not scheduler.together([("single", options), ("single", options)])  # one seat
+
+
+class Host(GatedEngine):
+    """An Ollama-like host: same model names as its peers, seats of its own."""
+
+    interchangeable = True
+
+    def __init__(self, name):
+        super().__init__(model_ids=("phi3",))
+        self.name = name
+
+    def claim(self, model_id, options):
+        return Claim(self.name, seats=2, local=False)
+
+
+def two_hosts_after_a_first_answer():
+    """Hosts a and b (two seats each); conversation 7's first answer was written by a."""
+    first, second = Host("ollama@a"), Host("ollama@b")
+    scheduler = scheduler_with(first, second)
+    opening = scheduler.submit(request(1, model="phi3", affinity="conversation:7"))
+    first.gate.release()
+    drain(opening)
+    assert opening.engine is first
+    return scheduler, first, second
+
+
+def test_a_conversation_goes_back_to_the_host_that_wrote_its_last_answer():
+    scheduler, first, second = two_hosts_after_a_first_answer()
+    colleague = scheduler.submit(request(2, user=2, model="phi3"))  # a is now the busier host...
+    assert colleague.engine is first
+    follow_up = scheduler.submit(request(3, model="phi3", affinity="conversation:7"))
+    stranger = scheduler.submit(request(4, user=4, model="phi3"))
+    assert follow_up.engine is first  # ...by less than a batch: back to its prompt cache
+    assert stranger.engine is second  # an answer with no history goes to the less busy one
+    let_go(first, [colleague, follow_up])
+    let_go(second, [stranger])
+
+
+def test_a_conversation_moves_when_its_host_is_a_whole_batch_busier():
+    scheduler, first, second = two_hosts_after_a_first_answer()
+    turns = [scheduler.submit(request(k, model="phi3", affinity="conversation:7")) for k in (2, 3, 4)]
+    # a holds two (its whole batch of seats) while b holds none: the third goes to b.
+    assert [job.engine.name for job in turns] == ["ollama@a", "ollama@a", "ollama@b"]
+    let_go(first, turns[:2])
+    let_go(second, turns[2:])

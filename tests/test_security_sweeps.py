@@ -76,7 +76,7 @@ class Stream:
 
     def __init__(self, client, url: str, body: dict, id_header: str) -> None:
         self.body = ""
-        self.id: int | None = None
+        self.id: str | None = None
         self.opened = threading.Event()
         self.thread = threading.Thread(target=self._read, args=(client, url, body, id_header), daemon=True)
         self.thread.start()
@@ -85,7 +85,7 @@ class Stream:
     def _read(self, client, url: str, body: dict, id_header: str) -> None:
         try:
             response = client.post(url, json=body, headers=STREAM)
-            self.id = int(response.headers[id_header])
+            self.id = response.headers[id_header]
         finally:
             self.opened.set()
         for chunk in response.response:
@@ -206,7 +206,7 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
-        "key": [comparing.id],  # her comparison answer, still running
+        "answer_id": [comparing.id],  # her comparison answer, still running
         "run_id": [run_id],  # admins only; another admin sees it too, by design: runs are the server's
         "user_id": [alice_id],  # admins only
         "preset_id": [preset_id],
@@ -464,9 +464,7 @@ def ollama_app(tmp_path: Path, standin):
 
     engine = OllamaEngine(standin.url, list_ttl=60)  # one listing: its requests name listed models only
     catalogue = Catalogue([engine], default_model="smollm2:135m", preferences=load_preferences)
-    app = create_app(
-        Config, llm_services=LLMServices(catalogue, Scheduler(catalogue, pools={engine.name: 1}))
-    )
+    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
         flask_migrate.upgrade()
     return app

@@ -1,8 +1,9 @@
-"""Stop and a closed tab free the engine within a second, on the real model and server.
+"""Stop frees the engine within a second; a closed tab does not end the answer. On the real
+model and server (llama-server).
 
-"Freed" is measured where it matters: the server process's CPU time barely grows in the second
-after (psutil), so the cores are back for the next user. Each limit is one second, asserted
-with a 3x margin for a noisy machine; the measured values are printed.
+"Freed" is measured where it matters: the CPU time of the server and of its llama-server barely
+grows in the second after (psutil), so the cores are back for the next user. Each limit is one
+second, asserted with a 3x margin for a noisy machine; the measured values are printed.
 """
 
 import time
@@ -23,7 +24,13 @@ IDLE_CPU = 0.25  # CPU seconds the server may spend in the second after: bookkee
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"GENERATION_TEMPERATURE": "0", "GENERATION_SEED": "3", "MAX_ANSWER_TOKENS": "400"}
+    # Two slots: two answers hold the model, a third waits for a seat.
+    env = {
+        "GENERATION_TEMPERATURE": "0",
+        "GENERATION_SEED": "3",
+        "MAX_ANSWER_TOKENS": "400",
+        "LLAMA_SLOTS": "2",
+    }
     with LiveServer(tmp_path_factory.mktemp("instance"), env=env) as server:
         yield server
 
@@ -37,8 +44,16 @@ def users(server) -> tuple[ChatClient, ChatClient]:
 
 
 def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """The app's process and its children (the llama-servers it started)."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def cpu_in_the_next_second(pid: int) -> float:
@@ -73,36 +88,29 @@ def test_stop_ends_the_answer_and_frees_the_cpu_within_a_second(server, users):
     assert stored["state"] == "stopped" and stored["content"] == answer.text
 
 
-def test_a_closed_tab_ends_the_answer_and_frees_the_cpu_within_a_second(server, users):
+def test_a_closed_tab_leaves_the_answer_to_be_written_and_stored_whole(server, users):
     user = users[0]
     stream, answer = started_answer(user)
     stream.close()  # the tab goes away
-    closed_at = time.monotonic()
-    stored = wait_for_state(user, answer_conversation(user, answer), answer.message_id)
-    took = time.monotonic() - closed_at
-    cpu = cpu_in_the_next_second(server.process.pid)
-    print(f"closed tab: recorded {took:.2f} s after; CPU in the second after: {cpu:.2f} s")
-    assert stored["state"] == "disconnected" and took < LIMIT * 3
-    assert stored["content"].startswith(answer.text)
-    assert cpu < IDLE_CPU
+    stored = wait_for_state(user, answer_conversation(user, answer), answer.message_id, timeout=60)
+    assert stored["state"] == "complete"
+    assert stored["content"].startswith(answer.text) and len(stored["content"]) > len(answer.text)
 
 
-def test_a_tab_closed_while_waiting_in_the_queue_is_noticed_before_its_first_token(users):
+def test_a_tab_closed_while_waiting_in_the_queue_keeps_its_place(server, users):
     ana, ben = users
-    first_stream, first = started_answer(ana, tokens=2)  # holds the cores
+    holders = [started_answer(ana, tokens=2) for _ in range(2)]  # both slots
     stream = ben.stream_answer(ben.create_conversation(), "Hello!")
     waiting = next(stream)
     queued = next(e for e in stream if e.name == "status")
     assert queued.data == {"phase": "queued", "position": 1}
-    stream.close()
-    closed_at = time.monotonic()
-    stored = wait_for_state(ben, answer_conversation(ben, waiting), waiting.message_id)
-    took = time.monotonic() - closed_at
-    print(f"closed while queued: recorded {took:.2f} s after")
-    assert stored["state"] == "disconnected" and stored["content"] == "" and took < LIMIT * 3
-    ana.post_json(f"/messages/{first.message_id}/stop", {})
-    for _event in first_stream:
-        pass
+    stream.close()  # gone while it waits for a seat
+    stored = wait_for_state(ben, answer_conversation(ben, waiting), waiting.message_id, timeout=60)
+    assert stored["state"] == "complete" and stored["content"]
+    for holder, answer in holders:
+        ana.post_json(f"/messages/{answer.message_id}/stop", {})
+        for _event in holder:
+            pass
 
 
 def answer_conversation(client: ChatClient, answer) -> int:

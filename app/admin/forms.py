@@ -7,7 +7,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from app.admin.services import PREFERENCE_FIELDS
-from app.chat.services import THINK_CHOICES
+from app.answers.sampling import THINK_CHOICES
 from app.llm.catalogue import ModelPreferences
 
 

@@ -13,11 +13,14 @@ from flask import Response, abort, flash, jsonify, make_response, redirect, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.admin import bp, services, users
+from app.admin import bp, services, serving, users
 from app.admin.forms import ModelSettingsForm
+from app.answers import registry
+from app.answers.messages import session_ended_message
 from app.errors import render_error
 from app.extensions import db
 from app.llm import services as llm
+from app.llm.types import Outcome
 from app.metrics import charts, dashboard
 from app.models import User, utcnow
 
@@ -63,6 +66,8 @@ def models():
         missing=[model_id for model_id in services.configured_models() if model_id not in found],
         default_id=default.id if default else None,
         wanted_default=services.load_preferences().default_model or catalogue.default_model,
+        answers=serving.answers_under_way(),
+        serving=serving.serving_settings(),
     )
 
 
@@ -259,6 +264,8 @@ def user_action(user_id: int, action: str):
             flash(_("%(name)s can now sign in.", name=name))
         elif action in ("disable", "enable"):
             users.set_disabled(account, action == "disable", admin)
+            if action == "disable":
+                registry().cancel_user(account.id, Outcome.STOPPED, session_ended_message())
             flash(
                 _("%(name)s is disabled: signed out everywhere.", name=name)
                 if action == "disable"
@@ -273,7 +280,9 @@ def user_action(user_id: int, action: str):
             )
         else:
             # Shown once, on this page, to the admin who hands it over: never stored in clear.
-            return users_page(temporary=(name, users.reset_password(account, admin)))
+            temporary = users.reset_password(account, admin)
+            registry().cancel_user(account.id, Outcome.STOPPED, session_ended_message())
+            return users_page(temporary=(name, temporary))
     except users.LastAdmin:
         flash(_("%(name)s is the last active administrator: make another one first.", name=name), "error")
     except users.OwnAccount:

@@ -11,6 +11,7 @@ from app.llm.catalogue import ModelPreferences, Preferences
 from app.models import ModelSetting, SiteSetting
 
 DEFAULT_MODEL_KEY = "default_model"
+PROMPT_CACHE_KEY = "prompt_cache"  # "off" switches the engines' prompt cache off
 # ModelSetting's columns the admin edits: one per field of ModelPreferences, same names.
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelPreferences))
 
@@ -18,10 +19,16 @@ PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelPreferences))
 def load_preferences() -> Preferences:
     """Read on every use (two small queries): a change applies to the next message."""
     rows = db.session.scalars(sa.select(ModelSetting)).all()
-    default = db.session.get(SiteSetting, DEFAULT_MODEL_KEY)
+    site = {
+        row.key: row.value
+        for row in db.session.scalars(
+            sa.select(SiteSetting).where(SiteSetting.key.in_((DEFAULT_MODEL_KEY, PROMPT_CACHE_KEY)))
+        )
+    }
     return Preferences(
-        default_model=default.value if default else "",
+        default_model=site.get(DEFAULT_MODEL_KEY, ""),
         models={row.model_id: _preferences_of(row) for row in rows},
+        prompt_cache=site.get(PROMPT_CACHE_KEY) != "off",
     )
 
 
@@ -49,7 +56,16 @@ def set_enabled(model_id: str, enabled: bool) -> None:
 
 
 def set_default_model(model_id: str) -> None:
-    row = db.session.get(SiteSetting, DEFAULT_MODEL_KEY) or SiteSetting(key=DEFAULT_MODEL_KEY)
-    row.value = model_id
+    _set_site_setting(DEFAULT_MODEL_KEY, model_id)
+
+
+def set_prompt_cache(on: bool) -> None:
+    """The engines reuse the prompts they have read (on), or read every prompt afresh (off)."""
+    _set_site_setting(PROMPT_CACHE_KEY, "on" if on else "off")
+
+
+def _set_site_setting(key: str, value: str) -> None:
+    row = db.session.get(SiteSetting, key) or SiteSetting(key=key)
+    row.value = value
     db.session.add(row)
     db.session.commit()

@@ -1,47 +1,36 @@
-"""An answer asked through the API: the same scheduler, checks and measurements as the chat's,
-nothing stored but the measurements (the dashboard counts scripts' answers too)."""
+"""An answer asked through the API: the answers pipeline's checks, queue, limits and
+measurements, as for the chat; nothing stored but the measurements (the dashboard counts
+scripts' answers too). Nobody can come back to an API answer: it ends when its caller leaves."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 from flask import current_app, g, request
 from flask_babel import gettext as _
 
+from app import answers
+from app.answers import sampling
+from app.answers.asking import offered_or_refused, open_stream
+from app.answers.live import LiveAnswer
+from app.answers.pipeline import Asking, Refused, new_answer_id
+from app.answers.stream import sse_response
 from app.api import keys
-from app.chat import sampling
-from app.chat.stream import UnsavedStream
 from app.database import end_transaction
 from app.llm import services as llm
 from app.llm.catalogue import Entry
-from app.llm.scheduler import GenerationRequest
-from app.llm.types import ChatMessage, GenerationOptions
+from app.llm.types import ChatMessage, GenerationOptions, Outcome
 
 ROLES = ("system", "user", "assistant")
-
-
-class Refused(ValueError):
-    """The request cannot be answered: (HTTP status, message in the user's language)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+__all__ = ["Refused", "messages_from", "offered_entry", "options_for", "start", "stream", "collect"]
 
 
 def offered_entry(model_id) -> Entry:
-    """The model's entry when users may pick it; Refused (404 or 503) otherwise."""
-    from app.chat.stream import engine_unreachable_message, model_unavailable_message
-
-    if not isinstance(model_id, str) or not model_id:
+    """The model's entry when users may pick it; Refused (400, 404 or 503) otherwise."""
+    if not isinstance(model_id, str):
         raise Refused(400, _("Pick a model."))
-    entry = llm().catalogue.entry(model_id)
-    if entry is not None and entry.offered:
-        return entry
-    if entry is not None and not entry.info.reachable:
-        raise Refused(503, engine_unreachable_message())
-    raise Refused(404, model_unavailable_message(model_id))
+    return offered_or_refused(model_id, 404)
 
 
 def messages_from(data: dict) -> list[ChatMessage]:
@@ -94,81 +83,71 @@ def with_system_prompt(entry: Entry, messages: list[ChatMessage]) -> list[ChatMe
     return messages
 
 
-class ApiStream(UnsavedStream):
-    """The chat's answer stream for an API answer: nothing saved, but measured."""
-
-    def collect(self) -> ApiStream:
-        """Run the whole answer (no streaming to the caller): its text, stats and ending."""
-        for _frame in self:
-            pass
-        return self
-
-    def _record(self, ended_at: float) -> None:
-        # Times as the engine produced them: several answers of one request are read in turn.
-        job = self.job
-        self.first_token_at = job.first_token_at or self.first_token_at
-        self.first_answer_at = job.first_answer_at or self.first_answer_at
-        super()._record(job.ended_at or ended_at)
-
-    def timings(self) -> dict:
-        """Seconds from the request's arrival: first token (thinking or answer), first answer
-        token, the end; the queue's wait and the model's load are in the stats."""
-        received = self.measure["received_at"]
-
-        def since(at: float | None) -> float | None:
-            return round(at - received, 3) if at is not None else None
-
-        job = self.job
-        return {
-            "first_token_seconds": since(job.first_token_at),
-            "first_answer_seconds": since(job.first_answer_at),
-            "total_seconds": since(job.ended_at),
-        }
-
-
-def start(entry: Entry, messages: list[ChatMessage], options: GenerationOptions, stream_class=ApiStream):
-    """Hand the answer to the scheduler; Refused(503) when the queue is full."""
+def start(
+    entry: Entry, messages: list[ChatMessage], options: GenerationOptions, capped: bool = True
+) -> LiveAnswer:
+    """Start the answer (Refused 429 or 503 when its author or the server is full). `capped`:
+    the per-person bound applies; a comparison's second and later answers are one request's."""
     received_at = time.perf_counter()
-    scheduler = llm().scheduler
-    if not scheduler.reserve():
-        raise Refused(503, _("Too many answers are being written right now. Try again in a minute."))
-    key = scheduler.private_key()
     user = g.api_user
-    generation = GenerationRequest(
-        key=key,
-        user_id=user.id,
-        model_id=entry.id,
-        messages=with_system_prompt(entry, messages),
-        options=options,
-    )
-    try:  # the place reserved is either used by the job or given back
-        job = scheduler.submit(generation, reserved=True)
-    except BaseException:
-        scheduler.release()
-        raise
     key_id = g.api_key.id
-    allowed: Callable[[], bool] = lambda: keys.still_valid(key_id)  # noqa: E731
-    stream = stream_class(
-        job,
-        message_id=key,
-        model=entry.id,
-        client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
-        save_every=float("inf"),
-        ping_every=current_app.config["PING_SECONDS"],
-        detailed_errors=user.is_admin,
-        measure={
-            "received_at": received_at,
-            "user_id": user.id,
-            "conversation_id": None,
-            "message_id": None,  # no stored message: the key is the scheduler's own
-            "parameters": asdict(options),
-        },
-        allowed=allowed,
-    )
+    with answers.place(user.id, capped=capped) as held:
+        asking = Asking(
+            user_id=user.id,
+            entry=entry,
+            messages=with_system_prompt(entry, messages),
+            options=options,
+            received_at=received_at,
+            watched_only=True,
+            detailed_errors=user.is_admin,
+            allowed=_key_still_valid(key_id),
+        )
+        return answers.start(asking, held, new_answer_id())
+
+
+def _key_still_valid(key_id: int) -> Callable[[], bool]:
+    app = current_app._get_current_object()
+
+    def valid() -> bool:
+        with app.app_context():
+            return keys.still_valid(key_id)
+
+    return valid
+
+
+def stream(live: LiveAnswer, frames=None):
+    """The answer as an event stream (the chat's, unless OpenAI's `frames`)."""
+    ticket = open_stream(g.api_user.id)
     end_transaction()
-    return stream
+    return sse_response(live, ticket, frames=frames, readable=_key_still_valid(g.api_key.id))
 
 
-def retry_after(response):
-    response.headers["Retry-After"] = "30"
+def collect(lives: list[LiveAnswer]) -> list[LiveAnswer]:
+    """Wait for whole answers (no streaming to the caller); a caller who leaves ends them."""
+    end_transaction()  # no transaction held while the models work
+    client_gone = request.environ.get("waitress.client_disconnected", lambda: False)
+    for live in lives:
+        live.watch()
+    try:
+        for live in lives:
+            while not live.ended.wait(0.25):
+                if client_gone():
+                    for other in lives:
+                        other.cancel(Outcome.DISCONNECTED)
+        return lives
+    finally:
+        for live in lives:
+            live.unwatch()
+
+
+def cancel(lives: list[LiveAnswer]) -> None:
+    for live in lives:
+        live.cancel(Outcome.STOPPED)
+    for live in lives:
+        live.ended.wait(5)
+
+
+def retry_after(response, refused: Refused):
+    if refused.retry_after:
+        response.headers["Retry-After"] = str(refused.retry_after)
     return response

@@ -6,8 +6,8 @@ from flask import abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.answers.asking import field
 from app.api import keys, keys_bp
-from app.chat.asking import field
 
 
 @keys_bp.post("/settings/api-keys")

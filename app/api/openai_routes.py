@@ -7,15 +7,15 @@ import json
 import time
 import uuid
 
-from flask import Response, current_app, jsonify, request, stream_with_context
+from flask import current_app, jsonify, request
 from flask_babel import gettext as _
 
+from app.answers import sampling
+from app.answers.live import AnswerEvent
 from app.api import answers, openai_bp
-from app.api.answers import ApiStream, Refused
-from app.chat import sampling
+from app.api.answers import Refused
 from app.llm import services as llm
-from app.llm.scheduler import Failed, Finished
-from app.llm.types import Outcome, Text, Thinking
+from app.llm.types import Outcome
 
 # How an answer's ending reads in OpenAI's words.
 FINISH = {Outcome.COMPLETE: "stop", Outcome.STOPPED: "stop"}
@@ -28,9 +28,9 @@ def error_body(message: str, status: int) -> dict:
 
 @openai_bp.errorhandler(Refused)
 def refused(error: Refused):
-    response = jsonify(error_body(str(error), error.status))
+    response = jsonify(error_body(error.message, error.status))
     response.status_code = error.status
-    return answers.retry_after(response) if error.status == 503 else response
+    return answers.retry_after(response, error)
 
 
 @openai_bp.get("/models")
@@ -45,10 +45,10 @@ def models():
     )
 
 
-def finish_reason(stream: ApiStream) -> str:
-    if stream.outcome == Outcome.COMPLETE and stream.stats.get("finish_reason") == "length":
+def finish_reason(outcome: str, stats: dict) -> str:
+    if outcome == Outcome.COMPLETE and stats.get("finish_reason") == "length":
         return "length"
-    return FINISH.get(stream.outcome, "stop")
+    return FINISH.get(outcome, "stop")
 
 
 def usage(stats: dict) -> dict:
@@ -56,11 +56,11 @@ def usage(stats: dict) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-class CompletionStream(ApiStream):
+class CompletionFrames:
     """The answer as OpenAI's `chat.completion.chunk` events, ending with `data: [DONE]`."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, model: str) -> None:
+        self.model = model
         self.completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.opened = False
@@ -76,25 +76,28 @@ class CompletionStream(ApiStream):
         }
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
-    def _frame_for(self, event) -> str:
-        super()._frame_for(event)  # keeps the text, the statistics and the ending
+    def event(self, event: AnswerEvent) -> str:
         opening = {} if self.opened else {"role": "assistant"}
-        if isinstance(event, Text):
+        if event.name == "token":
             self.opened = True
-            return self._chunk({**opening, "content": event.text})
-        if isinstance(event, Thinking):
+            return self._chunk({**opening, "content": event.data["text"]})
+        if event.name == "thinking":
             self.opened = True
-            return self._chunk({**opening, "reasoning_content": event.text})
-        if isinstance(event, Finished):
-            return self._chunk({}, finish_reason(self), usage=usage(self.stats)) + "data: [DONE]\n\n"
-        if isinstance(event, Failed):
-            return self.error_frame()
+            return self._chunk({**opening, "reasoning_content": event.data["text"]})
+        if event.name == "done":
+            stats = event.data.get("stats") or {}
+            finish = finish_reason(event.data["state"], stats)
+            return self._chunk({}, finish, usage=usage(stats)) + "data: [DONE]\n\n"
+        if event.name == "error":
+            return self.cut(event.data["message"])
         return ""
 
-    def error_frame(self) -> str:
+    def cut(self, message: str) -> str:
         """OpenAI's way to end a stream that failed or was cut (a key revoked meanwhile): an
         `error` object the client raises, then [DONE]."""
-        return f"data: {json.dumps(error_body(self.error, 500), ensure_ascii=False)}\n\ndata: [DONE]\n\n"
+        return f"data: {json.dumps(error_body(message, 500), ensure_ascii=False)}\n\ndata: [DONE]\n\n"
+
+    closed = cut
 
 
 @openai_bp.post("/chat/completions")
@@ -105,23 +108,22 @@ def chat_completions():
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
     options = answers.options_for(entry, _sampling(data, entry))
+    live = answers.start(entry, messages, options)
     if data.get("stream"):
-        stream = answers.start(entry, messages, options, stream_class=CompletionStream)
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
-    stream = answers.start(entry, messages, options).collect()
-    if stream.outcome == Outcome.ERROR:
-        raise Refused(502, stream.error)
-    message = {"role": "assistant", "content": "".join(stream.parts)}
-    if stream.thinking:
-        message["reasoning_content"] = "".join(stream.thinking)
+        return answers.stream(live, frames=CompletionFrames(entry.id))
+    answers.collect([live])
+    if live.outcome == Outcome.ERROR:
+        raise Refused(502, live.error)
+    message = {"role": "assistant", "content": live.text}
+    if live.thinking:
+        message["reasoning_content"] = live.thinking_text
     return jsonify(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         object="chat.completion",
         created=int(time.time()),
         model=entry.id,
-        choices=[{"index": 0, "message": message, "finish_reason": finish_reason(stream)}],
-        usage=usage(stream.stats),
+        choices=[{"index": 0, "message": message, "finish_reason": finish_reason(live.outcome, live.stats)}],
+        usage=usage(live.stats),
     )
 
 

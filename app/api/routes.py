@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, g, jsonify, request, stream_with_context
+from flask import g, jsonify, request
 from flask_babel import gettext as _
 
+from app.answers import registry
 from app.api import answers, bp
 from app.api.answers import Refused
 from app.api.openapi import SPEC
@@ -15,9 +16,9 @@ COMPARE_MODELS = 4  # at most, in one comparison
 
 
 def refused(error: Refused):
-    response = jsonify(error=str(error), status=error.status)
+    response = jsonify(error=error.message, status=error.status)
     response.status_code = error.status
-    return answers.retry_after(response) if error.status == 503 else response
+    return answers.retry_after(response, error)
 
 
 bp.register_error_handler(Refused, refused)
@@ -88,15 +89,15 @@ def health():
     )
 
 
-def answer_as_dict(stream: answers.ApiStream) -> dict:
+def answer_as_dict(live) -> dict:
     return {
-        "model": stream.model,
-        "outcome": stream.outcome.value,
-        "text": "".join(stream.parts),
-        "thinking": "".join(stream.thinking),
-        "error": stream.error,
-        "timings": stream.timings(),
-        "stats": stream.stats,
+        "model": live.model,
+        "outcome": live.outcome.value,
+        "text": live.text,
+        "thinking": live.thinking_text,
+        "error": live.error,
+        "timings": live.timings(),
+        "stats": live.stats,
     }
 
 
@@ -107,11 +108,10 @@ def generate():
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
     options = answers.options_for(entry, data)
-    stream = answers.start(entry, messages, options)
+    live = answers.start(entry, messages, options)
     if data.get("stream"):
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
-    return jsonify(answer_as_dict(stream.collect()))
+        return answers.stream(live)
+    return jsonify(answer_as_dict(answers.collect([live])[0]))
 
 
 @bp.post("/compare")
@@ -124,21 +124,24 @@ def compare():
         raise Refused(400, _("“models” lists 1 to %(max)d models.", max=COMPARE_MODELS))
     entries = [answers.offered_entry(model_id) for model_id in chosen]
     messages = answers.messages_from(data)
-    streams = []
+    options = [answers.options_for(entry, data) for entry in entries]
+    lives = []
     try:
-        for entry in entries:  # all submitted first: the scheduler may run them together
-            streams.append(answers.start(entry, messages, answers.options_for(entry, data)))
+        for entry, chosen in zip(entries, options, strict=True):
+            # All started first: the scheduler may write them together. One request: the
+            # person's bound applies to its first answer only.
+            lives.append(answers.start(entry, messages, chosen, capped=not lives))
     except Refused:
-        for stream in streams:
-            stream.job.cancel(answers.Outcome.STOPPED)
-            stream.collect()
+        answers.cancel(lives)
         raise
-    return jsonify(answers=[answer_as_dict(stream.collect()) for stream in streams])
+    return jsonify(answers=[answer_as_dict(live) for live in answers.collect(lives)])
 
 
 @bp.get("/conversations")
 def conversations():
-    return jsonify(conversations=[chat.conversation_as_dict(c) for c in chat.conversations_of(g.api_user)])
+    found = chat.conversations_of(g.api_user)
+    answering = registry().answering(c.id for c in found)
+    return jsonify(conversations=[chat.conversation_as_dict(c, c.id in answering) for c in found])
 
 
 @bp.get("/conversations/<int:conversation_id>")

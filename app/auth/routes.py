@@ -12,11 +12,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
 from app.admin import users
+from app.answers import registry
+from app.answers.messages import session_ended_message
 from app.auth import bp, sessions, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
 from app.errors import render_error
 from app.extensions import db, login_manager
+from app.llm.types import Outcome
 from app.models import User
 from app.settings.services import choose_language
 
@@ -118,9 +121,11 @@ def register():
 def logout():
     """Sign out, here and in every other browser of the account."""
     if current_user.is_authenticated:
-        # Signing out signs out everywhere: every other session of the account too.
+        # Signing out signs out everywhere: every other session of the account too, and ends
+        # the answers it is having written.
         current_user.end_sessions()
         db.session.commit()
+        registry().cancel_user(current_user.id, Outcome.STOPPED, session_ended_message())
     sessions.end()
     return redirect(url_for("auth.login"))
 

@@ -1,7 +1,8 @@
 """`flask bench`: the benchmark without a browser, stored like the page's runs.
 
-Run it while the server is idle, or stopped: this process has its own scheduler, so its
-answers and the server's would decode on the same cores at once and measure each other.
+`flask bench run` refuses while the server runs on the same instance folder: it would start
+engines of its own (the same model's memory twice, two decodes on the same cores measuring
+each other); the Benchmarks page uses the server's.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def run_benchmark(
     suite_name: str, models: str, repetitions: int, start: str, thinking: str, judge: str
 ) -> None:
     """Run a suite on some models; the results go to the history, as from the page."""
+    from app.instance_lock import InstanceBusy, hold
+
+    try:
+        lock = hold(current_app.config["INSTANCE_DIR"], "flask bench run")  # noqa: F841 - held until the end
+    except InstanceBusy as busy:
+        raise click.ClickException(
+            f"The server is running ({busy.holder}): run the benchmark from its Benchmarks page, which "
+            "uses the server's own engines, or stop the server first."
+        ) from None
     suites = _suites()
     if suite_name in suites:
         suite = suites[suite_name]

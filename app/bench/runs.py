@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_babel import gettext as _
 
+from app import answers
+from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.bench import checks, judge, machine
 from app.bench.suites import Prompt, Suite
 from app.extensions import db
 from app.llm.catalogue import Entry
-from app.llm.scheduler import Failed, Finished, GenerationRequest, Queued
-from app.llm.types import ChatMessage, EngineError, GenerationOptions, Outcome, Phase, Text, Thinking
+from app.llm.types import ChatMessage, GenerationOptions, Outcome
 from app.models import BenchmarkResult, BenchmarkRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class Answer:
     thinking: str = ""
     outcome: Outcome = Outcome.COMPLETE
     stats: dict = field(default_factory=dict)
-    error: EngineError | None = None
+    error: str = ""  # why it failed, with the technical detail
 
 
 class BenchmarkRunner:
@@ -180,7 +181,7 @@ class BenchmarkRunner:
         self._cancelled: set[int] = set()
         self._pending: set[int] = set()  # queued or running here
         self._live: dict[int, Live] = {}
-        self._jobs: dict[int, object] = {}  # run id -> the scheduler job running for it
+        self._jobs: dict[int, object] = {}  # run id -> the answer being written for it
         self.idle = threading.Event()  # set while the background thread has nothing to do
         self.idle.set()
 
@@ -333,48 +334,51 @@ class BenchmarkRunner:
                     report(_report_line(result))
 
     def _generate(self, run, entry: Entry, messages, options, cold: bool = False) -> Answer:
-        """One answer through the scheduler, its events followed for the progress bar."""
-        scheduler = self.app.extensions["llm"].scheduler
-        while not scheduler.reserve():  # the queue is full of chat answers: wait for a place
-            if scheduler.closed:
-                raise Interrupted
-            self._check_cancelled(run.id)
-            time.sleep(0.5)
-        request = GenerationRequest(
-            key=scheduler.private_key(),
-            user_id=BENCH_USER,
-            model_id=entry.id,
-            messages=messages,
-            options=options,
-            cold=cold,
-            alone=True,  # its figures are the model's alone: nothing else runs on its cores meanwhile
-        )
-        job = scheduler.submit(request, reserved=True)
+        """One answer through the answers pipeline, its events followed for the progress bar."""
+        while True:
+            try:
+                with answers.place(BENCH_USER, capped=False) as held:
+                    asking = Asking(
+                        user_id=BENCH_USER,
+                        entry=entry,
+                        messages=messages,
+                        options=options,
+                        received_at=time.perf_counter(),
+                        recorded=False,  # its figures go to the run's results
+                        detailed_errors=True,  # the admin reads why
+                        cold=cold,
+                        # Its figures are the model's alone: nothing else decodes on its cores meanwhile.
+                        alone=True,
+                    )
+                    live = answers.start(asking, held, new_answer_id())
+                break
+            except Refused:  # the queue is full of chat answers: wait for a place
+                if self.app.extensions["llm"].scheduler.closed:
+                    raise Interrupted from None
+                self._check_cancelled(run.id)
+                time.sleep(0.5)
         with self._lock:
-            self._jobs[run.id] = job
+            self._jobs[run.id] = live
             if run.id in self._cancelled:
-                job.cancel(Outcome.STOPPED)
+                live.cancel(Outcome.STOPPED)
         answer = Answer()
-        text: list[str] = []
-        thinking: list[str] = []
-        for event in job.events(tick=0.25):
-            if isinstance(event, Text):
-                text.append(event.text)
-                self._live_update(run.id, phase="answering", tokens=len(text) + len(thinking))
-            elif isinstance(event, Thinking):
-                thinking.append(event.text)
-                self._live_update(run.id, phase="thinking", tokens=len(text) + len(thinking))
-            elif isinstance(event, Queued):
-                self._live_update(run.id, phase="queued", position=event.position)
-            elif isinstance(event, Phase):
-                self._live_update(run.id, phase=event.name)
-            elif isinstance(event, Finished):
-                answer.outcome, answer.stats = event.outcome, event.stats.as_dict()
-            elif isinstance(event, Failed):
-                answer.outcome, answer.error = Outcome.ERROR, event.error
+        tokens = 0
+        for event in live.follow():
+            if event.name in ("token", "thinking"):
+                tokens += 1
+                self._live_update(
+                    run.id, phase="answering" if event.name == "token" else "thinking", tokens=tokens
+                )
+            elif event.name == "status" and event.data["phase"] == "queued":
+                self._live_update(run.id, phase="queued", position=event.data["position"])
+            elif event.name == "status":
+                self._live_update(run.id, phase=event.data["phase"])
         with self._lock:
             self._jobs.pop(run.id, None)
-        answer.text, answer.thinking = "".join(text), "".join(thinking)
+        answer.text, answer.thinking = live.text, live.thinking_text
+        answer.outcome, answer.stats = live.outcome, live.stats
+        if live.outcome == Outcome.ERROR:
+            answer.error = live.error
         if answer.outcome == Outcome.INTERRUPTED:
             raise Interrupted
         if answer.outcome != Outcome.COMPLETE and answer.outcome != Outcome.ERROR:
@@ -454,6 +458,7 @@ class BenchmarkRunner:
                     threads=entry.prefs.threads,
                     think=False if entry.info.thinking else None,  # the verdict, not its reasoning
                     json_schema=schema,
+                    cache_prompt=False,
                 )
                 reply = self._generate(
                     run, entry, judge.judge_messages(prompt.text, prompt.reference, result.answer), options
@@ -487,6 +492,9 @@ def _options(prompt: Prompt, entry: Entry, think: bool | None) -> GenerationOpti
         context=entry.prefs.context,
         threads=entry.prefs.threads,
         think=think,
+        # Each answer reads its prompt: a prompt cached by the previous repetition would make
+        # the first token look faster than a user's first question gets it.
+        cache_prompt=False,
     )
 
 
@@ -495,8 +503,8 @@ def measure(result: BenchmarkResult, answer: Answer, machine_memory: int) -> Non
     stats, usage = answer.stats, answer.stats.get("resources") or {}
     result.outcome = answer.outcome.value
     result.answer, result.thinking_text = answer.text, answer.thinking
-    if answer.error is not None:
-        result.error = str(answer.error)
+    if answer.error:
+        result.error = answer.error
     if not stats:
         return
     result.finish_reason = stats.get("finish_reason", "")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 from flask import (
-    Response,
     abort,
     current_app,
     flash,
@@ -15,20 +13,32 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.chat import bp, sampling, services
-from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full, still_allowed
-from app.chat.stream import AnswerStream
+from app import answers
+from app.answers import registry, sampling
+from app.answers.asking import (
+    account_active,
+    check_prompt,
+    field,
+    offered_or_refused,
+    open_stream,
+    refused_response,
+    session_still_valid,
+)
+from app.answers.pipeline import Asking, Refused, new_answer_id
+from app.answers.saving import save_answer
+from app.answers.stream import resume_point, sse_response
+from app.chat import bp, services
 from app.database import end_transaction
 from app.errors import render_error, wants_json
 from app.llm import services as llm
-from app.llm.scheduler import GenerationRequest
 from app.llm.types import GenerationOptions, Outcome
+
+bp.register_error_handler(Refused, refused_response)
 
 
 def _page(conversation=None):
@@ -40,12 +50,15 @@ def _page(conversation=None):
     current = next((e for e in entries if e.id == selected), None)
     thread = services.thread_of(conversation) if conversation else []
     config = current_app.config
+    conversations = services.conversations_of(current_user)
     return render_template(
         "chat/index.html",
         conversation=conversation,
         thread=thread,
         versions=services.versions(conversation, thread) if conversation else {},
-        conversations=services.conversations_of(current_user),
+        conversations=conversations,
+        # Conversations with an answer being written: marked in the sidebar.
+        answering=registry().answering(c.id for c in conversations),
         models=offered,
         selected_model=selected,
         # A conversation keeps its model: one no longer offered is shown, marked unavailable.
@@ -105,10 +118,10 @@ def models():
 
 @bp.get("/conversations")
 def list_conversations():
-    """The user's conversations, newest first."""
-    return jsonify(
-        conversations=[services.conversation_as_dict(c) for c in services.conversations_of(current_user)]
-    )
+    """The user's conversations, newest first; `answering`: an answer of it is being written."""
+    conversations = services.conversations_of(current_user)
+    answering = registry().answering(c.id for c in conversations)
+    return jsonify(conversations=[services.conversation_as_dict(c, c.id in answering) for c in conversations])
 
 
 def _think_choice() -> bool | None:
@@ -116,9 +129,9 @@ def _think_choice() -> bool | None:
     else ends the request with a 400. Absent counts as "": new conversations need not say."""
     data = request.get_json(silent=True) if request.is_json else request.form
     value = data.get("think", "") if isinstance(data, dict) else ""
-    if not isinstance(value, str) or value not in services.THINK_CHOICES:
+    if not isinstance(value, str) or value not in sampling.THINK_CHOICES:
         abort(make_response(*render_error(400, _("Thinking is either on or off."))))
-    return services.THINK_CHOICES[value]
+    return sampling.THINK_CHOICES[value]
 
 
 @bp.post("/conversations")
@@ -129,9 +142,7 @@ def create_conversation():
     model_id = field("model") or (default.id if default else "")
     if default is None:
         return render_error(409, _("No usable model is installed on this server."))
-    entry = offered(model_id)
-    if entry is None:
-        return model_unavailable(model_id, 409)
+    entry = offered_or_refused(model_id, 409)
     think = _think_choice()
     system_prompt, options = _settings_choices(entry)
     conversation = services.create_conversation(current_user, model_id, think, system_prompt, options)
@@ -184,17 +195,17 @@ def list_messages(conversation_id: int):
 
 @bp.post("/conversations/<int:conversation_id>/messages")
 def send_message(conversation_id: int):
-    """Store the user's message and stream the model's answer as Server-Sent Events."""
+    """Store the user's message and start the model's answer; stream it as Server-Sent Events."""
     received_at = time.perf_counter()  # every time measured for this answer counts from here
     conversation = services.owned_conversation(current_user, conversation_id)
     content = field("content").strip()
-    refused = prompt_refused(content)
-    if refused:
-        return refused
+    check_prompt(content)
     return _answer(
         conversation,
         received_at,
-        lambda is_live, system_prompt: services.add_exchange(conversation, content, is_live, system_prompt),
+        lambda job, system_prompt: services.add_exchange(
+            conversation, content, job, registry().is_live, system_prompt
+        ),
     )
 
 
@@ -207,15 +218,13 @@ def edit(message_id: int):
     if question.role != "user":
         return render_error(400, _("Only your own messages can be edited."))
     content = field("content").strip()
-    refused = prompt_refused(content)
-    if refused:
-        return refused
+    check_prompt(content)
     conversation = question.conversation
     return _answer(
         conversation,
         received_at,
-        lambda is_live, system_prompt: services.add_exchange(
-            conversation, content, is_live, system_prompt, replacing=question
+        lambda job, system_prompt: services.add_exchange(
+            conversation, content, job, registry().is_live, system_prompt, replacing=question
         ),
     )
 
@@ -232,64 +241,72 @@ def regenerate(message_id: int):
     return _answer(
         conversation,
         received_at,
-        lambda is_live, system_prompt: services.add_answer(conversation, question, is_live, system_prompt),
+        lambda job, system_prompt: services.add_answer(
+            conversation, question, job, registry().is_live, system_prompt
+        ),
     )
 
 
 def _answer(conversation, received_at: float, store):
-    """Hand a new answer to the scheduler and stream it as Server-Sent Events.
+    """Start a new answer of the conversation and stream it as Server-Sent Events.
 
-    `store(is_live, system_prompt)` stores what is asked and the empty answer (an Exchange).
+    `store(job, system_prompt)` stores what is asked and the empty answer (an Exchange). The
+    answer is a job of its own: leaving the page does not end it (GET …/events follows it
+    again).
     """
-    entry = offered(conversation.model)
-    if entry is None:
-        return model_unavailable(conversation.model, 409)
-    scheduler = llm().scheduler
-    if not scheduler.reserve():
-        return queue_full()
-    detailed_errors = current_user.is_admin
+    entry = offered_or_refused(conversation.model, 409)
     options = _options_for(conversation, entry)
-    try:  # the place reserved is either used by the job or given back
-        exchange = store(scheduler.is_active, entry.prefs.system_prompt)
-        # From here on only plain values: the transaction is over, and stays so while the model works.
-        generation = GenerationRequest(
-            key=exchange.answer_id,
-            user_id=current_user.id,
-            model_id=exchange.model,
-            messages=exchange.prompt,
-            options=options,
-        )
-        job = scheduler.submit(generation, reserved=True)
-    except services.Busy:
-        scheduler.release()
-        return render_error(409, _("An answer is still being written here. Wait for it or stop it."))
+    ticket = open_stream(current_user.id)
+    try:
+        with answers.place(current_user.id) as held:
+            job = new_answer_id()
+            try:
+                exchange = store(job, entry.prefs.system_prompt)
+            except services.Busy:
+                raise Refused(
+                    409, _("An answer is still being written here. Wait for it or stop it.")
+                ) from None
+            asking = Asking(
+                user_id=current_user.id,
+                entry=entry,
+                messages=exchange.prompt,
+                options=options,
+                received_at=received_at,
+                message_id=exchange.answer_id,
+                conversation_id=conversation.id,
+                detailed_errors=current_user.is_admin,
+                allowed=account_active(current_user.id),
+            )
+            try:
+                live = answers.start(asking, held, job)
+            except BaseException:
+                save_answer(exchange.answer_id, job, "", Outcome.ERROR, _("The answer could not be started."))
+                raise
     except BaseException:
-        scheduler.release()
+        registry().close_stream(ticket)
         raise
-    stream = AnswerStream(
-        job,
-        message_id=exchange.answer_id,
-        model=exchange.model,
-        measure={
-            "received_at": received_at,
-            "user_id": current_user.id,
-            "conversation_id": conversation.id,
-            "parameters": asdict(job.request.options),
-        },
-        client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
-        save_every=current_app.config["PARTIAL_SAVE_SECONDS"],
-        ping_every=current_app.config["PING_SECONDS"],
-        detailed_errors=detailed_errors,
-        allowed=still_allowed(),
-    )
     end_transaction()
-    headers = {
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-        "X-Message-Id": str(exchange.answer_id),
-        "X-Question-Id": str(exchange.question_id),
-    }
-    return Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
+    headers = {"X-Message-Id": str(exchange.answer_id), "X-Question-Id": str(exchange.question_id)}
+    return sse_response(live, ticket, readable=session_still_valid(), headers=headers)
+
+
+@bp.get("/messages/<int:message_id>/events")
+def answer_events(message_id: int):
+    """Follow an answer being written (again): its events after `Last-Event-ID` (or `?after=`),
+    then the rest as they come. 410 once it is no longer in memory: the stored message is it."""
+    message = services.owned_message(current_user, message_id)
+    live = registry().get(message.job)
+    if live is None or live.message_id != message.id:
+        return render_error(410, _("This answer is no longer being written: reload the page to read it."))
+    ticket = open_stream(current_user.id)
+    end_transaction()
+    return sse_response(
+        live,
+        ticket,
+        after=resume_point(),
+        readable=session_still_valid(),
+        headers={"X-Message-Id": str(message.id)},
+    )
 
 
 def _options_for(conversation, entry) -> GenerationOptions:
@@ -329,10 +346,13 @@ def feedback(message_id: int):
 
 @bp.post("/messages/<int:message_id>/stop")
 def stop(message_id: int):
-    """Stop an answer that is being written; what was written so far is kept."""
+    """Stop an answer being written, waiting or not; what was written so far is kept."""
     message = services.owned_message(current_user, message_id)
-    stopped = llm().scheduler.cancel(message.id, Outcome.STOPPED)
-    return jsonify(stopped=stopped)
+    live = registry().get(message.job)
+    if live is None or live.message_id != message.id or live.ended.is_set():
+        return jsonify(stopped=False)
+    live.cancel(Outcome.STOPPED)
+    return jsonify(stopped=True)
 
 
 @bp.post("/conversations/<int:conversation_id>/rename")
@@ -352,9 +372,7 @@ def rename(conversation_id: int):
 def delete(conversation_id: int):
     """Delete a conversation and its messages, stopping an answer still being written."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    for message in conversation.messages:
-        if message.state == Outcome.GENERATING.value:
-            llm().scheduler.cancel(message.id, Outcome.STOPPED)
+    registry().cancel_conversation(conversation.id)  # first: its job must not outlive its messages
     services.delete(conversation)
     if wants_json():
         return jsonify(deleted=conversation_id)
@@ -365,9 +383,7 @@ def delete(conversation_id: int):
 def change_model(conversation_id: int):
     """Switch the model that writes the next answers of a conversation."""
     conversation = services.owned_conversation(current_user, conversation_id)
-    entry = offered(field("model"))
-    if entry is None:
-        return model_unavailable(field("model"), 400)
+    entry = offered_or_refused(field("model"), 400)
     services.set_model(conversation, entry.id)
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import abort
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.llm.types import ChatMessage, Outcome
@@ -14,14 +15,12 @@ from app.models import Conversation, Message, User, utcnow
 
 TITLE_LENGTH = 60
 SYSTEM_PROMPT_CHARS = 8000
-# How a thinking choice is written in forms and JSON; "" leaves it to the admin's default.
-THINK_CHOICES: dict[str, bool | None] = {"": None, "on": True, "off": False}
 # How a rating is written in forms and JSON, and stored.
 FEEDBACK: dict[str, int | None] = {"up": 1, "down": -1, "": None}
 
 
 class Busy(Exception):
-    """The conversation already has an answer streaming."""
+    """The conversation already has an answer being written."""
 
 
 def owned_conversation(user: User, conversation_id: int) -> Conversation:
@@ -155,9 +154,9 @@ def select(conversation: Conversation, message: Message) -> None:
 
 @dataclass(frozen=True)
 class Exchange:
-    """What the stream needs of a new exchange, as plain values (no ORM object outlives it)."""
+    """What the answer needs of a new exchange, as plain values (no ORM object outlives it)."""
 
-    answer_id: int
+    answer_id: int  # the answer's message
     model: str
     prompt: list[ChatMessage]
     question_id: int | None = None
@@ -166,78 +165,116 @@ class Exchange:
 def add_exchange(
     conversation: Conversation,
     content: str,
-    is_live: Callable[[int], bool],
+    job: str,
+    is_live: Callable[[str], bool],
     system_prompt: str = "",
     replacing: Message | None = None,
 ) -> Exchange:
-    """Store the user's message and an empty answer marked generating, in one transaction.
+    """Store the user's message and an empty answer written by `job`, in one transaction.
 
     The question follows the branch shown, or, `replacing` an earlier question (edit and
     resend), becomes that question's new version: the earlier one and its answers stay, one
     click away. `system_prompt` is the model's (the admin's), used when the conversation has
-    none. Returns what the model must be shown; the transaction is over when this returns, so
-    no database lock or connection is held while the model works.
+    none. Raises Busy while another answer of the conversation is being written. Returns what
+    the model must be shown; no transaction is left open.
     """
-    _settle_unfinished(conversation, is_live)
-    if replacing is not None:
-        parent = next((m for m in conversation.messages if m.id == replacing.parent_id), None)
-    else:
-        thread = thread_of(conversation)
-        parent = thread[-1] if thread else None
-    question = Message(
-        conversation=conversation, role="user", content=content, parent_id=parent.id if parent else None
-    )
-    db.session.add(question)
-    db.session.flush()
-    prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
-    if not conversation.title:
-        conversation.title = title_from(content)
-    return _add_answer(conversation, question, prompt)
+    conversation_id, replacing_id = conversation.id, replacing.id if replacing else None
+
+    def insert() -> Exchange:
+        conversation = db.session.get(Conversation, conversation_id)
+        if replacing_id is not None:
+            replaced = next(m for m in conversation.messages if m.id == replacing_id)
+            parent = next((m for m in conversation.messages if m.id == replaced.parent_id), None)
+        else:
+            thread = thread_of(conversation)
+            parent = thread[-1] if thread else None
+        question = Message(
+            conversation=conversation, role="user", content=content, parent_id=parent.id if parent else None
+        )
+        db.session.add(question)
+        db.session.flush()
+        prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
+        if not conversation.title:
+            conversation.title = title_from(content)
+        return _add_answer(conversation, question, prompt, job)
+
+    return _one_at_a_time(conversation_id, is_live, insert)
 
 
 def add_answer(
-    conversation: Conversation, question: Message, is_live: Callable[[int], bool], system_prompt: str = ""
+    conversation: Conversation,
+    question: Message,
+    job: str,
+    is_live: Callable[[str], bool],
+    system_prompt: str = "",
 ) -> Exchange:
-    """A new version of the answer to `question` (regenerate); the earlier ones are kept."""
-    _settle_unfinished(conversation, is_live)
-    prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
-    return _add_answer(conversation, question, prompt)
+    """A new version of the answer to `question` (regenerate), written by `job`; the earlier
+    ones are kept. Raises Busy as add_exchange does."""
+    conversation_id, question_id = conversation.id, question.id
+
+    def insert() -> Exchange:
+        conversation = db.session.get(Conversation, conversation_id)
+        question = next(m for m in conversation.messages if m.id == question_id)
+        prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
+        return _add_answer(conversation, question, prompt, job)
+
+    return _one_at_a_time(conversation_id, is_live, insert)
 
 
-def _settle_unfinished(conversation: Conversation, is_live: Callable[[int], bool]) -> None:
-    """Refuse (Busy) while an answer of the conversation is being written.
+def _one_at_a_time(conversation_id: int, is_live: Callable[[str], bool], insert: Callable[[], Exchange]):
+    """Run `insert` (which adds an answer marked generating); the database refuses a second
+    answer being written in one conversation (a unique index), whatever the timing: Busy.
 
-    `is_live(answer_id)` says whether an answer still has a generation behind it: one marked
-    generating without one (its last save failed) is settled as interrupted, not left to block
-    the conversation.
+    An answer marked generating with no job behind it any more (its last save failed, the
+    process that wrote it died) is settled as interrupted, and the insert tried once more.
     """
-    unfinished = db.session.scalars(
-        sa.select(Message).where(
-            Message.conversation_id == conversation.id,
-            Message.state == Outcome.GENERATING.value,
+    for attempt in (1, 2):
+        try:
+            exchange = insert()
+            db.session.commit()
+            return exchange
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == 2 or not _settle_orphans(conversation_id, is_live):
+                raise Busy() from None
+    raise Busy()
+
+
+def _settle_orphans(conversation_id: int, is_live: Callable[[str], bool]) -> bool:
+    """Mark interrupted the conversation's answers marked generating whose job is over; whether
+    there was one."""
+    unfinished = db.session.execute(
+        sa.select(Message.id, Message.job).where(
+            Message.conversation_id == conversation_id, Message.state == Outcome.GENERATING.value
         )
     ).all()
-    if any(is_live(message.id) for message in unfinished):
-        raise Busy()
-    for orphan in unfinished:
-        orphan.state = Outcome.INTERRUPTED.value
+    orphans = [row for row in unfinished if not is_live(row.job)]
+    for row in orphans:
+        db.session.execute(
+            sa.update(Message)
+            .where(Message.id == row.id, Message.state == Outcome.GENERATING.value)
+            .values(state=Outcome.INTERRUPTED.value)
+        )
+    db.session.commit()
+    return bool(orphans)
 
 
-def _add_answer(conversation: Conversation, question: Message, prompt: list[ChatMessage]) -> Exchange:
+def _add_answer(
+    conversation: Conversation, question: Message, prompt: list[ChatMessage], job: str
+) -> Exchange:
     answer = Message(
         conversation=conversation,
         parent_id=question.id,
         role="assistant",
         state=Outcome.GENERATING.value,
         model=conversation.model,
+        job=job,
     )
     db.session.add(answer)
-    db.session.flush()
+    db.session.flush()  # here the unique index refuses a second answer being written
     conversation.leaf_id = answer.id
     conversation.updated_at = utcnow()
-    exchange = Exchange(answer_id=answer.id, model=conversation.model, prompt=prompt, question_id=question.id)
-    db.session.commit()
-    return exchange
+    return Exchange(answer_id=answer.id, model=conversation.model, prompt=prompt, question_id=question.id)
 
 
 def prompt_for(
@@ -264,22 +301,6 @@ def prompt_for(
     return prompt
 
 
-def save_answer(
-    message_id: int,
-    content: str,
-    state: Outcome,
-    error: str = "",
-    stats: dict | None = None,
-    thinking: str = "",
-) -> None:
-    """Write an answer in its own short transaction (called every few seconds while it streams)."""
-    values: dict = {"content": content, "thinking": thinking, "state": state.value, "error": error}
-    if stats is not None:
-        values["stats"] = stats
-    db.session.execute(sa.update(Message).where(Message.id == message_id).values(**values))
-    db.session.commit()
-
-
 def message_as_dict(message: Message) -> dict:
     return {
         "id": message.id,
@@ -296,7 +317,8 @@ def message_as_dict(message: Message) -> dict:
     }
 
 
-def conversation_as_dict(conversation: Conversation) -> dict:
+def conversation_as_dict(conversation: Conversation, answering: bool = False) -> dict:
+    """`answering`: an answer of it is being written."""
     return {
         "id": conversation.id,
         "title": conversation.title,
@@ -305,4 +327,5 @@ def conversation_as_dict(conversation: Conversation) -> dict:
         "system_prompt": conversation.system_prompt,
         "options": conversation.options or {},
         "updated_at": conversation.updated_at.isoformat() + "Z",
+        "answering": answering,
     }

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, jsonify, render_template, request, stream_with_context
-from flask_babel import gettext as _
+import time
+
+from flask import abort, jsonify, render_template, request
 from flask_login import current_user
 
-from app.chat.asking import field, model_unavailable, offered, prompt_refused, queue_full, still_allowed
+from app import answers
+from app.answers import registry
+from app.answers.asking import (
+    check_prompt,
+    field,
+    offered_or_refused,
+    open_stream,
+    refused_response,
+    session_still_valid,
+)
+from app.answers.pipeline import Asking, Refused, new_answer_id
+from app.answers.stream import sse_response
 from app.compare import bp, services
-from app.compare.services import RunningAnswers, ScratchStream
-from app.errors import render_error
+from app.database import end_transaction
 from app.llm import services as llm
-from app.llm.scheduler import GenerationRequest
 from app.llm.types import Outcome
 
-
-@bp.record_once
-def _keep_running_answers(state) -> None:
-    state.app.extensions["compare.running"] = RunningAnswers()
-
-
-def _model_unavailable(model_id: str):
-    if not model_id:
-        return render_error(400, _("Pick a model."))
-    return model_unavailable(model_id, 400)
+bp.register_error_handler(Refused, refused_response)
 
 
 @bp.get("/compare")
@@ -43,13 +44,7 @@ def index():
 @bp.get("/compare/plan")
 def plan():
     """Whether the answers of two models would be written at the same time on this server."""
-    pair = []
-    for name in ("a", "b"):
-        model_id = request.args.get(name, "")
-        entry = offered(model_id)
-        if entry is None:
-            return _model_unavailable(model_id)
-        pair.append(entry)
+    pair = [offered_or_refused(request.args.get(name, ""), 400) for name in ("a", "b")]
     chosen = services.plan(*pair)
     return jsonify(together=chosen.together, message=chosen.message)
 
@@ -57,55 +52,36 @@ def plan():
 @bp.post("/compare/answers")
 def answer():
     """Stream one model's answer to the prompt as Server-Sent Events; nothing is stored."""
+    received_at = time.perf_counter()
     prompt = field("prompt").strip()
-    refused = prompt_refused(prompt)
-    if refused:
-        return refused
-    entry = offered(field("model"))
-    if entry is None:
-        return _model_unavailable(field("model"))
-    scheduler = llm().scheduler
-    if not scheduler.reserve():
-        return queue_full()
-    key = scheduler.private_key()
-    generation = GenerationRequest(
-        key=key,
-        user_id=current_user.id,
-        model_id=entry.id,
-        messages=services.prompt_for(entry, prompt),
-        options=services.options_for(entry),
-    )
-    try:  # the place reserved is either used by the job or given back
-        job = scheduler.submit(generation, reserved=True)
+    check_prompt(prompt)
+    entry = offered_or_refused(field("model"), 400)
+    ticket = open_stream(current_user.id)
+    try:
+        with answers.place(current_user.id) as held:
+            asking = Asking(
+                user_id=current_user.id,
+                entry=entry,
+                messages=services.prompt_for(entry, prompt),
+                options=services.options_for(entry),
+                received_at=received_at,
+                watched_only=True,  # nobody can come back to it: it ends when its page goes
+                recorded=False,
+                detailed_errors=current_user.is_admin,
+            )
+            live = answers.start(asking, held, new_answer_id())
     except BaseException:
-        scheduler.release()
+        registry().close_stream(ticket)
         raise
-    running = services.running_answers()
-    running.add(key, current_user.id)
-    stream = ScratchStream(
-        job,
-        key,
-        model=entry.id,
-        client_gone=request.environ.get("waitress.client_disconnected", lambda: False),
-        ping_every=current_app.config["PING_SECONDS"],
-        detailed_errors=current_user.is_admin,
-        allowed=still_allowed(),
-    )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Compare-Id": str(key)}
-    response = Response(stream_with_context(iter(stream)), mimetype="text/event-stream", headers=headers)
-    # A response closed before its stream began never runs the stream's own ending.
-    response.call_on_close(lambda: _abandon(scheduler, running, key))
-    return response
+    end_transaction()
+    return sse_response(live, ticket, readable=session_still_valid(), headers={"X-Compare-Id": live.id})
 
 
-def _abandon(scheduler, running: RunningAnswers, key: int) -> None:
-    scheduler.cancel(key, Outcome.DISCONNECTED)  # False, and harmless, once the job has ended
-    running.forget(key)
-
-
-@bp.post("/compare/answers/<int(signed=True):key>/stop")
-def stop(key: int):
+@bp.post("/compare/answers/<answer_id>/stop")
+def stop(answer_id: str):
     """Stop one of the user's comparison answers; what it wrote so far stays on the page."""
-    if services.running_answers().owner(key) != current_user.id:
+    live = registry().get(answer_id)
+    if live is None or live.user_id != current_user.id or not live.watched_only or live.ended.is_set():
         abort(404)
-    return jsonify(stopped=llm().scheduler.cancel(key, Outcome.STOPPED))
+    live.cancel(Outcome.STOPPED)
+    return jsonify(stopped=True)

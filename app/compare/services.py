@@ -1,20 +1,17 @@
 """Comparing models on one prompt: a scratch pad, nothing of which is stored.
 
-Each answer is an ordinary job of the scheduler, under a private key; the scheduler alone
-decides whether the two answers run at the same time.
+Each answer is an ordinary answer of the pipeline (app.answers), followed only by the page that
+asked for it: it ends when that page goes. The scheduler alone decides whether the two answers
+are written at the same time.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from flask import current_app
 from flask_babel import gettext as _
 
-from app.chat import sampling
-from app.chat.stream import UnsavedStream
+from app.answers import sampling
 from app.llm import services as llm
 from app.llm.catalogue import Entry
 from app.llm.types import ChatMessage, GenerationOptions
@@ -24,44 +21,6 @@ from app.llm.types import ChatMessage, GenerationOptions
 class Plan:
     together: bool
     message: str
-
-
-class RunningAnswers:
-    """Who asked for each comparison answer still being written: only they may stop it."""
-
-    def __init__(self) -> None:
-        self._owners: dict[int, int] = {}
-        self._lock = threading.Lock()  # streams start and end on different server threads
-
-    def add(self, key: int, user_id: int) -> None:
-        with self._lock:
-            self._owners[key] = user_id
-
-    def owner(self, key: int) -> int | None:
-        with self._lock:
-            return self._owners.get(key)
-
-    def forget(self, key: int) -> None:
-        with self._lock:
-            self._owners.pop(key, None)
-
-
-def running_answers() -> RunningAnswers:
-    return current_app.extensions["compare.running"]
-
-
-class ScratchStream(UnsavedStream):
-    """The chat's event stream for a comparison's answer: nothing saved, nothing measured."""
-
-    def __init__(self, job, key: int, **kwargs) -> None:
-        super().__init__(job, message_id=key, save_every=float("inf"), measure=None, **kwargs)
-        self.key = key
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from super().__iter__()
-        finally:
-            running_answers().forget(self.key)
 
 
 def default_pair(entries: list[Entry]) -> tuple[Entry | None, Entry | None]:
@@ -92,5 +51,8 @@ def plan(first: Entry, second: Entry) -> Plan:
         )
     return Plan(
         False,
-        _("This server's cores write one answer at a time: the second answer starts when the first ends."),
+        _(
+            "This server's cores write one model's answers at a time: the second answer starts when "
+            "the first ends."
+        ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,9 +10,12 @@ from flask import Flask, current_app
 
 from app.llm.catalogue import Catalogue, Preferences
 from app.llm.engines.base import Engine
-from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
+from app.llm.engines.llamacpp import LlamaCppEngine
+from app.llm.engines.llamaserver import LlamaServerEngine
 from app.llm.engines.ollama import OllamaEngine
-from app.llm.scheduler import Scheduler
+from app.llm.scheduler import Meter, Scheduler
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -19,29 +23,66 @@ class LLMServices:
     catalogue: Catalogue
     scheduler: Scheduler
 
+    def close(self) -> None:
+        """Stop the engine processes this app started (shutdown)."""
+        for engine in self.catalogue.engines:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
+
 
 def init_app(
-    app: Flask, services: LLMServices | None = None, preferences: Callable[[], Preferences] = Preferences
+    app: Flask,
+    services: LLMServices | None = None,
+    preferences: Callable[[], Preferences] = Preferences,
+    meter: Meter | None = None,
 ) -> None:
     """Build the engines from configuration; tests may hand in their own services.
 
-    `preferences` reads the admin's choices (from the database) each time they are needed.
+    `preferences` reads the admin's choices (from the database) each time they are needed;
+    `meter` measures each answer's share of its engine's CPU.
     """
     if services is None:
         config = app.config
-        embedded = LlamaCppEngine(
-            models_dir=config["MODELS_DIR"], threads=config["LLAMA_THREADS"], context=config["LLAMA_CONTEXT"]
-        )
-        engines: list[Engine] = [embedded] + [ollama_engine(host, config) for host in config["OLLAMA_HOSTS"]]
+        engines: list[Engine] = [embedded_engine(config)]
+        parallel = config["OLLAMA_PARALLEL"]
+        for index, host in enumerate(config["OLLAMA_HOSTS"]):
+            engines.append(ollama_engine(host, config, parallel[min(index, len(parallel) - 1)]))
         catalogue = Catalogue(engines, config["DEFAULT_MODEL"], preferences)
-        # This machine's cores are one budget; a remote Ollama host takes its own number at once.
-        remote = {e.name: e.parallel for e in engines if isinstance(e, OllamaEngine) and not e.local}
-        scheduler = Scheduler(catalogue, cores=machine_cores(), pools=remote, max_jobs=config["MAX_STREAMS"])
+        scheduler = Scheduler(
+            catalogue,
+            max_answers=config["MAX_ANSWERS"],
+            max_per_user=config["MAX_ANSWERS_PER_USER"],
+            meter=meter,
+        )
         services = LLMServices(catalogue, scheduler)
     app.extensions["llm"] = services
 
 
-def ollama_engine(host: str, config) -> OllamaEngine:
+def embedded_engine(config) -> Engine:
+    """llama.cpp's own server, one process per model (batched answers, a prompt cache); the
+    in-process llama-cpp-python when chosen, or when no llama-server is installed."""
+    binary = config["LLAMA_SERVER_BIN"]
+    if config["LLAMA_ENGINE"] == "server" and binary.is_file():
+        return LlamaServerEngine(
+            models_dir=config["MODELS_DIR"],
+            binary=binary,
+            run_dir=config["INSTANCE_DIR"] / "run",
+            threads=config["LLAMA_THREADS"],
+            context=config["LLAMA_CONTEXT"],
+            slots=config["LLAMA_SLOTS"],
+            cache_mb=config["PROMPT_CACHE_MB"],
+            load_timeout=config["LLAMA_LOAD_TIMEOUT"],
+            stall_timeout=config["OLLAMA_STALL_TIMEOUT"],
+        )
+    if config["LLAMA_ENGINE"] == "server":
+        log.warning("no llama-server at %s: models run in this process (llama-cpp-python)", binary)
+    return LlamaCppEngine(
+        models_dir=config["MODELS_DIR"], threads=config["LLAMA_THREADS"], context=config["LLAMA_CONTEXT"]
+    )
+
+
+def ollama_engine(host: str, config, parallel: int = 1) -> OllamaEngine:
     return OllamaEngine(
         host,
         connect_timeout=config["OLLAMA_CONNECT_TIMEOUT"],
@@ -50,7 +91,7 @@ def ollama_engine(host: str, config) -> OllamaEngine:
         load_timeout=config["OLLAMA_LOAD_TIMEOUT"],
         keep_alive=config["OLLAMA_KEEP_ALIVE"],
         list_ttl=config["OLLAMA_LIST_SECONDS"],
-        parallel=config["OLLAMA_PARALLEL"],
+        parallel=parallel,
         process_pattern=config["OLLAMA_PROCESS_PATTERN"],
         # How long a host that failed is skipped before it is asked again.
         retry_seconds=config["OLLAMA_RETRY_SECONDS"],

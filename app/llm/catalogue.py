@@ -33,6 +33,8 @@ class ModelPreferences:
 class Preferences:
     default_model: str = ""  # the admin's choice; empty = the configured one
     models: dict[str, ModelPreferences] = field(default_factory=dict)
+    # The engines reuse the prompts they have already read (the admin may switch it off).
+    prompt_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class Catalogue:
         limits). Load-time options come from the admin only."""
         prefs = entry.prefs
         chosen = chosen or {}
+        prompt_cache = self.preferences().prompt_cache
         return replace(
             base,
             temperature=_either(chosen.get("temperature"), _either(prefs.temperature, base.temperature)),
@@ -140,6 +143,7 @@ class Catalogue:
             threads=prefs.threads,
             # A reasoning model thinks unless told otherwise, as the user's switch shows it.
             think=_either(think, _either(prefs.think, True if entry.info.thinking else None)),
+            cache_prompt=base.cache_prompt and prompt_cache,
         )
 
 

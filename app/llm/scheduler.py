@@ -1,41 +1,42 @@
-"""Who generates when: requests wait here, fairly, for their share of the machine.
+"""Who generates when: answers wait here, fairly, for a seat in an engine.
 
-Two decodes on the same cores ruin each other (on 2 cores, two 2-thread decodes lose over 90 %
-of their speed), so this machine's cores are one budget, shared by every generation that runs
-here: the embedded models, and an Ollama host on this machine. Each request claims what it
-needs from a pool (`Claim`): so many cores from this machine's budget, or a seat on a remote
-Ollama host (which takes as many requests at once as it is configured for); an embedded model
-also answers one request at a time.
+An engine's seats are the answers it writes together in one batch: a llama-server's slots, an
+Ollama host's OLLAMA_NUM_PARALLEL, one for a model in this process. Several answers in one
+batch cost the cores little more than one; two *separate* decodes on the same cores ruin each
+other (on 2 cores, two 2-thread decodes lose over 90 % of their speed). So the engines on this
+machine (`Claim.local`) decode one at a time: while one model's answers are being written,
+another model's wait, and once one of them is the fairest waiting, the running model takes no
+new answer until it has finished its batch. A remote host's seats are its own.
 
-Waiting is fair between users: the next request to start is that of the user with the fewest
-answers running, then the one served longest ago, then the oldest request. One user's ten
-questions don't starve another's one. The queue is bounded: `reserve()` says no beyond it.
+Waiting is fair between users: the next answer to start is that of the user with the fewest
+answers running, then the one served longest ago, then the oldest request. One person may have
+at most `max_per_user` answers running or waiting, and all of them together at most
+`max_answers`: `reserve()` says no beyond. Stop reaches an answer in any state.
 
-A model that several Ollama hosts have goes, answer by answer, to the host with the fewest
-answers running or waiting (the first on a tie), among those that answer. The choice is made at
-`submit()`, when the scheduler's own counts are exact, and the job then waits in that host's
-pool as any other. A host that fails before the first token (refused, reset, a 5xx answer)
-does not lose the answer: it moves to another host that has the model, waiting its turn there;
-a failure once text has streamed stays an error (half an answer cannot be replayed).
+A model that several Ollama hosts have goes to the host with the fewest answers for its seats,
+among those that answer; an answer of a conversation goes back to the host that wrote its
+previous one (its prompt cache is there) unless that host is a whole batch busier. A host that
+fails before the first token does not lose the answer: it moves to another host that has the
+model; a failure once text has streamed stays an error (half an answer cannot be replayed).
 
-Every generation runs in a worker thread of its own; the web layer reads its events from a
-queue, so it can notice a closed tab and send keep-alives while the engine is busy.
+Every answer runs in a worker thread of its own, which hands its events to the job's `sink`.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from app.llm.catalogue import Catalogue
 from app.llm.types import (
-    CORES,
     GENERATION_FAILED,
     MODEL_NOT_FOUND,
     ChatMessage,
@@ -46,18 +47,19 @@ from app.llm.types import (
     GenerationStats,
     Outcome,
     Phase,
+    Progress,
     Text,
     Thinking,
     Trimmed,
 )
-from app.metrics.sampler import Sampler
 
 log = logging.getLogger(__name__)
+AFFINITIES_KEPT = 10_000  # conversations whose last host is remembered
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    key: int  # the answer's message id: how Stop finds the job
+    key: str  # the answer's job id: random, never reused; how Stop finds it
     user_id: int
     model_id: str
     messages: list[ChatMessage]
@@ -65,9 +67,12 @@ class GenerationRequest:
     # A cold start (benchmarks): the model is unloaded first, once the job holds its turn, so
     # the measurement includes the load and no other answer loses its model mid-way.
     cold: bool = False
-    # Measured alone (benchmarks): the job takes its whole pool, so nothing else runs on the
-    # same cores (or the same remote host) while it does.
+    # Measured alone (benchmarks): nothing else runs in its pool, nor on this machine's cores
+    # when it decodes here, while it does.
     alone: bool = False
+    # Answers with the same affinity (a conversation) go back to the engine that wrote the
+    # last one, where its prompt is cached.
+    affinity: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,36 +94,69 @@ class Failed:
 Event = Queued | Phase | Trimmed | Thinking | Text | Finished | Failed
 
 
+class Refusal(enum.StrEnum):
+    """Why `reserve()` said no."""
+
+    FULL = "full"  # max_answers are running or waiting
+    USER = "user"  # this person already has max_per_user
+    CLOSED = "closed"  # the server is shutting down
+
+
+class Meter(Protocol):
+    """What measures each answer's share of its engine process's CPU (app.metrics gives one)."""
+
+    def begin(self, key: str, pool: str, processes: Callable[[], list | None]) -> None: ...
+
+    def work(self, key: str, tokens: int) -> None: ...
+
+    def end(self, key: str) -> dict: ...
+
+
+class _NoMeter:
+    def begin(self, key, pool, processes) -> None:
+        pass
+
+    def work(self, key, tokens) -> None:
+        pass
+
+    def end(self, key) -> dict:
+        return {}
+
+
 class Job:
-    def __init__(self, request: GenerationRequest, seq: int, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, request: GenerationRequest, seq: int, sink: Callable[[Event], None] | None = None):
         self.request = request
-        self._wake = wake  # tells the scheduler, so a waiting job leaves the queue at once
         self.seq = seq  # arrival order
         self.claim = Claim()
         self.engine = None  # the engine (host) chosen for it; None: no engine has the model
         self.tried: set[str] = set()  # the engines it was sent to, so a retry goes elsewhere
         self.cancelled = threading.Event()
         self.cancel_outcome = Outcome.STOPPED
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.admitted = threading.Event()
+        self.position = 0  # in its queue, 0 while running
         self.ended = threading.Event()
         self.queued_seconds = 0.0
-        self.concurrent = 1  # generations running at once with this one, at most
+        self.concurrent = 1  # answers running in its pool with this one, at most
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._sink = sink or self._events.put
         self._cancel_lock = threading.Lock()
+        self._wake: Callable[[], None] = lambda: None
         # perf_counter() when the engine gave its first text (thinking or answer), its first
-        # answer text, and its end: a reader that comes later (one of several answers read in
-        # turn) still times each answer as it was written.
+        # answer text, and its end: what a reader that comes later times the answer by.
         self.first_token_at: float | None = None
         self.first_answer_at: float | None = None
         self.ended_at: float | None = None
 
-    def cancel(self, outcome: Outcome) -> None:
-        """Ask the generation to stop; the first reason given is the one recorded."""
-        with self._cancel_lock:  # Stop and a closed tab at the same instant: the first one counts
+    def cancel(self, outcome: Outcome) -> bool:
+        """Ask the answer to stop; the first reason given is the one recorded. False when it
+        had been asked already."""
+        with self._cancel_lock:  # Stop and a sign-out at the same instant: the first one counts
             if self.cancelled.is_set():
-                return
+                return False
             self.cancel_outcome = outcome
             self.cancelled.set()
         self._wake()
+        return True
 
     def emit(self, event: Event) -> None:
         now = time.perf_counter()
@@ -128,10 +166,11 @@ class Job:
             self.first_answer_at = now
         if isinstance(event, Finished | Failed):
             self.ended_at = now
-        self._events.put(event)
+        self._sink(event)
 
     def events(self, tick: float = 0.5) -> Iterator[Event | None]:
-        """The job's events until it ends; None every `tick` seconds while nothing happens."""
+        """The job's events until it ends (when no sink was given); None every `tick` seconds
+        while nothing happens."""
         while True:
             try:
                 event = self._events.get(timeout=tick)
@@ -145,64 +184,83 @@ class Job:
 
 class Scheduler:
     def __init__(
-        self, catalogue: Catalogue, cores: int = 1, pools: dict[str, int] | None = None, max_jobs: int = 0
-    ):
-        """`cores`: this machine's budget; `pools`: other pools' capacities (remote hosts);
-        `max_jobs`: how many answers may wait or run at once (0: no bound)."""
+        self,
+        catalogue: Catalogue,
+        max_answers: int = 0,
+        max_per_user: int = 0,
+        meter: Meter | None = None,
+    ) -> None:
+        """`max_answers`: answers running or waiting at once (0: no bound); `max_per_user`: of
+        one person (0: no bound); `meter`: measures each answer's share of its engine's CPU."""
         self.catalogue = catalogue
-        self.capacity = {CORES: max(1, cores), **(pools or {})}
-        self.max_jobs = max_jobs
+        self.max_answers = max_answers
+        self.max_per_user = max_per_user
+        self.meter = meter or _NoMeter()
         self._cond = threading.Condition()
-        self._jobs: dict[int, Job] = {}  # waiting or running, by key
+        self._jobs: dict[str, Job] = {}  # waiting or running, by key
         self._waiting: list[Job] = []
-        self._in_use: Counter[str] = Counter()  # per pool
-        self._assigned: Counter[str] = Counter()  # answers waiting or running, per engine (host)
-        self._busy_models: set[str] = set()
         self._running: set[Job] = set()
+        self._in_use: Counter[str] = Counter()  # seats taken, per pool
+        self._assigned: Counter[str] = Counter()  # answers waiting or running, per engine (host)
         self._running_per_user: Counter[int] = Counter()
+        self._per_user: Counter[int] = Counter()  # running, waiting or reserved
         self._served_at: dict[int, float] = {}  # when each user's last answer started
+        self._affinity: OrderedDict[str, str] = OrderedDict()  # affinity -> engine name
         self._reserved = 0
         self._closed = False
         self._seq = itertools.count()
-        self._private_keys = itertools.count(-1, -1)
 
-    # -- the web layer's side ----------------------------------------------------------------
-    def reserve(self) -> bool:
-        """Hold a place for an answer about to be submitted; False when the queue is full or
-        the scheduler is closed."""
+    # -- the answers layer's side --------------------------------------------------------------
+    def reserve(self, user_id: int, capped: bool = True) -> Refusal | None:
+        """Hold a place for an answer about to be submitted; why not, else None. `capped`:
+        the per-person bound applies (not to benchmarks, which run one answer at a time)."""
         with self._cond:
-            if self._closed or (self.max_jobs and len(self._jobs) + self._reserved >= self.max_jobs):
-                return False
+            if self._closed:
+                return Refusal.CLOSED
+            if self.max_answers and len(self._jobs) + self._reserved >= self.max_answers:
+                return Refusal.FULL
+            if capped and self.max_per_user and self._per_user[user_id] >= self.max_per_user:
+                return Refusal.USER
             self._reserved += 1
-            return True
+            self._per_user[user_id] += 1
+            return None
 
-    def release(self) -> None:
+    def release(self, user_id: int) -> None:
         """Give back a place reserved but not used."""
         with self._cond:
             self._reserved = max(0, self._reserved - 1)
+            self._per_user[user_id] = max(0, self._per_user[user_id] - 1)
 
-    def submit(self, request: GenerationRequest, reserved: bool = False) -> Job:
-        job = Job(request, next(self._seq), wake=self._wake)
+    def submit(
+        self, request: GenerationRequest, reserved: bool = False, sink: Callable[[Event], None] | None = None
+    ) -> Job:
+        """Start an answer (a place reserved by `reserve()`, unless not `reserved`); its events
+        go to `sink` (else to `Job.events()`)."""
+        job = Job(request, next(self._seq), sink)
+        job._wake = self._wake
         serving = self.catalogue.candidates(request.model_id)  # outside the lock: it may ask hosts
         with self._cond:
             if serving:
                 self._route(job, serving)
             if reserved:
                 self._reserved = max(0, self._reserved - 1)
+            else:
+                self._per_user[request.user_id] += 1
             self._jobs[request.key] = job
             self._waiting.append(job)
             if self._closed:  # shutting down: it ends at once, as interrupted
                 job.cancel(Outcome.INTERRUPTED)
-            self._cond.notify_all()  # a fairer job may have come: positions change
+            self._dispatch()
         try:
-            threading.Thread(target=self._run, args=(job,), name=f"gen-{request.key}", daemon=True).start()
+            threading.Thread(
+                target=self._run, args=(job,), name=f"answer-{request.key[:8]}", daemon=True
+            ).start()
         except BaseException:
             with self._cond:
-                self._waiting.remove(job)
-                self._jobs.pop(request.key, None)
-                if job.engine is not None:
-                    self._assigned[job.engine.name] -= 1
-                self._reserved += reserved  # the caller gives its place back
+                self._forget(job)
+                if reserved:  # the caller gives its place back
+                    self._reserved += 1
+                    self._per_user[request.user_id] += 1
             raise
         return job
 
@@ -210,34 +268,13 @@ class Scheduler:
     def closed(self) -> bool:
         return self._closed
 
-    def private_key(self) -> int:
-        """A key for a job that answers no stored message (a benchmark, a comparison): negative,
-        so it never meets a message id."""
-        return next(self._private_keys)
-
-    def together(self, requests: list[tuple[str, GenerationOptions]]) -> bool:
-        """Whether answers with these models and options could all run at the same time here,
-        the machine otherwise idle (what the compare page tells its user)."""
-        wanted: Counter[str] = Counter()
-        models: list[str] = []
-        for model_id, options in requests:
-            found = self.catalogue.find(model_id)
-            if found is None:
-                continue
-            claim = found[0].claim(model_id, options)
-            wanted[claim.pool] += self._cost(claim)
-            if claim.model_key:
-                models.append(claim.model_key)
-        roomy = all(cost <= self.capacity.get(pool, 1) for pool, cost in wanted.items())
-        return roomy and len(models) == len(set(models))
-
     def close(self) -> None:
         """Take no more answers (shutdown): `reserve()` says no, a late `submit()` ends at once."""
         with self._cond:
             self._closed = True
 
-    def cancel(self, key: int, outcome: Outcome) -> bool:
-        """Cancel the job answering message `key`; False when none is running."""
+    def cancel(self, key: str, outcome: Outcome) -> bool:
+        """Cancel the answer `key`, waiting or running; False when there is none."""
         with self._cond:
             job = self._jobs.get(key)
         if job is None:
@@ -246,12 +283,21 @@ class Scheduler:
         return True
 
     def cancel_all(self, outcome: Outcome) -> int:
-        """Cancel every job, waiting or running (shutdown); returns how many there were."""
+        """Cancel every answer, waiting or running (shutdown); returns how many there were."""
         with self._cond:
             jobs = list(self._jobs.values())
         for job in jobs:
             job.cancel(outcome)
         return len(jobs)
+
+    def is_active(self, key: str) -> bool:
+        with self._cond:
+            return key in self._jobs
+
+    def active(self) -> int:
+        """Answers waiting or running, and places reserved for those about to be."""
+        with self._cond:
+            return len(self._jobs) + self._reserved
 
     def occupancy(self) -> dict[str, tuple[int, int]]:
         """Answers (running, waiting) per engine name, for the admin; engines idle are left out."""
@@ -260,35 +306,59 @@ class Scheduler:
             waiting = Counter(job.engine.name for job in self._waiting if job.engine is not None)
         return {name: (running[name], waiting[name]) for name in running | waiting}
 
+    def pools(self) -> dict[str, tuple[int, int, int]]:
+        """(running, waiting, seats) per pool with answers, for the admin."""
+        with self._cond:
+            seats = {job.claim.pool: job.claim.seats for job in self._jobs.values()}
+            waiting = Counter(job.claim.pool for job in self._waiting)
+            return {pool: (self._in_use[pool], waiting[pool], seats[pool]) for pool in seats}
+
+    def together(self, requests: list[tuple[str, GenerationOptions]]) -> bool:
+        """Whether answers with these models and options would be written at the same time,
+        the server otherwise idle (what the compare page tells its user)."""
+        wanted: Counter[str] = Counter()
+        seats: dict[str, int] = {}
+        local: set[str] = set()
+        for model_id, options in requests:
+            found = self.catalogue.find(model_id)
+            if found is None:
+                continue
+            claim = found[0].claim(model_id, options)
+            wanted[claim.pool] += 1
+            seats[claim.pool] = claim.seats
+            if claim.local:
+                local.add(claim.pool)
+        return len(local) <= 1 and all(wanted[pool] <= seats[pool] for pool in wanted)
+
     def _wake(self) -> None:
         with self._cond:
+            self._dispatch()
             self._cond.notify_all()
-
-    def is_active(self, key: int) -> bool:
-        with self._cond:
-            return key in self._jobs
-
-    def active(self) -> int:
-        """Generations waiting or running, and places reserved for those about to be."""
-        with self._cond:
-            return len(self._jobs) + self._reserved
 
     # -- which host ---------------------------------------------------------------------------
     def _route(self, job: Job, serving: list) -> bool:
-        """Send the job to the least busy engine that may serve its model (fewest answers
-        running or waiting there; the first on a tie), skipping those it was already sent to
-        and hosts that do not answer. None answers: the first, whose failure says why. False
-        when a retry finds nowhere else to go. The caller holds the lock."""
+        """Send the job to the engine (host) with the fewest answers for its seats among those
+        that may serve its model, skipping those it was sent to and hosts that do not answer;
+        back to the conversation's last host unless that one is a whole batch busier. None
+        answers: the first, whose failure says why. False when a retry finds nowhere else to
+        go. The caller holds the lock."""
         request = job.request
         usable = [found for found in serving if found[0].name not in job.tried and found[1].usable]
         if not usable:
             if job.tried:
                 return False
             usable = serving[:1]
-        engine = min(usable, key=lambda found: self._assigned[found[0].name])[0]
-        claim = engine.claim(request.model_id, request.options)
-        if request.alone:
-            claim = replace(claim, cost=self.capacity.get(claim.pool, 1))
+        claims = {engine.name: engine.claim(request.model_id, request.options) for engine, _ in usable}
+
+        def load(engine) -> float:
+            return self._assigned[engine.name] / max(1, claims[engine.name].seats)
+
+        engine = min(usable, key=lambda found: load(found[0]))[0]
+        last = self._affinity.get(request.affinity) if request.affinity else None
+        previous = next((found[0] for found in usable if found[0].name == last), None)
+        if previous is not None and load(previous) - load(engine) < 1:
+            engine = previous
+        claim = claims[engine.name]
         if job.engine is not None:
             self._assigned[job.engine.name] -= 1
         job.engine, job.claim = engine, claim
@@ -306,8 +376,9 @@ class Scheduler:
             failed = job.engine.name
             if not self._route(job, serving):
                 return False
+            job.admitted.clear()
             self._waiting.append(job)
-            self._cond.notify_all()
+            self._dispatch()
         log.info("answer %s: %s failed (%s), sent to %s", job.request.key, failed, failure, job.engine.name)
         return True
 
@@ -323,109 +394,168 @@ class Scheduler:
             ),
         )
 
-    def _cost(self, claim: Claim) -> int:
-        return min(claim.cost, self.capacity.get(claim.pool, 1))  # a claim larger than its pool runs alone
+    def _dispatch(self) -> None:
+        """Start every waiting answer that may start now, fairest first; tell the others their
+        place (the caller holds the lock).
 
-    def _fits(self, claim: Claim) -> bool:
-        room = self.capacity.get(claim.pool, 1) - self._in_use[claim.pool]
-        return self._cost(claim) <= room and not (claim.model_key and claim.model_key in self._busy_models)
+        No answer overtakes a fairer one waiting for the same pool; and once a fairer answer
+        waits for this machine's cores, held by another pool, that pool takes no new answer:
+        it finishes its batch, then the cores change hands."""
+        local_running = {j.claim.pool for j in self._running if j.claim.local}
+        alone = [j for j in self._running if j.request.alone]
+        blocked: set[str] = set()  # pools where a fairer answer waits
+        cores_wanted_by: str | None = None  # the pool of the fairest answer waiting for the cores
+        ahead: Counter[str] = Counter()  # waiting answers so far, per pool, and "cores"
+        for job in self._order():
+            if job.cancelled.is_set():
+                continue  # its thread takes it out
+            claim = job.claim
+            fits = (
+                claim.pool not in blocked
+                and self._in_use[claim.pool] + self._seats_taken(job) <= claim.seats
+                and not any(j.claim.pool == claim.pool for j in alone)
+            )
+            if claim.local:
+                fits = (
+                    fits
+                    and cores_wanted_by in (None, claim.pool)
+                    and local_running <= {claim.pool}
+                    and not any(j.claim.local for j in alone)
+                )
+            if job.request.alone:
+                fits = fits and self._in_use[claim.pool] == 0 and not (claim.local and local_running)
+            if fits:
+                self._take(job)
+                if claim.local:
+                    local_running.add(claim.pool)
+                if job.request.alone:
+                    alone.append(job)
+                continue
+            blocked.add(claim.pool)
+            if claim.local and cores_wanted_by is None and not local_running <= {claim.pool}:
+                cores_wanted_by = claim.pool
+            position = (
+                1 + ahead[claim.pool] + (ahead["cores"] - ahead[f"cores:{claim.pool}"] if claim.local else 0)
+            )
+            ahead[claim.pool] += 1
+            if claim.local:
+                ahead["cores"] += 1
+                ahead[f"cores:{claim.pool}"] += 1
+            if position != job.position:
+                job.position = position
+                self._cond.notify_all()
 
-    def _position(self, job: Job) -> int | None:
-        """None when the job may start now; else its place among those waiting for the same
-        pool (1 = next). A job never overtakes a fairer one that waits for the same pool; one
-        that waits only for its busy model does not hold the others up."""
-        ahead = 0
-        for other in self._order():
-            if other is job:
-                break
-            if other.claim.pool == job.claim.pool and other.claim.model_key not in self._busy_models:
-                ahead += 1
-        if ahead == 0 and self._fits(job.claim):
-            return None
-        return ahead + 1
+    def _seats_taken(self, job: Job) -> int:
+        return job.claim.seats if job.request.alone else 1
+
+    def _take(self, job: Job) -> None:
+        claim, user = job.claim, job.request.user_id
+        self._waiting.remove(job)
+        self._in_use[claim.pool] += self._seats_taken(job)
+        self._running_per_user[user] += 1
+        self._served_at[user] = time.monotonic()
+        self._running.add(job)
+        together = [j for j in self._running if j.claim.pool == claim.pool]
+        for running in together:  # measurements made side by side are told apart
+            running.concurrent = max(running.concurrent, len(together))
+        job.position = 0
+        job.admitted.set()
+        self._cond.notify_all()
+
+    def _leave(self, job: Job) -> None:
+        with self._cond:
+            if job in self._running:
+                self._in_use[job.claim.pool] -= self._seats_taken(job)
+                self._running_per_user[job.request.user_id] -= 1
+                self._running.discard(job)
+            self._dispatch()
+            self._cond.notify_all()
+
+    def _forget(self, job: Job) -> None:
+        """The job is over: it holds nothing any more (the caller holds the lock)."""
+        self._jobs.pop(job.request.key, None)
+        if job in self._waiting:  # it ended before its turn came
+            self._waiting.remove(job)
+        if job.engine is not None:
+            self._assigned[job.engine.name] -= 1
+        self._per_user[job.request.user_id] = max(0, self._per_user[job.request.user_id] - 1)
+        self._dispatch()
+        self._cond.notify_all()
 
     # -- the worker --------------------------------------------------------------------------
     def _run(self, job: Job) -> None:
+        end: Finished | Failed | None = None
         try:
             if job.engine is None:
-                job.emit(Failed(EngineError(MODEL_NOT_FOUND, job.request.model_id)))
+                end = Failed(EngineError(MODEL_NOT_FOUND, job.request.model_id))
                 return
             while True:
                 if not self._wait_for_turn(job):
-                    job.emit(Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled")))
+                    end = Finished(job.cancel_outcome, GenerationStats(finish_reason="cancelled"))
                     return
                 try:
-                    failure = self._generate(job, job.engine)
+                    end = self._generate(job, job.engine)
                 finally:
                     self._leave(job)
-                if failure is None:
-                    return
-                if not self._retry_elsewhere(job, failure):
-                    log.warning("generation %s failed: %s", job.request.key, failure)
-                    job.emit(Failed(failure))
-                    return
+                if (
+                    isinstance(end, Failed)
+                    and end.error.retry_elsewhere
+                    and self._retry_elsewhere(job, end.error)
+                ):
+                    end = None
+                    continue
+                if isinstance(end, Failed):
+                    log.warning("answer %s failed: %s", job.request.key, end.error)
+                if isinstance(end, Finished) and job.request.affinity:
+                    with self._cond:
+                        self._affinity[job.request.affinity] = job.engine.name
+                        self._affinity.move_to_end(job.request.affinity)
+                        while len(self._affinity) > AFFINITIES_KEPT:
+                            self._affinity.popitem(last=False)
+                return
+        except Exception as exc:  # a bug of ours must not leave the answer hanging
+            log.exception("answer %s crashed", job.request.key)
+            end = Failed(EngineError(GENERATION_FAILED, repr(exc)))
         finally:
             with self._cond:
-                self._jobs.pop(job.request.key, None)
-                if job in self._waiting:  # it failed before its turn came
-                    self._waiting.remove(job)
-                if job.engine is not None:
-                    self._assigned[job.engine.name] -= 1
-                self._cond.notify_all()
+                self._forget(job)
+            # Told once the answer holds no seat: whoever hears it may start another at once.
+            if end is not None:
+                job.emit(end)
             job.ended.set()
 
     def _wait_for_turn(self, job: Job) -> bool:
         told = 0
         started = time.monotonic()
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 if job.cancelled.is_set():
-                    self._waiting.remove(job)
-                    self._cond.notify_all()
+                    if job in self._waiting:
+                        self._waiting.remove(job)
+                        self._dispatch()
                     return False
-                position = self._position(job)
-                if position is None:
-                    self._take(job)
+                if job.admitted.is_set():
                     job.queued_seconds += time.monotonic() - started  # a retry waits again
                     return True
-                if position != told:
-                    job.emit(Queued(position))
-                    told = position
-                self._cond.wait(timeout=1.0)
+                position = job.position
+                if position == told:
+                    self._cond.wait(timeout=1.0)
+                    continue
+            if position:
+                job.emit(Queued(position))  # outside the lock: the sink may take its own
+            told = position
 
-    def _take(self, job: Job) -> None:
-        claim, user = job.claim, job.request.user_id
-        self._waiting.remove(job)
-        self._in_use[claim.pool] += self._cost(claim)
-        if claim.model_key:
-            self._busy_models.add(claim.model_key)
-        self._running_per_user[user] += 1
-        self._served_at[user] = time.monotonic()
-        self._running.add(job)
-        for running in self._running:  # measurements made side by side are told apart
-            running.concurrent = max(running.concurrent, len(self._running))
-        self._cond.notify_all()  # positions changed
-
-    def _leave(self, job: Job) -> None:
-        claim, user = job.claim, job.request.user_id
-        with self._cond:
-            self._in_use[claim.pool] -= self._cost(claim)
-            self._busy_models.discard(claim.model_key)
-            self._running_per_user[user] -= 1
-            self._running.discard(job)
-            self._cond.notify_all()
-
-    def _generate(self, job: Job, engine) -> EngineError | None:
-        """Stream the answer; returns the engine's failure when another host may answer
-        instead (nothing streamed yet), after emitting nothing about it."""
+    def _generate(self, job: Job, engine) -> Finished | Failed:
+        """Stream the answer through the job; its ending (not yet emitted)."""
         request = job.request
         streamed = False
+        key = request.key
         try:
             final = None
             if request.cold:
                 engine.unload(request.model_id)
-            # CPU and memory of the process(es) doing the work, sampled while it runs.
-            with Sampler(engine.processes) as sampler:
+            self.meter.begin(key, job.claim.pool, lambda: engine.processes(request.model_id))
+            try:
                 chunks = engine.stream_chat(
                     request.model_id, request.messages, request.options, job.cancelled
                 )
@@ -433,26 +563,31 @@ class Scheduler:
                     if isinstance(chunk, Final):
                         final = chunk
                         break
+                    if isinstance(chunk, Progress):
+                        self.meter.work(key, chunk.tokens)
+                        continue
+                    if isinstance(chunk, Text | Thinking):
+                        self.meter.work(key, 1)
+                        streamed = True
                     job.emit(chunk)
-                    streamed = streamed or isinstance(chunk, Text | Thinking)
                     if job.cancelled.is_set() and not isinstance(chunk, Text | Thinking):
                         # Cancelled while loading or before the first token: no need to go on.
                         chunks.close()
                         break
+            finally:
+                usage = self.meter.end(key)
             if final is None and not job.cancelled.is_set():
                 raise EngineError(GENERATION_FAILED, "the engine ended without its statistics")
             stats = final.stats if final else GenerationStats(finish_reason="cancelled")
             stats.queue_seconds = job.queued_seconds
             stats.concurrent = job.concurrent
-            stats.resources = sampler.usage.as_dict()
+            stats.resources = usage
             outcome = job.cancel_outcome if job.cancelled.is_set() else Outcome.COMPLETE
-            job.emit(Finished(outcome, stats))
+            return Finished(outcome, stats)
         except EngineError as exc:
-            if exc.retry_elsewhere and not streamed and not job.cancelled.is_set():
-                return exc  # the caller retries it on another host, or reports it
-            log.warning("generation %s failed: %s", request.key, exc)
-            job.emit(Failed(exc))
+            if not (exc.retry_elsewhere and not streamed and not job.cancelled.is_set()):
+                exc.retry_elsewhere = False  # an error for the user, not a retry
+            return Failed(exc)
         except Exception as exc:  # an engine bug must not kill the worker silently
-            log.exception("generation %s crashed", request.key)
-            job.emit(Failed(EngineError(GENERATION_FAILED, repr(exc))))
-        return None
+            log.exception("answer %s crashed", key)
+            return Failed(EngineError(GENERATION_FAILED, repr(exc)))

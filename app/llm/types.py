@@ -44,6 +44,11 @@ class ModelInfo:
     # The engines that serve it: several Ollama hosts may have the same model, and each answer
     # goes to the least busy of those that answer (the catalogue fills it in).
     hosts: tuple[str, ...] = ()
+    # llama-server: answers decoded together, the context of each, and the RAM kept for the
+    # prompts evicted from the slots (its running values, else those it would start with).
+    slots: int = 0
+    slot_context: int = 0
+    prompt_cache_mb: int = 0
 
     @property
     def usable(self) -> bool:
@@ -64,16 +69,20 @@ class EngineStatus:
     retry_at: float = 0.0  # while unreachable: when it is asked again (time.time()); else 0
 
 
-CORES = "cores"  # the scheduler's pool of this machine's cores
-
-
 @dataclass(frozen=True)
 class Claim:
-    """What one generation takes from the scheduler while it runs."""
+    """Where one answer runs while it is written, for the scheduler.
 
-    pool: str = CORES  # CORES, or a remote engine's own name
-    cost: int = 1  # threads, from CORES; requests at once, on a remote host
-    model_key: str = ""  # set when the model answers one request at a time
+    `pool`: the seats it takes one of: a model's engine process on this machine (llama-server
+    slots, the in-process model, a local Ollama runner) or a remote Ollama host. `seats`: how
+    many answers that pool writes at once, in one batch. `local`: it decodes on this machine's
+    cores, which one engine process uses at a time: several answers in one batch cost little
+    more than one, two separate decodes on the same cores ruin each other.
+    """
+
+    pool: str = "local"
+    seats: int = 1
+    local: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,9 +107,11 @@ class GenerationOptions:
     think: bool | None = None
     # Structured output: a JSON schema (as JSON text) the answer must follow; "" = free text.
     json_schema: str = ""
+    # Reuse the engine's cache of earlier prompts (the admin may switch it off, site-wide).
+    cache_prompt: bool = True
 
 
-# What an engine's stream yields, in order: Phase* Trimmed? (Phase|Thinking|Text)* Final.
+# What an engine's stream yields, in order: Phase* Trimmed? (Phase|Progress|Thinking|Text)* Final.
 @dataclass(frozen=True)
 class Phase:
     name: str  # loading | prompt | thinking | answering
@@ -111,6 +122,14 @@ class Trimmed:
     """Older turns left out because the conversation outgrew the context window."""
 
     dropped_messages: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Prompt tokens the engine has read since the last Progress: the work an answer did
+    before its first token, by which its share of the engine's CPU is counted."""
+
+    tokens: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +157,8 @@ class GenerationStats:
     tokens_per_second: float = 0.0  # decoding speed, first token to last
     thinking_tokens: int = 0  # part of completion_tokens
     queue_seconds: float = 0.0  # waiting for a turn, before the engine started
-    concurrent: int = 1  # generations running at once with this one, at most (itself included)
+    concurrent: int = 1  # answers written together with this one in its pool, at most (itself included)
+    cached_tokens: int = 0  # prompt tokens taken from the engine's prompt cache, not read again
     resources: dict = field(default_factory=dict)  # CPU and memory sampled while it ran (app.metrics)
     finish_reason: str = ""  # stop | length | cancelled
     dropped_messages: int = 0
@@ -157,7 +177,7 @@ class Final:
     stats: GenerationStats
 
 
-Chunk = Phase | Trimmed | Thinking | Text | Final
+Chunk = Phase | Trimmed | Progress | Thinking | Text | Final
 
 
 class EngineError(Exception):
@@ -187,4 +207,5 @@ ENGINE_BUSY = "engine_busy"  # the engine's own queue is full (Ollama answers 50
 LOAD_TIMEOUT = "load_timeout"
 FIRST_TOKEN_TIMEOUT = "first_token_timeout"
 STALLED = "stalled"  # the stream started, then went quiet
+ENGINE_CRASHED = "engine_crashed"  # the engine's process died under the answer (it is restarted)
 MODEL_TOO_LARGE = "model_too_large"  # the host lacks the memory to load it

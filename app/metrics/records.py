@@ -54,6 +54,7 @@ def record_generation(
             prompt_tokens_per_second=prompt_speed(stats),
             tokens_per_second=stats.get("tokens_per_second") or None,
             concurrent=stats.get("concurrent", 1),
+            cached_prompt_tokens=stats.get("cached_tokens"),
             **{name: resources.get(name) for name in RESOURCE_FIELDS},
         )
     )

@@ -1,9 +1,16 @@
-"""CPU and memory of the process(es) doing an answer's inference, sampled while it runs.
+"""Each answer's share of the CPU and memory of the engine process that writes it.
 
-A background thread reads psutil a few times a second. The processes come from the engine:
-this app's own process for the embedded engine, the Ollama server and its runners for an
-Ollama host on this machine, none for a remote host — whose figures stay unknown (None),
-never 0, as do the machine's.
+Several answers share one engine process when it writes them in one batch (a llama-server's
+slots, an Ollama runner's parallel requests), so an answer's CPU is not the process's CPU
+while it ran but its part of it: every quarter of a second, the CPU the process spent is split
+among the answers it was writing, by the tokens each had processed in that time (prompt tokens
+read, as the engine reports them, and tokens generated); when none reported any, equally. The
+shares of the answers written together therefore add up to the process's CPU time while any
+of them ran. Its memory is the process's: the answers share it, it is not divided.
+
+The processes come from the engine: a llama-server, this app's own process for the in-process
+engine, the Ollama server and its runners for an Ollama host on this machine, none for a
+remote host — whose figures stay unknown (None), never 0, as do the machine's.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import psutil
 
@@ -20,10 +27,10 @@ INTERVAL = 0.25  # seconds between samples
 
 @dataclass
 class Usage:
-    process_cpu_seconds: float | None = None
-    process_cpu_percent_mean: float | None = None  # % of the machine's cores
+    process_cpu_seconds: float | None = None  # the answer's share
+    process_cpu_percent_mean: float | None = None  # that share over the answer's time, % of the machine
     process_cpu_percent_peak: float | None = None
-    process_rss_peak_bytes: int | None = None
+    process_rss_peak_bytes: int | None = None  # the engine process's, shared
     machine_cpu_percent_mean: float | None = None
     machine_cpu_percent_peak: float | None = None
     machine_memory_used_peak_bytes: int | None = None
@@ -33,15 +40,27 @@ class Usage:
         return asdict(self)
 
 
-def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
+@dataclass
+class _Share:
+    started: float
+    cpu: float = 0.0
+    pending: int = 0  # tokens processed since the last sample
+    rates: list[float] = field(default_factory=list)  # its share, % of the machine, per sample
+    machine: list[float] = field(default_factory=list)
+    rss_peak: int = 0
+    memory_peak: int = 0
+    measured: bool = False  # the processes were found (not a remote host)
+
+
+def _cpu_by_process(processes: list[psutil.Process]) -> dict[int, float]:
+    seconds = {}
     for process in processes:
         try:
             times = process.cpu_times()
         except psutil.Error:  # it ended meanwhile
             continue
-        total += times.user + times.system
-    return total
+        seconds[process.pid] = times.user + times.system
+    return seconds
 
 
 def _rss(processes: list[psutil.Process]) -> int:
@@ -54,66 +73,138 @@ def _rss(processes: list[psutil.Process]) -> int:
     return total
 
 
-class Sampler:
-    """`with Sampler(find_processes) as sampler: …`, then `sampler.usage`.
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
 
-    `find_processes` returns the processes doing the work, or None when they are not on this
-    machine; it is asked again at each sample (an Ollama runner may start mid-answer).
-    """
 
-    def __init__(self, find_processes: Callable[[], list[psutil.Process] | None], interval: float = INTERVAL):
-        self.find_processes = find_processes
+class _PoolMeter:
+    """The answers of one engine process (a pool), and the thread that samples it."""
+
+    def __init__(self, processes: Callable[[], list | None], interval: float, on_empty: Callable[[], None]):
+        self.processes = processes
         self.interval = interval
-        self.usage = Usage()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.shares: dict[str, _Share] = {}
+        self.lock = threading.Lock()
+        self._on_empty = on_empty
+        self._last_cpu: dict[int, float] = {}
+        self._last_at = time.monotonic()
+        self._last_machine = _machine_busy()
         self._cores = psutil.cpu_count() or 1
+        self._stop = threading.Event()
+        self._start_thread()
 
-    def __enter__(self) -> Sampler:
-        processes = self.find_processes()
-        if processes is None:  # a remote host: nothing here to measure
-            return self
-        self._start_cpu = _cpu_seconds(processes)
-        self._started = time.monotonic()
-        psutil.cpu_percent(None)  # starts the machine's own interval
-        self._process_percents: list[float] = []
-        self._machine_percents: list[float] = []
-        self._rss_peak = _rss(processes)
-        self._memory_peak = psutil.virtual_memory().used
-        self._thread = threading.Thread(target=self._run, args=(processes,), daemon=True, name="sampler")
-        self._thread.start()
-        return self
+    def _start_thread(self) -> None:
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(self._stop,), daemon=True, name="cpu-shares").start()
 
-    def _run(self, processes: list[psutil.Process]) -> None:
-        last_cpu, last_at = self._start_cpu, self._started
-        while not self._stop.wait(self.interval):
-            processes = self.find_processes() or processes
-            cpu, now = _cpu_seconds(processes), time.monotonic()
-            if now > last_at:
-                self._process_percents.append(100 * max(0.0, cpu - last_cpu) / (now - last_at) / self._cores)
-            last_cpu, last_at = cpu, now
-            self._machine_percents.append(psutil.cpu_percent(None))
-            self._rss_peak = max(self._rss_peak, _rss(processes))
-            self._memory_peak = max(self._memory_peak, psutil.virtual_memory().used)
-        self._end_cpu = _cpu_seconds(processes)
-        self._rss_peak = max(self._rss_peak, _rss(processes))
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            with self.lock:
+                self._sample()
 
-    def __exit__(self, *exc) -> None:
-        if self._thread is None:
+    def _sample(self) -> None:
+        """Split the CPU spent since the last sample among the answers (the caller holds the lock)."""
+        processes = self.processes()
+        now = time.monotonic()
+        elapsed = max(now - self._last_at, 1e-6)
+        busy, total = _machine_busy()
+        machine = 100 * (busy - self._last_machine[0]) / max(total - self._last_machine[1], 1e-6)
+        self._last_machine, self._last_at = (busy, total), now
+        if processes is None:  # elsewhere: nothing here to measure
             return
-        self._stop.set()
-        self._thread.join()
-        elapsed = time.monotonic() - self._started
-        cpu = max(0.0, self._end_cpu - self._start_cpu)
-        process = self._process_percents or [100 * cpu / elapsed / self._cores if elapsed else 0.0]
-        machine = self._machine_percents or [psutil.cpu_percent(None)]
-        self.usage = Usage(
-            process_cpu_seconds=cpu,
-            process_cpu_percent_mean=sum(process) / len(process),
-            process_cpu_percent_peak=max(process),
-            process_rss_peak_bytes=self._rss_peak,
-            machine_cpu_percent_mean=sum(machine) / len(machine),
-            machine_cpu_percent_peak=max(machine),
-            machine_memory_used_peak_bytes=self._memory_peak,
-            samples=len(self._process_percents),
+        cpu = _cpu_by_process(processes)
+        # A process seen for the first time (a server just started) counts from now on.
+        spent = sum(max(0.0, seconds - self._last_cpu.get(pid, seconds)) for pid, seconds in cpu.items())
+        self._last_cpu = cpu
+        rss, memory = _rss(processes), psutil.virtual_memory().used
+        work = sum(share.pending for share in self.shares.values())
+        for share in self.shares.values():
+            part = spent * (share.pending / work if work else 1 / len(self.shares))
+            share.cpu += part
+            share.pending = 0
+            share.rates.append(100 * part / elapsed / self._cores)
+            share.machine.append(machine)
+            share.rss_peak = max(share.rss_peak, rss)
+            share.memory_peak = max(share.memory_peak, memory)
+            share.measured = True
+
+    def begin(self, key: str) -> None:
+        with self.lock:
+            if self.shares:
+                self._sample()  # what was spent so far belongs to the others
+            else:  # the first answer: start counting now
+                if self._stop.is_set():  # its last answer had just ended: sample again
+                    self._start_thread()
+                processes = self.processes() or []
+                self._last_cpu = _cpu_by_process(processes)
+                self._last_at = time.monotonic()
+                self._last_machine = _machine_busy()
+            self.shares[key] = _Share(started=time.monotonic())
+
+    def work(self, key: str, tokens: int) -> None:
+        with self.lock:
+            share = self.shares.get(key)
+            if share is not None:
+                share.pending += tokens
+
+    def end(self, key: str) -> Usage:
+        with self.lock:
+            self._sample()
+            share = self.shares.pop(key, None)
+            empty = not self.shares
+            if empty:
+                self._stop.set()
+        if empty:
+            self._on_empty()
+        if share is None or not share.measured:
+            return Usage(samples=len(share.rates) if share else 0)
+        elapsed = max(time.monotonic() - share.started, 1e-6)
+        return Usage(
+            process_cpu_seconds=share.cpu,
+            process_cpu_percent_mean=100 * share.cpu / elapsed / self._cores,
+            process_cpu_percent_peak=max(share.rates),
+            process_rss_peak_bytes=share.rss_peak,
+            machine_cpu_percent_mean=sum(share.machine) / len(share.machine),
+            machine_cpu_percent_peak=max(share.machine),
+            machine_memory_used_peak_bytes=share.memory_peak,
+            samples=len(share.rates),
         )
+
+
+class CpuShares:
+    """The scheduler's meter (app.llm.scheduler.Meter): `begin` an answer in its pool, report
+    the tokens it processes with `work`, `end` it to get its Usage (as a dict)."""
+
+    def __init__(self, interval: float = INTERVAL) -> None:
+        self.interval = interval
+        self._pools: dict[str, _PoolMeter] = {}
+        self._where: dict[str, _PoolMeter] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, key: str, pool: str, processes: Callable[[], list | None]) -> None:
+        with self._lock:
+            meter = self._pools.get(pool)
+            if meter is None:
+                meter = self._pools[pool] = _PoolMeter(
+                    processes, self.interval, lambda: self._drop(pool, meter)
+                )
+            self._where[key] = meter
+            meter.begin(key)
+
+    def work(self, key: str, tokens: int) -> None:
+        meter = self._where.get(key)
+        if meter is not None:
+            meter.work(key, tokens)
+
+    def end(self, key: str) -> dict:
+        with self._lock:
+            meter = self._where.pop(key, None)
+        return meter.end(key).as_dict() if meter is not None else Usage().as_dict()
+
+    def _drop(self, pool: str, meter: _PoolMeter) -> None:
+        with self._lock:
+            if self._pools.get(pool) is meter and not meter.shares:
+                del self._pools[pool]

@@ -46,7 +46,7 @@
     show(stopButton, busy);
     stopButton.disabled = false;
     if (modelSelect) modelSelect.disabled = busy;
-    // Another version is another page: not while an answer is written (leaving cuts it short).
+    // Another version is another page: not while this answer is written, whose ending would be missed.
     messages.querySelectorAll("[data-version-step] button").forEach((button) => {
       button.disabled = busy || !button.form.getAttribute("action");
     });
@@ -77,9 +77,10 @@
     const list = document.getElementById("conversation-list");
     const item = clone("sidebar-item-template");
     item.dataset.conversationId = conversation.id;
-    const link = item.querySelector("[data-title]");
+    const name = item.querySelector("[data-title]");
+    const link = name.closest("a");
     link.href = conversation.url;
-    link.textContent = title;
+    name.textContent = title;
     link.setAttribute("aria-current", "page");
     item.querySelector("[data-rename]").action = `/conversations/${conversation.id}/rename`;
     item.querySelector("[data-delete]").action = `/conversations/${conversation.id}/delete`;
@@ -157,7 +158,7 @@
     }
   }
 
-  // Ask for an answer and stream it into the thread.
+  // Ask for an answer, then follow it into the thread.
   //   url, body: the request (a new message, an edited question, a regenerated answer);
   //   question: the question's text to show above the answer, or null (regenerate);
   //   replacing: the message whose new version this is; it and what follows it leave the
@@ -217,60 +218,209 @@
     }
     messages.append(answer);
     scrollToEnd(true);
+    markAnswering(chat.dataset.conversationId, true);
+    watchSidebar();
+    await follow(answer, response);
+    return true;
+  }
+
+  // Follow one answer until its end: the events of `response`, then, should the connection
+  // break (a network blip, a proxy), those after the last one received, asked for again. The
+  // answer is the server's: it goes on meanwhile, and nothing is lost or shown twice.
+  async function follow(answer, response = null) {
+    current = current || { messageId: null, stopRequested: false };
     current.messageId = answer.dataset.messageId;
+    setBusy(true);
     // Stop pressed before the server answered: send it now that the answer has an id.
     if (current.stopRequested) sendStop(answer);
-    const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
+    const markdown = answer.querySelector("[data-markdown]");
+    const view = new Markdown.StreamingView(markdown);
     // Screen readers read the answer once it is written, not at every frame of it.
-    answer.querySelector("[data-markdown]").setAttribute("aria-busy", "true");
-    let ended = false;
-    let answered = false;
-    let written = "";
+    markdown.setAttribute("aria-busy", "true");
+    const state = { lastId: 0, ended: false, answered: false, written: "" };
+    let failures = 0;
+    while (!state.ended) {
+      if (!response) {
+        response = await subscribe(answer, state.lastId);
+        if (response === "gone") {
+          // No longer in the server's memory: what is stored is the whole answer.
+          view.end();
+          await settleFromServer(answer);
+          state.ended = true;
+          break;
+        }
+      }
+      if (response) {
+        const before = state.lastId;
+        const ending = await read(answer, response, view, state);
+        if (ending === "closed") break;
+        if (state.lastId > before) failures = 0;
+      }
+      response = null;
+      if (state.ended) break;
+      failures += 1;
+      if (failures > RECONNECT_PAUSES.length) {
+        setStatus(answer, "");
+        showComposerError(i18n.lost);
+        break;
+      }
+      setStatus(answer, i18n.reconnecting);
+      await new Promise((resolve) => window.setTimeout(resolve, RECONNECT_PAUSES[failures - 1]));
+    }
+    view.end();
+    markdown.setAttribute("aria-busy", "false");
+    sources.set(answer.dataset.messageId, state.written || sources.get(answer.dataset.messageId) || "");
+    if (state.ended) {
+      setStatus(answer, "");
+      show(answer.querySelector("[data-actions]"), true);
+      markAnswering(chat.dataset.conversationId, false);
+    }
+    current = null;
+    setBusy(false);
+    scrollToEnd(false);
+  }
+
+  const RECONNECT_PAUSES = [500, 1000, 2000, 4000, 8000, 15000];
+
+  // Ask the server for the answer's events after `lastId`: the response, "gone" when the
+  // answer is no longer in its memory (410), or null when the server cannot be reached.
+  async function subscribe(answer, lastId) {
     try {
-      for await (const { event, data } of AnswerEvents.read(response.body)) {
+      const response = await fetch(`/messages/${answer.dataset.messageId}/events?after=${lastId}`, {
+        headers: { Accept: "text/event-stream", "Last-Event-ID": String(lastId) },
+      });
+      if (response.status === 410) return "gone";
+      return response.ok ? response : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // Read one response's events into the answer: "ended" (done or error), "closed" (another page
+  // of this person follows it now), or "broken" (the connection went before the end).
+  async function read(answer, response, view, state) {
+    try {
+      for await (const { event, data, id } of AnswerEvents.read(response.body)) {
+        if (id) state.lastId = id;
         if (event === "token") {
-          if (!answered) thinkingOver(answer);
-          answered = true;
-          written += data.text;
+          if (!state.answered) thinkingOver(answer);
+          state.answered = true;
+          state.written += data.text;
           view.append(data.text);
+          setStatus(answer, "");
           scrollToEnd(false);
         } else if (event === "thinking") {
           appendThinking(answer, data.text);
+          setStatus(answer, "");
           scrollToEnd(false);
         } else if (event === "status") {
           const label = data.phase === "queued" ? format(i18n.queued, { position: data.position }) : i18n[data.phase];
-          if (!current.stopRequested) setStatus(answer, label);
+          if (!current || !current.stopRequested) setStatus(answer, label);
         } else if (event === "notice") {
           const notice = answer.querySelector("[data-notice]");
           notice.textContent = data.message;
           show(notice, true);
         } else if (event === "done") {
-          ended = true;
+          state.ended = true;
           finishAnswer(answer, data.state, data.stats);
+          return "ended";
         } else if (event === "error") {
-          ended = true;
+          state.ended = !data.cut; // a cut subscription (the session ended) is not the answer's end
           const box = answer.querySelector("[data-error]");
           box.textContent = data.message;
           show(box, true);
-          finishAnswer(answer, "error");
+          finishAnswer(answer, data.state || "error");
+          return "ended";
+        } else if (event === "closed") {
+          setStatus(answer, "");
+          offerToFollow(answer, data.message);
+          return "closed";
         }
       }
     } catch (error) {
-      // The connection broke: the server keeps what was written; say so plainly.
+      // The connection broke: the caller asks for the rest.
     }
-    view.end();
-    answer.querySelector("[data-markdown]").setAttribute("aria-busy", "false");
-    sources.set(answer.dataset.messageId, written);
-    setStatus(answer, "");
-    if (!ended) {
-      finishAnswer(answer, "disconnected");
-      showComposerError(i18n.network);
+    return "broken";
+  }
+
+  // Another page of this person took over the answer's stream: following it here again is one click.
+  function offerToFollow(answer, message) {
+    const note = clone("follow-template");
+    note.querySelector("[data-follow-message]").textContent = message;
+    note.querySelector("button").addEventListener("click", () => {
+      note.remove();
+      resumeAnswer(answer);
+    });
+    answer.append(note);
+  }
+
+  // The answer as stored (once the server no longer keeps its events): text, thinking, ending.
+  async function settleFromServer(answer) {
+    try {
+      const response = await fetch(`/conversations/${chat.dataset.conversationId}/messages`, {
+        headers: { Accept: "application/json" },
+      });
+      const data = await response.json();
+      const stored = data.messages.find((m) => String(m.id) === answer.dataset.messageId);
+      if (!stored) return;
+      answer.querySelector("[data-markdown]").replaceChildren();
+      new Markdown.StreamingView(answer.querySelector("[data-markdown]")).append(stored.content);
+      Markdown.renderStatic(answer);
+      sources.set(answer.dataset.messageId, stored.content);
+      if (stored.thinking) {
+        answer.querySelector("[data-thinking]").textContent = stored.thinking;
+        show(answer.querySelector("[data-thinking-block]"), true);
+      }
+      if (stored.error) {
+        answer.querySelector("[data-error]").textContent = stored.error;
+        show(answer.querySelector("[data-error]"), true);
+      }
+      finishAnswer(answer, stored.state, stored.stats);
+    } catch (error) {
+      showComposerError(i18n.lost);
     }
-    show(answer.querySelector("[data-actions]"), true);
-    current = null;
-    setBusy(false);
-    scrollToEnd(false);
-    return true;
+  }
+
+  // An answer being written when the page opened (a reload, another tab, coming back): its
+  // events from the first, in place of the part stored so far.
+  function resumeAnswer(answer) {
+    answer.querySelector("[data-markdown]").replaceChildren();
+    answer.querySelector("[data-thinking]").replaceChildren();
+    show(answer.querySelector("[data-thinking-block]"), false);
+    delete answer.dataset.thinkingSince;
+    show(answer.querySelector("[data-error]"), false);
+    answer.dataset.state = "generating";
+    answer.querySelector("[data-state-label]").textContent = "";
+    return follow(answer);
+  }
+
+  // The sidebar marks the conversations with an answer being written (this page's and others':
+  // another tab, a phone), as GET /conversations says, asked again while any is marked.
+  function markAnswering(conversationId, answering) {
+    const item = document.querySelector(`#conversation-list [data-conversation-id="${conversationId}"]`);
+    if (item) show(item.querySelector("[data-answering]"), answering);
+  }
+
+  let watching = null;
+  function watchSidebar() {
+    if (watching) return;
+    watching = window.setInterval(async () => {
+      try {
+        const response = await fetch("/conversations", { headers: { Accept: "application/json" } });
+        const data = await response.json();
+        let any = false;
+        for (const c of data.conversations) {
+          markAnswering(c.id, c.answering);
+          any = any || c.answering;
+        }
+        if (!any && !current) {
+          window.clearInterval(watching);
+          watching = null;
+        }
+      } catch (error) {
+        // Asked again at the next beat.
+      }
+    }, 4000);
   }
 
   async function send(text) {
@@ -459,12 +609,11 @@
     // Esc stops the answer, unless it already closed a menu or cleared a field elsewhere.
     const elsewhere = event.target.matches && event.target.matches("input, textarea, select") && event.target !== prompt;
     if (event.key === "Escape" && current && !event.defaultPrevented && !elsewhere) stop();
-    // A new chat: Ctrl+Shift+O (Cmd+Shift+O on a Mac), as in the chat apps people know. Not
-    // while an answer is written: leaving would cut it short.
+    // A new chat: Ctrl+Shift+O (Cmd+Shift+O on a Mac), as in the chat apps people know. An
+    // answer being written goes on without this page.
     if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
       event.preventDefault();
-      if (current) showComposerError(i18n.busy);
-      else window.location.assign("/");
+      window.location.assign("/");
     }
   });
   stopButton.addEventListener("click", stop);
@@ -555,4 +704,8 @@
       }
     });
   }
+  // An answer still being written when the page opened is followed from its first event.
+  const writing = messages.querySelector('article[data-role="assistant"][data-state="generating"]');
+  if (writing) resumeAnswer(writing);
+  if (document.querySelector("#conversation-list [data-answering]:not(.hidden)")) watchSidebar();
 })();

@@ -27,10 +27,8 @@ import httpx
 import ollama
 import psutil
 
-from app.llm.engines.llamacpp import machine_cores
 from app.llm.thinking import ThinkSplitter, note_first
 from app.llm.types import (
-    CORES,
     ENGINE_BUSY,
     ENGINE_UNREACHABLE,
     FIRST_TOKEN_TIMEOUT,
@@ -232,6 +230,7 @@ class OllamaEngine:
                     thinking=details.get("thinking", False),
                     loaded=loaded is not None,
                     memory_bytes=int(loaded.size or 0) if loaded else 0,
+                    slots=self.parallel,  # its OLLAMA_NUM_PARALLEL, as configured here
                 )
             )
         return models
@@ -264,7 +263,7 @@ class OllamaEngine:
     def is_loaded(self, model_id: str) -> bool:
         return any(m.id == model_id and m.loaded for m in self.list_models())
 
-    def processes(self) -> list | None:
+    def processes(self, model_id: str = "") -> list | None:
         """The Ollama server and its runners, when the host is this machine: found by name
         (`process_pattern`); None for a remote host, or when none is found."""
         if not self.local:
@@ -278,9 +277,12 @@ class OllamaEngine:
         return found or None
 
     def claim(self, model_id: str, options: GenerationOptions) -> Claim:
-        if self.local:  # Ollama's own default is every physical core
-            return Claim(CORES, options.threads or machine_cores())
-        return Claim(self.name, 1)
+        """`parallel` answers at once, in one batch (its OLLAMA_NUM_PARALLEL). On this machine,
+        each model's runner is one engine process on the shared cores; a remote host is a pool
+        of its own."""
+        if self.local:
+            return Claim(f"{self.name}/{model_id}", seats=self.parallel, local=True)
+        return Claim(self.name, seats=self.parallel, local=False)
 
     def unload(self, model_id: str) -> bool:
         """Free the model's memory on the host now (keep_alive 0); False when it was not loaded."""

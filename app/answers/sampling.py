@@ -1,4 +1,5 @@
-"""A conversation's own sampling choices, kept within what the admin allows.
+"""An answer's sampling choices (a conversation's, an API caller's), kept within what the
+admin allows.
 
 Only per-request options are the user's: load-time ones (context window, threads) would make
 Ollama reload the model for everyone, so they stay the admin's alone. The longest answer is
@@ -28,6 +29,8 @@ class Choice:
 
 
 SHORTEST_ANSWER = 16  # tokens: fewer makes no answer worth reading
+# How a thinking choice is written in forms and JSON; "" leaves it to the admin's default.
+THINK_CHOICES: dict[str, bool | None] = {"": None, "on": True, "off": False}
 
 CHOICES = (
     Choice("temperature", float, 0.0, 2.0, _l("Temperature")),

@@ -1,0 +1,136 @@
+"""The one way every feature asks a model: the chat, the compare page, the API, benchmarks.
+
+    with answers.place(user_id) as place:        # a place in the queue, or Refused
+        ...store the question and the empty answer, under `answer_id`...
+        live = answers.start(Asking(...), place, answer_id)
+    return answers.sse_response(live)             # or live.follow(), or live.ended.wait()
+
+A place is reserved before anything is stored, so a refused answer leaves nothing behind;
+the job then belongs to the server, not to the request, which may end (or never read a byte)
+without ending the answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+from flask import current_app
+from flask_babel import get_locale
+
+from app.answers.live import LiveAnswer
+from app.answers.messages import (
+    Wording,
+    queue_full_message,
+    shutting_down_message,
+    too_many_of_yours_message,
+)
+from app.llm import services as llm
+from app.llm.catalogue import Entry
+from app.llm.scheduler import GenerationRequest, Refusal
+from app.llm.types import ChatMessage, GenerationOptions
+
+
+class Refused(Exception):
+    """The answer cannot be asked: an HTTP status and a message in the user's language."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What an answer is asked with."""
+
+    user_id: int
+    entry: Entry
+    messages: list[ChatMessage]
+    options: GenerationOptions
+    received_at: float  # perf_counter() when the request arrived
+    message_id: int | None = None  # the stored answer it writes; None: nothing stored
+    conversation_id: int | None = None
+    # Nobody can come back to it (a comparison, an API call): it ends when its reader leaves.
+    watched_only: bool = False
+    recorded: bool = True  # a Generation record is kept (the dashboard)
+    detailed_errors: bool = False  # admins read the technical detail of a failure
+    allowed: Callable[[], bool] | None = None  # its author may still have it (checked every 2 s)
+    cold: bool = False  # benchmarks: see GenerationRequest
+    alone: bool = False
+
+
+@dataclass
+class Place:
+    user_id: int
+    used: bool = False
+
+
+def new_answer_id() -> str:
+    """An answer's id: random, so no answer can ever be taken for another."""
+    return secrets.token_hex(16)
+
+
+@contextmanager
+def place(user_id: int, capped: bool = True) -> Iterator[Place]:
+    """A place in the queue for one answer, given back unless `start()` used it. Refused:
+    429 when the person has MAX_ANSWERS_PER_USER already, 503 when the server is full."""
+    scheduler = llm().scheduler
+    refusal = scheduler.reserve(user_id, capped=capped)
+    if refusal == Refusal.USER:
+        raise Refused(429, too_many_of_yours_message(scheduler.max_per_user), retry_after=10)
+    if refusal == Refusal.CLOSED:
+        raise Refused(503, shutting_down_message(), retry_after=30)
+    if refusal == Refusal.FULL:
+        raise Refused(503, queue_full_message(), retry_after=30)
+    held = Place(user_id)
+    try:
+        yield held
+    finally:
+        if not held.used:
+            scheduler.release(user_id)
+
+
+def start(asking: Asking, held: Place, answer_id: str) -> LiveAnswer:
+    """Hand the answer to the scheduler, as a job of its own."""
+    from app.answers import registry
+
+    entry = asking.entry
+    locale = str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
+    live = LiveAnswer(
+        answer_id,
+        asking.user_id,
+        entry.id,
+        asking.received_at,
+        message_id=asking.message_id,
+        conversation_id=asking.conversation_id,
+        watched_only=asking.watched_only,
+        measure={"parameters": asdict(asking.options)} if asking.recorded else None,
+        detailed_errors=asking.detailed_errors,
+        allowed=asking.allowed,
+        words=Wording(current_app._get_current_object(), locale, entry.id, asking.detailed_errors),
+    )
+    answers = registry()
+    answers.add(live)
+    scheduler = llm().scheduler
+    request = GenerationRequest(
+        key=answer_id,
+        user_id=asking.user_id,
+        model_id=entry.id,
+        messages=asking.messages,
+        options=asking.options,
+        cold=asking.cold,
+        alone=asking.alone,
+        affinity=f"conversation:{asking.conversation_id}" if asking.conversation_id else "",
+    )
+    try:
+        scheduler.submit(request, reserved=True, sink=live.receive)
+    except BaseException:
+        answers.discard(live)
+        raise
+    held.used = True
+    live.attach(lambda outcome: scheduler.cancel(answer_id, outcome))
+    return live

@@ -1,0 +1,449 @@
+"""The embedded engine: GGUF models served by llama.cpp's own server, one process per model.
+
+Why llama-server rather than a model in this process: it decodes several answers together in
+one batch (continuous batching over its slots), which on a CPU gives more tokens per second in
+all than one answer alone, where two separate decodes on the same cores ruin each other; and
+it keeps each conversation's prefix in a slot's KV cache, and prefixes evicted from the slots
+in RAM (`--cache-ram`), so a conversation's next turn reads only what is new.
+
+The prompt is built here, as for the in-process engine (app.llm.prompting: the model's own
+template, the stored answers untouched so they re-tokenise as generated), tokenised by the
+server and sent as tokens to its native `/completion`, with `cache_prompt`: the server picks
+the slot whose cache shares the longest prefix (no `id_slot` pinned: in the vendored version,
+pinning an empty slot skips the RAM cache). Stop closes the connection, which the server takes
+as a cancel.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import queue
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from app.llm.context import fit_to_window
+from app.llm.engines.gguf_files import ModelFiles, machine_cores, problem_with
+from app.llm.engines.llamaserver_process import LOOPBACK, ServerFailed, ServerPlan, ServerProcess, Servers
+from app.llm.gguf import GGUFError, read_facts
+from app.llm.prompting import ChatFormat
+from app.llm.stops import StopMatcher
+from app.llm.thinking import ThinkSplitter, note_first
+from app.llm.types import (
+    ENGINE_CRASHED,
+    ENGINE_UNAVAILABLE,
+    GENERATION_FAILED,
+    MODEL_NOT_FOUND,
+    MODEL_UNREADABLE,
+    PROMPT_TOO_LONG,
+    STALLED,
+    ChatMessage,
+    Chunk,
+    Claim,
+    EngineError,
+    EngineStatus,
+    Final,
+    GenerationOptions,
+    GenerationStats,
+    ModelInfo,
+    Phase,
+    Progress,
+    Trimmed,
+)
+
+log = logging.getLogger(__name__)
+
+ENGINE_NAME = "llama-server"
+TICK = 0.1  # how often the reading loop looks at Stop
+# Part of this machine's memory that weights, the slots' KV caches and the prompt cache may
+# take together: beyond, fewer slots.
+MEMORY_SHARE = 0.8
+STOP_REASONS = {"eos": "stop", "word": "stop", "limit": "length"}
+
+
+class LlamaServerEngine:
+    name = ENGINE_NAME
+
+    def __init__(
+        self,
+        models_dir: Path,
+        binary: Path,
+        run_dir: Path,
+        threads: int = 0,
+        context: int = 2048,
+        slots: int = 4,
+        cache_mb: int = 1024,
+        max_loaded: int = 2,
+        load_timeout: float = 600.0,
+        stall_timeout: float = 60.0,
+        memory_bytes: int | None = None,
+    ) -> None:
+        self.files = ModelFiles(models_dir)
+        self.binary = binary
+        self.threads = threads or machine_cores()
+        self.context = context
+        self.slots = max(1, slots)
+        self.cache_mb = max(0, cache_mb)
+        self.stall_timeout = stall_timeout
+        self.memory_bytes = memory_bytes or psutil.virtual_memory().total
+        self.servers = Servers(binary, run_dir, load_timeout=load_timeout, max_loaded=max_loaded)
+        self._version: str | None = None
+
+    # -- catalogue -------------------------------------------------------------------------
+    def list_models(self) -> list[ModelInfo]:
+        running = self.servers.running()
+        models = []
+        for source, path in self.files.files():
+            model_id = path.name.removesuffix(".gguf")
+            server = running.get(model_id)
+            plan = server.plan if server else self._plan_or_none(model_id, path, GenerationOptions())
+            models.append(
+                self.files.describe(
+                    self.name,
+                    source,
+                    path,
+                    load_context=self.context,
+                    problem=self.servers.failure(model_id),
+                    loaded_context=plan.context * plan.slots if server and plan else None,
+                    memory_bytes=_rss(server) if server else 0,
+                    slots=plan.slots if plan else 0,
+                    slot_context=plan.context if plan else 0,
+                    prompt_cache_mb=plan.cache_mb if plan else 0,
+                )
+            )
+        return models
+
+    def is_loaded(self, model_id: str) -> bool:
+        return model_id in self.servers.running()
+
+    def status(self) -> EngineStatus:
+        if not self.binary.is_file():
+            return EngineStatus(self.name, False, detail=f"llama-server not found at {self.binary}")
+        if self._version is None:
+            try:
+                done = subprocess.run(
+                    [str(self.binary), "--version"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    env={"LD_LIBRARY_PATH": str(self.binary.parent)},
+                )
+                line = next(
+                    (ln for ln in done.stdout.splitlines() + done.stderr.splitlines() if "version" in ln), ""
+                )
+                self._version = line.removeprefix("version:").strip()
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return EngineStatus(self.name, False, detail=f"{self.binary}: {exc}")
+        return EngineStatus(self.name, True, version=self._version)
+
+    def processes(self, model_id: str = "") -> list:
+        server = self.servers.running().get(model_id)
+        try:
+            return [psutil.Process(server.pid)] if server else []
+        except psutil.Error:
+            return []
+
+    def claim(self, model_id: str, options: GenerationOptions) -> Claim:
+        path = self.files.path_of(model_id)
+        plan = self._plan_or_none(model_id, path, options) if path else None
+        return Claim(f"{self.name}/{model_id}", seats=plan.slots if plan else 1, local=True)
+
+    def unload(self, model_id: str) -> bool:
+        """Stop the model's server; False when it was not running or is answering."""
+        return self.servers.stop(model_id)
+
+    def close(self) -> None:
+        self.servers.close()
+
+    # -- the plan of a model's server --------------------------------------------------------
+    def plan(self, model_id: str, options: GenerationOptions) -> ServerPlan:
+        path = self.files.path_of(model_id)
+        if path is None:
+            raise EngineError(MODEL_NOT_FOUND, model_id)
+        problem = problem_with(path)
+        if problem:
+            raise EngineError(MODEL_UNREADABLE, problem)
+        plan = self._plan_or_none(model_id, path, options)
+        if plan is None:
+            raise EngineError(MODEL_UNREADABLE, f"unreadable GGUF header: {path}")
+        return plan
+
+    def _plan_or_none(self, model_id: str, path: Path, options: GenerationOptions) -> ServerPlan | None:
+        """The admin's context and threads (else the configuration's), and as many slots as
+        LLAMA_SLOTS asks while weights, the slots' caches and the prompt cache fit in
+        MEMORY_SHARE of this machine's memory (at least one)."""
+        try:
+            facts = read_facts(path)
+        except (GGUFError, OSError):
+            return None
+        context = options.context or self.context
+        cache_mb = self.cache_mb if options.cache_prompt else 0
+        room = MEMORY_SHARE * self.memory_bytes - path.stat().st_size - cache_mb * 2**20
+        per_slot = max(1, facts.kv_cache_bytes(context))
+        slots = max(1, min(self.slots, int(room // per_slot)))
+        return ServerPlan(
+            model_id=model_id,
+            model_path=str(path),
+            threads=options.threads or self.threads,
+            slots=slots,
+            context=context,
+            cache_mb=cache_mb,
+            slots_wanted=self.slots,
+        )
+
+    # -- generation ------------------------------------------------------------------------
+    def stream_chat(
+        self,
+        model_id: str,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        cancel: threading.Event,
+    ) -> Iterator[Chunk]:
+        started = time.perf_counter()
+        if not self.binary.is_file():
+            raise EngineError(ENGINE_UNAVAILABLE, f"llama-server not found at {self.binary}")
+        plan = self.plan(model_id, options)
+        loading = not self.servers.ready(plan)
+        if loading:
+            yield Phase("loading")
+        try:
+            server = self.servers.acquire(plan, cancel)
+        except ServerFailed as exc:
+            raise EngineError(MODEL_UNREADABLE if loading else ENGINE_CRASHED, exc.detail) from exc
+        if server is None:  # stopped while it loaded
+            yield Final(GenerationStats(finish_reason="cancelled", engine=self.name))
+            return
+        try:
+            load_seconds = time.perf_counter() - started if loading else 0.0
+            yield from self._generate(server, messages, options, cancel, started, load_seconds)
+        finally:
+            self.servers.release(server)
+
+    def _generate(self, server: ServerProcess, messages, options, cancel, started, load_seconds):
+        plan = server.plan
+        chat = _chat_format(server)
+        rendered: dict[int, tuple[list[int], bool]] = {}  # the prompts tried, by message count
+
+        def count_tokens(kept: list[ChatMessage]) -> int:
+            prompt = chat.render(kept, close_thinking=options.think is False)
+            rendered[len(kept)] = (_tokenize(server, prompt.text, prompt.add_bos), prompt.opened)
+            return len(rendered[len(kept)][0])
+
+        window = fit_to_window(
+            messages, count_tokens, context_window=plan.context, answer_room=options.max_tokens
+        )
+        if window.dropped:
+            yield Trimmed(window.dropped)
+        tokens, opened = rendered[len(window.messages)]
+        stats = GenerationStats(
+            prompt_tokens=len(tokens),
+            load_seconds=load_seconds,
+            dropped_messages=window.dropped,
+            threads=plan.threads,
+            context_window=plan.context,
+            finish_reason="length",
+            engine=self.name,
+        )
+        yield Phase("prompt")
+        body = {
+            "prompt": tokens,
+            "n_predict": window.answer_room,
+            "temperature": options.temperature,
+            "top_k": options.top_k,
+            "top_p": options.top_p,
+            "repeat_penalty": options.repeat_penalty,
+            "stream": True,
+            "cache_prompt": options.cache_prompt,
+            "return_progress": True,
+            "stop": list(chat.stops),
+        }
+        if options.seed is not None:
+            body["seed"] = options.seed
+        if options.json_schema:
+            body["json_schema"] = json.loads(options.json_schema)
+        splitter = ThinkSplitter(starts_thinking=opened)
+        stopper = StopMatcher(chat.stops)
+        call = _CompletionCall(server, body)
+        first_at = last_at = 0.0
+        tokens_before_text = 0
+        read = 0  # prompt tokens read so far, as the server reported
+        try:
+            while True:
+                part = call.next(TICK)
+                now = time.perf_counter()
+                if cancel.is_set():
+                    stats.finish_reason = "cancelled"
+                    break
+                if part is None:
+                    if call.silent_for() > self.stall_timeout:
+                        raise EngineError(STALLED, "llama-server went quiet", seconds=int(self.stall_timeout))
+                    continue
+                progress = part.get("prompt_progress")
+                if progress:
+                    stats.cached_tokens = progress.get("cache", 0)
+                    done = progress.get("processed", 0) - stats.cached_tokens
+                    if done > read:
+                        yield Progress(done - read)
+                        read = done
+                    continue
+                generated = len(part.get("tokens") or []) if not part.get("stop") else 0
+                stats.thinking_tokens += splitter.thinking * generated
+                stats.completion_tokens += generated
+                if generated:
+                    last_at = now
+                for piece in splitter.feed(stopper.feed(part.get("content", ""))):
+                    if not first_at:
+                        first_at = now
+                        tokens_before_text = max(0, stats.completion_tokens - 1)
+                    yield from note_first(piece, stats, now - started)
+                    yield piece
+                if part.get("stop") or stopper.stopped:
+                    _take_final_figures(stats, part)
+                    break
+        finally:
+            call.abort()
+        now = time.perf_counter()
+        for piece in splitter.feed(stopper.flush()) + splitter.flush():
+            yield from note_first(piece, stats, now - started)
+            yield piece
+        stats.total_seconds = now - started
+        stats.first_token_seconds = stats.first_token_seconds or stats.total_seconds
+        timed_tokens = stats.completion_tokens - tokens_before_text
+        if timed_tokens > 1 and last_at > first_at:
+            stats.tokens_per_second = (timed_tokens - 1) / (last_at - first_at)
+        yield Final(stats)
+
+
+def _take_final_figures(stats: GenerationStats, part: dict) -> None:
+    timings = part.get("timings") or {}
+    stats.engine_timings = timings
+    stats.finish_reason = STOP_REASONS.get(part.get("stop_type", ""), "stop")
+    stats.cached_tokens = int(timings.get("cache_n", stats.cached_tokens) or 0)
+    stats.prompt_tokens = int(timings.get("prompt_n", 0) or 0) + stats.cached_tokens or stats.prompt_tokens
+    stats.completion_tokens = int(timings.get("predicted_n", stats.completion_tokens) or 0)
+
+
+def _rss(server: ServerProcess) -> int:
+    try:
+        return psutil.Process(server.pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def _chat_format(server: ServerProcess) -> ChatFormat:
+    """The model's template (from its GGUF header, as the in-process engine reads it), with
+    the special tokens' text as the server's vocabulary has them."""
+    cached = server.props.get("_chat_format")
+    if cached is None:
+        facts = read_facts(server.plan.model_path)
+        cached = ChatFormat(
+            facts.chat_template, bos=server.props.get("bos_token", ""), eos=server.props.get("eos_token", "")
+        )
+        try:
+            cached.check()
+        except Exception as exc:  # a template that does not compile: the file's fault
+            raise EngineError(MODEL_UNREADABLE, f"chat template of {server.plan.model_path}: {exc}") from exc
+        server.props["_chat_format"] = cached
+    return cached
+
+
+def _tokenize(server: ServerProcess, text: str, add_bos: bool) -> list[int]:
+    try:
+        status, body = server.call(
+            "POST", "/tokenize", {"content": text, "add_special": add_bos, "parse_special": True}
+        )
+    except OSError as exc:
+        raise EngineError(ENGINE_CRASHED, f"llama-server: {exc}") from exc
+    if status != 200 or not isinstance(body.get("tokens"), list):
+        raise EngineError(GENERATION_FAILED, f"llama-server /tokenize answered {status}: {body}")
+    return body["tokens"]
+
+
+class _CompletionCall:
+    """One streamed /completion request, read by a thread of its own so that the caller can
+    look at Stop between two reads; closing the socket is how the server learns to stop."""
+
+    _END = object()
+
+    def __init__(self, server: ServerProcess, body: dict) -> None:
+        self.server = server
+        self._parts: queue.SimpleQueue = queue.SimpleQueue()
+        self._aborted = threading.Event()
+        self._last_byte = time.monotonic()
+        self._connection = http.client.HTTPConnection(LOOPBACK, server.port, timeout=None)
+        self._thread = threading.Thread(
+            target=self._read, args=(body,), daemon=True, name="llama-server-read"
+        )
+        self._thread.start()
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self._last_byte
+
+    def _read(self, body: dict) -> None:
+        try:
+            headers = {
+                "Authorization": f"Bearer {self.server.key}",
+                "Content-Type": "application/json",
+                "Accept": "text/event-stream",
+            }
+            self._connection.request("POST", "/completion", json.dumps(body), headers)
+            response = self._connection.getresponse()
+            if response.status != 200:
+                self._parts.put(_http_error(response.status, response.read()))
+                return
+            while not self._aborted.is_set():
+                line = response.readline()
+                if not line:
+                    self._parts.put(self._END)
+                    return
+                self._last_byte = time.monotonic()  # pings count: the server is alive
+                if line.startswith(b"data: "):
+                    self._parts.put(json.loads(line[6:]))
+        except Exception as exc:
+            if not self._aborted.is_set():
+                self._parts.put(exc)
+        finally:
+            self._connection.close()
+
+    def next(self, timeout: float) -> dict | None:
+        """The next part, None when none came in `timeout`; raises the reader's failure."""
+        try:
+            part = self._parts.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if part is self._END:
+            raise EngineError(ENGINE_CRASHED, "llama-server closed the stream before its end")
+        if isinstance(part, EngineError):
+            raise part
+        if isinstance(part, Exception):
+            raise EngineError(ENGINE_CRASHED, f"llama-server: {part!r}") from part
+        if isinstance(part, dict) and "error" in part:
+            raise EngineError(GENERATION_FAILED, f"llama-server: {part['error']}")
+        return part
+
+    def abort(self) -> None:
+        self._aborted.set()
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+
+def _http_error(status: int, raw: bytes) -> EngineError:
+    try:
+        error = json.loads(raw).get("error", {})
+    except (ValueError, AttributeError):
+        error = {"message": raw[:300].decode("utf-8", "replace")}
+    detail = f"llama-server answered {status}: {error.get('message', error)}"
+    if error.get("type") == "exceed_context_size_error":
+        return EngineError(PROMPT_TOO_LONG, detail)
+    return EngineError(GENERATION_FAILED, detail)
