@@ -90,6 +90,7 @@ class _PoolMeter:
         self.lock = threading.Lock()
         self._on_empty = on_empty
         self._last_cpu: dict[int, float] = {}
+        self._since = time.time()  # when its first answer began (a process started after: counted whole)
         self._last_at = time.monotonic()
         self._last_machine = _machine_busy()
         self._cores = psutil.cpu_count() or 1
@@ -116,8 +117,7 @@ class _PoolMeter:
         if processes is None:  # elsewhere: nothing here to measure
             return
         cpu = _cpu_by_process(processes)
-        # A process seen for the first time (a server just started) counts from now on.
-        spent = sum(max(0.0, seconds - self._last_cpu.get(pid, seconds)) for pid, seconds in cpu.items())
+        spent = sum(max(0.0, seconds - self._baseline(pid, seconds)) for pid, seconds in cpu.items())
         self._last_cpu = cpu
         rss, memory = _rss(processes), psutil.virtual_memory().used
         work = sum(share.pending for share in self.shares.values())
@@ -131,6 +131,18 @@ class _PoolMeter:
             share.memory_peak = max(share.memory_peak, memory)
             share.measured = True
 
+    def _baseline(self, pid: int, seconds: float) -> float:
+        """What a process had spent at the last sample. One seen for the first time counts from
+        its start when it started for these answers (a server loading its model for them), else
+        from now on."""
+        if pid in self._last_cpu:
+            return self._last_cpu[pid]
+        try:
+            started = psutil.Process(pid).create_time()
+        except psutil.Error:
+            return seconds
+        return 0.0 if started >= self._since else seconds
+
     def begin(self, key: str) -> None:
         with self.lock:
             if self.shares:
@@ -140,6 +152,7 @@ class _PoolMeter:
                     self._start_thread()
                 processes = self.processes() or []
                 self._last_cpu = _cpu_by_process(processes)
+                self._since = time.time()
                 self._last_at = time.monotonic()
                 self._last_machine = _machine_busy()
             self.shares[key] = _Share(started=time.monotonic())
