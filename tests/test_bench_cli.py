@@ -169,3 +169,20 @@ def test_an_unknown_model_is_refused_with_a_clear_message_and_nothing_is_stored(
     assert "Error: Not available: llama-9000. Installed: " in refused.stderr
     assert SMOLLM2 in refused.stderr and GEMMA in refused.stderr  # what the admin can pick instead
     assert server.query("SELECT count(*) FROM benchmark_run")[0][0] == before
+
+
+def test_the_command_line_refuses_to_run_beside_the_server_of_its_instance(server):
+    """Its engines would be the server's twin: the model's memory twice, two decodes on one set
+    of cores. The page's benchmark shares the server's engines instead."""
+    from app.instance_lock import hold
+
+    before = server.query("SELECT count(*) FROM benchmark_run")[0][0]
+    lock = hold(Path(server.env["CAUSERIE_INSTANCE"]), "flask serve")  # a server runs there
+    try:
+        refused = server.flask("bench", "run", "--suite", "rapide", "--models", SMOLLM2, check=False)
+    finally:
+        lock.close()
+    assert refused.returncode != 0
+    assert "The server is running (flask serve (pid" in refused.stderr
+    assert "Benchmarks page" in refused.stderr
+    assert server.query("SELECT count(*) FROM benchmark_run")[0][0] == before

@@ -53,14 +53,30 @@ def test_each_model_gets_its_figures_side_by_side(history):
     assert ">10<" in smollm2 and "0.60 s / 1.10 s" in smollm2 and "7.00 s / 12.00 s" in smollm2
     assert "64.5" in smollm2 and "90 % / 95 %" in smollm2 and "0.30 GB" in smollm2
     mistral = row_of(page, "mistral:latest")
-    assert ">2<" in mistral and "50 %" in mistral  # one error in two answers
+    assert ">3<" in mistral and "33 %" in mistral  # one error in three answers
     assert "gemma" in page and page.count("<svg") >= 4
 
 
-def test_answers_measured_beside_others_are_left_out_unless_asked_for(history):
-    assert "30.00 s" not in row_of(history.get("/admin/dashboard").get_data(as_text=True), "mistral:latest")
-    included = history.get("/admin/dashboard?concurrent=1").get_data(as_text=True)
-    assert ">3<" in row_of(included, "mistral:latest")
+def test_answers_written_together_count_and_show_how_many_ran_at_once(history):
+    mistral = row_of(history.get("/admin/dashboard").get_data(as_text=True), "mistral:latest")
+    assert ">3<" in mistral and "1 / 3" in mistral  # three answers, one of them in a batch of three
+
+
+def test_the_admin_can_keep_only_the_answers_written_alone(history):
+    alone = history.get("/admin/dashboard?alone=1").get_data(as_text=True)
+    assert ">2<" in row_of(alone, "mistral:latest") and "30.00 s" not in row_of(alone, "mistral:latest")
+
+
+def test_the_share_of_each_prompt_taken_from_the_cache_is_shown(app, signed_in):
+    with app.app_context():
+        db.session.add_all(
+            [
+                measured("smollm2", 0.1, 1.0, 60, 90, prompt_tokens=100, cached_prompt_tokens=n)
+                for n in (0, 80, 90)
+            ]
+        )
+        db.session.commit()
+    assert "80 %" in row_of(signed_in.get("/admin/dashboard").get_data(as_text=True), "smollm2")
 
 
 def test_the_period_chooses_the_answers(history):
@@ -77,7 +93,7 @@ def test_the_records_download_as_csv(history):
     response = history.get("/admin/dashboard.csv?period=30d")
     assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert len(rows) == 13  # the concurrent one left out, as on the page
+    assert len(rows) == 14  # every answer of the period, as on the page
     assert {"model", "first_token_seconds", "process_cpu_seconds", "concurrent"} <= set(rows[0])
 
 

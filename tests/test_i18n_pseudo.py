@@ -413,7 +413,7 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
     extra_admin = [
         "/admin/models/settings?model=tiny",
         "/admin/models/settings?model=gone",
-        "/admin/dashboard?period=7d&concurrent=1",
+        "/admin/dashboard?period=7d&alone=1",
         "/admin/benchmarks?suite=essentiel",
         "/no/such/page",
         "/boom",

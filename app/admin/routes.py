@@ -162,15 +162,15 @@ def _live() -> dict:
 def dashboard_page():
     """Per model, for a period: answers, waits, speed, CPU, memory, errors and stops; charts; now."""
     period, since = _period()
-    include_concurrent = request.args.get("concurrent") == "1"
-    rows = dashboard.records(since, include_concurrent)
+    alone_only = request.args.get("alone") == "1"
+    rows = dashboard.records(since, alone_only)
     models = dashboard.figures(rows)
     until = utcnow()
     return render_template(
         "admin/dashboard.html",
         period=period,
         periods=list(dashboard.PERIODS),
-        include_concurrent=include_concurrent,
+        alone_only=alone_only,
         models=models,
         ratings=dashboard.ratings(since),
         over_time=charts.line_chart(
@@ -198,7 +198,7 @@ def dashboard_page():
 def dashboard_csv():
     """The raw records of the period, one line per answer."""
     period, since = _period()
-    rows = dashboard.records(since, include_concurrent=request.args.get("concurrent") == "1")
+    rows = dashboard.records(since, alone_only=request.args.get("alone") == "1")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(dashboard.CSV_COLUMNS)

@@ -45,13 +45,16 @@ class ModelFigures:
     error_rate: float
     stop_rate: float  # stopped or closed by the user
     outcomes: dict[str, int] = field(default_factory=dict)
+    together_median: float | None = None  # answers written in one batch with each answer
+    together_max: int | None = None
+    cached_share_median: float | None = None  # of each answer's prompt, taken from the cache
 
 
-def records(since: datetime, include_concurrent: bool = False) -> list[Generation]:
-    """The records of the period, oldest first. Answers measured while others ran beside them
-    share the machine's figures, so they are left out unless asked for."""
+def records(since: datetime, alone_only: bool = False) -> list[Generation]:
+    """The records of the period, oldest first; `alone_only`: those written alone in their
+    engine (their speed is the model's own, not a batch's share)."""
     query = sa.select(Generation).where(Generation.created_at >= since).order_by(Generation.id)
-    if not include_concurrent:
+    if alone_only:
         query = query.where(Generation.concurrent <= 1)
     return list(db.session.scalars(query))
 
@@ -67,6 +70,12 @@ def figures(rows: list[Generation]) -> list[ModelFigures]:
         speed = _known(mine, "tokens_per_second")
         cpu_peaks, memory = _known(mine, "process_cpu_percent_peak"), _known(mine, "process_rss_peak_bytes")
         cpu_means = _known(mine, "process_cpu_percent_mean")
+        together = _known(mine, "concurrent")
+        cached = [
+            (r.cached_prompt_tokens or 0) / r.prompt_tokens
+            for r in mine
+            if r.prompt_tokens and r.cached_prompt_tokens is not None
+        ]
         result.append(
             ModelFigures(
                 model=model,
@@ -83,6 +92,9 @@ def figures(rows: list[Generation]) -> list[ModelFigures]:
                 error_rate=outcomes["error"] / len(mine),
                 stop_rate=(outcomes["stopped"] + outcomes["disconnected"]) / len(mine),
                 outcomes=outcomes,
+                together_median=statistics.median(together) if together else None,
+                together_max=int(max(together)) if together else None,
+                cached_share_median=statistics.median(cached) if cached else None,
             )
         )
     return result

@@ -369,7 +369,9 @@ def test_02_a_user_sends_two_lines_with_enter_sees_the_wait_the_streamed_answer_
     open_sidebar(page)
     item = page.locator("#conversation-list [data-title]").first
     expect(item).to_have_text(title)
-    expect(item).to_have_attribute("aria-current", "page")
+    expect(page.locator("#conversation-list a:has([data-title])").first).to_have_attribute(
+        "aria-current", "page"
+    )
     walk.shot(page, "5-conversation-in-the-list")
 
     page.reload()  # the server's title is the one the page guessed
