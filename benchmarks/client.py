@@ -17,6 +17,7 @@ import requests
 CSRF_INPUT = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"'
 )
+NEW_API_KEY = re.compile(r"data-key>(cau_[\w-]+)<")  # the Settings page shows a new key once
 
 
 def require_loopback(base_url: str) -> None:
@@ -113,6 +114,18 @@ class ChatClient:
         if response.ok:
             self.csrf_token = self._fetch_csrf("/")
         return response
+
+    def create_api_key(self, name: str) -> str:
+        """A new API key, made on the Settings page as a person makes one; the key itself."""
+        page = self.session.post(
+            self.url("/settings/api-keys"),
+            data={"csrf_token": self.csrf_token, "name": name},
+            timeout=self.timeout,
+        )
+        match = NEW_API_KEY.search(page.text)
+        if not match:
+            raise RuntimeError(f"no new API key on the Settings page ({page.status_code})")
+        return match.group(1)
 
     def post_json(self, path: str, body: dict, **kwargs) -> requests.Response:
         headers = {"X-CSRFToken": self.csrf_token, "Accept": "application/json"}

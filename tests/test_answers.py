@@ -275,3 +275,23 @@ def test_a_partial_save_that_fails_is_tried_again_and_the_answer_goes_on(app, si
     name, data = stream.join()[-1]
     assert failures and name == "done" and data["state"] == "complete"
     assert stored_answer(app, int(stream.id)).content == "".join(f" mot{i}" for i in range(WORDS))
+
+
+def test_the_admin_may_have_answers_nobody_follows_cancelled_after_a_while(app, signed_in, engine):
+    app.extensions["answers"].unwatched_minutes = 0.01  # UNWATCHED_CANCEL_MINUTES: 0.6 s here
+    slow_answer(engine, 1000)
+    conversation_id = new_conversation(signed_in)
+    response = send(signed_in, conversation_id, "raconte")
+    message_id = int(response.headers["X-Message-Id"])
+    next(iter(response.response))
+    response.close()  # nobody follows it any more
+    assert live_answer(app, message_id).ended.wait(6)
+    answer = stored_answer(app, message_id)
+    assert answer.state == "disconnected" and "Nobody followed this answer" in answer.error
+
+
+def test_an_answer_someone_follows_is_never_cancelled_as_unwatched(app, signed_in, engine):
+    app.extensions["answers"].unwatched_minutes = 0.01
+    stream = start_answer(signed_in, engine, words=150)  # 3 s, followed all along
+    name, data = stream.join()[-1]
+    assert name == "done" and data["state"] == "complete"

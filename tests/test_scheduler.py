@@ -127,6 +127,24 @@ def test_a_fairer_answer_for_another_model_stops_the_running_model_taking_more()
     assert engine.started_order == [1, 2, 1]
 
 
+def test_a_model_that_takes_the_free_cores_takes_all_its_waiting_answers_in_one_batch():
+    # Four people at once, two per model, the fairest order alternating the models: the first
+    # model's batch holds both of its answers (the other model's wait for the cores either way).
+    claims = {"tiny": Claim("server/tiny", seats=4), "other": Claim("server/other", seats=4)}
+    engine = GatedEngine(claims=claims)
+    scheduler = scheduler_with(engine)
+    blocker = ask(scheduler, 9, 9, "other")  # holds the cores while the four arrive
+    assert wait_until(lambda: engine.running == 1)
+    jobs = [
+        ask(scheduler, k, k, model) for k, model in ((1, "tiny"), (2, "other"), (3, "tiny"), (4, "other"))
+    ]
+    engine.gate.release()  # the blocker ends: "tiny" is the fairest waiting
+    assert wait_until(lambda: engine.running == 2)
+    assert sorted(engine.started_order[1:]) == [1, 3], "both of tiny's answers in its first batch"
+    let_go(engine, [blocker, *jobs])
+    assert engine.models_together == 1
+
+
 def test_one_users_many_requests_do_not_starve_another_users_one():
     engine = GatedEngine()
     scheduler = scheduler_with(engine)

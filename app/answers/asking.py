@@ -93,14 +93,15 @@ def refused_response(refused: Refused):
     return response
 
 
-def open_stream(user_id: int):
+def open_stream(user_id: int, settled: bool = True):
     """A place for one more event stream of this person (their oldest closes beyond their
-    share); Refused (503) when every place of the server is taken."""
+    share, at once or when `registry().settle()` says so); Refused (503) when every place of
+    the server is taken."""
     from app.answers import registry
     from app.answers.messages import too_many_streams_message
     from app.answers.registry import TooManyStreams
 
     try:
-        return registry().open_stream(user_id)
+        return registry().open_stream(user_id, settled)
     except TooManyStreams:
         raise Refused(503, too_many_streams_message(), retry_after=30) from None

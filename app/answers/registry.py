@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
 
@@ -49,6 +51,7 @@ class Answers:
         self.max_streams = config["MAX_STREAMS"]
         self.max_streams_per_user = config["MAX_STREAMS_PER_USER"]
         self._answers: dict[str, LiveAnswer] = {}
+        self._starting: set[str] = set()  # ids whose message is stored, their job not yet started
         self._streams: dict[int, list[StreamTicket]] = {}
         self._lock = threading.Lock()
         self._keeper: threading.Thread | None = None
@@ -73,8 +76,23 @@ class Answers:
         with self._lock:
             return self._answers.get(answer_id or "")
 
+    @contextmanager
+    def starting(self, answer_id: str) -> Iterator[None]:
+        """While an answer's message is stored and its job started: it counts as being written
+        already (another request must not take its message for one left by a dead process)."""
+        with self._lock:
+            self._starting.add(answer_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._starting.discard(answer_id)
+
     def is_live(self, answer_id: str | None) -> bool:
-        """Being written (not ended)."""
+        """Being written (or about to be: see `starting`), not ended."""
+        with self._lock:
+            if answer_id in self._starting:
+                return True
         live = self.get(answer_id)
         return live is not None and not live.ended.is_set()
 
@@ -129,18 +147,37 @@ class Answers:
         return ""
 
     # -- streams -----------------------------------------------------------------------------
-    def open_stream(self, user_id: int) -> StreamTicket:
-        """A place for one more event stream; the person's oldest closes beyond their share.
-        Raises TooManyStreams when every place is taken."""
+    def open_stream(self, user_id: int, settled: bool = True) -> StreamTicket:
+        """A place for one more event stream. Raises TooManyStreams when every place of the
+        server is taken (a person at their share frees one of theirs: they can always open one).
+        `settled`: the person's oldest streams beyond their share close now; otherwise only once
+        `settle()` says the stream is really used (a request refused must close nobody's)."""
         ticket = StreamTicket(user_id)
         with self._lock:
             mine = self._streams.setdefault(user_id, [])
-            while self.max_streams_per_user and len(mine) >= self.max_streams_per_user:
-                mine.pop(0).closed.set()
-            if self.max_streams and sum(map(len, self._streams.values())) >= self.max_streams:
+            at_share = self.max_streams_per_user and len(mine) >= self.max_streams_per_user
+            if (
+                self.max_streams
+                and not at_share
+                and sum(map(len, self._streams.values())) >= self.max_streams
+            ):
+                if not mine:
+                    self._streams.pop(user_id, None)
                 raise TooManyStreams
             mine.append(ticket)
+        if settled:
+            self.settle(ticket)
         return ticket
+
+    def settle(self, ticket: StreamTicket) -> None:
+        """The stream is used: the person's oldest ones beyond their share close."""
+        with self._lock:
+            mine = self._streams.get(ticket.user_id, [])
+            older = [t for t in mine if t is not ticket]
+            while self.max_streams_per_user and len(older) + 1 > self.max_streams_per_user:
+                oldest = older.pop(0)
+                mine.remove(oldest)
+                oldest.closed.set()
 
     def close_stream(self, ticket: StreamTicket) -> None:
         with self._lock:

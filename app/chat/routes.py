@@ -256,10 +256,10 @@ def _answer(conversation, received_at: float, store):
     """
     entry = offered_or_refused(conversation.model, 409)
     options = _options_for(conversation, entry)
-    ticket = open_stream(current_user.id)
+    ticket = open_stream(current_user.id, settled=False)  # settled once the answer is taken
     try:
-        with answers.place(current_user.id) as held:
-            job = new_answer_id()
+        job = new_answer_id()
+        with answers.place(current_user.id) as held, registry().starting(job):
             try:
                 exchange = store(job, entry.prefs.system_prompt)
             except services.Busy:
@@ -285,6 +285,7 @@ def _answer(conversation, received_at: float, store):
     except BaseException:
         registry().close_stream(ticket)
         raise
+    registry().settle(ticket)
     end_transaction()
     headers = {"X-Message-Id": str(exchange.answer_id), "X-Question-Id": str(exchange.question_id)}
     return sse_response(live, ticket, readable=session_still_valid(), headers=headers)

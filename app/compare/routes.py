@@ -56,7 +56,7 @@ def answer():
     prompt = field("prompt").strip()
     check_prompt(prompt)
     entry = offered_or_refused(field("model"), 400)
-    ticket = open_stream(current_user.id)
+    ticket = open_stream(current_user.id, settled=False)  # settled once the answer is taken
     try:
         with answers.place(current_user.id) as held:
             asking = Asking(
@@ -73,6 +73,7 @@ def answer():
     except BaseException:
         registry().close_stream(ticket)
         raise
+    registry().settle(ticket)
     end_transaction()
     return sse_response(live, ticket, readable=session_still_valid(), headers={"X-Compare-Id": live.id})
 

@@ -400,9 +400,13 @@ class Scheduler:
 
         No answer overtakes a fairer one waiting for the same pool; and once a fairer answer
         waits for this machine's cores, held by another pool, that pool takes no new answer:
-        it finishes its batch, then the cores change hands."""
+        it finishes its batch, then the cores change hands. A pool that takes the cores takes
+        every answer of its own waiting then, up to its seats, fairer answers of other pools
+        notwithstanding (they could not start before its batch ends anyway): the batch is as
+        full as the queue allows, the fewer times the cores change hands."""
         local_running = {j.claim.pool for j in self._running if j.claim.local}
         alone = [j for j in self._running if j.request.alone]
+        opening: str | None = None  # the pool that takes the free cores in this pass
         blocked: set[str] = set()  # pools where a fairer answer waits
         cores_wanted_by: str | None = None  # the pool of the fairest answer waiting for the cores
         ahead: Counter[str] = Counter()  # waiting answers so far, per pool, and "cores"
@@ -418,7 +422,7 @@ class Scheduler:
             if claim.local:
                 fits = (
                     fits
-                    and cores_wanted_by in (None, claim.pool)
+                    and (cores_wanted_by in (None, claim.pool) or opening == claim.pool)
                     and local_running <= {claim.pool}
                     and not any(j.claim.local for j in alone)
                 )
@@ -426,6 +430,8 @@ class Scheduler:
                 fits = fits and self._in_use[claim.pool] == 0 and not (claim.local and local_running)
             if fits:
                 self._take(job)
+                if claim.local and not local_running:
+                    opening = claim.pool
                 if claim.local:
                     local_running.add(claim.pool)
                 if job.request.alone:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import queue
 import socket
 import subprocess
 import threading
@@ -229,11 +228,11 @@ class LlamaServerEngine:
     def _generate(self, server: ServerProcess, messages, options, cancel, started, load_seconds):
         plan = server.plan
         chat = _chat_format(server)
-        rendered: dict[int, tuple[list[int], bool]] = {}  # the prompts tried, by message count
+        rendered: dict[int, tuple[list[int], bool, str]] = {}  # the prompts tried, by message count
 
         def count_tokens(kept: list[ChatMessage]) -> int:
             prompt = chat.render(kept, close_thinking=options.think is False)
-            rendered[len(kept)] = (_tokenize(server, prompt.text, prompt.add_bos), prompt.opened)
+            rendered[len(kept)] = (_tokenize(server, prompt.text, prompt.add_bos), prompt.opened, prompt.text)
             return len(rendered[len(kept)][0])
 
         window = fit_to_window(
@@ -241,7 +240,7 @@ class LlamaServerEngine:
         )
         if window.dropped:
             yield Trimmed(window.dropped)
-        tokens, opened = rendered[len(window.messages)]
+        tokens, opened, prompt_text = rendered[len(window.messages)]
         stats = GenerationStats(
             prompt_tokens=len(tokens),
             load_seconds=load_seconds,
@@ -270,21 +269,17 @@ class LlamaServerEngine:
             body["json_schema"] = json.loads(options.json_schema)
         splitter = ThinkSplitter(starts_thinking=opened)
         stopper = StopMatcher(chat.stops)
-        call = _CompletionCall(server, body)
+        call = _CompletionCall(server, body, cancel, self.stall_timeout)
         first_at = last_at = 0.0
         tokens_before_text = 0
         read = 0  # prompt tokens read so far, as the server reported
+        generated: list[int] = []  # the answer's tokens, and its text as the model wrote it
+        written: list[str] = []
         try:
-            while True:
-                part = call.next(TICK)
+            for part in call.parts():
                 now = time.perf_counter()
                 if cancel.is_set():
-                    stats.finish_reason = "cancelled"
                     break
-                if part is None:
-                    if call.silent_for() > self.stall_timeout:
-                        raise EngineError(STALLED, "llama-server went quiet", seconds=int(self.stall_timeout))
-                    continue
                 progress = part.get("prompt_progress")
                 if progress:
                     stats.cached_tokens = progress.get("cache", 0)
@@ -293,10 +288,12 @@ class LlamaServerEngine:
                         yield Progress(done - read)
                         read = done
                     continue
-                generated = len(part.get("tokens") or []) if not part.get("stop") else 0
-                stats.thinking_tokens += splitter.thinking * generated
-                stats.completion_tokens += generated
-                if generated:
+                new = (part.get("tokens") or []) if not part.get("stop") else []
+                stats.thinking_tokens += splitter.thinking * len(new)
+                stats.completion_tokens += len(new)
+                generated += new
+                written.append(part.get("content", ""))
+                if new:
                     last_at = now
                 for piece in splitter.feed(stopper.feed(part.get("content", ""))):
                     if not first_at:
@@ -308,7 +305,9 @@ class LlamaServerEngine:
                     _take_final_figures(stats, part)
                     break
         finally:
-            call.abort()
+            call.close()
+        if cancel.is_set():
+            stats.finish_reason = "cancelled"
         now = time.perf_counter()
         for piece in splitter.feed(stopper.flush()) + splitter.flush():
             yield from note_first(piece, stats, now - started)
@@ -318,7 +317,46 @@ class LlamaServerEngine:
         timed_tokens = stats.completion_tokens - tokens_before_text
         if timed_tokens > 1 and last_at > first_at:
             stats.tokens_per_second = (timed_tokens - 1) / (last_at - first_at)
+        if options.cache_prompt and not chat.thinks and stats.finish_reason in ("stop", "length"):
+            threading.Thread(
+                target=_prepare_next_turn,
+                args=(server, chat, window.messages, prompt_text, "".join(written), tokens + generated),
+                daemon=True,
+                name="llama-server-next-turn",
+            ).start()
         yield Final(stats)
+
+
+NEXT_QUESTION = "§§§"  # stands for the next question, to find what the template writes before it
+
+
+def _prepare_next_turn(
+    server: ServerProcess,
+    chat: ChatFormat,
+    messages: list[ChatMessage],
+    prompt: str,
+    answer: str,
+    tokens: list[int],
+) -> None:
+    """Read, now, what the template writes between this answer and the next question (the end
+    of the answer's turn, the start of the next user turn), into the slot that holds the
+    conversation: the next question then only has itself to be read. Skipped when the template
+    does not write the answer back as it was (it may drop or change past turns)."""
+    try:
+        following = chat.render(
+            [*messages, ChatMessage("assistant", answer), ChatMessage("user", NEXT_QUESTION)]
+        )
+        before = prompt + answer
+        if not following.text.startswith(before) or NEXT_QUESTION not in following.text[len(before) :]:
+            return
+        between = following.text[len(before) : following.text.index(NEXT_QUESTION, len(before))]
+        if between:
+            more = _tokenize(server, between, add_bos=False)
+            server.call(
+                "POST", "/completion", {"prompt": tokens + more, "n_predict": 0, "cache_prompt": True}, 30
+            )
+    except Exception:  # an optimisation only: the next turn reads it then
+        log.debug("preparing the next turn failed", exc_info=True)
 
 
 def _take_final_figures(stats: GenerationStats, part: dict) -> None:
@@ -367,75 +405,75 @@ def _tokenize(server: ServerProcess, text: str, add_bos: bool) -> list[int]:
 
 
 class _CompletionCall:
-    """One streamed /completion request, read by a thread of its own so that the caller can
-    look at Stop between two reads; closing the socket is how the server learns to stop."""
+    """One streamed /completion request, read in the caller's thread (no thread hop per token).
+    A guard thread watches Stop and silence: it shuts the socket, which ends the read at once
+    and is how the server learns to stop."""
 
-    _END = object()
-
-    def __init__(self, server: ServerProcess, body: dict) -> None:
+    def __init__(self, server: ServerProcess, body: dict, cancel: threading.Event, stall_timeout: float):
         self.server = server
-        self._parts: queue.SimpleQueue = queue.SimpleQueue()
-        self._aborted = threading.Event()
-        self._last_byte = time.monotonic()
+        self._body = body
+        self._cancel = cancel
+        self._stall_timeout = stall_timeout
         self._connection = http.client.HTTPConnection(LOOPBACK, server.port, timeout=None)
-        self._thread = threading.Thread(
-            target=self._read, args=(body,), daemon=True, name="llama-server-read"
-        )
-        self._thread.start()
+        self._last_byte = time.monotonic()
+        self._over = threading.Event()
+        self.stalled = False
+        threading.Thread(target=self._guard, daemon=True, name="llama-server-guard").start()
 
-    def silent_for(self) -> float:
-        return time.monotonic() - self._last_byte
+    def _guard(self) -> None:
+        while not self._over.is_set():
+            if self._cancel.wait(TICK):
+                self._shut()
+                return
+            if time.monotonic() - self._last_byte > self._stall_timeout:
+                self.stalled = True
+                self._shut()
+                return
 
-    def _read(self, body: dict) -> None:
+    def parts(self) -> Iterator[dict]:
+        """The stream's JSON parts until its end; raises EngineError when it breaks or stalls."""
+        headers = {
+            "Authorization": f"Bearer {self.server.key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
         try:
-            headers = {
-                "Authorization": f"Bearer {self.server.key}",
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream",
-            }
-            self._connection.request("POST", "/completion", json.dumps(body), headers)
+            self._connection.request("POST", "/completion", json.dumps(self._body), headers)
             response = self._connection.getresponse()
             if response.status != 200:
-                self._parts.put(_http_error(response.status, response.read()))
-                return
-            while not self._aborted.is_set():
+                raise _http_error(response.status, response.read())
+            while True:
                 line = response.readline()
                 if not line:
-                    self._parts.put(self._END)
-                    return
+                    break
                 self._last_byte = time.monotonic()  # pings count: the server is alive
                 if line.startswith(b"data: "):
-                    self._parts.put(json.loads(line[6:]))
-        except Exception as exc:
-            if not self._aborted.is_set():
-                self._parts.put(exc)
-        finally:
-            self._connection.close()
-
-    def next(self, timeout: float) -> dict | None:
-        """The next part, None when none came in `timeout`; raises the reader's failure."""
-        try:
-            part = self._parts.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if part is self._END:
+                    part = json.loads(line[6:])
+                    if isinstance(part, dict) and "error" in part:
+                        raise EngineError(GENERATION_FAILED, f"llama-server: {part['error']}")
+                    yield part
+                    if part.get("stop"):
+                        return
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if not self._cancel.is_set() and not self.stalled:
+                raise EngineError(ENGINE_CRASHED, f"llama-server: {exc!r}") from exc
+        if self.stalled:
+            raise EngineError(STALLED, "llama-server went quiet", seconds=int(self._stall_timeout))
+        if not self._cancel.is_set():
             raise EngineError(ENGINE_CRASHED, "llama-server closed the stream before its end")
-        if isinstance(part, EngineError):
-            raise part
-        if isinstance(part, Exception):
-            raise EngineError(ENGINE_CRASHED, f"llama-server: {part!r}") from part
-        if isinstance(part, dict) and "error" in part:
-            raise EngineError(GENERATION_FAILED, f"llama-server: {part['error']}")
-        return part
 
-    def abort(self) -> None:
-        self._aborted.set()
+    def _shut(self) -> None:
         sock = self._connection.sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # already closed
+
+    def close(self) -> None:
+        self._over.set()
+        self._shut()
+        self._connection.close()
 
 
 def _http_error(status: int, raw: bytes) -> EngineError:

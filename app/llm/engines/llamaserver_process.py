@@ -163,7 +163,8 @@ class Servers:
                 if cancelled.is_set():
                     return None
                 server = self._servers.get(plan.model_id)
-                if server is not None and server.plan != plan and server.answering == 0:
+                dead = server is not None and not server.alive()  # the watcher starts it again
+                if server is not None and not dead and server.plan != plan and server.answering == 0:
                     self._stop_locked(server)  # a new plan: the old server goes once idle
                     server = None
                 if server is None:
@@ -174,7 +175,7 @@ class Servers:
                     if plan not in self._to_start:
                         self._to_start.append(plan)
                         self._cond.notify_all()
-                elif server.ready and server.plan == plan:
+                elif server.ready and server.plan == plan and not dead:
                     server.answering += 1
                     server.last_used = time.monotonic()
                     return server
@@ -323,6 +324,7 @@ class Servers:
             "--no-cache-idle-slots",
             "--no-webui",
             "--fit", "off",  # the context and slots asked for, not what llama.cpp guesses
+            "--poll", "0",
         ]  # fmt: skip
         environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
