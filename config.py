@@ -114,7 +114,7 @@ class Config:
     # Open event streams (each holds a server thread), in all and per person: beyond the
     # latter, the person's oldest stream is closed (its page can follow the answer again).
     # Waitress's threads and connections, and the database pool, derive from MAX_STREAMS.
-    MAX_STREAMS = _int("MAX_STREAMS", 32)
+    MAX_STREAMS = _int("MAX_STREAMS", 64)
     MAX_STREAMS_PER_USER = _int("MAX_STREAMS_PER_USER", 3)
     # An answer nobody has followed for this many minutes is cancelled (0: never; it keeps
     # its place and is there when its author comes back).

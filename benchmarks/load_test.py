@@ -1,9 +1,13 @@
-"""Twenty people chatting at once: is anything lost, does anything fail, do pages stay fast?
+"""Twenty people chatting at once, two tabs each: is anything lost, does anything fail, do pages
+stay fast?
 
 N simulated users (default 20), each a thread with its own session, sign up (or sign in when the
 account exists) all at once, then chat for --seconds over the page's own HTTP interface
 (`ChatClient`): a conversation, a short prompt (one of a few), the whole answer read as Server-Sent
-Events, again; a new conversation every third answer. At the deadline each user finishes the answer
+Events, again; a new conversation every third answer. Each user has a second tab (--tabs 2, a
+second session of the same account) that follows every answer as well, from its first event
+(`GET /messages/<id>/events`), as a reloaded or second page does: what it reads must be what the
+first tab read, event for event. At the deadline each user finishes the answer
 it is reading (at most --drain seconds more) and stops. The server is started here on 127.0.0.1
 (waitress, a fresh instance folder, temperature 0, --max-tokens per answer), or is the one at --url,
 which must be a loopback address. Before the load, one answer warms the model up (loading excluded).
@@ -24,16 +28,14 @@ Every figure is measured by the client:
   users had a stream open (from sending the message to the end of the response); the line says how
   many were made while all of them had. Target: p95 < 300 ms.
 * throughput: the server's aggregate, completion tokens of all answers (their `done` statistics) /
-  first message sent to last answer ended, against the engine alone: the same work one answer
-  after another on `LlamaCppEngine` in this process (--engine-conversations conversations of the
-  same prompts, a turn of each in turn, so that, as in the server, every prompt is read from its
-  start: the model's cache holds the previous conversation), same model, max tokens and
-  temperature, before the load (never during it). On 2 cores the server runs one generation at a
-  time, so the ratio is what the web layer, the database and this client (20 threads on the same
-  cores) cost; it cannot exceed 1 by much. Per answer, from their statistics: the decode speed (a
-  slower one in the server means the cores were shared) and the prompt's length (the longer, the
-  longer it takes to read). Engine busy: the answers' own time in the engine / the load's time;
-  the rest is the server between two answers, or nothing queued.
+  first message sent to last answer ended, against the engine alone: the same work straight on
+  the engine the server uses (a llama-server of --slots slots started here, --engine-conversations
+  conversations of the same prompts at once, their turns one after another), same model, max
+  tokens and temperature, before the load (never during it). The ratio is what the web layer,
+  the scheduler, the database and this client (40 threads on the same cores) cost; it cannot
+  exceed 1 by much. Per answer, from their statistics: the decode speed (answers decoded
+  together share the cores) and the prompt's length. Engine busy: the answers' own time in the
+  engine / the load's time, summed over the answers written together (so above 100 %).
 * CPU: the share of the machine used during the load by the server, this client and every other
   process. The engine alone waits for a quiet machine and runs again when disturbed (as in
   stream_overhead.py); the load cannot be run again: "DISTURBED" marks figures to take again.
@@ -57,13 +59,16 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 
-from app.llm.engines.llamacpp import LlamaCppEngine, machine_cores
+from app.llm.engines.gguf_files import machine_cores
+from app.llm.engines.llamaserver import LlamaServerEngine
 from app.llm.types import ChatMessage, Final, GenerationOptions, Text
 from benchmarks.client import ChatClient, RefusedError, StreamedAnswer, require_loopback
 from benchmarks.server import LiveServer
 from benchmarks.stream_overhead import QUIET, cpu_ticks, undisturbed
+from config import Config
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
 PROMPTS = (
@@ -101,6 +106,7 @@ class Answer:
     stored_differs: bool = False  # stored content or state differs from the stream
     differing_chars: int = 0
     broken_by: str = ""
+    other_tabs_differ: int = 0  # the user's other tabs that read another text or other events
 
 
 @dataclass
@@ -154,6 +160,15 @@ def sign_in(base_url: str, username: str) -> ChatClient:
     client = ChatClient(base_url, timeout=READ_TIMEOUT)
     if not client.register(username, PASSWORD).ok and not client.login(username, PASSWORD).ok:
         raise RuntimeError(f"cannot sign up nor sign in as {username}")
+    return client
+
+
+def another_tab(base_url: str, username: str) -> ChatClient:
+    """A second session of an account just made (signing up again would count as failures)."""
+    client = ChatClient(base_url, timeout=READ_TIMEOUT)
+    response = client.login(username, PASSWORD)
+    if not response.ok:
+        raise RuntimeError(f"cannot sign in as {username}: {response.status_code}")
     return client
 
 
@@ -216,32 +231,65 @@ def compare_stored(client: ChatClient, conversation: int, streamed: StreamedAnsw
     answer.stored_differs = stored is None or answer.differing_chars > 0 or stored["state"] != answer.end
 
 
-def ask(client: ChatClient, tally: Tally, conversation: int, prompt: str) -> tuple[StreamedAnswer, str]:
-    """Send one message and read its whole answer; RefusedError when the server does not take it.
+def ask(
+    client: ChatClient, tally: Tally, conversation: int, prompt: str, tabs: list[ChatClient]
+) -> tuple[StreamedAnswer, str, list[StreamedAnswer | Exception]]:
+    """Send one message and read its whole answer; the other `tabs` follow it meanwhile, from
+    its first event. RefusedError when the server does not take it.
 
-    Returns the answer as read and, when its stream broke, why."""
+    Returns the answer as read, when its stream broke why, and what each other tab read."""
+    followed: list[StreamedAnswer | Exception] = []
+    readers: list[threading.Thread] = []
     with tally.stream_open():
         stream = client.stream_answer(conversation, prompt)
         streamed = next(stream)
+        for tab in tabs:
+            reader = threading.Thread(target=follow_in_tab, args=(tab, tally, streamed.message_id, followed))
+            reader.start()
+            readers.append(reader)
         try:
             for _ in stream:  # to the end of the response: the server has saved the answer by then
                 pass
         except requests.RequestException as exc:
-            return streamed, f"{type(exc).__name__}: {str(exc)[:200]}"
-    return streamed, ""
+            return streamed, f"{type(exc).__name__}: {str(exc)[:200]}", followed
+        finally:
+            for reader in readers:
+                reader.join(READ_TIMEOUT)
+    return streamed, "", followed
 
 
-def chat(client: ChatClient, tally: Tally, user: int, model: str, deadline: float) -> None:
+def follow_in_tab(tab: ChatClient, tally: Tally, message_id: int, followed: list) -> None:
+    with tally.stream_open():
+        try:
+            followed.append(tab.follow(message_id))
+        except Exception as exc:  # reported as a difference
+            followed.append(exc)
+
+
+def tabs_differing(streamed: StreamedAnswer, followed: list[StreamedAnswer | Exception]) -> int:
+    """The other tabs whose events are not the first tab's, number for number."""
+    mine = [(e.seq, e.name, e.data) for e in streamed.events if e.seq is not None]
+    return sum(
+        isinstance(other, Exception) or [(e.seq, e.name, e.data) for e in other.events if e.seq] != mine
+        for other in followed
+    )
+
+
+def chat(
+    client: ChatClient, tabs: list[ChatClient], tally: Tally, user: int, model: str, deadline: float
+) -> None:
     """One user until the deadline; the answer being read then is read to its end."""
     conversation, turns, sent = None, 0, 0
     while time.perf_counter() < deadline:
         try:
             if conversation is None or turns == TURNS_PER_CONVERSATION:
                 conversation, turns = client.create_conversation(model), 0
-            streamed, broken_by = ask(client, tally, conversation, PROMPTS[(user + sent) % len(PROMPTS)])
+            prompt = PROMPTS[(user + sent) % len(PROMPTS)]
+            streamed, broken_by, followed = ask(client, tally, conversation, prompt, tabs)
             sent += 1
             turns += 1
             answer = measure(streamed, user, broken_by)
+            answer.other_tabs_differ = tabs_differing(streamed, followed)
             with tally.lock:
                 tally.answers.append(answer)
             if answer.end == "broken":
@@ -295,7 +343,13 @@ class CpuShares:
     """The machine's CPU used by this process, the server's (when known) and all others."""
 
     def __init__(self, server_pid: int | None) -> None:
-        self.pids = {"client": [os.getpid()], "server": [server_pid] if server_pid else []}
+        # The server and the llama-server it started (already up: the warm-up loaded the model).
+        server = (
+            [server_pid, *(child.pid for child in psutil.Process(server_pid).children())]
+            if server_pid
+            else []
+        )
+        self.pids = {"client": [os.getpid()], "server": server}
         self.started = time.monotonic()
         self.ticks = self._read()
 
@@ -312,7 +366,7 @@ class CpuShares:
 
 
 def run_load(
-    base_url: str, users: int, seconds: float, drain: float, model: str, server_pid: int | None
+    base_url: str, users: int, seconds: float, drain: float, model: str, server_pid: int | None, tabs: int
 ) -> Load:
     prober = sign_in(base_url, "load-prober")  # the first account of a fresh server: the admin
     prober.ask(prober.create_conversation(model), PROMPTS[0])  # warm-up: the model loads now
@@ -320,6 +374,9 @@ def run_load(
     with ThreadPoolExecutor(users) as pool:
         names = [f"load-user-{i:02d}" for i in range(1, users + 1)]
         clients = list(pool.map(lambda name: sign_in(base_url, name), names))
+    # One after the other: sign-ins from one address at the same instant count as failures until
+    # their passwords are checked, and the throttle would make the later ones wait.
+    others = [[another_tab(base_url, name) for name in names] for _ in range(tabs - 1)]
     sign_in_seconds = time.perf_counter() - started
 
     tally, stop = Tally(), threading.Event()
@@ -327,7 +384,9 @@ def run_load(
     started = time.perf_counter()
     deadline = started + seconds
     threads = [
-        threading.Thread(target=chat, args=(client, tally, i, model, deadline), daemon=True)
+        threading.Thread(
+            target=chat, args=(client, [tab[i] for tab in others], tally, i, model, deadline), daemon=True
+        )
         for i, client in enumerate(clients)
     ]
     cpu = CpuShares(server_pid)
@@ -357,14 +416,17 @@ class EngineAlone:
         return self.completion_tokens / self.seconds
 
 
-def engine_alone(model: str, max_tokens: int, threads: int, conversations: int) -> EngineAlone:
-    """The users' work without the server: `conversations` conversations of the users' prompts, a
-    turn of each in turn (as the server's queue interleaves users), TURNS_PER_CONVERSATION turns.
+def engine_alone(model: str, max_tokens: int, threads: int, conversations: int, slots: int) -> EngineAlone:
+    """The users' work without the web layer: `conversations` conversations of the users' prompts
+    at once, TURNS_PER_CONVERSATION turns each, straight on the engine the server uses (a
+    llama-server started here with the same slots; its own queue takes what its slots cannot).
 
     After one answer that loads the model; waits for a quiet machine first, and runs again when
     another process used the CPU meanwhile."""
-    with tempfile.TemporaryDirectory(prefix="causerie-load-models-") as models_dir:
-        engine = LlamaCppEngine(Path(models_dir), threads=threads)
+    with tempfile.TemporaryDirectory(prefix="causerie-load-engine-") as folder:
+        engine = LlamaServerEngine(
+            Path(folder, "models"), Config.LLAMA_SERVER_BIN, Path(folder, "run"), threads=threads, slots=slots
+        )
         options = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
 
         def answer(history: list[ChatMessage]) -> Final:
@@ -378,14 +440,20 @@ def engine_alone(model: str, max_tokens: int, threads: int, conversations: int) 
             history.append(ChatMessage("assistant", "".join(parts)))
             return final
 
-        def run() -> EngineAlone:
-            histories: list[list[ChatMessage]] = [[] for _ in range(conversations)]
-            finals = []
-            started = time.perf_counter()
+        def converse(user: int, finals: list[Final]) -> None:
+            history: list[ChatMessage] = []
             for sent in range(TURNS_PER_CONVERSATION):
-                for user, history in enumerate(histories):
-                    history.append(ChatMessage("user", PROMPTS[(user + sent) % len(PROMPTS)]))
-                    finals.append(answer(history))
+                history.append(ChatMessage("user", PROMPTS[(user + sent) % len(PROMPTS)]))
+                finals.append(answer(history))
+
+        def run() -> EngineAlone:
+            finals: list[Final] = []
+            started = time.perf_counter()
+            users = [threading.Thread(target=converse, args=(user, finals)) for user in range(conversations)]
+            for thread in users:
+                thread.start()
+            for thread in users:
+                thread.join()
             return EngineAlone(
                 len(finals),
                 sum(f.stats.completion_tokens for f in finals),
@@ -394,9 +462,12 @@ def engine_alone(model: str, max_tokens: int, threads: int, conversations: int) 
                 [f.stats.prompt_tokens for f in finals],
             )
 
-        answer([ChatMessage("user", PROMPTS[0])])
-        result = undisturbed(run, [os.getpid()], attempts=3, patience=120)
-        engine.unload(model)
+        try:
+            answer([ChatMessage("user", PROMPTS[0])])
+            ours = [os.getpid(), *(process.pid for process in engine.processes(model))]
+            result = undisturbed(run, ours, attempts=3, patience=120)
+        finally:
+            engine.close()
     return result
 
 
@@ -450,6 +521,7 @@ def figures_of(load: Load, engine: EngineAlone, users: int) -> dict:
         "lost_events": sum(a.lost_events for a in answers),
         "disordered_events": sum(a.disordered_events for a in answers),
         "stored_differs": sum(a.stored_differs for a in answers),
+        "other_tabs_differ": sum(a.other_tabs_differ for a in answers),
         "differing_chars": sum(a.differing_chars for a in answers),
         "server_errors": len(server_errors),
         "other_failures": other_problems,
@@ -495,7 +567,8 @@ def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: 
     )
     print(
         f"lost events   {f['lost_events']}, out of order {f['disordered_events']}; stored answers unlike "
-        f"their stream {f['stored_differs']} ({f['differing_chars']} characters)  (must be 0)"
+        f"their stream {f['stored_differs']} ({f['differing_chars']} characters); other tabs that read "
+        f"something else {f['other_tabs_differ']}  (must be 0)"
     )
     print(
         f"errors        {errors(f)} (must be 0): server 5xx {f['server_errors']}, other failures "
@@ -518,8 +591,8 @@ def print_report(args, base_url: str, load: Load, engine: EngineAlone, figures: 
     print(
         f"throughput    server {f['server_tokens_per_second']:.1f} tokens/s ({f['completion_tokens']} "
         f"tokens in {f['server_seconds']:.1f} s), engine alone {f['engine_tokens_per_second']:.1f} "
-        f"({engine.answers} answers of {args.engine_conversations} conversations, one after another), "
-        f"ratio {ratio:.2f}"
+        f"({engine.answers} answers of {args.engine_conversations} conversations at once, straight on a "
+        f"llama-server of {args.slots} slots), ratio {ratio:.2f}"
     )
     print(
         f"per answer    decode (median of the answers' own tokens/s): server "
@@ -560,6 +633,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=20, help="simulated users (default 20)")
+    parser.add_argument("--tabs", type=int, default=2, help="tabs per user following each answer (default 2)")
     parser.add_argument("--seconds", type=float, default=60, help="how long they chat (default 60)")
     parser.add_argument(
         "--drain",
@@ -589,8 +663,12 @@ def main() -> int:
         help="llama.cpp threads, engine alone (default: cores)",
     )
     parser.add_argument(
-        "--engine-conversations", type=int, default=4, help="conversations, engine alone (default 4)"
+        "--engine-conversations",
+        type=int,
+        default=20,
+        help="conversations at once, engine alone (default 20, as the users)",
     )
+    parser.add_argument("--slots", type=int, default=4, help="llama-server slots, both sides (default 4)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if args.url:
@@ -604,7 +682,7 @@ def main() -> int:
     if len(settings) != len(args.env):
         parser.error("--env takes KEY=VALUE")
 
-    engine = engine_alone(args.model, args.max_tokens, args.threads, args.engine_conversations)
+    engine = engine_alone(args.model, args.max_tokens, args.threads, args.engine_conversations, args.slots)
     with tempfile.TemporaryDirectory(prefix="causerie-load-") as tmp:
         server = None
         if not args.url:
@@ -614,6 +692,8 @@ def main() -> int:
                 "DEFAULT_MODEL": args.model,
                 "MAX_ANSWER_TOKENS": str(args.max_tokens),
                 "GENERATION_TEMPERATURE": "0",
+                "LLAMA_SLOTS": str(args.slots),
+                "LLAMA_THREADS": str(args.threads),
                 "DATABASE_URL": f"sqlite:///{instance / 'causerie.sqlite3'}",
                 "SECRET_KEY": "load-test-only",
                 **settings,
@@ -622,7 +702,7 @@ def main() -> int:
         with server or nullcontext():  # stopped on the way out, Ctrl-C included
             base_url = server.base_url if server else args.url
             server_pid = server.process.pid if server else None
-            load = run_load(base_url, args.users, args.seconds, args.drain, args.model, server_pid)
+            load = run_load(base_url, args.users, args.seconds, args.drain, args.model, server_pid, args.tabs)
         figures = figures_of(load, engine, args.users)
         if server:
             figures["server_log"] = server_log_findings(server.log_path)
@@ -632,6 +712,7 @@ def main() -> int:
         figures["answer_list"] = [asdict(a) for a in load.tally.answers]
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     lost = figures["lost_events"] + figures["disordered_events"] + figures["stored_differs"]
+    lost += figures["other_tabs_differ"]
     return 1 if lost or errors(figures) else 0
 
 
