@@ -199,6 +199,21 @@ def test_disabling_an_account_ends_its_answers(app, client, auth, engine):
     assert stored_answer(app, int(stream.id)).state == "stopped"
 
 
+def test_an_answer_the_admin_stops_tells_its_author_why_in_the_authors_language(app, client, auth, engine):
+    auth.register("admin")  # reads English (the tests' default)
+    bob = app.test_client()
+    AuthActions(bob).register("bob")
+    bob.post("/language", data={"lang": "fr"})
+    stream = start_answer(bob, engine, words=300)
+    stream.wait_for_tokens(1)
+    live = live_answer(app, stream.id)
+    assert client.post(f"/admin/answers/{live.id}/stop").status_code == 302
+    assert live.ended.wait(3)
+    answer = stored_answer(app, int(stream.id))
+    assert answer.state == "stopped" and answer.error == "Arrêtée par l’administrateur."
+    stream.join()
+
+
 def test_deleting_a_conversation_ends_its_answer_before_its_messages_go(app, signed_in, engine):
     stream = start_answer(signed_in, engine, words=300)
     stream.wait_for_tokens(2)

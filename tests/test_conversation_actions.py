@@ -2,6 +2,7 @@
 the chat's HTTP interface with a scripted engine."""
 
 import pytest
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Conversation, Message
@@ -215,3 +216,20 @@ def test_a_deleted_conversation_takes_every_version_with_it(app, signed_in):
     assert signed_in.post(f"/conversations/{conversation_id}/delete", headers=JSON).status_code == 200
     with app.app_context():
         assert db.session.query(Message).count() == 0
+
+
+def test_answering_a_conversation_deleted_in_another_tab_meanwhile_is_gone_not_busy(app, signed_in):
+    """The tab asked; before its answer was stored another tab deleted the conversation: that is
+    a 404 (the conversation is gone), not "an answer is still being written" nor an error."""
+    from app.chat import services
+
+    conversation_id, _, _ = ask_twice(signed_in)
+    with app.app_context():
+        conversation = db.session.get(Conversation, conversation_id)
+        question = next(m for m in conversation.messages if m.role == "user")
+        with db.engine.begin() as other_tab:  # its own connection: this session does not see it
+            other_tab.execute(sa.delete(Message).where(Message.conversation_id == conversation_id))
+            other_tab.execute(sa.delete(Conversation).where(Conversation.id == conversation_id))
+        with pytest.raises(services.Gone):
+            services.add_answer(conversation, question, "a-job", lambda job: False)
+        assert db.session.query(Message).filter_by(conversation_id=conversation_id).count() == 0

@@ -185,13 +185,21 @@ time.sleep(60)
         app.kill()
 
 
-def test_a_new_context_restarts_the_model_once_its_answers_are_done(tmp_path):
+def test_a_new_context_restarts_the_model_once_idle_and_never_switches_back_at_once(tmp_path, monkeypatch):
+    import app.llm.engines.llamaserver_process as process
+
     engine = make_engine(tmp_path, slots=1, context=512)
     try:
         run(engine, ask("Hello"))
         first = server_of(engine)
+        monkeypatch.setattr(process, "PLAN_SETTLE", 0.0)  # the first server has run long enough
         _, _, stats = run(engine, ask("Hello"), GenerationOptions(max_tokens=4, context=768))
         assert stats.context_window == 768 and server_of(engine).pid != first.pid
+        restarted = server_of(engine).pid
+        monkeypatch.setattr(process, "PLAN_SETTLE", 30.0)
+        # An answer asked before the admin's change, still queued: written by the running server.
+        _, _, late = run(engine, ask("Hello"), GenerationOptions(max_tokens=4, context=512))
+        assert late.context_window == 768 and server_of(engine).pid == restarted
     finally:
         engine.close()
 

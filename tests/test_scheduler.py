@@ -343,3 +343,26 @@ def test_a_conversation_moves_when_its_host_is_a_whole_batch_busier():
     assert [job.engine.name for job in turns] == ["ollama@a", "ollama@a", "ollama@b"]
     let_go(first, turns[:2])
     let_go(second, turns[2:])
+
+
+def test_an_answer_cancelled_the_instant_it_was_admitted_gives_its_seat_back():
+    engine = GatedEngine()
+    scheduler = scheduler_with(engine)
+    with scheduler._cond:  # admitted and cancelled before its worker even looks
+        first = scheduler.submit(request(1))
+        first.cancel(Outcome.STOPPED)
+    assert drain(first)[-1].outcome == Outcome.STOPPED
+    second = ask(scheduler, 2, 2)
+    assert wait_until(lambda: engine.running == 1), "the seat was given back"
+    let_go(engine, [second])
+
+
+def test_a_model_no_engine_has_fails_without_holding_the_cores():
+    engine = GatedEngine()
+    scheduler = scheduler_with(engine)
+    missing = scheduler.submit(request(1, model="gone"))
+    assert drain(missing)[-1].error.code == "model_not_found"
+    other = ask(scheduler, 2, 2)
+    assert wait_until(lambda: engine.running == 1)
+    assert scheduler.occupancy()  # the admin's page can still count them
+    let_go(engine, [other])

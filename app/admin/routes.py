@@ -16,11 +16,9 @@ from flask_login import current_user
 from app.admin import bp, services, serving, users
 from app.admin.forms import ModelSettingsForm
 from app.answers import registry
-from app.answers.messages import session_ended_message
 from app.errors import render_error
 from app.extensions import db
 from app.llm import services as llm
-from app.llm.types import Outcome
 from app.metrics import charts, dashboard
 from app.models import User, utcnow
 
@@ -265,7 +263,7 @@ def user_action(user_id: int, action: str):
         elif action in ("disable", "enable"):
             users.set_disabled(account, action == "disable", admin)
             if action == "disable":
-                registry().cancel_user(account.id, Outcome.STOPPED, session_ended_message())
+                registry().end_sessions_of(account.id)
             flash(
                 _("%(name)s is disabled: signed out everywhere.", name=name)
                 if action == "disable"
@@ -281,7 +279,7 @@ def user_action(user_id: int, action: str):
         else:
             # Shown once, on this page, to the admin who hands it over: never stored in clear.
             temporary = users.reset_password(account, admin)
-            registry().cancel_user(account.id, Outcome.STOPPED, session_ended_message())
+            registry().end_sessions_of(account.id)
             return users_page(temporary=(name, temporary))
     except users.LastAdmin:
         flash(_("%(name)s is the last active administrator: make another one first.", name=name), "error")

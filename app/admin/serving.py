@@ -65,7 +65,9 @@ def stop_answer(answer_id: str):
     live = registry().get(answer_id)
     if live is None:
         abort(404)
-    if live.cancel(Outcome.STOPPED, _("Stopped by the administrator.")):
+    # The author reads why in the language they asked in, not the admin's.
+    if live.cancel(Outcome.STOPPED, live.words.stopped_by_admin()):
+        live.ended.wait(3)  # the page that follows no longer lists it (the engine stops within ms)
         flash(_("The answer of %(model)s is stopped.", model=live.model))
     return redirect(url_for("admin.models", _anchor="answers"))
 

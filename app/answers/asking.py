@@ -93,7 +93,7 @@ def refused_response(refused: Refused):
     return response
 
 
-def open_stream(user_id: int, settled: bool = True):
+def open_stream(user_id: int, settled: bool = True, resumable: bool = True):
     """A place for one more event stream of this person (their oldest closes beyond their
     share, at once or when `registry().settle()` says so); Refused (503) when every place of
     the server is taken."""
@@ -102,6 +102,6 @@ def open_stream(user_id: int, settled: bool = True):
     from app.answers.registry import TooManyStreams
 
     try:
-        return registry().open_stream(user_id, settled)
+        return registry().open_stream(user_id, settled, resumable)
     except TooManyStreams:
         raise Refused(503, too_many_streams_message(), retry_after=30) from None

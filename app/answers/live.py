@@ -11,6 +11,7 @@ API call), which ends as `disconnected` when its one reader goes.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from app.answers.messages import Wording
 from app.llm.scheduler import Failed, Finished, Queued
 from app.llm.types import EngineError, Outcome, Phase, Text, Thinking, Trimmed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,11 @@ class LiveAnswer:
         return True
 
     def after(self, seq: int, timeout: float) -> list[AnswerEvent]:
-        """The events after `seq`, waiting up to `timeout` for one when there are none yet."""
+        """The events after `seq`, waiting up to `timeout` for one when there are none yet (a
+        `seq` beyond the last event counts as the last)."""
         with self._cond:
-            if len(self.events) <= seq and not self.ended.is_set():
+            seq = min(max(seq, 0), len(self.events))
+            if len(self.events) == seq and not self.ended.is_set():
                 self._cond.wait(timeout)
             return self.events[seq:]
 
@@ -235,3 +240,6 @@ class _PlainWords:
 
     def unwatched(self, minutes: int) -> str:
         return f"nobody followed it for {minutes} minutes"
+
+    def stopped_by_admin(self) -> str:
+        return "stopped by the administrator"

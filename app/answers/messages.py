@@ -114,6 +114,10 @@ def session_ended_message() -> str:
     return _("This session has ended (signed out, or access withdrawn). What was written is kept.")
 
 
+def stopped_by_admin_message() -> str:
+    return _("Stopped by the administrator.")
+
+
 def trimmed_message(dropped: int) -> str:
     return ngettext(
         "The oldest message no longer fits in the model's context window and was left out.",
@@ -152,3 +156,6 @@ class Wording:
 
     def unwatched(self, minutes: int) -> str:
         return self._say(unwatched_message, minutes)
+
+    def stopped_by_admin(self) -> str:
+        return self._say(stopped_by_admin_message)

@@ -34,10 +34,13 @@ class TooManyStreams(Exception):
 
 
 class StreamTicket:
-    """One open event stream; `closed` is set when a newer one of the same person replaces it."""
+    """One open event stream (or a request waiting for whole answers); `closed` is set when a
+    newer one of the same person takes its place. Only a `resumable` one is closed so: a page
+    following a conversation's answer can follow it again, a comparison or an API call cannot."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, resumable: bool = True) -> None:
         self.user_id = user_id
+        self.resumable = resumable
         self.closed = threading.Event()
 
 
@@ -109,11 +112,12 @@ class Answers:
     def of_user(self, user_id: int) -> list[LiveAnswer]:
         return [a for a in self.live() if a.user_id == user_id]
 
-    def cancel_user(self, user_id: int, outcome: Outcome, message: str = "") -> int:
-        """End every answer of a person (signed out, disabled); how many there were."""
+    def end_sessions_of(self, user_id: int) -> int:
+        """End every answer of a person whose session ended (signed out, disabled, password
+        reset), telling them why in their own language; how many there were."""
         answers = self.of_user(user_id)
         for live in answers:
-            live.cancel(outcome, message)
+            live.cancel(Outcome.STOPPED, live.words.session_ended())
         return len(answers)
 
     def cancel_conversation(self, conversation_id: int, wait: float = 3.0) -> None:
@@ -147,15 +151,17 @@ class Answers:
         return ""
 
     # -- streams -----------------------------------------------------------------------------
-    def open_stream(self, user_id: int, settled: bool = True) -> StreamTicket:
+    def open_stream(self, user_id: int, settled: bool = True, resumable: bool = True) -> StreamTicket:
         """A place for one more event stream. Raises TooManyStreams when every place of the
         server is taken (a person at their share frees one of theirs: they can always open one).
         `settled`: the person's oldest streams beyond their share close now; otherwise only once
         `settle()` says the stream is really used (a request refused must close nobody's)."""
-        ticket = StreamTicket(user_id)
+        ticket = StreamTicket(user_id, resumable)
         with self._lock:
             mine = self._streams.setdefault(user_id, [])
-            at_share = self.max_streams_per_user and len(mine) >= self.max_streams_per_user
+            at_share = (
+                self.max_streams_per_user and sum(t.resumable for t in mine) >= self.max_streams_per_user
+            )
             if (
                 self.max_streams
                 and not at_share
@@ -170,11 +176,11 @@ class Answers:
         return ticket
 
     def settle(self, ticket: StreamTicket) -> None:
-        """The stream is used: the person's oldest ones beyond their share close."""
+        """The stream is used: the person's oldest resumable ones beyond their share close."""
         with self._lock:
             mine = self._streams.get(ticket.user_id, [])
-            older = [t for t in mine if t is not ticket]
-            while self.max_streams_per_user and len(older) + 1 > self.max_streams_per_user:
+            older = [t for t in mine if t is not ticket and t.resumable]
+            while self.max_streams_per_user and older and len(older) + 1 > self.max_streams_per_user:
                 oldest = older.pop(0)
                 mine.remove(oldest)
                 oldest.closed.set()

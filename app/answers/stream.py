@@ -111,6 +111,8 @@ class Subscription:
                 if events and events[-1].final:
                     self._saw_the_end = True
                     return
+                if not events and self.live.ended.is_set():
+                    return  # resumed after its last event: nothing more will come
                 now = time.monotonic()
                 if self.ticket.closed.is_set():
                     yield self.frames.closed(stream_closed_message())

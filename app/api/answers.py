@@ -5,16 +5,18 @@ scripts' answers too). Nobody can come back to an API answer: it ends when its c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from flask import current_app, g, request
 from flask_babel import gettext as _
 
 from app import answers
-from app.answers import sampling
+from app.answers import registry, sampling
 from app.answers.asking import offered_or_refused, open_stream
 from app.answers.live import LiveAnswer
 from app.answers.pipeline import Asking, Refused, new_answer_id
+from app.answers.registry import StreamTicket
 from app.answers.stream import sse_response
 from app.api import keys
 from app.database import end_transaction
@@ -115,20 +117,36 @@ def _key_still_valid(key_id: int) -> Callable[[], bool]:
     return valid
 
 
-def stream(live: LiveAnswer, frames=None):
+@contextmanager
+def a_place_to_wait() -> Iterator[StreamTicket]:
+    """A stream's place for this request, taken before any answer starts (every waiting request
+    holds a server thread, streamed or not); Refused (503) when the server has none left."""
+    ticket = open_stream(g.api_user.id, settled=False, resumable=False)
+    try:
+        yield ticket
+    except BaseException:
+        registry().close_stream(ticket)
+        raise
+
+
+def stream(live: LiveAnswer, ticket: StreamTicket, frames=None):
     """The answer as an event stream (the chat's, unless OpenAI's `frames`)."""
-    ticket = open_stream(g.api_user.id)
-    end_transaction()
+    try:
+        registry().settle(ticket)
+        end_transaction()
+    except BaseException:
+        registry().close_stream(ticket)
+        raise
     return sse_response(live, ticket, frames=frames, readable=_key_still_valid(g.api_key.id))
 
 
-def collect(lives: list[LiveAnswer]) -> list[LiveAnswer]:
+def collect(lives: list[LiveAnswer], ticket: StreamTicket) -> list[LiveAnswer]:
     """Wait for whole answers (no streaming to the caller); a caller who leaves ends them."""
-    end_transaction()  # no transaction held while the models work
     client_gone = request.environ.get("waitress.client_disconnected", lambda: False)
     for live in lives:
         live.watch()
     try:
+        end_transaction()  # no transaction held while the models work
         for live in lives:
             while not live.ended.wait(0.25):
                 if client_gone():
@@ -138,6 +156,7 @@ def collect(lives: list[LiveAnswer]) -> list[LiveAnswer]:
     finally:
         for live in lives:
             live.unwatch()
+        registry().close_stream(ticket)
 
 
 def cancel(lives: list[LiveAnswer]) -> None:

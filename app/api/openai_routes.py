@@ -108,10 +108,11 @@ def chat_completions():
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
     options = answers.options_for(entry, _sampling(data, entry))
-    live = answers.start(entry, messages, options)
+    with answers.a_place_to_wait() as ticket:
+        live = answers.start(entry, messages, options)
     if data.get("stream"):
-        return answers.stream(live, frames=CompletionFrames(entry.id))
-    answers.collect([live])
+        return answers.stream(live, ticket, frames=CompletionFrames(entry.id))
+    answers.collect([live], ticket)
     if live.outcome == Outcome.ERROR:
         raise Refused(502, live.error)
     message = {"role": "assistant", "content": live.text}

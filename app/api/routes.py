@@ -108,10 +108,11 @@ def generate():
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
     options = answers.options_for(entry, data)
-    live = answers.start(entry, messages, options)
+    with answers.a_place_to_wait() as ticket:
+        live = answers.start(entry, messages, options)
     if data.get("stream"):
-        return answers.stream(live)
-    return jsonify(answer_as_dict(answers.collect([live])[0]))
+        return answers.stream(live, ticket)
+    return jsonify(answer_as_dict(answers.collect([live], ticket)[0]))
 
 
 @bp.post("/compare")
@@ -126,15 +127,16 @@ def compare():
     messages = answers.messages_from(data)
     options = [answers.options_for(entry, data) for entry in entries]
     lives = []
-    try:
-        for entry, chosen in zip(entries, options, strict=True):
-            # All started first: the scheduler may write them together. One request: the
-            # person's bound applies to its first answer only.
-            lives.append(answers.start(entry, messages, chosen, capped=not lives))
-    except Refused:
-        answers.cancel(lives)
-        raise
-    return jsonify(answers=[answer_as_dict(live) for live in answers.collect(lives)])
+    with answers.a_place_to_wait() as ticket:
+        try:
+            for entry, chosen in zip(entries, options, strict=True):
+                # All started first: the scheduler may write them together. One request: the
+                # person's bound applies to its first answer only.
+                lives.append(answers.start(entry, messages, chosen, capped=not lives))
+        except Refused:
+            answers.cancel(lives)
+            raise
+    return jsonify(answers=[answer_as_dict(live) for live in answers.collect(lives, ticket)])
 
 
 @bp.get("/conversations")

@@ -13,13 +13,11 @@ from flask_login import current_user, login_user
 
 from app.admin import users
 from app.answers import registry
-from app.answers.messages import session_ended_message
 from app.auth import bp, sessions, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
 from app.errors import render_error
 from app.extensions import db, login_manager
-from app.llm.types import Outcome
 from app.models import User
 from app.settings.services import choose_language
 
@@ -125,7 +123,7 @@ def logout():
         # the answers it is having written.
         current_user.end_sessions()
         db.session.commit()
-        registry().cancel_user(current_user.id, Outcome.STOPPED, session_ended_message())
+        registry().end_sessions_of(current_user.id)
     sessions.end()
     return redirect(url_for("auth.login"))
 

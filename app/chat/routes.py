@@ -266,6 +266,8 @@ def _answer(conversation, received_at: float, store):
                 raise Refused(
                     409, _("An answer is still being written here. Wait for it or stop it.")
                 ) from None
+            except services.Gone:
+                abort(404)
             asking = Asking(
                 user_id=current_user.id,
                 entry=entry,
@@ -282,11 +284,11 @@ def _answer(conversation, received_at: float, store):
             except BaseException:
                 save_answer(exchange.answer_id, job, "", Outcome.ERROR, _("The answer could not be started."))
                 raise
+        registry().settle(ticket)
+        end_transaction()
     except BaseException:
-        registry().close_stream(ticket)
+        registry().close_stream(ticket)  # the answer goes on; only this stream was never opened
         raise
-    registry().settle(ticket)
-    end_transaction()
     headers = {"X-Message-Id": str(exchange.answer_id), "X-Question-Id": str(exchange.question_id)}
     return sse_response(live, ticket, readable=session_still_valid(), headers=headers)
 
@@ -299,8 +301,8 @@ def answer_events(message_id: int):
     live = registry().get(message.job)
     if live is None or live.message_id != message.id:
         return render_error(410, _("This answer is no longer being written: reload the page to read it."))
-    ticket = open_stream(current_user.id)
     end_transaction()
+    ticket = open_stream(current_user.id)
     return sse_response(
         live,
         ticket,

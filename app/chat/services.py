@@ -23,6 +23,10 @@ class Busy(Exception):
     """The conversation already has an answer being written."""
 
 
+class Gone(Exception):
+    """The conversation, or the message answered, was deleted meanwhile (another tab)."""
+
+
 def owned_conversation(user: User, conversation_id: int) -> Conversation:
     """The user's conversation, or 404: another user's id looks exactly like a missing one."""
     conversation = db.session.scalar(
@@ -181,9 +185,9 @@ def add_exchange(
     conversation_id, replacing_id = conversation.id, replacing.id if replacing else None
 
     def insert() -> Exchange:
-        conversation = db.session.get(Conversation, conversation_id)
+        conversation = _still_there(db.session.get(Conversation, conversation_id))
         if replacing_id is not None:
-            replaced = next(m for m in conversation.messages if m.id == replacing_id)
+            replaced = _still_there(next((m for m in conversation.messages if m.id == replacing_id), None))
             parent = next((m for m in conversation.messages if m.id == replaced.parent_id), None)
         else:
             thread = thread_of(conversation)
@@ -213,12 +217,18 @@ def add_answer(
     conversation_id, question_id = conversation.id, question.id
 
     def insert() -> Exchange:
-        conversation = db.session.get(Conversation, conversation_id)
-        question = next(m for m in conversation.messages if m.id == question_id)
+        conversation = _still_there(db.session.get(Conversation, conversation_id))
+        question = _still_there(next((m for m in conversation.messages if m.id == question_id), None))
         prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
         return _add_answer(conversation, question, prompt, job)
 
     return _one_at_a_time(conversation_id, is_live, insert)
+
+
+def _still_there(found):
+    if found is None:
+        raise Gone()
+    return found
 
 
 def _one_at_a_time(conversation_id: int, is_live: Callable[[str], bool], insert: Callable[[], Exchange]):
@@ -227,17 +237,30 @@ def _one_at_a_time(conversation_id: int, is_live: Callable[[str], bool], insert:
 
     An answer marked generating with no job behind it any more (its last save failed, the
     process that wrote it died) is settled as interrupted, and the insert tried once more.
+    Any other refusal is the conversation deleted meanwhile: Gone.
     """
     for attempt in (1, 2):
         try:
             exchange = insert()
             db.session.commit()
             return exchange
-        except IntegrityError:
+        except IntegrityError as refused:
             db.session.rollback()
+            if not _second_answer(refused):
+                raise Gone() from refused
             if attempt == 2 or not _settle_orphans(conversation_id, is_live):
                 raise Busy() from None
+        except Gone:
+            db.session.rollback()
+            raise
     raise Busy()
+
+
+def _second_answer(refused: IntegrityError) -> bool:
+    """Whether the unique index of answers being written refused the insert (PostgreSQL names
+    the index; SQLite names its column)."""
+    said = str(refused.orig)
+    return "uq_message_one_generating" in said or "message.conversation_id" in said
 
 
 def _settle_orphans(conversation_id: int, is_live: Callable[[str], bool]) -> bool:

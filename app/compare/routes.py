@@ -56,7 +56,8 @@ def answer():
     prompt = field("prompt").strip()
     check_prompt(prompt)
     entry = offered_or_refused(field("model"), 400)
-    ticket = open_stream(current_user.id, settled=False)  # settled once the answer is taken
+    # Settled once the answer is taken; never closed for a newer page: it could not be followed again.
+    ticket = open_stream(current_user.id, settled=False, resumable=False)
     try:
         with answers.place(current_user.id) as held:
             asking = Asking(
@@ -70,11 +71,11 @@ def answer():
                 detailed_errors=current_user.is_admin,
             )
             live = answers.start(asking, held, new_answer_id())
+        registry().settle(ticket)
+        end_transaction()
     except BaseException:
         registry().close_stream(ticket)
         raise
-    registry().settle(ticket)
-    end_transaction()
     return sse_response(live, ticket, readable=session_still_valid(), headers={"X-Compare-Id": live.id})
 
 

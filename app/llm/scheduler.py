@@ -247,7 +247,8 @@ class Scheduler:
             else:
                 self._per_user[request.user_id] += 1
             self._jobs[request.key] = job
-            self._waiting.append(job)
+            if job.engine is not None:  # with none, it fails at once, never holding a seat
+                self._waiting.append(job)
             if self._closed:  # shutting down: it ends at once, as interrupted
                 job.cancel(Outcome.INTERRUPTED)
             self._dispatch()
@@ -302,7 +303,7 @@ class Scheduler:
     def occupancy(self) -> dict[str, tuple[int, int]]:
         """Answers (running, waiting) per engine name, for the admin; engines idle are left out."""
         with self._cond:
-            running = Counter(job.engine.name for job in self._running)
+            running = Counter(job.engine.name for job in self._running if job.engine is not None)
             waiting = Counter(job.engine.name for job in self._waiting if job.engine is not None)
         return {name: (running[name], waiting[name]) for name in running | waiting}
 
@@ -470,15 +471,21 @@ class Scheduler:
 
     def _leave(self, job: Job) -> None:
         with self._cond:
-            if job in self._running:
-                self._in_use[job.claim.pool] -= self._seats_taken(job)
-                self._running_per_user[job.request.user_id] -= 1
-                self._running.discard(job)
+            self._give_back(job)
             self._dispatch()
             self._cond.notify_all()
 
+    def _give_back(self, job: Job) -> None:
+        """Its seat, when it holds one (the caller holds the lock)."""
+        if job in self._running:
+            self._in_use[job.claim.pool] -= self._seats_taken(job)
+            self._running_per_user[job.request.user_id] -= 1
+            self._running.discard(job)
+
     def _forget(self, job: Job) -> None:
-        """The job is over: it holds nothing any more (the caller holds the lock)."""
+        """The job is over: it holds nothing any more, a seat it was given and never used
+        included (cancelled the instant it was admitted). The caller holds the lock."""
+        self._give_back(job)
         self._jobs.pop(job.request.key, None)
         if job in self._waiting:  # it ended before its turn came
             self._waiting.remove(job)
@@ -526,9 +533,13 @@ class Scheduler:
             with self._cond:
                 self._forget(job)
             # Told once the answer holds no seat: whoever hears it may start another at once.
-            if end is not None:
-                job.emit(end)
-            job.ended.set()
+            try:
+                if end is not None:
+                    job.emit(end)
+            except Exception:  # the listener's failure must not leave the job unended
+                log.exception("answer %s: its end could not be handed over", job.request.key)
+            finally:
+                job.ended.set()
 
     def _wait_for_turn(self, job: Job) -> bool:
         told = 0

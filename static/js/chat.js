@@ -243,10 +243,16 @@
       if (!response) {
         response = await subscribe(answer, state.lastId);
         if (response === "gone") {
-          // No longer in the server's memory: what is stored is the whole answer.
-          view.end();
-          await settleFromServer(answer);
-          state.ended = true;
+          // No longer in the server's memory: what is stored is the whole answer (unless its
+          // job is only just starting: then asked again in a moment).
+          if (await settleFromServer(answer)) {
+            state.ended = true;
+            break;
+          }
+          response = null;
+        } else if (response && response.refused) {
+          // Signed out, or the conversation deleted in another tab: nothing to wait for.
+          showComposerError(response.refused);
           break;
         }
       }
@@ -290,6 +296,10 @@
         headers: { Accept: "text/event-stream", "Last-Event-ID": String(lastId) },
       });
       if (response.status === 410) return "gone";
+      if ([401, 403, 404].includes(response.status)) {
+        const data = await response.json().catch(() => ({}));
+        return { refused: data.error || i18n.failed };
+      }
       return response.ok ? response : null;
     } catch (error) {
       return null;
@@ -324,8 +334,13 @@
           state.ended = true;
           finishAnswer(answer, data.state, data.stats);
           return "ended";
+        } else if (event === "error" && data.cut) {
+          // This page's session ended (signed out elsewhere): the answer goes on, unseen here.
+          setStatus(answer, "");
+          showComposerError(data.message);
+          return "closed";
         } else if (event === "error") {
-          state.ended = !data.cut; // a cut subscription (the session ended) is not the answer's end
+          state.ended = true;
           const box = answer.querySelector("[data-error]");
           box.textContent = data.message;
           show(box, true);
@@ -355,6 +370,7 @@
   }
 
   // The answer as stored (once the server no longer keeps its events): text, thinking, ending.
+  // False when it is stored as still being written: its job is only just starting.
   async function settleFromServer(answer) {
     try {
       const response = await fetch(`/conversations/${chat.dataset.conversationId}/messages`, {
@@ -362,10 +378,12 @@
       });
       const data = await response.json();
       const stored = data.messages.find((m) => String(m.id) === answer.dataset.messageId);
-      if (!stored) return;
+      if (!stored) return true;
+      if (stored.state === "generating") return false;
       answer.querySelector("[data-markdown]").replaceChildren();
-      new Markdown.StreamingView(answer.querySelector("[data-markdown]")).append(stored.content);
-      Markdown.renderStatic(answer);
+      const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
+      view.append(stored.content);
+      view.end();
       sources.set(answer.dataset.messageId, stored.content);
       if (stored.thinking) {
         answer.querySelector("[data-thinking]").textContent = stored.thinking;
@@ -379,6 +397,7 @@
     } catch (error) {
       showComposerError(i18n.lost);
     }
+    return true;
   }
 
   // An answer being written when the page opened (a reload, another tab, coming back): its

@@ -158,3 +158,44 @@ def test_screenshots_of_an_answer_followed_again_after_a_reload(
         wait_for_answer_end(page)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_admin_sees_the_answers_being_written_and_can_stop_one(
+    browser, live_server, logged_in_state, screen, theme
+):
+    size = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}[screen]
+    context = browser.new_context(
+        locale="fr-FR",
+        base_url=live_server.base_url,
+        storage_state=logged_in_state,
+        viewport=size,
+        color_scheme=theme,
+        is_mobile=screen == "phone",
+        has_touch=screen == "phone",
+    )
+    try:
+        chat = context.new_page()
+        new_chat(chat)
+        send(chat, LONG)
+        wait_for_streaming(chat, characters=10)
+        admin = context.new_page()
+        admin.goto("/admin/models")
+        row = admin.locator("[data-answers] tr[data-answer-id]")
+        assert row.count() == 1 and "SmolLM2" in row.inner_text()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        admin.screenshot(
+            path=str(SHOTS / f"admin-answers-being-written-{screen}-{theme}.png"), full_page=True
+        )
+        admin.on("dialog", lambda dialog: dialog.accept())  # "Stop this answer?"
+        with admin.expect_navigation():
+            row.locator("button").click()
+        assert "Aucune réponse n’est en cours d’écriture." in admin.locator("#answers").inner_text()
+        shown = wait_for_answer_end(chat, timeout=10_000)
+        assert shown["state"] == "stopped"
+        assert (
+            "Arrêtée par l’administrateur." in chat.locator(LAST_ANSWER).locator("[data-error]").inner_text()
+        )
+    finally:
+        context.close()

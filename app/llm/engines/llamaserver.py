@@ -39,6 +39,7 @@ from app.llm.types import (
     ENGINE_CRASHED,
     ENGINE_UNAVAILABLE,
     GENERATION_FAILED,
+    LOAD_TIMEOUT,
     MODEL_NOT_FOUND,
     MODEL_UNREADABLE,
     PROMPT_TOO_LONG,
@@ -215,6 +216,8 @@ class LlamaServerEngine:
         try:
             server = self.servers.acquire(plan, cancel)
         except ServerFailed as exc:
+            if exc.timeout:
+                raise EngineError(LOAD_TIMEOUT, exc.detail, seconds=int(exc.timeout)) from exc
             raise EngineError(MODEL_UNREADABLE if loading else ENGINE_CRASHED, exc.detail) from exc
         if server is None:  # stopped while it loaded
             yield Final(GenerationStats(finish_reason="cancelled", engine=self.name))

@@ -36,6 +36,10 @@ RETRY_AFTER_GIVING_UP = 30.0  # seconds before an answer may try a crashing serv
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 1500  # characters of a server's log shown to the admin when it fails
 ALIAS_PREFIX = "causerie/"  # in the command line, so a server left behind can be recognised
+# A model's server is restarted for a new plan (the admin changed its context, its threads, the
+# prompt cache) once it is idle and has run this long: answers asked before the change, still
+# queued, are written by the running server as it is, rather than switching it back and forth.
+PLAN_SETTLE = 30.0
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,13 @@ class ServerPlan:
 
 
 class ServerFailed(Exception):
-    """The server could not be started, or keeps dying: `detail` says why, for the admin."""
+    """The server could not be started, or keeps dying: `detail` says why, for the admin;
+    `timeout`: the seconds it was given to load, when that was the trouble."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, timeout: float = 0.0) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.timeout = timeout
 
 
 class ServerProcess:
@@ -164,9 +170,15 @@ class Servers:
                     return None
                 server = self._servers.get(plan.model_id)
                 dead = server is not None and not server.alive()  # the watcher starts it again
-                if server is not None and not dead and server.plan != plan and server.answering == 0:
-                    self._stop_locked(server)  # a new plan: the old server goes once idle
-                    server = None
+                if server is not None and not dead and server.plan != plan:
+                    settled = time.monotonic() - server.started_at >= PLAN_SETTLE
+                    if server.answering == 0 and settled:
+                        self._stop_locked(server)  # a new plan: the old server goes once idle
+                        server = None
+                    elif server.ready:
+                        server.answering += 1  # written as the running server is (see PLAN_SETTLE)
+                        server.last_used = time.monotonic()
+                        return server
                 if server is None:
                     why, retry_at = self._failed.get(plan.model_id, ("", 0.0))
                     if why and time.monotonic() < retry_at:
@@ -182,7 +194,7 @@ class Servers:
                 elif plan.model_id in self._failed:
                     raise ServerFailed(self._failed[plan.model_id][0])
                 if time.monotonic() > deadline:
-                    raise ServerFailed(f"not ready within {self.load_timeout:.0f} s")
+                    raise ServerFailed(f"not ready within {self.load_timeout:.0f} s", self.load_timeout)
                 self._cond.wait(0.1)
 
     def release(self, server: ServerProcess) -> None:
@@ -213,6 +225,7 @@ class Servers:
     def _ensure_thread(self) -> None:
         if self._thread is None:
             self._kill_left_behind()
+        if self._thread is None or not self._thread.is_alive():
             # It starts every server and lives as long as the app: the kernel kills a server
             # when the thread that started it ends (PR_SET_PDEATHSIG).
             self._thread = threading.Thread(target=self._watch, name="llama-servers", daemon=True)
@@ -220,17 +233,21 @@ class Servers:
 
     def _watch(self) -> None:
         while True:
-            with self._cond:
-                if self._closed:
-                    return
-                plans, self._to_start = self._to_start, []
-            for plan in plans:
-                self._start(plan)
-            self._look_after()
-            with self._cond:
-                starting = any(not s.ready for s in self._servers.values())
-                if not self._to_start:
-                    self._cond.wait(0.1 if starting else 0.5)
+            try:
+                with self._cond:
+                    if self._closed:
+                        return
+                    plans, self._to_start = self._to_start, []
+                for plan in plans:
+                    self._start(plan)
+                self._look_after()
+                with self._cond:
+                    starting = any(not s.ready for s in self._servers.values())
+                    if not self._to_start:
+                        self._cond.wait(0.1 if starting else 0.5)
+            except Exception:  # this thread must outlive any one failure: its servers die with it
+                log.exception("looking after the llama-servers failed a round")
+                time.sleep(1.0)
 
     def _look_after(self) -> None:
         """Notice servers that became ready or died."""
@@ -250,7 +267,7 @@ class Servers:
             if status != 200:
                 return
             _, props = server.call("GET", "/props", timeout=5.0)
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return  # not listening yet
         with self._cond:
             server.props = props if isinstance(props, dict) else {}
@@ -300,7 +317,6 @@ class Servers:
             if self._closed or plan.model_id in self._servers:
                 return
             self._make_room()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         slug = _slug(plan.model_id)
         log_path = self.run_dir / f"{slug}.log"
         key = secrets.token_urlsafe(24)
@@ -334,7 +350,15 @@ class Servers:
         setpriv = shutil.which("setpriv")
         if setpriv:
             arguments = [setpriv, "--pdeathsig", "KILL", "--", *arguments]
-        with log_path.open("wb") as output:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            output = log_path.open("wb")
+        except OSError as exc:
+            with self._cond:
+                self._failed[plan.model_id] = (f"cannot write {log_path}: {exc}", time.monotonic() + 5)
+                self._cond.notify_all()
+            return
+        with output:
             try:
                 popen = subprocess.Popen(
                     arguments,
@@ -350,10 +374,13 @@ class Servers:
                     self._failed[plan.model_id] = (f"cannot start {self.binary}: {exc}", time.monotonic() + 5)
                     self._cond.notify_all()
                 return
-        self._pid_file(plan.model_id).write_text(str(popen.pid))
         with self._cond:
             self._servers[plan.model_id] = ServerProcess(plan, port, key, popen, log_path)
             self._cond.notify_all()
+        try:  # how a later run finds it, should this one be killed before it can stop it
+            self._pid_file(plan.model_id).write_text(str(popen.pid))
+        except OSError:
+            log.warning("llama-server %d: its pid file could not be written", popen.pid)
         log.info(
             "starting llama-server for %s: %d slots of %d tokens", plan.model_id, plan.slots, plan.context
         )
