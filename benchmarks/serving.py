@@ -82,6 +82,7 @@ import psutil
 import requests
 
 from app.llm.engines.gguf_files import PACKAGED_MODELS, machine_cores
+from app.llm.engines.llamaserver_process import serving_flags
 from app.llm.types import GenerationOptions
 from benchmarks.client import ChatClient, require_loopback
 from benchmarks.load_test import percentiles, server_log_findings
@@ -182,17 +183,7 @@ class Settings:
 
 def engine_flags(settings: Settings) -> list[str]:
     """What the app gives its llama-server (llamaserver_process.py `_start`), model and port aside."""
-    return [
-        "--threads", str(settings.threads),
-        "--threads-batch", str(settings.threads),
-        "--parallel", str(settings.slots),
-        "--ctx-size", str(settings.context * settings.slots),
-        "--no-kv-unified",
-        "--cache-ram", str(settings.cache_mb),
-        "--no-cache-idle-slots",
-        "--no-webui",
-        "--fit", "off",
-    ]  # fmt: skip
+    return serving_flags(settings.threads, settings.slots, settings.context, settings.cache_mb)
 
 
 # -- the one client -----------------------------------------------------------------------------

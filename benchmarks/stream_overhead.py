@@ -1,7 +1,8 @@
 """Does the page's stream keep the engine's pace?
 
 Runs one prompt with the same model, threads, context (2048), max tokens (256), temperature (0)
-and seed (42) directly on `LlamaCppEngine` in this process, and through the real server
+and seed (42) directly on `LlamaCppEngine` in this process, and through the real server (on the
+same in-process engine, LLAMA_ENGINE=inprocess; the llama-server engine: benchmarks/serving.py)
 (waitress on 127.0.0.1, a fresh instance folder) read as Server-Sent Events by `ChatClient`.
 One warm-up per side (model loading excluded), then the two alternate, never at the same time;
 a run during which another process used the CPU is done again. Figures, client-measured:
@@ -153,6 +154,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="causerie-bench-") as tmp:
         models_dir, instance = Path(tmp, "models"), Path(tmp, "instance")
         env = {
+            # The same engine on both sides: the in-process one (the fallback). What the app costs
+            # over its llama-server engine is benchmarks/serving.py's to measure.
+            "LLAMA_ENGINE": "inprocess",
             "LLAMA_THREADS": str(args.threads),
             "LLAMA_CONTEXT": str(CONTEXT),
             "MAX_ANSWER_TOKENS": str(MAX_TOKENS),

@@ -89,7 +89,7 @@ def test_the_hosts_models_appear_beside_the_embedded_ones(user, host):
     assert {EMBEDDED, SMOLLM2, THINKER} <= set(models)
     assert (
         models[SMOLLM2]["engine"].startswith("ollama@127.0.0.1:")
-        and models[EMBEDDED]["engine"] == "llama.cpp"
+        and models[EMBEDDED]["engine"] == "llama-server"
     )
     assert models[THINKER]["thinking"] and not models[SMOLLM2]["thinking"]
     answer = ask(user, SMOLLM2)

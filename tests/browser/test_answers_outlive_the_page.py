@@ -131,21 +131,28 @@ def test_a_second_tab_follows_the_same_answer_to_the_same_end(browser, live_serv
         context.close()
 
 
+SCREENS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def on_screen(browser, live_server, logged_in_state, screen: str, theme: str):
+    """A signed-in French browser context of that size and theme (a phone's touch included)."""
+    return browser.new_context(
+        locale="fr-FR",
+        base_url=live_server.base_url,
+        storage_state=logged_in_state,
+        viewport=SCREENS[screen],
+        color_scheme=theme,
+        is_mobile=screen == "phone",
+        has_touch=screen == "phone",
+    )
+
+
 @pytest.mark.parametrize("screen", ["desktop", "phone"])
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots_of_an_answer_followed_again_after_a_reload(
     browser, live_server, logged_in_state, screen, theme
 ):
-    size = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}[screen]
-    context = browser.new_context(
-        locale="fr-FR",
-        base_url=live_server.base_url,
-        storage_state=logged_in_state,
-        viewport=size,
-        color_scheme=theme,
-        is_mobile=screen == "phone",
-        has_touch=screen == "phone",
-    )
+    context = on_screen(browser, live_server, logged_in_state, screen, theme)
     try:
         page = context.new_page()
         new_chat(page)
@@ -165,16 +172,7 @@ def test_screenshots_of_an_answer_followed_again_after_a_reload(
 def test_the_admin_sees_the_answers_being_written_and_can_stop_one(
     browser, live_server, logged_in_state, screen, theme
 ):
-    size = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}[screen]
-    context = browser.new_context(
-        locale="fr-FR",
-        base_url=live_server.base_url,
-        storage_state=logged_in_state,
-        viewport=size,
-        color_scheme=theme,
-        is_mobile=screen == "phone",
-        has_touch=screen == "phone",
-    )
+    context = on_screen(browser, live_server, logged_in_state, screen, theme)
     try:
         chat = context.new_page()
         new_chat(chat)

@@ -124,6 +124,27 @@ def _slug(model_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)[:100]
 
 
+def serving_flags(threads: int, slots: int, context: int, cache_mb: int) -> list[str]:
+    """How a llama-server serves (the model and the port aside); benchmarks/serving.py starts
+    its reference server with exactly these."""
+    return [
+        "--threads", str(threads),
+        "--threads-batch", str(threads),
+        "--parallel", str(slots),
+        "--ctx-size", str(context * slots),
+        # Each slot its own context: one long conversation cannot take the others' room,
+        # and the context trimming (app.llm.context) can count on `context` per slot.
+        "--no-kv-unified",
+        "--cache-ram", str(cache_mb),
+        # Saving idle slots to the RAM cache is where llama.cpp's open reports of one
+        # conversation restored into another lie (#27148): off until proven safe here.
+        "--no-cache-idle-slots",
+        "--no-webui",
+        "--fit", "off",  # the context and slots asked for, not what llama.cpp guesses
+        "--poll", "0",  # idle threads sleep rather than spin: the cores are shared
+    ]  # fmt: skip
+
+
 class Servers:
     """Every llama-server of this app. `acquire(plan)` gives a ready server for a model (started
     or restarted as needed) and `release()` gives it back; a background thread starts them and
@@ -323,25 +344,16 @@ class Servers:
         port = _free_port()
         arguments = [
             str(self.binary),
-            "--model", plan.model_path,
-            "--alias", ALIAS_PREFIX + slug,
-            "--host", LOOPBACK,
-            "--port", str(port),
-            "--threads", str(plan.threads),
-            "--threads-batch", str(plan.threads),
-            "--parallel", str(plan.slots),
-            "--ctx-size", str(plan.context * plan.slots),
-            # Each slot its own context: one long conversation cannot take the others' room,
-            # and the context trimming (app.llm.context) can count on `context` per slot.
-            "--no-kv-unified",
-            "--cache-ram", str(plan.cache_mb),
-            # Saving idle slots to the RAM cache is where llama.cpp's open reports of one
-            # conversation restored into another lie (#27148): off until proven safe here.
-            "--no-cache-idle-slots",
-            "--no-webui",
-            "--fit", "off",  # the context and slots asked for, not what llama.cpp guesses
-            "--poll", "0",
-        ]  # fmt: skip
+            "--model",
+            plan.model_path,
+            "--alias",
+            ALIAS_PREFIX + slug,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            *serving_flags(plan.threads, plan.slots, plan.context, plan.cache_mb),
+        ]
         environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LD_LIBRARY_PATH": str(self.binary.parent),
