@@ -321,12 +321,12 @@ class LlamaServerEngine:
         if timed_tokens > 1 and last_at > first_at:
             stats.tokens_per_second = (timed_tokens - 1) / (last_at - first_at)
         if options.cache_prompt and not chat.thinks and stats.finish_reason in ("stop", "length"):
-            threading.Thread(
-                target=_prepare_next_turn,
-                args=(server, chat, window.messages, prompt_text, "".join(written), tokens + generated),
-                daemon=True,
-                name="llama-server-next-turn",
-            ).start()
+            # Before the answer ends, not beside it: the scheduler hands the cores to another
+            # model's batch at the end, and two separate decodes on the same cores collapse
+            # (the mixed two-model load fell to 0.56 of one model with this in a thread); a
+            # request sent the instant the answer ended would also have waited for it.
+            answer = "".join(written)
+            _prepare_next_turn(server, chat, window.messages, prompt_text, answer, tokens + generated)
         yield Final(stats)
 
 
@@ -356,7 +356,7 @@ def _prepare_next_turn(
         if between:
             more = _tokenize(server, between, add_bos=False)
             server.call(
-                "POST", "/completion", {"prompt": tokens + more, "n_predict": 0, "cache_prompt": True}, 30
+                "POST", "/completion", {"prompt": tokens + more, "n_predict": 0, "cache_prompt": True}, 10
             )
     except Exception:  # an optimisation only: the next turn reads it then
         log.debug("preparing the next turn failed", exc_info=True)
