@@ -87,6 +87,21 @@ def test_a_conversations_next_turn_reads_only_its_new_question(engine):
     assert read == second.prompt_tokens - second.cached_tokens <= 16
 
 
+def test_every_turn_of_a_long_conversation_reads_only_its_new_question(engine):
+    """Each turn takes the earlier ones as the slot holds them, the answers as generated
+    included, however many turns there are."""
+    options = GenerationOptions(max_tokens=48, temperature=0.0, seed=7)
+    history: list[ChatMessage] = []
+    reads = []
+    for question in ("Where is Lisbon?", "What should I eat there?", "And in Porto?", "Thanks!"):
+        history.append(ChatMessage("user", question))
+        _, answer, stats = run(engine, history, options)
+        reads.append(stats.prompt_tokens - stats.cached_tokens)
+        history.append(ChatMessage("assistant", answer))
+    print(f"prompt tokens read at each turn: {reads}")
+    assert all(read <= 16 for read in reads[1:])
+
+
 def test_answers_are_decoded_together_in_the_slots(engine):
     run(engine, ask("Hello"))  # loaded
     started, ended = [], []

@@ -10,8 +10,9 @@ The prompt is built here, as for the in-process engine (app.llm.prompting: the m
 template, the stored answers untouched so they re-tokenise as generated), tokenised by the
 server and sent as tokens to its native `/completion`, with `cache_prompt`: the server picks
 the slot whose cache shares the longest prefix (no `id_slot` pinned: in the vendored version,
-pinning an empty slot skips the RAM cache). Stop closes the connection, which the server takes
-as a cancel.
+pinning an empty slot skips the RAM cache). A prompt that starts with a conversation the server
+has just written takes that conversation's tokens as its slot holds them (known_prompts.py), so the
+answers' text is not tokenised anew. Stop closes the connection, which the server takes as a cancel.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from app.llm.context import fit_to_window
 from app.llm.engines.gguf_files import ModelFiles, machine_cores, problem_with
+from app.llm.engines.known_prompts import KnownPrompts
 from app.llm.engines.llamaserver_process import LOOPBACK, ServerFailed, ServerPlan, ServerProcess, Servers
 from app.llm.gguf import GGUFError, read_facts
 from app.llm.prompting import ChatFormat
@@ -92,6 +96,8 @@ class LlamaServerEngine:
         self.slots = max(1, slots)
         self.cache_mb = max(0, cache_mb)
         self.stall_timeout = stall_timeout
+        self._known: weakref.WeakKeyDictionary[ServerProcess, KnownPrompts] = weakref.WeakKeyDictionary()
+        self._known_lock = threading.Lock()
         self.memory_bytes = memory_bytes or psutil.virtual_memory().total
         self.servers = Servers(binary, run_dir, load_timeout=load_timeout, max_loaded=max_loaded)
         self._version: str | None = None
@@ -163,6 +169,11 @@ class LlamaServerEngine:
         self.servers.close()
 
     # -- the plan of a model's server --------------------------------------------------------
+    def _known_prompts(self, server: ServerProcess) -> KnownPrompts:
+        """Per server: a server started again holds none of the old one's prompts."""
+        with self._known_lock:
+            return self._known.setdefault(server, KnownPrompts())
+
     def plan(self, model_id: str, options: GenerationOptions) -> ServerPlan:
         path = self.files.path_of(model_id)
         if path is None:
@@ -233,9 +244,12 @@ class LlamaServerEngine:
         chat = _chat_format(server)
         rendered: dict[int, tuple[list[int], bool, str]] = {}  # the prompts tried, by message count
 
+        known = self._known_prompts(server)
+
         def count_tokens(kept: list[ChatMessage]) -> int:
             prompt = chat.render(kept, close_thinking=options.think is False)
-            rendered[len(kept)] = (_tokenize(server, prompt.text, prompt.add_bos), prompt.opened, prompt.text)
+            tokens = known.tokens(prompt.text, prompt.add_bos, lambda text, bos: _tokenize(server, text, bos))
+            rendered[len(kept)] = (tokens, prompt.opened, prompt.text)
             return len(rendered[len(kept)][0])
 
         window = fit_to_window(
@@ -325,41 +339,66 @@ class LlamaServerEngine:
             # model's batch at the end, and two separate decodes on the same cores collapse
             # (the mixed two-model load fell to 0.56 of one model with this in a thread); a
             # request sent the instant the answer ended would also have waited for it.
-            answer = "".join(written)
-            _prepare_next_turn(server, chat, window.messages, prompt_text, answer, tokens + generated)
+            turn = _Turn(window.messages, prompt_text, tokens, "".join(written), generated)
+            _prepare_next_turn(server, chat, turn, known)
         yield Final(stats)
 
 
 NEXT_QUESTION = "§§§"  # stands for the next question, to find what the template writes before it
 
 
-def _prepare_next_turn(
-    server: ServerProcess,
-    chat: ChatFormat,
-    messages: list[ChatMessage],
-    prompt: str,
-    answer: str,
-    tokens: list[int],
-) -> None:
+@dataclass(frozen=True)
+class _Turn:
+    """An answer just written, and the prompt it answered, as text and as the slot's tokens."""
+
+    messages: list[ChatMessage]
+    prompt: str
+    prompt_tokens: list[int]
+    answer: str  # as the model wrote it, before the stops and the think tags were taken out
+    answer_tokens: list[int]
+
+
+def _prepare_next_turn(server: ServerProcess, chat: ChatFormat, turn: _Turn, known: KnownPrompts) -> None:
     """Read, now, what the template writes between this answer and the next question (the end
     of the answer's turn, the start of the next user turn), into the slot that holds the
-    conversation: the next question then only has itself to be read. Skipped when the template
-    does not write the answer back as it was (it may drop or change past turns)."""
+    conversation, and remember the slot's tokens under their text: the next question then only
+    has itself to be read. Skipped when the template does not write the answer back as it was
+    (it may drop or change past turns); the tokens are remembered only when they read back as
+    exactly that text."""
     try:
         following = chat.render(
-            [*messages, ChatMessage("assistant", answer), ChatMessage("user", NEXT_QUESTION)]
+            [*turn.messages, ChatMessage("assistant", turn.answer), ChatMessage("user", NEXT_QUESTION)]
         )
-        before = prompt + answer
+        before = turn.prompt + turn.answer
         if not following.text.startswith(before) or NEXT_QUESTION not in following.text[len(before) :]:
             return
         between = following.text[len(before) : following.text.index(NEXT_QUESTION, len(before))]
-        if between:
-            more = _tokenize(server, between, add_bos=False)
-            server.call(
-                "POST", "/completion", {"prompt": tokens + more, "n_predict": 0, "cache_prompt": True}, 10
-            )
+        more = _tokenize(server, between, add_bos=False) if between else []
+        answer_tokens = _tokens_of_answer(server, turn.answer_tokens, turn.answer)
+        tokens = turn.prompt_tokens + (turn.answer_tokens if answer_tokens is None else answer_tokens) + more
+        if more:
+            server.call("POST", "/completion", {"prompt": tokens, "n_predict": 0, "cache_prompt": True}, 10)
+        if answer_tokens is not None:
+            known.remember(before + between, tokens)
     except Exception:  # an optimisation only: the next turn reads it then
         log.debug("preparing the next turn failed", exc_info=True)
+
+
+STOP_TOKENS_AT_MOST = 8  # a stop word's tokens, generated but cut from the answer's text
+
+
+def _tokens_of_answer(server: ServerProcess, generated: list[int], answer: str) -> list[int] | None:
+    """The answer's tokens as generated that read back as exactly its text: all of them, or
+    all but a stop word's at the end (the server cuts the word from the text, not from the
+    tokens); None when no such prefix reads back as the text."""
+    for cut in range(min(STOP_TOKENS_AT_MOST, len(generated)) + 1):
+        kept = generated[: len(generated) - cut]
+        status, body = server.call("POST", "/detokenize", {"tokens": kept})
+        if status != 200:
+            return None
+        if body.get("content") == answer:
+            return kept
+    return None
 
 
 def _take_final_figures(stats: GenerationStats, part: dict) -> None:
