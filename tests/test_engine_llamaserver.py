@@ -158,6 +158,30 @@ def test_a_killed_server_fails_its_answers_within_seconds_and_the_next_answer_wo
         engine.close()
 
 
+def test_an_answer_asked_the_instant_its_server_died_is_written_by_the_server_started_again(tmp_path):
+    """The server's sockets close before the kernel reports its end: for that instant it is
+    still taken for alive, and the answer asked then must wait for the next server, not fail."""
+    engine = make_engine(tmp_path, slots=2)
+    try:
+        run(engine, ask("Hello"))
+        server = server_of(engine)
+        os.kill(server.pid, signal.SIGKILL)
+        server.popen.wait(5)
+        asking, lied = threading.current_thread(), []
+
+        def alive() -> bool:  # once, to the answer: the instant before its end is known
+            if threading.current_thread() is asking and not lied:
+                lied.append(True)
+                return True
+            return server.popen.poll() is None
+
+        server.alive = alive
+        _, text, _ = run(engine, ask("Hello again"))
+        assert text and server_of(engine).pid != server.pid
+    finally:
+        engine.close()
+
+
 def test_a_server_left_behind_by_an_earlier_run_is_killed_when_the_engine_starts(tmp_path):
     first = make_engine(tmp_path, slots=1)
     run(first, ask("Hello"))

@@ -221,23 +221,35 @@ class LlamaServerEngine:
         if not self.binary.is_file():
             raise EngineError(ENGINE_UNAVAILABLE, f"llama-server not found at {self.binary}")
         plan = self.plan(model_id, options)
-        loading = not self.servers.ready(plan)
-        if loading:
-            yield Phase("loading")
-        try:
-            server = self.servers.acquire(plan, cancel)
-        except ServerFailed as exc:
-            if exc.timeout:
-                raise EngineError(LOAD_TIMEOUT, exc.detail, seconds=int(exc.timeout)) from exc
-            raise EngineError(MODEL_UNREADABLE if loading else ENGINE_CRASHED, exc.detail) from exc
-        if server is None:  # stopped while it loaded
-            yield Final(GenerationStats(finish_reason="cancelled", engine=self.name))
-            return
-        try:
-            load_seconds = time.perf_counter() - started if loading else 0.0
-            yield from self._generate(server, messages, options, cancel, started, load_seconds)
-        finally:
-            self.servers.release(server)
+        for attempt in (1, 2):
+            loading = not self.servers.ready(plan)
+            if loading:
+                yield Phase("loading")
+            try:
+                server = self.servers.acquire(plan, cancel)
+            except ServerFailed as exc:
+                if exc.timeout:
+                    raise EngineError(LOAD_TIMEOUT, exc.detail, seconds=int(exc.timeout)) from exc
+                raise EngineError(MODEL_UNREADABLE if loading else ENGINE_CRASHED, exc.detail) from exc
+            if server is None:  # stopped while it loaded
+                yield Final(GenerationStats(finish_reason="cancelled", engine=self.name))
+                return
+            written = False
+            try:
+                load_seconds = time.perf_counter() - started if loading else 0.0
+                for chunk in self._generate(server, messages, options, cancel, started, load_seconds):
+                    written = written or not isinstance(chunk, Phase)
+                    yield chunk
+                return
+            except EngineError as exc:
+                # A server that died an instant ago may still be taken for alive: its sockets
+                # close before the kernel reports its end. Nothing written yet: wait for that
+                # end, and the next attempt gets the server the watcher starts again.
+                if attempt == 2 or written or exc.code != ENGINE_CRASHED or not _died(server):
+                    raise
+                log.info("llama-server %d had just died: the answer waits for the next one", server.pid)
+            finally:
+                self.servers.release(server)
 
     def _generate(self, server: ServerProcess, messages, options, cancel, started, load_seconds):
         plan = server.plan
@@ -393,7 +405,7 @@ def _tokens_of_answer(server: ServerProcess, generated: list[int], answer: str) 
     tokens); None when no such prefix reads back as the text."""
     for cut in range(min(STOP_TOKENS_AT_MOST, len(generated)) + 1):
         kept = generated[: len(generated) - cut]
-        status, body = server.call("POST", "/detokenize", {"tokens": kept})
+        status, body = server.call("POST", "/detokenize", {"tokens": kept}, 5)
         if status != 200:
             return None
         if body.get("content") == answer:
@@ -432,6 +444,14 @@ def _chat_format(server: ServerProcess) -> ChatFormat:
             raise EngineError(MODEL_UNREADABLE, f"chat template of {server.plan.model_path}: {exc}") from exc
         server.props["_chat_format"] = cached
     return cached
+
+
+def _died(server: ServerProcess, wait: float = 1.0) -> bool:
+    try:
+        server.popen.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _tokenize(server: ServerProcess, text: str, add_bos: bool) -> list[int]:
