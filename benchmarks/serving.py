@@ -848,6 +848,13 @@ def sides_of(app: App, reference: Reference, run: Callable[[Side, int], Part]) -
     return [Contender(side.name, side.pids, functools.partial(run, side)) for side in (app, reference)]
 
 
+def cpu_rows(block: Block, a: list[Part], b: list[Part], during: str = "") -> None:
+    """Where the cores went (cpu_figures): the serving processes, the app's share, this client."""
+    block.row(f"{during}serving processes' CPU, cores", "serving_cores", a, b, 2, None)
+    block.row(f"{during}of which the app's own process", "relay_cores", a, b, 2, None)
+    block.row(f"{during}this client's process, cores", "client_cores", a, b, 2, None)
+
+
 def scenario_single(plan: Plan, app: App, reference: Reference) -> Block:
     parts = alternate(
         sides_of(app, reference, functools.partial(single_part, plan)), plan.repeat, plan.patience
@@ -864,9 +871,7 @@ def scenario_single(plan: Plan, app: App, reference: Reference) -> Block:
     block.row("decode from the median gap between chunks", "steady", a, b, 1, None)
     block.row("first token, same prompt the 1st time, ms", "fresh_ms", a, b, 1, None)
     block.row("tokens written (decode answer)", "tokens", a, b, 0, None)
-    block.row("decode: serving processes' CPU, cores", "serving_cores", a, b, 2, None)
-    block.row("decode: of which the app's own process", "relay_cores", a, b, 2, None)
-    block.row("decode: this client's process, cores", "client_cores", a, b, 2, None)
+    cpu_rows(block, a, b, "decode: ")
     if attach_records(a, app_records_since(app, a)):
         cached = [number_in(p.records[2], "cached_prompt_tokens") for p in a if len(p.records) == 3]
         block.note(
@@ -892,9 +897,7 @@ def scenario_users(plan: Plan, app: App, reference: Reference, name: str) -> Blo
     block.row("per answer, decode tokens/s (median)", "decode_each", a, b, 1, None)
     block.row("tokens written (all answers)", "tokens", a, b, 0, None)
     block.row("first send -> last end, s", "seconds", a, b, 2, None)
-    block.row("serving processes' CPU, cores", "serving_cores", a, b, 2, None)
-    block.row("of which the app's own process", "relay_cores", a, b, 2, None)
-    block.row("this client's process, cores", "client_cores", a, b, 2, None)
+    cpu_rows(block, a, b)
     if attach_records(a, app_records_since(app, a)):
         queue = from_records(a, "queue_seconds")
         together_ = from_records(a, "concurrent")
