@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 KEPT = 64  # recent prompts per server: a few turns of each conversation under way
 Tokenize = Callable[[str, bool], list[int]]  # (text, with the BOS) -> tokens
+ReadsBack = Callable[[list[int], str], bool]  # whether the tokens are exactly the text
 
 
 class KnownPrompts:
@@ -34,8 +35,10 @@ class KnownPrompts:
             while len(self._known) > self._kept:
                 self._known.popitem(last=False)
 
-    def tokens(self, text: str, add_bos: bool, tokenize: Tokenize) -> list[int]:
-        """The prompt's tokens: a known start's as they were, the rest tokenised."""
+    def tokens(self, text: str, add_bos: bool, tokenize: Tokenize, reads_back: ReadsBack) -> list[int]:
+        """The prompt's tokens: a known start's as they were, the rest tokenised; the whole text
+        tokenised when the rest, tokenised alone, is not exactly its text (a vocabulary that
+        puts a space before whatever it tokenises first would add one)."""
         with self._lock:
             start = max((known for known in self._known if text.startswith(known)), key=len, default="")
             if start:
@@ -44,4 +47,7 @@ class KnownPrompts:
         if not start:
             return tokenize(text, add_bos)
         rest = text[len(start) :]
-        return head + tokenize(rest, False) if rest else list(head)
+        if not rest:
+            return list(head)
+        tail = tokenize(rest, False)
+        return head + tail if reads_back(tail, rest) else tokenize(text, add_bos)

@@ -260,7 +260,12 @@ class LlamaServerEngine:
 
         def count_tokens(kept: list[ChatMessage]) -> int:
             prompt = chat.render(kept, close_thinking=options.think is False)
-            tokens = known.tokens(prompt.text, prompt.add_bos, lambda text, bos: _tokenize(server, text, bos))
+            tokens = known.tokens(
+                prompt.text,
+                prompt.add_bos,
+                lambda text, bos: _tokenize(server, text, bos),
+                lambda tokens, text: _reads_back(server, tokens, text),
+            )
             rendered[len(kept)] = (tokens, prompt.opened, prompt.text)
             return len(rendered[len(kept)][0])
 
@@ -390,7 +395,9 @@ def _prepare_next_turn(server: ServerProcess, chat: ChatFormat, turn: _Turn, kno
         tokens = turn.prompt_tokens + (turn.answer_tokens if answer_tokens is None else answer_tokens) + more
         if more:
             server.call("POST", "/completion", {"prompt": tokens, "n_predict": 0, "cache_prompt": True}, 10)
-        if answer_tokens is not None:
+        # Tokenised alone, a text may get what it would not in the whole prompt (a SentencePiece
+        # vocabulary's leading space): remembered only when every piece reads back as its text.
+        if answer_tokens is not None and _reads_back(server, more, between):
             known.remember(before + between, tokens)
     except Exception:  # an optimisation only: the next turn reads it then
         log.debug("preparing the next turn failed", exc_info=True)
@@ -405,12 +412,17 @@ def _tokens_of_answer(server: ServerProcess, generated: list[int], answer: str) 
     tokens); None when no such prefix reads back as the text."""
     for cut in range(min(STOP_TOKENS_AT_MOST, len(generated)) + 1):
         kept = generated[: len(generated) - cut]
-        status, body = server.call("POST", "/detokenize", {"tokens": kept}, 5)
-        if status != 200:
-            return None
-        if body.get("content") == answer:
+        if _reads_back(server, kept, answer):
             return kept
     return None
+
+
+def _reads_back(server: ServerProcess, tokens: list[int], text: str) -> bool:
+    """Whether these tokens are exactly this text (special tokens written as their text)."""
+    if not tokens:
+        return not text
+    status, body = server.call("POST", "/detokenize", {"tokens": tokens}, 2)
+    return status == 200 and body.get("content") == text
 
 
 def _take_final_figures(stats: GenerationStats, part: dict) -> None:

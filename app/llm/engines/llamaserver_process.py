@@ -167,7 +167,8 @@ class Servers:
     def ready(self, plan: ServerPlan) -> bool:
         with self._cond:
             server = self._servers.get(plan.model_id)
-            return server is not None and server.ready and server.plan == plan
+            # alive(): a server that has just died is not ready, even before the watcher sees it
+            return server is not None and server.ready and server.plan == plan and server.alive()
 
     def running(self) -> dict[str, ServerProcess]:
         with self._cond:
