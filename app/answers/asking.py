@@ -3,7 +3,8 @@ fields, the prompt's length, the model; and whether its author may still read it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from flask import current_app, make_response, request
@@ -105,3 +106,18 @@ def open_stream(user_id: int, settled: bool = True, resumable: bool = True):
         return registry().open_stream(user_id, settled, resumable)
     except TooManyStreams:
         raise Refused(503, too_many_streams_message(), retry_after=30) from None
+
+
+@contextmanager
+def stream_place(user_id: int, resumable: bool = True) -> Iterator:
+    """A stream's place for a request about to start answers, taken before they start (every
+    request waiting for one holds a server thread) and given back if the block fails: the
+    person's older pages close for it only once `registry().settle()` says it is used."""
+    from app.answers import registry
+
+    ticket = open_stream(user_id, settled=False, resumable=resumable)
+    try:
+        yield ticket
+    except BaseException:
+        registry().close_stream(ticket)
+        raise

@@ -5,15 +5,14 @@ scripts' answers too). Nobody can come back to an API answer: it ends when its c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from flask import current_app, g, request
 from flask_babel import gettext as _
 
 from app import answers
 from app.answers import registry, sampling
-from app.answers.asking import offered_or_refused, open_stream
+from app.answers.asking import offered_or_refused, stream_place
 from app.answers.live import LiveAnswer
 from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.answers.registry import StreamTicket
@@ -117,16 +116,10 @@ def _key_still_valid(key_id: int) -> Callable[[], bool]:
     return valid
 
 
-@contextmanager
-def a_place_to_wait() -> Iterator[StreamTicket]:
+def a_place_to_wait():
     """A stream's place for this request, taken before any answer starts (every waiting request
     holds a server thread, streamed or not); Refused (503) when the server has none left."""
-    ticket = open_stream(g.api_user.id, settled=False, resumable=False)
-    try:
-        yield ticket
-    except BaseException:
-        registry().close_stream(ticket)
-        raise
+    return stream_place(g.api_user.id, resumable=False)
 
 
 def stream(live: LiveAnswer, ticket: StreamTicket, frames=None):

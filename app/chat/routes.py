@@ -28,6 +28,7 @@ from app.answers.asking import (
     open_stream,
     refused_response,
     session_still_valid,
+    stream_place,
 )
 from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.answers.saving import save_answer
@@ -256,8 +257,8 @@ def _answer(conversation, received_at: float, store):
     """
     entry = offered_or_refused(conversation.model, 409)
     options = _options_for(conversation, entry)
-    ticket = open_stream(current_user.id, settled=False)  # settled once the answer is taken
-    try:
+    # Given back if the answer does not start (it goes on if it did: only this stream never opened).
+    with stream_place(current_user.id) as ticket:
         job = new_answer_id()
         with answers.place(current_user.id) as held, registry().starting(job):
             try:
@@ -286,9 +287,6 @@ def _answer(conversation, received_at: float, store):
                 raise
         registry().settle(ticket)
         end_transaction()
-    except BaseException:
-        registry().close_stream(ticket)  # the answer goes on; only this stream was never opened
-        raise
     headers = {"X-Message-Id": str(exchange.answer_id), "X-Question-Id": str(exchange.question_id)}
     return sse_response(live, ticket, readable=session_still_valid(), headers=headers)
 

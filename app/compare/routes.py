@@ -13,9 +13,9 @@ from app.answers.asking import (
     check_prompt,
     field,
     offered_or_refused,
-    open_stream,
     refused_response,
     session_still_valid,
+    stream_place,
 )
 from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.answers.stream import sse_response
@@ -56,9 +56,8 @@ def answer():
     prompt = field("prompt").strip()
     check_prompt(prompt)
     entry = offered_or_refused(field("model"), 400)
-    # Settled once the answer is taken; never closed for a newer page: it could not be followed again.
-    ticket = open_stream(current_user.id, settled=False, resumable=False)
-    try:
+    # Never closed for a newer page: it could not be followed again.
+    with stream_place(current_user.id, resumable=False) as ticket:
         with answers.place(current_user.id) as held:
             asking = Asking(
                 user_id=current_user.id,
@@ -73,9 +72,6 @@ def answer():
             live = answers.start(asking, held, new_answer_id())
         registry().settle(ticket)
         end_transaction()
-    except BaseException:
-        registry().close_stream(ticket)
-        raise
     return sse_response(live, ticket, readable=session_still_valid(), headers={"X-Compare-Id": live.id})
 
 
