@@ -848,6 +848,15 @@ def sides_of(app: App, reference: Reference, run: Callable[[Side, int], Part]) -
     return [Contender(side.name, side.pids, functools.partial(run, side)) for side in (app, reference)]
 
 
+def side_by_side(
+    plan: Plan, app: App, reference: Reference, run: Callable[[Side, int], Part], title: str
+) -> tuple[Block, list[Part], list[Part]]:
+    """`run` on the app and on llama-server, alternating: the block to fill, each side's parts."""
+    parts = alternate(sides_of(app, reference, run), plan.repeat, plan.patience)
+    block = Block(title, ("app", "llama-server"), failures=failures_of(parts))
+    return block, parts["app"], parts["llama-server"]
+
+
 def cpu_rows(block: Block, a: list[Part], b: list[Part], during: str = "") -> None:
     """Where the cores went (cpu_figures): the serving processes, the app's share, this client."""
     block.row(f"{during}serving processes' CPU, cores", "serving_cores", a, b, 2, None)
@@ -856,16 +865,14 @@ def cpu_rows(block: Block, a: list[Part], b: list[Part], during: str = "") -> No
 
 
 def scenario_single(plan: Plan, app: App, reference: Reference) -> Block:
-    parts = alternate(
-        sides_of(app, reference, functools.partial(single_part, plan)), plan.repeat, plan.patience
-    )
-    block = Block(
+    block, a, b = side_by_side(
+        plan,
+        app,
+        reference,
+        functools.partial(single_part, plan),
         f"single: 1 user; decode over {plan.settings.max_tokens} tokens, a prompt of "
         f"{len(PASSAGE)} characters sent twice ({REPEATED_TOKENS} tokens each)",
-        ("app", "llama-server"),
-        failures=failures_of(parts),
     )
-    a, b = parts["app"], parts["llama-server"]
     block.row("decode, tokens/s", "decode", a, b, 1, ratio_at_least(0.95))
     block.row("first token, repeated prompt, ms", "repeated_ms", a, b, 1, added_at_most(30))
     block.row("decode from the median gap between chunks", "steady", a, b, 1, None)
@@ -885,12 +892,10 @@ def scenario_users(plan: Plan, app: App, reference: Reference, name: str) -> Blo
     users = plan.users4 if name == "users4" else plan.users8
     max_tokens = plan.settings.max_tokens if name == "users4" else plan.users8_tokens
     run = functools.partial(users_part, plan, users, max_tokens)
-    parts = alternate(sides_of(app, reference, run), plan.repeat, plan.patience)
     title = f"{name}: {users} users at once, one fresh prompt each, at most {max_tokens} tokens per answer"
     if max_tokens != plan.settings.max_tokens:
         title += f" (not {plan.settings.max_tokens}: 8 answers of a 1.5B model take minutes per side)"
-    block = Block(title, ("app", "llama-server"), failures=failures_of(parts))
-    a, b = parts["app"], parts["llama-server"]
+    block, a, b = side_by_side(plan, app, reference, run, title)
     block.row("aggregate tokens/s", "aggregate", a, b, 1, ratio_at_least(0.9))
     block.row("first token p95, ms", "first_p95", a, b, 0, ratio_at_most(1.5))
     block.row("first token p50, ms", "first_p50", a, b, 0, None)
@@ -912,16 +917,14 @@ def scenario_users(plan: Plan, app: App, reference: Reference, name: str) -> Blo
 
 
 def scenario_turns(plan: Plan, app: App, reference: Reference) -> Block:
-    parts = alternate(
-        sides_of(app, reference, functools.partial(turns_part, plan)), plan.repeat, plan.patience
-    )
-    block = Block(
+    block, a, b = side_by_side(
+        plan,
+        app,
+        reference,
+        functools.partial(turns_part, plan),
         f"turns: 2 users, {len(TURN_QUESTIONS)} turns each, interleaved, the whole conversation sent "
         f"every turn, at most {plan.settings.max_tokens} tokens per answer",
-        ("app", "llama-server"),
-        failures=failures_of(parts),
     )
-    a, b = parts["app"], parts["llama-server"]
     block.row("first token, turn 5 / turn 1", "growth", a, b, 2, first_at_most(1.5))
     block.row("first token, turn 1, ms", "turn1_ms", a, b, 1, None)
     block.row("first token, turn 5, ms", "turn5_ms", a, b, 1, None)
