@@ -84,7 +84,10 @@ class OutsideOrigin:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 hits.append(f"{self.command} {self.path}")
-                body = b"top.__xss=(top.__xss||0)+1" if self.path.endswith(".js") else b"hit"
+                # A page of its own names its icon, so the browser never asks /favicon.ico later
+                # (that request once landed among the payloads' traces).
+                page = b'<link rel="icon" href="data:,">hit'
+                body = b"top.__xss=(top.__xss||0)+1" if self.path.endswith(".js") else page
                 self.send_response(200)
                 self.send_header(
                     "Content-Type", "text/javascript" if self.path.endswith(".js") else "text/html"
