@@ -1,0 +1,26 @@
+"""Measurements kept when their answer is deleted mid-way (issue 16 item 20)
+
+Revision ID: c16a00000004
+Revises: c16a00000003
+Create Date: 2026-12-07 07:40:00
+
+Reserved in the chain by the coordinator; filled in by whoever builds the item (an empty
+upgrade until then).
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'c16a00000004'
+down_revision = 'c16a00000003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
