@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import flask_migrate
@@ -16,6 +17,7 @@ from app.extensions import db
 from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
+from app.llm.types import Outcome
 from config import TestConfig
 from tests.fakes import ScriptedEngine
 from tests.ollama_server import OllamaStandIn
@@ -153,9 +155,23 @@ def app(database_url: str, tmp_path: Path, engine: ScriptedEngine):
         flask_migrate.upgrade()  # the schema comes from the migrations, as in production
     yield app
     if ON_POSTGRES:  # its connections closed before its database is dropped
+        _let_answers_end(app)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def _let_answers_end(app, wait: float = 10.0) -> None:
+    """Stop the answers a test left running and wait (a little) for their last save: dropping
+    the database under a job still saving killed its connection ("server closed the connection
+    unexpectedly" in the teardown of the IDOR sweep, whose answers outlast it by design)."""
+    answers = app.extensions.get("answers")
+    if answers is None:
+        return
+    answers.cancel_all(Outcome.INTERRUPTED)
+    deadline = time.monotonic() + wait
+    while answers.unsaved() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture
