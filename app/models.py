@@ -69,6 +69,8 @@ class Conversation(db.Model):
     # sibling, and the conversation follows the newest one until the user picks another. No
     # foreign key (the two tables would point at each other): an unknown id means the newest.
     leaf_id: Mapped[int | None]
+    # Kept at the top of the owner's sidebar, whatever its date.
+    pinned: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 

@@ -4,8 +4,8 @@ Revision ID: c16a00000001
 Revises: 8972a8e6a0d0
 Create Date: 2026-12-07 07:40:00
 
-Reserved in the chain by the coordinator; filled in by whoever builds the item (an empty
-upgrade until then).
+A pinned conversation stays at the top of its owner's sidebar, whatever its date. Every
+existing conversation starts unpinned.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -19,8 +19,10 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('pinned', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_column('pinned')
