@@ -161,6 +161,9 @@ class Config:
     # header is ignored, since anyone can send it; behind a proxy, without this, every visitor
     # has the proxy's address and shares one throttle.
     TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+    # Served directly (TRUSTED_PROXIES=0), connections one address may hold at once; the ones
+    # beyond are closed at once, so one client's idle sockets cannot take everyone's places.
+    CONNECTIONS_PER_ADDRESS = _int("CONNECTIONS_PER_ADDRESS", 32)
     MAX_CONTENT_LENGTH = 1024 * 1024
     # A message longer than this is refused with a clear error (characters).
     MAX_MESSAGE_CHARS = _int("MAX_MESSAGE_CHARS", 20000)

@@ -66,7 +66,7 @@ def init_app(app: Flask) -> None:
     @click.option("--port", default=None, type=int, help="Port (default: PORT).")
     def serve(host: str | None, port: int | None) -> None:
         """Run the app under waitress, the production server; SIGTERM stops it gracefully."""
-        import waitress
+        from app.connections import create_server
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from app.database import sweep_unfinished_answers
@@ -90,14 +90,22 @@ def init_app(app: Flask) -> None:
         settings = waitress_settings(config["MAX_STREAMS"])
         host = host or config["HOST"]
         port = port or config["PORT"]
+        # Behind a proxy every client has the proxy's address: no cap per address then.
+        per_address = 0 if config["TRUSTED_PROXIES"] else config["CONNECTIONS_PER_ADDRESS"]
         socket_map: dict = {}
-        server = waitress.create_server(
-            app, map=socket_map, host=host, port=port, ident="causerie", **settings
+        server = create_server(
+            app, socket_map, host, port, per_address=per_address, ident="causerie", **settings
         )
         shutdown = GracefulShutdown(app, server, socket_map)
         app.before_request(shutdown.refuse_new_answers)
         shutdown.install()
-        log.info("serving on http://%s:%s with %s", host, port, settings)
+        log.info(
+            "serving on http://%s:%s with %s, %s connections per address",
+            host,
+            port,
+            settings,
+            per_address or "no cap on",
+        )
         server.run()  # returns once the shutdown has closed every socket
         shutdown.finish()
 

@@ -18,6 +18,10 @@ def waitress_settings(max_streams: int) -> dict:
         "connection_limit": max_streams * 4 + 50,
         # Lets the app learn that a client went away while its answer streams.
         "channel_request_lookahead": 5,
+        # Slow and idle connections are looked at every second (app/connections.py closes them),
+        # and poll() rather than select(), which fails past 1,024 open sockets.
+        "cleanup_interval": 1,
+        "asyncore_use_poll": True,
     }
 
 

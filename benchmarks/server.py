@@ -38,6 +38,9 @@ class LiveServer:
             "PYTHONUNBUFFERED": "1",
             # No Ollama host unless the caller names one (a test's stand-in, a benchmark's host).
             "OLLAMA_HOSTS": "",
+            # Every client of a test or a benchmark comes from 127.0.0.1, standing for many
+            # machines: no cap on one address's connections (0) unless the caller sets one.
+            "CONNECTIONS_PER_ADDRESS": "0",
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None

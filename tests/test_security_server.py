@@ -5,13 +5,18 @@ and a log without passwords (OWASP ASVS 5.0, issue 7).
 
 from __future__ import annotations
 
+import contextlib
 import re
+import resource
+import socket
+import time
 
 import pytest
 import requests
 
 from benchmarks.client import CSRF_INPUT, ChatClient
-from benchmarks.server import LiveServer
+from benchmarks.server import LOOPBACK, LiveServer
+from config import Config
 from tests.conftest import PASSWORD
 from tests.url_map import url_of
 
@@ -238,3 +243,121 @@ def test_the_server_log_holds_no_password(server, alice):
     assert "serving on" in log, "the log is the server's"
     assert PASSWORD not in log and wrong not in log
     assert "Traceback" not in log, log[-3000:]
+
+
+# -- slow and idle clients (issue 16, item 15) ----------------------------------------------
+# The sockets a client holds come from 127.0.0.2 (Linux routes all of 127/8 to loopback): one
+# address, as one machine on the network, while the page is asked from 127.0.0.1.
+OTHER_ADDRESS = "127.0.0.2"
+SOCKETS = 1000
+
+
+@pytest.fixture(scope="module")
+def served_directly(tmp_path_factory):
+    """The server as `./scripts/serve` runs it (TRUSTED_PROXIES=0), beside a scripted Ollama
+    host whose model takes 13 s to load: an answer's stream then waits longer than the time a
+    request may take to arrive."""
+    from tests.ollama_server import OllamaStandIn
+
+    with OllamaStandIn() as host:
+        host.load_delay = 13
+        env = {
+            "OLLAMA_HOSTS": host.url,
+            "OLLAMA_LOAD_TIMEOUT": "60",
+            "CONNECTIONS_PER_ADDRESS": str(Config.CONNECTIONS_PER_ADDRESS),  # as served: its default
+            "DEFAULT_LANGUAGE": "en",
+        }
+        with LiveServer(tmp_path_factory.mktemp("served-directly"), env) as server:
+            yield server
+
+
+def _socket_from_other_address(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.settimeout(5)
+    sock.bind((OTHER_ADDRESS, 0))
+    sock.connect((LOOPBACK, port))
+    return sock
+
+
+def _seconds_until_closed(sock: socket.socket, limit: float, drip: bytes = b"") -> float:
+    """How long the server keeps `sock` open (sending `drip` every second), up to `limit`."""
+    started = time.monotonic()
+    sock.settimeout(1)
+    while time.monotonic() - started < limit:
+        try:
+            if drip:
+                sock.sendall(drip)
+            data = sock.recv(65536)
+            if not data:
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:  # reset: closed too
+            return time.monotonic() - started
+    return float("inf")
+
+
+def test_a_page_loads_within_a_second_while_one_address_holds_1000_slow_or_idle_sockets(served_directly):
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft > SOCKETS + 200, f"ulimit -n is {soft}: this test needs {SOCKETS + 200} descriptors"
+    base = served_directly.base_url
+    page = requests.get(base + "/login", timeout=30)
+    assert page.ok
+    held = []
+    try:
+        for i in range(SOCKETS):
+            try:
+                sock = _socket_from_other_address(served_directly.port)
+                held.append(sock)
+                if i % 3 == 1:  # slow headers: a request that never ends
+                    sock.sendall(b"GET /login HTTP/1.1\r\nHost: causerie\r\nX-Slow: ")
+                elif i % 3 == 2:  # keep-alive: one whole request, then nothing
+                    sock.sendall(b"GET /static/css/app.css HTTP/1.1\r\nHost: causerie\r\n\r\n")
+                # else: half-open, nothing sent
+            except OSError:
+                pass  # the server already closed the ones beyond its cap per address
+        started = time.monotonic()
+        page = requests.get(base + "/login", timeout=30)
+        took = time.monotonic() - started
+    finally:
+        for sock in held:
+            sock.close()
+    print(f"page with {len(held)} sockets held from {OTHER_ADDRESS}: {took:.3f} s")
+    assert page.ok and 'name="username"' in page.text
+    assert took < 1.0 * 3, f"the page took {took:.2f} s (limit 1 s, 3x margin)"
+
+
+def test_a_request_whose_headers_trickle_in_is_closed_after_10_seconds(served_directly):
+    sock = _socket_from_other_address(served_directly.port)
+    with sock:
+        sock.sendall(b"GET /login HTTP/1.1\r\nHost: causerie\r\n")
+        took = _seconds_until_closed(sock, limit=60, drip=b"X-Slow: 1\r\n")
+    print(f"a request trickling one header a second closed after {took:.1f} s (rule: 10 s)")
+    assert 9 <= took < 10 * 3
+
+
+def test_an_idle_keep_alive_connection_is_closed_sooner_than_an_unfinished_request(served_directly):
+    sock = _socket_from_other_address(served_directly.port)
+    with sock:
+        sock.sendall(b"GET /login HTTP/1.1\r\nHost: causerie\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        sock.settimeout(0.2)
+        with contextlib.suppress(TimeoutError):
+            while sock.recv(65536):  # the rest of the page
+                pass
+        took = _seconds_until_closed(sock, limit=60)
+    print(f"an idle keep-alive connection closed after {took:.1f} s (rule: 5 s)")
+    assert took < 5 * 3
+
+
+def test_an_answer_stream_lives_past_the_request_deadline(served_directly):
+    client = ChatClient(served_directly.base_url, timeout=60)
+    assert client.register("streamer", PASSWORD).ok
+    conversation = client.create_conversation("deepseek-r1:1.5b")  # scripted, 13 s to load
+    started = time.monotonic()
+    answer = client.ask(conversation, "Bonjour")
+    took = time.monotonic() - started
+    print(f"the answer's stream stayed open {took:.1f} s while its model loaded")
+    assert answer.end is not None and answer.end.name == "done", answer.events[-3:]
+    assert took > 12
