@@ -89,3 +89,24 @@ def test_a_stopped_answer_is_recorded_as_stopped(app, signed_in, engine):
     signed_in.post(f"/messages/{message_id}/stop", headers=JSON)
     stream.join(5)
     assert [r.outcome for r in records(app)] == ["stopped"]
+
+
+def test_an_answer_whose_conversation_is_deleted_mid_way_keeps_its_record(app, signed_in, monkeypatch):
+    """The conversation's deletion lands between the answer's last save and its measurements:
+    the record stays, without its links (the dashboard counts it)."""
+    from app.answers import saving
+    from app.models import Conversation
+
+    conversation_id = new_conversation(signed_in)
+    real_record = saving.record
+
+    def deleted_meanwhile(live, saved):
+        with db.engine.begin() as connection:  # another request's transaction
+            connection.execute(sa.delete(Conversation).where(Conversation.id == conversation_id))
+        real_record(live, saved)
+
+    monkeypatch.setattr(saving, "record", deleted_meanwhile)
+    send(signed_in, conversation_id, "Dis bonjour").get_data()
+    kept = records(app)
+    assert [(r.outcome, r.message_id, r.conversation_id) for r in kept] == [("complete", None, None)]
+    assert kept[0].completion_tokens == 4 and kept[0].total_seconds > 0

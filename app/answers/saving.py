@@ -7,7 +7,7 @@ import logging
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.answers.live import LiveAnswer
 from app.extensions import db
@@ -96,19 +96,26 @@ def record(live: LiveAnswer, saved: bool | None) -> None:
     def since(at: float | None) -> float | None:
         return at - received if at is not None else None
 
+    figures = {
+        "user_id": live.user_id,
+        "model": live.model,
+        "parameters": live.measure["parameters"],
+        "outcome": live.outcome.value,
+        "stats": live.stats,
+        "first_token": since(live.first_token_at),
+        "first_answer": since(live.first_answer_at),
+        "total": (live.ended_at or time.perf_counter()) - received,
+    }
+    # A deleted message's id may be another's: linked only when the save found it.
+    linked = {"message_id": live.message_id, "conversation_id": live.conversation_id}
     try:
-        record_generation(
-            message_id=live.message_id if saved else None,  # a deleted message's id may be another's
-            user_id=live.user_id,
-            conversation_id=live.conversation_id if saved else None,
-            model=live.model,
-            parameters=live.measure["parameters"],
-            outcome=live.outcome.value,
-            stats=live.stats,
-            first_token=since(live.first_token_at),
-            first_answer=since(live.first_answer_at),
-            total=(live.ended_at or time.perf_counter()) - received,
-        )
+        try:
+            record_generation(**(linked if saved else dict.fromkeys(linked)), **figures)
+        except IntegrityError:
+            # The conversation was deleted between the save and now (Delete while it ended):
+            # the measurements stay, unlinked, as for an answer deleted before its end.
+            db.session.rollback()
+            record_generation(**dict.fromkeys(linked), **figures)
     except SQLAlchemyError:
         db.session.rollback()
         log.exception("the measurements of answer %s could not be saved", live.id)
