@@ -133,6 +133,15 @@ CORPUS: list[Payload] = [
     _("popover-target", '<a popovertarget="sidebar" href="#">menu</a>', visible="menu"),
     _("code-block-with-script", "```html\n<script>{js}</script>\n```", visible="<script>"),
     _("inline-code-with-img", "`<img src=x onerror={js}>`", visible="<img src=x onerror="),
+    # LaTeX: KaTeX draws formulas (trust off), their MathML sanitized on its own
+    _("latex-href-javascript", r"Lien $\href{javascript:{js}}{ici}$ fin", visible="fin"),
+    _("latex-url-javascript", r"$\url{javascript:{js}}$"),
+    _("latex-includegraphics-outside", r"$$\includegraphics{{out}/latex.png}$$"),
+    _("latex-html-class-over-the-page", r"\(\htmlClass{fixed inset-0 z-50}{x}\)"),
+    _("latex-html-style-url", r"\[\htmlStyle{background:url({out}/latex-style)}{y}\]"),
+    _("latex-html-data-onclick", r"$\htmlData{onclick={js}}{z}$"),
+    _("latex-text-with-markup", r"$\text{<img src=x onerror={js}>}$ fin", visible="fin"),
+    _("latex-split-across-tokens", r"$\hr", r"ef{javas", r"cript:{js}}{x}$"),
     # the thinking, shown as text beside the answer
     _(
         "thinking-with-markup",

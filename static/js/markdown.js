@@ -1,4 +1,5 @@
-// Markdown for model output, which is untrusted: marked renders, DOMPurify sanitizes.
+// Markdown for model output, which is untrusted: marked renders, DOMPurify sanitizes, KaTeX
+// writes the formulas ($…$, $$…$$, \(…\), \[…\]) as MathML.
 //
 // While an answer streams, only the block still being written is re-rendered, at most once
 // per animation frame; finished blocks are rendered once and never touched again, so a long
@@ -35,6 +36,29 @@ window.Markdown = (() => {
   const PURIFY_COLOURS = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
   const LANGUAGE = /^language-([\w+#.-]{1,40})$/;
   const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+  // KaTeX's MathML, sanitized on its own: the answer's sanitizer (PURIFY) still refuses any
+  // <math> the model writes as HTML; only what KaTeX made of a formula gets MathML. No link
+  // (\href is refused by trust: false anyway), no id or class, no style.
+  const PURIFY_MATH = {
+    USE_PROFILES: { mathMl: true },
+    // KaTeX puts the formula's TeX in an <annotation>, which MathML does not show; without
+    // these two tags the sanitizer would keep its text, shown beside the formula.
+    ADD_TAGS: ["semantics", "annotation"],
+    FORBID_ATTR: ["href", "xlink:href", "id", "class", "style", "src"],
+    RETURN_DOM_FRAGMENT: true,
+  };
+  const KATEX = {
+    output: "mathml", // no KaTeX CSS, and no inline style the CSP would refuse
+    throwOnError: true, // a formula KaTeX cannot read stays as the model wrote it
+    trust: false, // no \href, \url, \includegraphics, \htmlClass…
+    strict: "ignore",
+    maxSize: 10, // em: a \rule or \hspace no wider than a phone's screen
+    maxExpand: 200, // macros that expand forever fail fast
+  };
+  const MATH_MAX_CHARS = 5_000; // how far a formula's end is looked for, so a stray $ costs little
+  // A placeholder for each formula while marked renders and DOMPurify sanitizes. Its attribute
+  // is kept only with this page's secret prefix: the model cannot make one of its own.
+  const MATH_SLOT = `m${Array.from(crypto.getRandomValues(new Uint32Array(2)), (n) => n.toString(36)).join("")}-`;
   const HIGHLIGHT_MAX_CHARS = 100_000; // beyond, colouring would freeze the page for too long
   const GUESS_MAX_CHARS = 20_000; // guessing an unnamed language tries them all
   // The languages a guess may pick: the rarer ones (VB.NET, Perl…) win on SQL or shell text.
@@ -67,13 +91,116 @@ window.Markdown = (() => {
     if (node.nodeName === "CODE" && event.attrName === "class" && LANGUAGE.test(event.attrValue)) {
       event.forceKeepAttr = true;
     }
+    if (event.attrName === "data-math" && event.attrValue.startsWith(MATH_SLOT)) event.forceKeepAttr = true;
   });
+
+  // Formulas, found the way pandoc and markdown-it-texmath find them, so that money stays text:
+  // an opening $ is followed by a non-space and not preceded by a digit; a closing $ is preceded
+  // by a non-space and not followed by a digit ("5 $ et 10 $", "$5 and $10" are not formulas).
+  // Code spans and blocks are read by marked before, and never reach these.
+  let formulas = []; // those of the text being rendered, by their placeholder's number
+
+  const inlineMath = {
+    name: "math",
+    level: "inline",
+    start(src) {
+      const at = src.search(/\$|\\[([]/);
+      return at < 0 ? undefined : at;
+    },
+    tokenizer(src, tokens) {
+      const before = tokens.length ? tokens[tokens.length - 1].raw.slice(-1) : "";
+      const found = inlineFormula(src, before);
+      if (found) return { type: "math", raw: src.slice(0, found.length), tex: found.tex, display: found.display };
+      return undefined;
+    },
+    renderer: (token) => mathSlot(token, "span"),
+  };
+
+  // $$ or \[ opening a block, its end closing a line: display math whose lines marked would
+  // otherwise read as Markdown (a "- x" line, a "=" under a line). No blank line inside, as in TeX.
+  const MATH_BLOCK = /^ {0,3}(\$\$|\\\[)((?:[^\n]|\n(?![ \t]*(?:\n|$))){1,5000}?)(\$\$|\\\])[ \t]*(?:\n+|$)/;
+  const blockMath = {
+    name: "mathBlock",
+    level: "block",
+    tokenizer(src) {
+      const match = MATH_BLOCK.exec(src);
+      if (!match || match[3] !== (match[1] === "$$" ? "$$" : "\\]") || !match[2].trim()) return undefined;
+      return { type: "mathBlock", raw: match[0], tex: match[2].trim(), display: true };
+    },
+    renderer: (token) => mathSlot(token, "div"),
+  };
+
+  // The formula at the start of `src`: its length and TeX, or null.
+  function inlineFormula(src, before) {
+    const head = src.slice(0, MATH_MAX_CHARS);
+    let close;
+    if (head.startsWith("\\(") || head.startsWith("\\[")) {
+      close = head.indexOf(head[1] === "(" ? "\\)" : "\\]", 2);
+      return close > 2 && head.slice(2, close).trim()
+        ? { length: close + 2, tex: head.slice(2, close).trim(), display: head[1] === "[" }
+        : null;
+    }
+    if (head[0] !== "$" || before === "\\") return null;
+    if (head[1] === "$") {
+      close = head.indexOf("$$", 2);
+      return close > 2 && head.slice(2, close).trim()
+        ? { length: close + 2, tex: head.slice(2, close).trim(), display: true }
+        : null;
+    }
+    if (!head[1] || /\s/.test(head[1]) || /\d/.test(before)) return null;
+    for (let at = 1; (at = head.indexOf("$", at + 1)) > 0;) {
+      if (head[at - 1] === "\\") continue; // \$, a dollar inside the formula
+      if (!/\s/.test(head[at - 1]) && !/\d/.test(head[at + 1] || "")) {
+        return { length: at + 1, tex: head.slice(1, at), display: false };
+      }
+    }
+    return null;
+  }
+
+  // The formula's source as text, in an element placeMath() will fill.
+  function mathSlot(token, tag) {
+    formulas.push(token);
+    const text = token.raw.trim().replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+    return `<${tag} data-math="${MATH_SLOT}${formulas.length - 1}">${text}</${tag}>`;
+  }
+
+  const markdown = new marked.Marked({ gfm: true, breaks: false, extensions: [blockMath, inlineMath] });
 
   // Sanitized DOM, its code blocks wrapped; `finished` ones also coloured and given a copy button.
   function renderFragment(source, finished) {
-    const fragment = DOMPurify.sanitize(marked.parse(source, { gfm: true, breaks: false }), PURIFY);
+    formulas = [];
+    const fragment = DOMPurify.sanitize(markdown.parse(source), PURIFY);
+    placeMath(fragment, formulas);
+    formulas = [];
     codeBlocks(fragment, finished);
     return fragment;
+  }
+
+  // Each placeholder gets its formula's MathML, or keeps the formula's text when KaTeX cannot
+  // read it (or is missing): a bad formula reads as the model wrote it, never as an error.
+  function placeMath(fragment, found) {
+    for (const slot of fragment.querySelectorAll("[data-math]")) {
+      const token = found[Number(slot.dataset.math.slice(MATH_SLOT.length))];
+      slot.removeAttribute("data-math");
+      const math = token && formula(token.tex, token.display);
+      if (!math) continue;
+      slot.replaceChildren(math);
+      slot.dataset.math = token.display ? "display" : "inline";
+    }
+  }
+
+  function formula(tex, display) {
+    if (!window.katex) return null;
+    let html;
+    try {
+      html = window.katex.renderToString(tex, { ...KATEX, displayMode: display });
+    } catch (error) {
+      return null;
+    }
+    const math = DOMPurify.sanitize(html, PURIFY_MATH);
+    const root = math.firstChild;
+    if (math.childNodes.length !== 1 || !root || root.nodeName.toLowerCase() !== "math") return null;
+    return math;
   }
 
   function render(source) {
@@ -91,18 +218,25 @@ window.Markdown = (() => {
     }
     for (const pre of fragment.querySelectorAll("pre")) {
       if (pre.parentElement && pre.parentElement.closest("pre")) continue;
-      // The same wrapper while written and once finished: the block keeps its size when the
-      // button (laid over its corner) and the colours come.
+      // A header bar above the code, for its language and the copy button, so the button never
+      // covers a line. The same header while written and once finished: the block keeps its
+      // size when the button and the colours come.
       const block = document.createElement("div");
       block.dataset.codeBlock = "";
+      const header = document.createElement("div");
+      header.dataset.codeHeader = "";
+      const language = document.createElement("span");
+      language.dataset.codeLanguage = "";
+      language.textContent = pre.dataset.language || "";
+      header.append(language);
       pre.replaceWith(block);
-      block.append(pre);
+      block.append(header, pre);
       if (!finished) continue;
       const code = pre.firstElementChild;
       if (code && code.tagName === "CODE" && pre.childElementCount === 1 && !code.childElementCount) {
         highlight(code, pre.dataset.language);
       }
-      block.append(copyButton());
+      header.append(copyButton());
     }
   }
 

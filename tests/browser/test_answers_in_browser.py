@@ -123,8 +123,8 @@ RENDERED = """(markdown) => ({
     text: code.textContent,
     coloured: code.querySelectorAll("span[data-hl]").length,
   })),
-  buttons: [...markdown.querySelectorAll("[data-code-block] > button[data-copy-code]")].map(
-    (b) => [b.textContent, b.getAttribute("aria-label")]),
+  buttons: [...markdown.querySelectorAll("[data-code-block] > [data-code-header] > button[data-copy-code]")]
+    .map((b) => [b.textContent, b.getAttribute("aria-label")]),
 })"""
 UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -147,11 +147,14 @@ def open_page(browser, live_server, logged_in_state):
     """Opens signed-in pages with the given browser options; closes them after the test."""
     contexts = []
 
-    def open_page(init_script: str = "", permissions: list[str] | None = None, viewport=DESKTOP):
+    def open_page(
+        init_script: str = "", permissions: list[str] | None = None, viewport=DESKTOP, theme: str = "light"
+    ):
         context = browser.new_context(
             locale="fr-FR",
             base_url=live_server.base_url,
             viewport=viewport,
+            color_scheme=theme,
             storage_state=logged_in_state,
             permissions=permissions or [],
         )
@@ -212,11 +215,6 @@ def test_streamed_markdown_answer_shows_highlighted_code_with_copy_buttons_witho
 
     markdown = page.locator(f"{LAST_ANSWER} >> [data-markdown]")
     check_rendered(markdown.evaluate(RENDERED), ui_word(page, "copy"), ui_word(page, "copy_code"))
-    # Each button lies over its block's corner, inside it: it takes no room of its own.
-    for block in markdown.locator("[data-code-block]").all():
-        box, button = block.bounding_box(), block.locator("button").bounding_box()
-        assert block.locator("button").evaluate("b => getComputedStyle(b).position") == "absolute"
-        assert box["y"] <= button["y"] and button["x"] + button["width"] <= box["x"] + box["width"] + 1
     markdown.locator("[data-code-block]").first.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts_dir / f"answer-{viewport['width']}.png"))
     shift = page.evaluate("window.__layoutShift")
@@ -334,3 +332,208 @@ def test_markup_in_a_code_fence_language_or_content_is_shown_as_text(open_page, 
         assert found == [], f"reloaded={reloaded}: {found}"
         assert markdown.locator("button[data-copy-code]").count() == 3
         assert open_page.dialogs == []
+
+
+# --- Code headers, table alignment and formulas -----------------------------------------------
+
+SHORT_CODE = "def somme(nombres: list[int]) -> int:\n    return sum(nombres)"
+ALIGNED_TABLE = """| Produit | Prix | Stock |
+|---|---:|:---:|
+| Stylo | 1,50 € | oui |
+| Cahier | 12,00 € | non |
+"""
+FORMULAS = r"""L'énergie au repos vaut $E = mc^2$, et l'aire d'un disque \(A = \pi r^2\).
+
+$$
+\int_0^1 x^2\,dx = \frac{1}{3}
+$$
+
+Et aussi : \[\sum_{k=1}^{n} k = \frac{n(n+1)}{2}\]
+"""
+# What the formulas of an answer became: MathML from KaTeX, or not.
+MATH = """(markdown) => ({
+  // What a formula shows: its <semantics>' first child (the second, unseen, is the TeX source).
+  inline: [...markdown.querySelectorAll("[data-math=inline] > math > semantics > :first-child")]
+    .map((m) => m.textContent),
+  display: [...markdown.querySelectorAll("[data-math=display] > math[display=block]")].map(
+    (m) => m.getBoundingClientRect().height > 0),
+  math: markdown.querySelectorAll("math").length,
+  text: markdown.innerText,
+})"""
+
+
+def last_markdown(page):
+    return page.locator(f"{LAST_ANSWER} >> [data-markdown]")
+
+
+def test_copy_button_sits_above_the_code_and_covers_none_of_it_on_a_phone(open_page, scripted_model):
+    page = open_page(viewport=PHONE)
+    start_chat(page)
+    ask(page, scripted_model, f"Voici :\n\n```python\n{SHORT_CODE}\n```\n")
+
+    block = last_markdown(page).locator("[data-code-block]")
+    button, code = block.locator("button[data-copy-code]").bounding_box(), block.locator("pre").bounding_box()
+    # The button is above the code, in its header: their boxes do not overlap.
+    assert button["y"] + button["height"] <= code["y"], (button, code)
+    # What the button used to hide at this width: the end of the first line, shown whole.
+    assert "list[int]) -> int:" in block.locator("pre").inner_text()
+
+
+def test_code_block_header_names_the_language_of_its_fence(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    ask(page, scripted_model, f"```python\n{SHORT_CODE}\n```\n\n```\nsans langue\n```\n")
+
+    headers = last_markdown(page).locator("[data-code-block] > [data-code-header]")
+    assert headers.count() == 2
+    copy = ui_word(page, "copy")
+    assert normalized(headers.nth(0).inner_text()) == f"python {copy}"
+    assert normalized(headers.nth(1).inner_text()) == copy  # no label when the fence names none
+
+
+def test_right_aligned_and_centred_table_columns_keep_their_alignment(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    ask(page, scripted_model, ALIGNED_TABLE)
+
+    table = last_markdown(page).locator("table")
+    aligns = table.evaluate(
+        "(t) => [...t.rows].map((row) => [...row.cells].map((cell) => getComputedStyle(cell).textAlign))"
+    )
+    assert aligns == [["start", "right", "center"]] * 3, aligns
+
+
+@pytest.mark.parametrize("reloaded", [False, True], ids=["streamed", "reloaded"])
+def test_inline_and_display_formulas_are_drawn_as_mathml(open_page, scripted_model, reloaded):
+    page = open_page()
+    start_chat(page)
+    ask(page, scripted_model, FORMULAS)
+    if reloaded:
+        page.reload()
+        page.wait_for_selector(f"{LAST_ANSWER} >> [data-markdown][data-rendered]")
+
+    math = last_markdown(page).evaluate(MATH)
+    assert [normalized(t) for t in math["inline"]] == ["E=mc2", "A=πr2"], math
+    assert math["display"] == [True, True], math
+    assert "$" not in math["text"] and "\\(" not in math["text"] and "\\frac" not in math["text"]
+
+
+def test_money_amounts_stay_text(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    money = (
+        "Comptez entre 5 $ et 10 $ par mois.\n\nIt costs $5 and $10.\n\nLe reste : $ 5, et 3$/mois ou 4$/an."
+    )
+    ask(page, scripted_model, money)
+
+    math = last_markdown(page).evaluate(MATH)
+    assert math["math"] == 0, math
+    assert normalized(math["text"]) == normalized(money)
+
+
+def test_formulas_in_code_spans_and_blocks_stay_code(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    ask(
+        page,
+        scripted_model,
+        "En shell, `echo $HOME$x$` affiche :\n\n```latex\n$$E = mc^2$$ et \\(x\\)\n```\n",
+    )
+
+    markdown = last_markdown(page)
+    assert markdown.locator("math").count() == 0
+    assert markdown.locator("p code").inner_text() == "echo $HOME$x$"
+    assert markdown.locator("pre code").inner_text().strip() == "$$E = mc^2$$ et \\(x\\)"
+
+
+def test_a_formula_katex_cannot_read_is_shown_as_written(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    ask(page, scripted_model, "Une fraction mal fermée : $\\frac{1}{2$ puis $x^2$.")
+
+    math = last_markdown(page).evaluate(MATH)
+    assert "$\\frac{1}{2$" in math["text"], math
+    assert [normalized(t) for t in math["inline"]] == ["x2"]
+    assert open_page.dialogs == []
+
+
+@pytest.mark.parametrize("path", ["/", "/compare"], ids=["chat", "compare"])
+def test_every_page_that_shows_answers_draws_their_formulas(open_page, path):
+    page = open_page()
+    page.goto(path)
+    page.wait_for_function("() => window.Markdown !== undefined")
+    assert "</math>" in page.evaluate("Markdown.render('Soit $x^2$.')")
+
+
+LATEX_ATTACKS = r"""Lien : $\href{javascript:alert(1)}{cliquez}$ ; url : $\url{javascript:alert(2)}$.
+
+Classe : $\htmlClass{fixed inset-0}{x}$ ; style : \(\htmlStyle{position:fixed}{y}\).
+
+Id : $\htmlId{prompt}{z}$.
+
+$$\includegraphics{http://127.0.0.1:9/leak.png}$$
+"""
+
+
+def test_formulas_cannot_make_links_classes_styles_or_images(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    ask(page, scripted_model, LATEX_ATTACKS)
+
+    markdown = last_markdown(page)
+    # Drawn, each refused command shown by its name (in red) instead of what it asked for.
+    assert markdown.locator("math").count() == 6
+    found = markdown.evaluate(
+        """(m) => [...m.querySelectorAll("*")].flatMap((e) => [
+          ...(["A", "IMG", "SCRIPT"].includes(e.tagName.toUpperCase()) ? [e.tagName] : []),
+          ...[...e.attributes].map((a) => a.name)
+            .filter((n) => ["href", "class", "style", "id", "src"].includes(n) || n.startsWith("on")),
+        ])"""
+    )
+    assert found == []
+    assert "javascript:" not in markdown.evaluate(
+        "(m) => m.innerHTML.replace(/<annotation[^]*?<\\/annotation>/g, '')"
+    )
+    assert open_page.dialogs == []
+
+
+ALL_OF_IT = f"""## Un résumé
+
+{ALIGNED_TABLE}
+La formule $E = mc^2$ et son intégrale :
+
+$$\\int_0^1 x^2\\,dx = \\frac{{1}}{{3}}$$
+
+```python
+{SHORT_CODE}
+```
+"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_formulas_are_written_in_the_text_colour_of_either_theme(
+    open_page, scripted_model, viewport, theme, artifacts_dir
+):
+    page = open_page(viewport=viewport, theme=theme)
+    start_chat(page)
+    ask(page, scripted_model, ALL_OF_IT)
+
+    markdown = last_markdown(page)
+    colours = markdown.evaluate(
+        """(m) => [m.querySelector("p"), ...m.querySelectorAll("math mi")]
+          .map((e) => getComputedStyle(e).color)"""
+    )
+    assert len(colours) > 4 and len(set(colours)) == 1, colours  # formulas as legible as the text
+    assert (lightness(colours[0]) > 0.6) == (theme == "dark"), colours
+    markdown.locator("table").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts_dir / f"answer-code-table-math-{viewport['width']}-{theme}.png"))
+
+
+def lightness(css_colour: str) -> float:
+    """From 0 (black) to 1 (white): OKLCH's own lightness, or an sRGB colour's luminance."""
+    numbers = [float(n) for n in re.findall(r"[\d.]+", css_colour)]
+    if css_colour.startswith("oklch"):
+        return numbers[0]
+    red, green, blue = (n / 255 for n in numbers[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
