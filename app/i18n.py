@@ -4,8 +4,13 @@ of what is said outside a request: `flask bench`, the background threads)."""
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
+
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_login import current_user
+
+TIMEZONE_COOKIE = "tz"
 
 
 def select_locale() -> str:
@@ -16,6 +21,20 @@ def select_locale() -> str:
         if chosen in languages:
             return chosen
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str | None:
+    """The reader's time zone, as their browser names it (app.js keeps it in the `tz` cookie);
+    None (the configured default, UTC) when unknown or not a zone this server knows."""
+    if not has_request_context():
+        return None
+    name = request.cookies.get(TIMEZONE_COOKIE, "")
+    return name if name in _known_zones() else None
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _account_language() -> str:

@@ -1,7 +1,9 @@
 """Finding conversations again, and taking them away: search, Markdown and JSON exports."""
 
 import json
+import re
 from datetime import datetime
+from urllib.parse import unquote
 
 from app.extensions import db
 from app.models import Conversation, Message
@@ -213,6 +215,51 @@ def test_a_title_with_slashes_and_quotes_still_gives_a_safe_file_name(signed_in)
     untitled = new_conversation(signed_in)
     disposition = signed_in.get(f"/conversations/{untitled}/export.md").headers["Content-Disposition"]
     assert f'filename="conversation-{untitled}.md"' in disposition
+
+
+def stored_title(app, conversation_id: int, title: str) -> None:
+    """A title as it may be stored: made from a first message, renamed, or from before."""
+    with app.app_context():
+        db.session.get(Conversation, conversation_id).title = title
+        db.session.commit()
+
+
+def file_names(client, conversation_id: int, extension: str = "md") -> tuple[str, str]:
+    """The export's file name as old clients read it (`filename`) and as others do (`filename*`)."""
+    disposition = client.get(f"/conversations/{conversation_id}/export.{extension}").headers[
+        "Content-Disposition"
+    ]
+    plain = re.search(r'filename="([^"]*)"', disposition)[1]
+    exact = unquote(re.search(r"filename\*=UTF-8''(\S+)", disposition)[1])
+    return plain, exact
+
+
+def test_an_export_of_a_title_with_a_path_quotes_line_breaks_and_markdown_is_named_by_its_words(
+    app, signed_in
+):
+    conversation_id = new_conversation(signed_in)
+    stored_title(app, conversation_id, '## ../../etc/passwd "l\'été"\r\n**les points clés**')
+    assert file_names(signed_in, conversation_id) == (
+        "etc passwd l ete les points cles.md",
+        "etc passwd l été les points clés.md",
+    )
+
+
+def test_an_export_named_after_a_reserved_device_or_only_markup_gets_the_fallback_name(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    for title in ("CON", "nul.txt", "Com1", "***", "## ..", "\u202e"):
+        stored_title(app, conversation_id, title)
+        fallback = f"conversation-{conversation_id}.json"
+        assert file_names(signed_in, conversation_id, "json") == (fallback, fallback), title
+
+
+def test_an_export_file_name_is_bounded_and_keeps_no_hidden_character(app, signed_in):
+    conversation_id = new_conversation(signed_in)
+    stored_title(app, conversation_id, "facture\u202etxt.exe " + "é" * 150)
+    plain, exact = file_names(signed_in, conversation_id)
+    assert exact.startswith("facture txt.exe éé") and "\u202e" not in exact
+    assert len(exact) <= 100 + len(".md") and len(exact.encode()) <= 200 + len(".md")
+    assert plain.startswith("facture txt.exe ee") and len(plain) <= 100 + len(".md")
 
 
 def test_markdown_export_holds_the_exchange_in_order_under_headings(signed_in):

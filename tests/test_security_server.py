@@ -68,7 +68,7 @@ def state_of(client: ChatClient) -> dict:
     models = client.session.get(client.url("/models")).json()
     settings = client.session.get(client.url("/admin/models/settings"), params={"model": models["default"]})
     return {
-        "conversations": [(c["id"], c["title"], c["model"], c["think"]) for c in conversations],
+        "conversations": [(c["id"], c["title"], c["model"], c["think"], c["pinned"]) for c in conversations],
         "messages": [len(client.messages(c["id"])) for c in conversations],
         "models": models,
         # the page's form, but for its CSRF tokens (signed anew on every page)
@@ -83,7 +83,8 @@ def test_every_post_without_the_csrf_token_is_refused_and_changes_nothing(app, a
     default = before["models"]["default"]
     # every field a POST might read, set to change something (the page's language too: English now)
     fields = ("title", "content", "prompt", "system_prompt")
-    body = dict.fromkeys(fields, "forged") | {"model": default, "think": "on", "enabled": "0", "lang": "fr"}
+    body = dict.fromkeys(fields, "forged") | {"model": default, "think": "on", "pinned": "1", "enabled": "0"}
+    body["lang"] = "fr"
     posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
     assert len(posts) >= 20
     accepted = []

@@ -56,6 +56,7 @@ INTRUSION = {
     "title": "pris par bob",
     "model": "other",
     "think": "on",
+    "pinned": "1",
     "content": "laisse-moi entrer",
     "prompt": "laisse-moi entrer",
     "enabled": "0",
@@ -177,7 +178,8 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
         messages = conversation.messages if conversation else []
         return {
             "account": (alice.is_admin, alice.disabled, alice.session_token, alice.password_hash),
-            "conversation": conversation and (conversation.title, conversation.model, conversation.think),
+            "conversation": conversation
+            and (conversation.title, conversation.model, conversation.think, conversation.pinned),
             # the answer being written grows meanwhile: its state is compared, not its text
             "messages": [(m.id, m.role, m.state) for m in messages],
             "texts": [m.content for m in messages if m.role == "user" or m.state == "complete"],

@@ -3,3 +3,7 @@ from flask import Blueprint
 bp = Blueprint("chat", __name__)
 
 from app.chat import archive_routes, routes  # noqa: E402,F401
+from app.chat.titles import plain_title  # noqa: E402
+
+# A title as shown (sidebar, header, search, the page's name): its words, not its Markdown.
+bp.add_app_template_filter(plain_title, "plain_title")

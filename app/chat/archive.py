@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from app.chat.services import thread_of
+from app.chat.titles import plain_title
 from app.extensions import db
 from app.llm.types import Outcome
 from app.models import Conversation, Message, User, utcnow
@@ -50,7 +51,7 @@ class Hit:
     def as_dict(self) -> dict:
         return {
             "id": self.conversation_id,
-            "title": self.title,
+            "title": plain_title(self.title),
             "updated_at": iso(self.updated_at),
             "snippet": self.snippet.as_dict() if self.snippet else None,
         }
@@ -159,7 +160,7 @@ def _collapse(text: str) -> str:
 # -- export ----------------------------------------------------------------------------------------
 def as_markdown(conversation: Conversation) -> str:
     """The branch shown, as a Markdown document in the reader's language."""
-    title = conversation.title or _("New conversation")
+    title = plain_title(conversation.title) or _("New conversation")
     about = _(
         "Started on %(date)s with %(model)s · exported on %(exported)s",
         date=_readable(conversation.created_at),
@@ -242,13 +243,42 @@ def _message_record(message: Message) -> dict:
     }
 
 
+# Names Windows keeps for devices, whatever the extension ("CON.md" cannot be saved).
+_RESERVED_NAMES = re.compile(r"(?:CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(?:COM|LPT)[0-9¹²³])(?:\..*)?", re.I)
+# A name's bounds: characters as people count them, bytes as file systems do (255 for most).
+FILE_NAME_CHARS = 100
+FILE_NAME_BYTES = 200
+
+
+def file_name(title: str, fallback: str) -> str:
+    """A file name from a title, safe on every system: its words without their Markdown, no
+    path separator, no character a system forbids or hides (controls, bidirectional overrides,
+    quotes), no name a system reserves, bounded; `fallback` when nothing is left."""
+    return _safe_name(plain_title(title), fallback)
+
+
+def _safe_name(text: str, fallback: str) -> str:
+    name = "".join(" " if _forbidden_in_file_name(char) else char for char in text)
+    name = " ".join(name.split()).strip(" .")[:FILE_NAME_CHARS]
+    while len(name.encode()) > FILE_NAME_BYTES:
+        name = name[:-1]
+    name = name.rstrip(" .")
+    if not name or _RESERVED_NAMES.fullmatch(name):
+        return fallback
+    return name
+
+
+def _forbidden_in_file_name(char: str) -> bool:
+    # C: controls, format characters (U+202E reverses what follows), unassigned, surrogates.
+    return char in "/\\:*?\"<>|'`" or unicodedata.category(char)[0] == "C"
+
+
 def download_disposition(title: str, extension: str, fallback: str) -> str:
     """A Content-Disposition for a download named after `title`: an ASCII `filename` for old
     clients, and the exact name (accents kept) as RFC 5987's `filename*`."""
-    name = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', " ", title)
-    name = " ".join(name.split()).strip(" .")[:100].strip() or fallback
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    plain = " ".join(plain.split()).strip(" .") or fallback
+    name = file_name(title, fallback)
+    ascii_only = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    plain = _safe_name(ascii_only, fallback)
     return (
         f'attachment; filename="{plain}.{extension}"; '
         f"filename*=UTF-8''{quote(f'{name}.{extension}', safe='')}"

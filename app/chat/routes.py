@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 from flask import (
     abort,
@@ -33,11 +34,13 @@ from app.answers.asking import (
 from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.answers.saving import save_answer
 from app.answers.stream import resume_point, sse_response
-from app.chat import bp, services
+from app.chat import bp, services, sidebar
+from app.chat.titles import plain_title
 from app.database import end_transaction
 from app.errors import render_error, wants_json
 from app.llm import services as llm
 from app.llm.types import GenerationOptions, Outcome
+from app.models import utcnow
 
 bp.register_error_handler(Refused, refused_response)
 
@@ -58,6 +61,7 @@ def _page(conversation=None):
         thread=thread,
         versions=services.versions(conversation, thread) if conversation else {},
         conversations=conversations,
+        groups=sidebar.grouped(conversations, utcnow()),
         # Conversations with an answer being written: marked in the sidebar.
         answering=registry().answering(c.id for c in conversations),
         models=offered,
@@ -287,7 +291,13 @@ def _answer(conversation, received_at: float, store):
                 raise
         registry().settle(ticket)
         end_transaction()
-    headers = {"X-Message-Id": str(exchange.answer_id), "X-Question-Id": str(exchange.question_id)}
+    headers = {
+        "X-Message-Id": str(exchange.answer_id),
+        "X-Question-Id": str(exchange.question_id),
+        # The title a first message gave, for the page to show at once (percent-encoded UTF-8:
+        # a header is Latin-1).
+        "X-Conversation-Title": quote(plain_title(exchange.title), safe=""),
+    }
     return sse_response(live, ticket, readable=session_still_valid(), headers=headers)
 
 
@@ -364,6 +374,21 @@ def rename(conversation_id: int):
     if not title or len(title) > 200:
         return render_error(400, _("A title has 1 to 200 characters."))
     services.rename(conversation, title)
+    if wants_json():
+        return jsonify(services.conversation_as_dict(conversation))
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id))
+
+
+@bp.post("/conversations/<int:conversation_id>/pin")
+def pin(conversation_id: int):
+    """Keep a conversation at the top of the sidebar (`pinned`: "1" or true), or let it go back
+    among the others by its date ("0" or false)."""
+    conversation = services.owned_conversation(current_user, conversation_id)
+    data = request.get_json(silent=True) if request.is_json else request.form
+    pinned = data.get("pinned") if isinstance(data, dict) else None
+    if not (isinstance(pinned, bool) or pinned in ("0", "1")):
+        return render_error(400, _("A conversation is either pinned or not."))
+    services.set_pinned(conversation, pinned in (True, "1"))
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))
     return redirect(url_for("chat.conversation", conversation_id=conversation.id))

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from flask import abort
 from sqlalchemy.exc import IntegrityError
 
+from app.chat.titles import plain_title, title_from
 from app.extensions import db
 from app.llm.types import ChatMessage, Outcome
 from app.models import Conversation, Message, User, utcnow
 
-TITLE_LENGTH = 60
 SYSTEM_PROMPT_CHARS = 8000
 # How a rating is written in forms and JSON, and stored.
 FEEDBACK: dict[str, int | None] = {"up": 1, "down": -1, "": None}
@@ -47,11 +47,12 @@ def owned_message(user: User, message_id: int) -> Message:
 
 
 def conversations_of(user: User) -> list[Conversation]:
+    """The user's conversations as the sidebar lists them: the pinned ones first, then newest first."""
     return list(
         db.session.scalars(
             sa.select(Conversation)
             .where(Conversation.user_id == user.id)
-            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc())
         )
     )
 
@@ -69,6 +70,11 @@ def create_conversation(
 
 def rename(conversation: Conversation, title: str) -> None:
     conversation.title = title
+    db.session.commit()
+
+
+def set_pinned(conversation: Conversation, pinned: bool) -> None:
+    conversation.pinned = pinned
     db.session.commit()
 
 
@@ -116,15 +122,6 @@ def thread_of(conversation: Conversation) -> list[Message]:
     return thread
 
 
-def title_from(text: str) -> str:
-    """A title from the first message: its first line, cut at a word (no model call)."""
-    line = " ".join(text.split())
-    if len(line) <= TITLE_LENGTH:
-        return line
-    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
-    return (cut or line[:TITLE_LENGTH]) + "…"
-
-
 def path_to(conversation: Conversation, message: Message | None) -> list[Message]:
     """`message` and the messages it follows, oldest first ([] for None)."""
     by_id = {m.id: m for m in conversation.messages}
@@ -164,6 +161,7 @@ class Exchange:
     model: str
     prompt: list[ChatMessage]
     question_id: int | None = None
+    title: str = ""  # the conversation's, as it is once this exchange is stored
 
 
 def add_exchange(
@@ -297,7 +295,13 @@ def _add_answer(
     db.session.flush()  # here the unique index refuses a second answer being written
     conversation.leaf_id = answer.id
     conversation.updated_at = utcnow()
-    return Exchange(answer_id=answer.id, model=conversation.model, prompt=prompt, question_id=question.id)
+    return Exchange(
+        answer_id=answer.id,
+        model=conversation.model,
+        prompt=prompt,
+        question_id=question.id,
+        title=conversation.title,
+    )
 
 
 def prompt_for(
@@ -344,7 +348,8 @@ def conversation_as_dict(conversation: Conversation, answering: bool = False) ->
     """`answering`: an answer of it is being written."""
     return {
         "id": conversation.id,
-        "title": conversation.title,
+        "title": plain_title(conversation.title),
+        "pinned": conversation.pinned,
         "model": conversation.model,
         "think": conversation.think,
         "system_prompt": conversation.system_prompt,

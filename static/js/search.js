@@ -1,5 +1,6 @@
 // Search as you type: the box of templates/chat/_search.html shows the matching conversations
-// under it, from GET /search (JSON). Text goes in with textContent only, never as HTML.
+// under it, under their own heading, from GET /search (JSON). Text goes in with textContent
+// only, never as HTML.
 "use strict";
 
 (() => {
@@ -35,14 +36,15 @@
 
   document.querySelectorAll("[data-search]").forEach((box) => {
     const input = box.querySelector("[data-search-input]");
-    const list = box.querySelector("[data-search-results]");
+    const results = box.querySelector("[data-search-results]");
+    const list = results && results.querySelector("[data-search-list]");
     if (!input || !list) return;
     let timer = null;
     let pending = null;
 
     const show = (nodes) => {
       list.replaceChildren(...nodes);
-      list.classList.toggle("hidden", nodes.length === 0);
+      results.classList.toggle("hidden", nodes.length === 0);
     };
 
     const run = async (query) => {
