@@ -44,7 +44,7 @@ def register_proxies(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from app import database, i18n  # noqa: F401  (database: its SQLite pragmas apply on every connection)
+    from app import database, formatting, i18n  # noqa: F401  (database: its SQLite pragmas apply on every connection)
     from app.extensions import babel, csrf, db, login_manager, migrate
     from app.sizing import database_pool
 
@@ -56,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     login_manager.init_app(app)
     i18n.init_app(app)
+    formatting.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -405,7 +405,7 @@ def test_the_fit_says_which_models_this_server_can_serve(app, admin, engine):
     wait_for_end(app)
     page = admin.get("/admin/benchmarks").get_data(as_text=True)
     tiny = page.split('data-fit-model="tiny"')[1].split("</tr>")[0]
-    assert "42.0 tok/s" in tiny and "Good for chat" in tiny
+    assert "42.0 tokens/s" in tiny and "Good for chat" in tiny
     other = page.split('data-fit-model="other"')[1].split("</tr>")[0]
     assert "Run a benchmark" in other
 
@@ -416,7 +416,7 @@ def test_the_fit_does_not_recommend_a_fast_model_whose_answers_fail(app, admin, 
     wait_for_end(app)
     page = admin.get("/admin/benchmarks").get_data(as_text=True)
     tiny = page.split('data-fit-model="tiny"')[1].split("</tr>")[0]
-    assert "42.0 tok/s" in tiny and "Good for chat" not in tiny
+    assert "42.0 tokens/s" in tiny and "Good for chat" not in tiny
     assert "failed most checks of its last benchmark (0 of 4 passed)" in tiny
 
 

@@ -35,7 +35,7 @@ def test_the_admin_sees_two_models_side_by_side_and_downloads_their_records(serv
         row = page.split(f'data-model-id="{model}"')[1].split("</tr>")[0]
         assert ">2<" in row and " s / " in row  # two answers, first-token and total percentiles
     embedded_row = page.split(f'data-model-id="{EMBEDDED}"')[1].split("</tr>")[0]
-    assert " GB" in embedded_row and " %" in embedded_row  # measured in this very process
+    assert " GB" in embedded_row and "%" in embedded_row  # measured in this very process
     assert page.count("<svg") >= 4
     download = admin.session.get(admin.url("/admin/dashboard.csv?period=24h"))
     rows = list(csv.DictReader(io.StringIO(download.text)))

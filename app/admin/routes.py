@@ -8,7 +8,6 @@ import logging
 import time
 from functools import wraps
 
-import psutil
 from flask import Response, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -18,8 +17,10 @@ from app.admin.forms import ModelSettingsForm
 from app.answers import registry
 from app.errors import render_error
 from app.extensions import db
+from app.formatting import percent, seconds, speed
 from app.llm import services as llm
 from app.metrics import charts, dashboard
+from app.metrics import live as machine
 from app.models import User, utcnow
 
 security_log = logging.getLogger("causerie.security")
@@ -142,16 +143,47 @@ def _period():
 
 
 def _live() -> dict:
-    memory = psutil.virtual_memory()
+    now = machine.read()
     return {
-        "cpu_percent": psutil.cpu_percent(interval=0.1),
-        "memory_used": memory.used,
-        "memory_total": memory.total,
+        "cpu_percent": now.cpu_percent,
+        "memory_used": now.memory_used,
+        "memory_total": now.memory_total,
         "loaded": [
             {"model": e.id, "engine": e.info.engine, "memory": e.info.memory_bytes}
             for e in llm().catalogue.entries()
             if e.info.loaded
         ],
+        "chart": machine.chart(machine.recent()),
+    }
+
+
+def _charts(rows: list, models: list[dashboard.ModelFigures]) -> dict:
+    """The dashboard's charts, each model in its colour everywhere."""
+    colours = charts.palette([e.id for e in llm().catalogue.entries()], [m.model for m in models])
+    memory = dashboard.series(rows, "process_rss_peak_bytes", max)
+    return {
+        "colours": colours,
+        "over_time": charts.line_chart(
+            dashboard.series(rows), _("Median time to first token"), _("s"), colours
+        ),
+        "memory_over_time": charts.line_chart(
+            {model: [(at, value / 1e9) for at, value in points] for model, points in memory.items()},
+            _("Memory of the process doing the work, peak"),
+            _("GB"),
+            colours,
+        ),
+        "first_token_bars": charts.bar_chart(
+            [(m.model, m.first_token_p50) for m in models], _("Time to first token, median"), seconds, colours
+        ),
+        "speed_bars": charts.bar_chart(
+            [(m.model, m.tokens_per_second_median) for m in models],
+            _("Tokens per second, median"),
+            speed,
+            colours,
+        ),
+        "cpu_bars": charts.bar_chart(
+            [(m.model, m.cpu_mean) for m in models], _("CPU, mean"), percent, colours
+        ),
     }
 
 
@@ -163,7 +195,6 @@ def dashboard_page():
     alone_only = request.args.get("alone") == "1"
     rows = dashboard.records(since, alone_only)
     models = dashboard.figures(rows)
-    until = utcnow()
     return render_template(
         "admin/dashboard.html",
         period=period,
@@ -171,23 +202,9 @@ def dashboard_page():
         alone_only=alone_only,
         models=models,
         ratings=dashboard.ratings(since),
-        over_time=charts.line_chart(
-            dashboard.series(rows, since),
-            since,
-            until,
-            _("Median time to first token"),
-            "s",
-            order=[m.model for m in models],
-        ),
-        first_token_bars=charts.bar_chart(
-            [(m.model, m.first_token_p50) for m in models], _("Time to first token, median"), "s"
-        ),
-        speed_bars=charts.bar_chart(
-            [(m.model, m.tokens_per_second_median) for m in models], _("Tokens per second, median"), "tok/s"
-        ),
-        cpu_bars=charts.bar_chart([(m.model, m.cpu_mean) for m in models], _("CPU, mean"), "%"),
-        chart_colour=charts.colour,
         live=_live(),
+        live_colours=machine.COLOURS,
+        **_charts(rows, models),
     )
 
 

@@ -90,6 +90,7 @@ class Bar:
     label: str
     tokens_per_second: float | None
     time: float | None
+    model: str = ""  # its colour, the same as on the dashboard
 
 
 COMPARED_RUNS = 200  # the newest finished runs of a suite that the chart looks through
@@ -115,7 +116,9 @@ def comparison(suite_id: str) -> list[Bar]:
                 continue
             think = {True: " · " + _("thinking"), False: " · " + _("no thinking"), None: ""}[group.think]
             cold = " · " + _("cold start") if run.start == "cold" else ""
-            bars[key] = Bar(f"{group.model}{think}{cold} · {run.machine_label}", speed, group.time)
+            bars[key] = Bar(
+                f"{group.model}{think}{cold} · {run.machine_label}", speed, group.time, group.model
+            )
     return sorted(bars.values(), key=lambda bar: bar.label)
 
 

@@ -15,6 +15,7 @@ from app.bench.forms import BenchmarkForm
 from app.bench.suites import Suite, SuiteError, load_suite
 from app.errors import render_error
 from app.extensions import db
+from app.formatting import seconds, speed
 from app.llm import services as llm
 from app.metrics import charts
 from app.models import BenchmarkRun, utcnow
@@ -81,6 +82,8 @@ def _index(form: BenchmarkForm, status: int = 200):
     suites_run = report.suites_run()
     chart_suite = request.args.get("suite") or (suites_run[0][0] if suites_run else "")
     bars = report.comparison(chart_suite) if chart_suite else []
+    models = [b.model for b in bars]
+    colours = charts.palette([e.id for e in entries], models)
     here = machine.describe([])
     remote = {e.name for e in catalogue.engines if getattr(e, "local", True) is False}
     return render_template(
@@ -92,12 +95,12 @@ def _index(form: BenchmarkForm, status: int = 200):
         suites_run=suites_run,
         chart_suite=chart_suite,
         speed_chart=charts.bar_chart(
-            [(b.label, b.tokens_per_second) for b in bars], _("Tokens per second"), "tok/s", labels_above=True
+            [(b.label, b.tokens_per_second) for b in bars], _("Tokens per second"), speed, colours, models
         )
         if bars
         else None,
         time_chart=charts.bar_chart(
-            [(b.label, b.time) for b in bars], _("Time for the suite"), "s", labels_above=True
+            [(b.label, b.time) for b in bars], _("Time for the suite"), seconds, colours, models
         )
         if bars
         else None,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Generation, Message, utcnow
+from app.models import Generation, Message
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 OUTCOMES = ("complete", "stopped", "disconnected", "interrupted", "error")
@@ -125,22 +126,24 @@ def ratings(since: datetime) -> list[Ratings]:
 
 
 def series(
-    rows: list[Generation], since: datetime, buckets: int = 24
+    rows: list[Generation],
+    measure: str = "first_token_seconds",
+    combine: Callable[[list[float]], float] = statistics.median,
+    slices: int = 24,
 ) -> dict[str, list[tuple[datetime, float]]]:
-    """Median first-token time per model, per slice of the period (for the chart over time)."""
-    width = (utcnow() - since) / buckets
-    slices: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        if row.first_token_seconds is not None:
-            slices[row.model][min(buckets - 1, int((row.created_at - since) / width))].append(
-                row.first_token_seconds
-            )
+    """`measure` per model, combined per slice of the time between the first and the last
+    record (not the whole period: the chart spans what happened), for the charts over time."""
+    known = [row for row in rows if getattr(row, measure) is not None]
+    if not known:
+        return {}
+    start = min(row.created_at for row in known)
+    width = (max(row.created_at for row in known) - start) / slices or timedelta(seconds=1)
+    found: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in known:
+        found[row.model][min(slices - 1, int((row.created_at - start) / width))].append(getattr(row, measure))
     return {
-        model: [
-            (since + width * (index + 0.5), statistics.median(values))
-            for index, values in sorted(found.items())
-        ]
-        for model, found in slices.items()
+        model: [(start + width * (part + 0.5), combine(values)) for part, values in sorted(by_slice.items())]
+        for model, by_slice in found.items()
     }
 
 

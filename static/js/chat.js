@@ -137,7 +137,7 @@
   function thinkingOver(answer, seconds) {
     if (!answer.dataset.thinkingSince) return;
     if (seconds === undefined) seconds = (performance.now() - Number(answer.dataset.thinkingSince)) / 1000;
-    answer.querySelector("[data-thinking-summary]").textContent = format(i18n.thought, { seconds: seconds.toFixed(1) });
+    answer.querySelector("[data-thinking-summary]").textContent = format(i18n.thought, { seconds: Numbers.decimal(seconds, 1) });
   }
 
   function finishAnswer(answer, state, stats) {
@@ -148,11 +148,11 @@
     }
     if (stats && stats.tokens_per_second) {
       let speed = format(i18n.speed, {
-        speed: stats.tokens_per_second.toFixed(1),
-        seconds: stats.first_token_seconds.toFixed(2),
+        speed: Numbers.decimal(stats.tokens_per_second, 1),
+        seconds: Numbers.decimal(stats.first_token_seconds, 2),
       });
       if (stats.thinking_tokens && stats.first_answer_seconds) {
-        speed += ` · ${format(i18n.answer_after, { seconds: stats.first_answer_seconds.toFixed(1) })}`;
+        speed += ` · ${format(i18n.answer_after, { seconds: Numbers.decimal(stats.first_answer_seconds, 1) })}`;
       }
       answer.querySelector("[data-speed]").textContent = speed;
     }

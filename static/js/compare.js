@@ -16,10 +16,6 @@
   const sendButton = document.getElementById("send");
   const stopButton = document.getElementById("stop");
   const formError = document.getElementById("compare-error");
-  const lang = document.documentElement.lang;
-  const decimals = (digits) => new Intl.NumberFormat(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  const twoDecimals = decimals(2);
-  const oneDecimal = decimals(1);
   let runs = null; // while answers are written: one { key, stopRequested, ended } per column
 
   function format(template, values) {
@@ -83,14 +79,14 @@
   function thinkingOver(column, seconds) {
     if (!column.dataset.thinkingSince) return;
     if (seconds === undefined) seconds = (performance.now() - Number(column.dataset.thinkingSince)) / 1000;
-    column.querySelector("[data-thinking-summary]").textContent = format(i18n.thought, { seconds: oneDecimal.format(seconds) });
+    column.querySelector("[data-thinking-summary]").textContent = format(i18n.thought, { seconds: Numbers.decimal(seconds, 1) });
   }
 
   function showTimings(column, stats) {
-    const seconds = (value) => format(i18n.seconds, { seconds: twoDecimals.format(value || 0) });
+    const seconds = (value) => format(i18n.seconds, { seconds: Numbers.decimal(value || 0, 2) });
     const timings = column.querySelector("[data-timings]");
     timings.querySelector("[data-first-token]").textContent = seconds(stats.first_token_seconds);
-    timings.querySelector("[data-speed]").textContent = format(i18n.speed, { speed: oneDecimal.format(stats.tokens_per_second || 0) });
+    timings.querySelector("[data-speed]").textContent = format(i18n.speed, { speed: Numbers.decimal(stats.tokens_per_second || 0, 1) });
     timings.querySelector("[data-total]").textContent = seconds(stats.total_seconds);
     timings.querySelector("[data-tokens]").textContent = String(stats.completion_tokens || 0);
     timings.querySelector("[data-waited]").textContent = seconds(stats.queue_seconds);
