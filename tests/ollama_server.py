@@ -189,6 +189,9 @@ class OllamaStandIn:
         self.busy = False  # every /api/chat answers 503
         self.fail_with: tuple[int, str] | None = None  # every /api/chat answers this (status, error)
         self.stall_after: int | None = None  # streams stop after this many chunks of text
+        # Every /api/chat streams this many bytes without a line break, then ends (0: off), as
+        # a broken or hostile host would.
+        self.flood_bytes = 0
         # The scripted model streams these pieces instead of its own lines, one chunk each: a
         # str is answer text, a ("thinking", text) pair thinking. None: its usual answer.
         self.script: list[str | tuple[str, str]] | None = None
@@ -276,6 +279,7 @@ class OllamaStandIn:
         self.busy = False
         self.fail_with = None
         self.stall_after = None
+        self.flood_bytes = 0
         self.script = None
         self.cancelled_event.clear()
         self.stalled.clear()
@@ -598,6 +602,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(503, BUSY_MESSAGE)
         if self.ollama.fail_with:
             raise _ApiError(*self.ollama.fail_with)
+        if self.ollama.flood_bytes:
+            self._flood(self.ollama.flood_bytes)
+            return
         messages = [
             ChatMessage(str(m.get("role") or "user"), str(m.get("content") or ""))
             for m in body.get("messages") or []
@@ -692,6 +699,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             whole = _piece(kind, name, "".join(texts["content"]), "".join(texts["thinking"]))
             self._reply(False, whole | final)
+
+    def _flood(self, size: int) -> None:
+        """`size` bytes of one endless line, in 1 MiB chunks, until the client leaves."""
+        self._start_stream()
+        block = b"a" * (1024 * 1024)
+        sent = 0
+        while sent < size and not self._client_gone():
+            piece = block[: size - sent]
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            except OSError:
+                return
+            sent += len(piece)
+        self._end_stream()
 
     def _stall(self, cancel: threading.Event) -> None:
         """Send nothing more, connection open, until the client leaves or stop() is called."""

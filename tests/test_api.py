@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from app.api.openapi import SPEC
 from app.extensions import db
-from app.models import ApiKey, Generation, User
+from app.llm.types import ANSWER_MAX_CHARS
+from app.models import ApiKey, Generation, Message, User
 from tests.conftest import sse_events
 from tests.test_chat_web import new_conversation, send
 
@@ -271,3 +272,14 @@ def test_openai_lengths_out_of_bounds_are_brought_within_them_not_refused(app, a
         body = {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": asked}
         assert post(api, "/v1/chat/completions", body).status_code == 200
         assert engine.options[-1].max_tokens == sent
+
+
+def test_a_runaway_answer_is_stored_cut_at_its_bound_with_a_clear_error(app, signed_in, engine):
+    engine.words = ["x" * 100_000] * 100  # a 10 MB answer
+    conversation_id = new_conversation(signed_in)
+    events = sse_events(send(signed_in, conversation_id, "Écris sans fin").get_data(as_text=True))
+    name, data = events[-1]
+    assert name == "error" and "passed 500,000 characters" in data["message"]
+    with app.app_context():
+        stored = db.session.get(Message, data["message_id"])
+        assert stored.state == "error" and len(stored.content) == ANSWER_MAX_CHARS

@@ -7,12 +7,17 @@ by; the engine keeps working afterwards.
 import socket
 import threading
 import time
+import tracemalloc
 
 import pytest
 
 from app.llm.engines.ollama import OllamaEngine
 from app.llm.types import (
+    ANSWER_MAX_CHARS,
+    ANSWER_TOO_LONG,
     ENGINE_BUSY,
+    ENGINE_LINE_MAX_BYTES,
+    ENGINE_REPLY_TOO_LARGE,
     ENGINE_UNREACHABLE,
     FIRST_TOKEN_TIMEOUT,
     LOAD_TIMEOUT,
@@ -273,3 +278,34 @@ def test_an_ollama_on_this_machine_is_measured_through_its_processes_found_by_na
     }
     assert OllamaEngine("http://127.0.0.1:1", process_pattern="^no-such-program$").processes() is None
     assert OllamaEngine("http://10.0.0.7:11434", process_pattern=here).processes() is None  # remote: unknown
+
+
+# -- what is read from a host is bounded ---------------------------------------------------------
+def test_a_host_sending_200_mb_without_a_line_break_ends_the_answer_without_holding_it(standin):
+    standin.flood_bytes = 200 * 1024 * 1024
+    engine = engine_for(standin)
+    tracemalloc.start()
+    try:
+        error, chunks, took = failure(engine, THINKER)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"a 200 MB line: ended after {took:.2f} s, Python memory peak {peak / 1e6:.1f} MB")
+    assert error.code == ENGINE_REPLY_TOO_LARGE and not any(isinstance(c, Text) for c in chunks)
+    assert peak < 20 * ENGINE_LINE_MAX_BYTES, "held no more than a bounded line"
+    standin.flood_bytes = 0
+    assert isinstance(collect(engine, THINKER)[-1], Final), "the host is used again"
+
+
+def test_a_10_mb_answer_from_a_host_ends_as_an_error_at_the_answers_bound(standin):
+    from app.llm.catalogue import Catalogue
+    from app.llm.scheduler import Failed, GenerationRequest, Scheduler
+
+    standin.script = ["x" * 100_000] * 100  # 10 MB, in lines well under the line bound
+    engine = engine_for(standin)
+    scheduler = Scheduler(Catalogue([engine], THINKER))
+    job = scheduler.submit(GenerationRequest(key="big", user_id=1, model_id=THINKER, messages=ASK))
+    events = [e for e in job.events(tick=0.1) if e is not None]
+    kept = "".join(e.text for e in events if isinstance(e, Text))
+    assert isinstance(events[-1], Failed) and events[-1].error.code == ANSWER_TOO_LONG
+    assert len(kept) == ANSWER_MAX_CHARS

@@ -5,8 +5,16 @@ import threading
 from collections import Counter
 
 from app.llm.catalogue import Catalogue
-from app.llm.scheduler import Finished, GenerationRequest, Queued, Refusal, Scheduler
-from app.llm.types import ChatMessage, Claim, GenerationOptions, Outcome, Text
+from app.llm.scheduler import TYPICAL_ANSWER_SECONDS, Finished, GenerationRequest, Queued, Refusal, Scheduler
+from app.llm.types import (
+    ANSWER_MAX_CHARS,
+    ANSWER_TOO_LONG,
+    ChatMessage,
+    Claim,
+    GenerationOptions,
+    Outcome,
+    Text,
+)
 from tests.fakes import ScriptedEngine
 
 
@@ -366,3 +374,36 @@ def test_a_model_no_engine_has_fails_without_holding_the_cores():
     assert wait_until(lambda: engine.running == 1)
     assert scheduler.occupancy()  # the admin's page can still count them
     let_go(engine, [other])
+
+
+def test_an_answer_past_the_size_bound_ends_as_an_error_keeping_what_came_before():
+    engine = ScriptedEngine(words=["x" * 100_000] * 100)  # a 10 MB answer
+    job = scheduler_with(engine).submit(request(1))
+    events = drain(job)
+    kept = "".join(e.text for e in events if isinstance(e, Text))
+    assert events[-1].error.code == ANSWER_TOO_LONG
+    assert len(kept) == ANSWER_MAX_CHARS  # the chunks that fitted, nothing past the bound
+
+
+def test_a_refused_persons_retry_after_counts_the_answers_queued_before_theirs():
+    engine = GatedEngine()
+    scheduler = scheduler_with(engine, max_per_user=1)
+    jobs = [ask(scheduler, 1, user=2)]  # a colleague's answer holds the only seat
+    assert wait_until(lambda: engine.running == 1)
+    jobs.append(ask(scheduler, 2, user=1))  # theirs waits behind it
+    assert scheduler.reserve(1) == Refusal.USER
+    # Nothing measured yet: an answer is taken to last 30 s; theirs starts after the colleague's.
+    assert scheduler.seconds_until_a_place(user_id=1) == 2 * TYPICAL_ANSWER_SECONDS
+    assert scheduler.seconds_until_a_place(user_id=2) <= TYPICAL_ANSWER_SECONDS
+    let_go(engine, jobs)
+
+
+def test_retry_after_follows_how_long_the_last_answers_took():
+    engine = GatedEngine()
+    scheduler = scheduler_with(engine, max_answers=1)
+    let_go(engine, [ask(scheduler, k, user=1) for k in range(3)])  # quick answers, measured
+    job = ask(scheduler, 9, user=2)
+    assert wait_until(lambda: engine.running == 1)
+    assert scheduler.reserve(3) == Refusal.FULL
+    assert scheduler.seconds_until_a_place() == 1, "answers take a moment here, not 30 s"
+    let_go(engine, [job])

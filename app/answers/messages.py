@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from app.llm.types import (
+    ANSWER_MAX_CHARS,
+    ANSWER_TOO_LONG,
     ENGINE_BUSY,
     ENGINE_CRASHED,
+    ENGINE_REPLY_TOO_LARGE,
     ENGINE_UNAVAILABLE,
     ENGINE_UNREACHABLE,
     FIRST_TOKEN_TIMEOUT,
@@ -68,6 +71,14 @@ def error_message(error: EngineError, model: str, detailed: bool) -> str:
         ENGINE_CRASHED: _(
             "The model's server stopped while it was answering; it is being restarted. What was written "
             "is kept; try again in a moment."
+        ),
+        ANSWER_TOO_LONG: _(
+            "The answer passed %(limit)s characters and was stopped there; what came before is kept.",
+            limit=format_decimal(ANSWER_MAX_CHARS),
+        ),
+        ENGINE_REPLY_TOO_LARGE: _(
+            "The model server sent a reply too large to read, and the answer was stopped. What was "
+            "written is kept; the administrator can see why."
         ),
     }
     text = messages.get(error.code, _("The model failed while answering. Please try again."))

@@ -80,12 +80,13 @@ def place(user_id: int, capped: bool = True) -> Iterator[Place]:
     429 when the person has MAX_ANSWERS_PER_USER already, 503 when the server is full."""
     scheduler = llm().scheduler
     refusal = scheduler.reserve(user_id, capped=capped)
-    if refusal == Refusal.USER:
-        raise Refused(429, too_many_of_yours_message(scheduler.max_per_user), retry_after=10)
+    if refusal == Refusal.USER:  # when one of theirs should end
+        wait = scheduler.seconds_until_a_place(user_id)
+        raise Refused(429, too_many_of_yours_message(scheduler.max_per_user), retry_after=wait)
     if refusal == Refusal.CLOSED:
         raise Refused(503, shutting_down_message(), retry_after=30)
-    if refusal == Refusal.FULL:
-        raise Refused(503, queue_full_message(), retry_after=30)
+    if refusal == Refusal.FULL:  # when any should end
+        raise Refused(503, queue_full_message(), retry_after=scheduler.seconds_until_a_place())
     held = Place(user_id)
     try:
         yield held

@@ -27,16 +27,20 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import math
 import queue
+import statistics
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.llm.catalogue import Catalogue
 from app.llm.types import (
+    ANSWER_MAX_CHARS,
+    ANSWER_TOO_LONG,
     GENERATION_FAILED,
     MODEL_NOT_FOUND,
     ChatMessage,
@@ -55,6 +59,11 @@ from app.llm.types import (
 
 log = logging.getLogger(__name__)
 AFFINITIES_KEPT = 10_000  # conversations whose last host is remembered
+# A refused request's Retry-After comes from how long the last ANSWERS_TIMED answers held their
+# seat; before any, an answer is taken to last TYPICAL_ANSWER_SECONDS.
+ANSWERS_TIMED = 20
+TYPICAL_ANSWER_SECONDS = 30.0
+RETRY_AFTER_MAX = 3600
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,7 @@ class Job:
         self.cancelled = threading.Event()
         self.cancel_outcome = Outcome.STOPPED
         self.admitted = threading.Event()
+        self.admitted_at = 0.0  # monotonic
         self.position = 0  # in its queue, 0 while running
         self.ended = threading.Event()
         self.queued_seconds = 0.0
@@ -209,6 +219,7 @@ class Scheduler:
         self._reserved = 0
         self._closed = False
         self._seq = itertools.count()
+        self._answer_seconds: deque[float] = deque(maxlen=ANSWERS_TIMED)  # seat held, complete answers
 
     # -- the answers layer's side --------------------------------------------------------------
     def reserve(self, user_id: int, capped: bool = True) -> Refusal | None:
@@ -224,6 +235,25 @@ class Scheduler:
             self._reserved += 1
             self._per_user[user_id] += 1
             return None
+
+    def seconds_until_a_place(self, user_id: int | None = None) -> int:
+        """A refused request's Retry-After: when a place should free — any, or one of `user_id`'s
+        — from where the answers holding places are (running, or their place in the queue) and
+        how long the last answers took."""
+        with self._cond:
+            timed = self._answer_seconds
+            typical = statistics.median(timed) if timed else TYPICAL_ANSWER_SECONDS
+            now = time.monotonic()
+            ends = []
+            for job in self._jobs.values():
+                if user_id is not None and job.request.user_id != user_id:
+                    continue
+                if job in self._running:  # an answer past the typical length may end any moment
+                    ends.append(max(typical - (now - job.admitted_at), typical / 10))
+                else:  # the batches before its turn, then its own
+                    batches = math.ceil(max(job.position, 1) / max(job.claim.seats, 1))
+                    ends.append((batches + 1) * typical)
+        return max(1, min(RETRY_AFTER_MAX, math.ceil(min(ends, default=typical))))
 
     def release(self, user_id: int) -> None:
         """Give back a place reserved but not used."""
@@ -466,6 +496,7 @@ class Scheduler:
         for running in together:  # measurements made side by side are told apart
             running.concurrent = max(running.concurrent, len(together))
         job.position = 0
+        job.admitted_at = time.monotonic()
         job.admitted.set()
         self._cond.notify_all()
 
@@ -519,6 +550,9 @@ class Scheduler:
                     continue
                 if isinstance(end, Failed):
                     log.warning("answer %s failed: %s", job.request.key, end.error)
+                elif end.outcome == Outcome.COMPLETE:
+                    with self._cond:
+                        self._answer_seconds.append(time.monotonic() - job.admitted_at)
                 if isinstance(end, Finished) and job.request.affinity:
                     with self._cond:
                         self._affinity[job.request.affinity] = job.engine.name
@@ -576,6 +610,7 @@ class Scheduler:
                 chunks = engine.stream_chat(
                     request.model_id, request.messages, request.options, job.cancelled
                 )
+                written = 0  # characters of text and thinking
                 for chunk in chunks:
                     if isinstance(chunk, Final):
                         final = chunk
@@ -584,6 +619,10 @@ class Scheduler:
                         self.meter.work(key, chunk.tokens)
                         continue
                     if isinstance(chunk, Text | Thinking):
+                        written += len(chunk.text)
+                        if written > ANSWER_MAX_CHARS:  # whatever the engine, a runaway ends here
+                            chunks.close()
+                            raise EngineError(ANSWER_TOO_LONG, f"more than {ANSWER_MAX_CHARS} characters")
                         self.meter.work(key, 1)
                         streamed = True
                     job.emit(chunk)

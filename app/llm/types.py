@@ -209,3 +209,12 @@ FIRST_TOKEN_TIMEOUT = "first_token_timeout"
 STALLED = "stalled"  # the stream started, then went quiet
 ENGINE_CRASHED = "engine_crashed"  # the engine's process died under the answer (it is restarted)
 MODEL_TOO_LARGE = "model_too_large"  # the host lacks the memory to load it
+ANSWER_TOO_LONG = "answer_too_long"  # past ANSWER_MAX_CHARS: ended, what came before kept
+ENGINE_REPLY_TOO_LARGE = "engine_reply_too_large"  # a line of its stream past ENGINE_LINE_MAX_BYTES
+
+# What is read from any engine is bounded: a host sending megabytes without a line break would
+# otherwise be held in memory whole, and a runaway answer stored as it came. A line of a stream
+# is one token's JSON (or a listing's); an answer (thinking included) of 500,000 characters is
+# some 125,000 tokens, past any context this app gives a model.
+ENGINE_LINE_MAX_BYTES = 1024 * 1024
+ANSWER_MAX_CHARS = 500_000

@@ -41,6 +41,8 @@ from app.llm.stops import StopMatcher
 from app.llm.thinking import ThinkSplitter, note_first
 from app.llm.types import (
     ENGINE_CRASHED,
+    ENGINE_LINE_MAX_BYTES,
+    ENGINE_REPLY_TOO_LARGE,
     ENGINE_UNAVAILABLE,
     GENERATION_FAILED,
     LOAD_TIMEOUT,
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_NAME = "llama-server"
 TICK = 0.1  # how often the reading loop looks at Stop
+ERROR_READ_BYTES = 64 * 1024  # of an error reply: its message is at the start
 # Part of this machine's memory that weights, the slots' KV caches and the prompt cache may
 # take together: beyond, fewer slots.
 MEMORY_SHARE = 0.8
@@ -515,11 +518,14 @@ class _CompletionCall:
             self._connection.request("POST", "/completion", json.dumps(self._body), headers)
             response = self._connection.getresponse()
             if response.status != 200:
-                raise _http_error(response.status, response.read())
+                raise _http_error(response.status, response.read(ERROR_READ_BYTES))
             while True:
-                line = response.readline()
+                line = response.readline(ENGINE_LINE_MAX_BYTES + 1)
                 if not line:
                     break
+                if len(line) > ENGINE_LINE_MAX_BYTES:  # not held whole: the server is not itself
+                    detail = f"llama-server: a line past {ENGINE_LINE_MAX_BYTES} bytes"
+                    raise EngineError(ENGINE_REPLY_TOO_LARGE, detail)
                 self._last_byte = time.monotonic()  # pings count: the server is alive
                 if line.startswith(b"data: "):
                     part = json.loads(line[6:])

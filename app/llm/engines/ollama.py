@@ -30,6 +30,8 @@ import psutil
 from app.llm.thinking import ThinkSplitter, note_first
 from app.llm.types import (
     ENGINE_BUSY,
+    ENGINE_LINE_MAX_BYTES,
+    ENGINE_REPLY_TOO_LARGE,
     ENGINE_UNREACHABLE,
     FIRST_TOKEN_TIMEOUT,
     GENERATION_FAILED,
@@ -69,6 +71,8 @@ LISTING_TIMEOUT = 5.0  # seconds for a listing, details or unload request to ans
 OLLAMA_DEFAULT_CONTEXT = 4096
 UNREACHABLE_RETRY = 30.0  # seconds before a host that failed to answer is asked again
 GATEWAY_ERRORS = (502, 504)  # a proxy in front of Ollama says the Ollama behind it is gone
+# A listing (/api/tags, /api/show) is one line of JSON: a few kB a model, far more allowed.
+LISTING_LINE_MAX_BYTES = 16 * 1024 * 1024
 
 
 def is_this_machine(hostname: str) -> bool:
@@ -124,7 +128,9 @@ class OllamaEngine:
         self.verify = ssl.create_default_context() if self.host.startswith("https:") else False
         # Listing, details, unload: short requests, so a dead host costs little.
         self._client = ollama.Client(
-            self.host, timeout=httpx.Timeout(LISTING_TIMEOUT, connect=connect_timeout), verify=self.verify
+            self.host,
+            timeout=httpx.Timeout(LISTING_TIMEOUT, connect=connect_timeout),
+            transport=_BoundedTransport(LISTING_LINE_MAX_BYTES, verify=self.verify),
         )
         self._lock = threading.Lock()  # guards the listing below; never held over the network
         self._next_listing = 0.0  # time.monotonic() after which the host is asked again
@@ -462,7 +468,7 @@ class _StreamingCall:
         self._client = ollama.Client(
             engine.host,
             timeout=httpx.Timeout(backstop, connect=engine.connect_timeout),
-            verify=engine.verify,
+            transport=_BoundedTransport(ENGINE_LINE_MAX_BYTES, verify=engine.verify),
             event_hooks={"request": [self._trace_sockets]},
         )
         request = {
@@ -528,6 +534,44 @@ class _StreamingCall:
                 pass  # already closed
 
 
+class ReplyTooLarge(Exception):
+    """A line of a host's reply ran past its bound: the reply is dropped, not held in memory."""
+
+
+class _BoundedLines(httpx.SyncByteStream):
+    """A reply's bytes as they arrive, failing once a line runs past `line_max` bytes: the
+    `ollama` client reads its streams line by line (httpx keeps a line whole until its break)
+    and its other replies whole, so a host sending megabytes without a break would fill the
+    memory."""
+
+    def __init__(self, stream: httpx.SyncByteStream, line_max: int) -> None:
+        self._stream = stream
+        self._line_max = line_max
+
+    def __iter__(self) -> Iterator[bytes]:
+        since_break = 0
+        for chunk in self._stream:
+            last_break = chunk.rfind(b"\n")
+            since_break = len(chunk) - last_break - 1 if last_break >= 0 else since_break + len(chunk)
+            if since_break > self._line_max:
+                raise ReplyTooLarge(f"a line of more than {self._line_max} bytes")
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _BoundedTransport(httpx.HTTPTransport):
+    def __init__(self, line_max: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._line_max = line_max
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        response.stream = _BoundedLines(response.stream, self._line_max)
+        return response
+
+
 def _engine_error(exc: Exception, engine: OllamaEngine) -> EngineError:
     """An `ollama`/httpx failure as one of the codes the user's message is chosen by; marked
     when another host may answer instead (the host failed), and when the host is gone."""
@@ -556,6 +600,8 @@ def _cannot_connect(exc: Exception) -> bool:
 
 def _coded_error(exc: Exception, engine: OllamaEngine) -> EngineError:
     detail = _describe(exc)
+    if isinstance(exc, ReplyTooLarge):
+        return EngineError(ENGINE_REPLY_TOO_LARGE, detail)
     if isinstance(exc, ollama.ResponseError):
         if exc.status_code == 404:
             return EngineError(MODEL_NOT_FOUND, detail)
