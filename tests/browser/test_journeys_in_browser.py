@@ -358,7 +358,7 @@ def test_02_a_user_sends_two_lines_with_enter_sees_the_wait_the_streamed_answer_
     )
     assert ended["state"] == "complete", ended
     assert ended["text"], ended
-    assert re.fullmatch(r"\d+(\.\d+)? jetons/s · premier jeton après \d+(\.\d+)? s", ended["speed"]), ended
+    assert re.fullmatch(r"\d[\d\u202f]*,\d jetons/s · premier jeton après \d+,\d\d s", ended["speed"]), ended
     assert page.locator(LAST_ANSWER).locator("[data-status]").is_hidden(), (
         "the wait status is gone at the end"
     )
