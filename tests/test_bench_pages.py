@@ -4,10 +4,13 @@ cancel, exports and imports, the fit, and that only the admin gets in."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -56,6 +59,10 @@ class BenchEngine(ScriptedEngine):
         self.passes: threading.Semaphore | None = None
         self.free = 0
         self.answered = 0
+        self.sizes: dict[str, int] = {}  # bytes on disk, by model: none known unless a test says
+
+    def list_models(self):
+        return [replace(info, size_bytes=self.sizes.get(info.id, 0)) for info in super().list_models()]
 
     def unload(self, model_id):
         self.unloaded.append(model_id)
@@ -510,3 +517,133 @@ def test_a_user_cannot_import_nor_delete_benchmarks(app, client, auth, engine):
     assert client.post("/admin/benchmarks/import", data={"file": (_file(raw), "x.json")}).status_code == 403
     with app.app_context():
         assert db.session.get(BenchmarkRun, run_id) is not None
+
+
+# -- what the run page says, and what the start form offers (issue 16, item 12) ------------------
+def cancelled_after_one_answer(app, admin, engine) -> int:
+    """A run of the essential suite (4 prompts, thinking off and on: 8 steps) cancelled once
+    its first answer is stored."""
+    engine.passes, engine.free = threading.Semaphore(0), 2  # the warm-up and the first answer go
+    start(admin, models=["thinker"], thinking="both")
+    run_id = latest_run(app).id
+    wait_for_progress(
+        admin,
+        run_id,
+        lambda p: p["done"] == 1 and (p["current"] or {}).get("prompt") == "Capitale et fleuve",
+    )
+    admin.post(f"/admin/benchmarks/runs/{run_id}/cancel")
+    engine.passes.release(10)
+    wait_for_end(app)
+    return run_id
+
+
+def test_a_cancelled_run_says_how_far_it_got_and_how_long_it_ran(app, admin, engine):
+    run_id = cancelled_after_one_answer(app, admin, engine)
+    page = admin.get(f"/admin/benchmarks/runs/{run_id}").get_data(as_text=True)
+    ended = page.split("data-ended>")[1].split("</p>")[0]
+    run = latest_run(app)
+    ran = (run.finished_at - run.started_at).total_seconds()
+    assert run.state == "cancelled" and 1 <= run.steps_done < 8
+    assert f"Cancelled after {run.steps_done} of 8 steps; it ran for {ran:.2f} s." in ended, ended
+
+
+def test_a_cancelled_runs_time_is_marked_as_covering_only_the_prompts_it_reached(app, admin, engine):
+    run_id = cancelled_after_one_answer(app, admin, engine)
+    page = admin.get(f"/admin/benchmarks/runs/{run_id}").get_data(as_text=True)
+    time_cell = page.split('data-summary-model="thinker"')[1].split('data-col="ok"')[0]
+    reached = len({r.prompt_id for r in latest_run(app).results})
+    assert reached < 4 and f"{reached} of 4 prompts only" in time_cell, time_cell
+
+
+def test_right_answers_are_said_plainly_as_so_many_of_so_many(app, admin, engine):
+    engine.answers = {**GOOD_ANSWERS, "capitale": "La capitale de la France est Lyon."}
+    start(admin, models=["tiny"])
+    wait_for_end(app)
+    page = admin.get(f"/admin/benchmarks/runs/{latest_run(app).id}").get_data(as_text=True)
+    summary = page.split("data-summary>")[1].split("</table>")[0]
+    assert "Right answers" in summary
+    assert '<td class="px-3 py-2" data-col="ok">3 of 4</td>' in summary
+
+
+def run_header(admin, run_id) -> str:
+    page = admin.get(f"/admin/benchmarks/runs/{run_id}").get_data(as_text=True)
+    return " ".join(page.split("Asked on")[1].split("</p>")[0].split())
+
+
+def test_the_header_speaks_of_thinking_only_for_models_that_can_think(app, admin, engine):
+    start(admin, models=["tiny", "other"], thinking="both")
+    wait_for_end(app)
+    assert "thinking" not in run_header(admin, latest_run(app).id)
+    start(admin, models=["tiny", "thinker"], thinking="both")
+    wait_for_end(app)
+    assert "thinking, for thinker: on and off" in run_header(admin, latest_run(app).id)
+
+
+def checked(page: str, name: str) -> list[str]:
+    """The values of the start form's ticked boxes (or chosen option) named `name`."""
+    form = page.split("data-start-form")[1].split("</form>")[0]
+    found = re.findall(rf'<input[^>]*name="{name}"[^>]*>', form) + re.findall(
+        rf'<select[^>]*name="{name}".*?</select>', form, re.S
+    )
+    chosen = []
+    for tag in found:
+        if tag.startswith("<select"):
+            chosen += re.findall(r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', tag)
+        elif "checked" in tag:
+            chosen.append(re.search(r'value="([^"]*)"', tag).group(1))
+    return [c if isinstance(c, str) else next(v for v in c if v) for c in chosen]
+
+
+def test_the_start_form_offers_the_smallest_run_first(app, admin, engine):
+    engine.sizes = {"tiny": 300_000_000, "other": 90_000_000, "thinker": 1_200_000_000}
+    page = admin.get("/admin/benchmarks").get_data(as_text=True)
+    assert checked(page, "models") == ["other"]  # the lightest model alone
+    assert checked(page, "suite") == ["rapide"]  # two short answers, not the essential four
+    assert checked(page, "thinking") == ["default"]
+    assert re.search(r'name="repetitions"[^>]*value="1"', page)
+
+
+def estimate_shown(page: str) -> str:
+    return " ".join(page.split("data-estimate")[1].split(">", 1)[1].split("</p>")[0].split())
+
+
+def test_the_start_form_says_how_long_the_run_is_unknown_before_any_run_here(app, admin, engine):
+    page = admin.get("/admin/benchmarks").get_data(as_text=True)
+    assert estimate_shown(page) == (
+        "How long it will take: unknown yet, this machine has not run these prompts with these models."
+    )
+
+
+def test_the_start_form_estimates_the_time_from_past_runs_on_this_machine(app, admin, engine):
+    engine.sizes = {"tiny": 90_000_000, "other": 300_000_000, "thinker": 1_200_000_000}
+    start(admin, models=["tiny"], suite="rapide", thinking="default")
+    wait_for_end(app)
+    page = admin.get("/admin/benchmarks").get_data(as_text=True)
+    durations = json.loads(html.unescape(page.split('data-durations="')[1].split('"')[0]))
+    with app.app_context():
+        measured = db.session.scalars(db.select(BenchmarkResult.total_seconds)).all()
+    assert durations["rapide"]["warm"]["default"]["tiny"] == pytest.approx(sum(measured), abs=0.1)
+    assert durations["rapide"]["warm"]["default"]["other"] is None  # never run here
+    assert durations["essentiel"]["warm"]["default"]["tiny"] is None  # nor this suite
+    assert estimate_shown(page) == "About 1 s on this machine, from its past runs."
+
+
+def test_each_answer_is_shown_under_its_prompt_ready_for_the_markdown_renderer(app, admin, engine):
+    start(admin, models=["tiny"], suite="rapide", thinking="default")
+    wait_for_end(app)
+    page = admin.get(f"/admin/benchmarks/runs/{latest_run(app).id}").get_data(as_text=True)
+    answers = page.split("data-answers>")[1].split("</section>")[0]
+    first = answers.split("</details>")[0]
+    assert "Quelle est la capitale de l&#39;Italie ? Réponds en une phrase courte." in first
+    assert first.index("data-prompt") < first.index("data-answer")
+    assert "data-answer data-markdown>La capitale de la France est Paris" in first, first
+    assert "js/markdown.js" in page
+
+
+def test_an_answer_holding_html_reaches_the_run_page_escaped_for_the_sanitising_renderer(app, admin, engine):
+    engine.answers = {"capitale": '<img src=x onerror="alert(1)"> Rome', "multiplication": "56"}
+    start(admin, models=["tiny"], suite="rapide", thinking="default")
+    wait_for_end(app)
+    page = admin.get(f"/admin/benchmarks/runs/{latest_run(app).id}").get_data(as_text=True)
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; Rome" in page
+    assert "<img src=x" not in page

@@ -46,7 +46,7 @@ class BenchmarkForm(FlaskForm):
             SelectChoice("off", _l("Off")),
             SelectChoice("both", _l("Both, to compare")),
         ],
-        default="both",
+        default="default",
     )
     judge = SelectField(_l("Judge (optional)"), validate_choice=False)
 

@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 
 from app.bench.runs import RunState
 from app.extensions import db
-from app.models import BenchmarkResult, BenchmarkRun
+from app.llm.catalogue import Entry
+from app.models import BenchmarkResult, BenchmarkRun, utcnow
 
 
 def _mean(values) -> float | None:
@@ -59,6 +60,12 @@ class Group:
         return sum(r.judge_score is None and bool(r.judge_reply) for r in self.results)
 
     @property
+    def prompts_measured(self) -> int:
+        """How many of the suite's prompts this group timed: fewer than the suite's in a run
+        cut short, whose time is then not a whole pass."""
+        return len({r.prompt_id for r in self.results if r.total_seconds is not None})
+
+    @property
     def time(self) -> float | None:
         """The time one pass over the prompts takes: the mean time of each prompt, added up."""
         by_prompt: dict[str, list] = {}
@@ -83,6 +90,25 @@ def by_model(run: BenchmarkRun) -> list[Group]:
     for r in run.results:
         groups.setdefault((r.model, r.think), Group(r.model, r.think, [])).results.append(r)
     return list(groups.values())
+
+
+def thinkers(run: BenchmarkRun, entries: dict[str, Entry]) -> list[str]:
+    """The run's models that can think, for which its thinking switch means something: those
+    with an answer asked with thinking on or off, or, before any answer, the reasoning models
+    of the catalogue."""
+    asked = {r.model for r in run.results if r.think is not None}
+    known = {r.model for r in run.results}
+    return [
+        m for m in run.models if m in asked or (m not in known and m in entries and entries[m].info.thinking)
+    ]
+
+
+def ran_seconds(run: BenchmarkRun) -> float | None:
+    """How long the run ran (queued time left out); None before it started."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or utcnow()
+    return max(0.0, (end - run.started_at).total_seconds())
 
 
 @dataclass(frozen=True)

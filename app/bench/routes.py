@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.admin.routes import admin_only
-from app.bench import bp, checks, exchange, fit, machine, report, runs
+from app.bench import bp, checks, estimate, exchange, fit, machine, report, runs
 from app.bench.forms import BenchmarkForm
 from app.bench.suites import Suite, SuiteError, load_suite
 from app.errors import render_error
@@ -65,8 +65,13 @@ def index():
     """Start a run; the runs so far; the comparison across models and machines; the fit."""
     form = _form()
     if not form.is_submitted():
-        form.models.data = [m for m in form.usable[:2]]
-        form.suite.data = next(iter(form.suites), None)
+        # The smallest run first: one click must not start minutes of work on the server.
+        catalogue = llm().catalogue
+        usable = [e for e in catalogue.entries() if e.info.usable]
+        smallest = estimate.smallest_model(usable, catalogue.default(usable))
+        suite = estimate.shortest_suite(form.suites)
+        form.models.data = [smallest.id] if smallest else []
+        form.suite.data = suite.id if suite else None
     return _index(form)
 
 
@@ -86,6 +91,8 @@ def _index(form: BenchmarkForm, status: int = 200):
     colours = charts.palette([e.id for e in entries], models)
     here = machine.describe([])
     remote = {e.name for e in catalogue.engines if getattr(e, "local", True) is False}
+    usable = [e for e in entries if e.info.usable]
+    durations = estimate.pass_seconds(form.suites, usable, machine.label(here))
     return render_template(
         "bench/index.html",
         form=form,
@@ -106,6 +113,15 @@ def _index(form: BenchmarkForm, status: int = 200):
         else None,
         fits=fit.fits(entries, here, remote),
         machine=here,
+        durations=durations,
+        expected_seconds=estimate.run_seconds(
+            durations,
+            form.suite.data,
+            form.start.data,
+            form.thinking.data,
+            list(form.models.data or []),
+            form.repetitions.data if isinstance(form.repetitions.data, int) else 1,
+        ),
     ), status
 
 
@@ -126,13 +142,17 @@ def start():
 def run_page(run_id: int):
     """One run: its progress, its figures per model and per prompt, the answers, the machine."""
     run = _owned_run(run_id)
-    sizes = {e.id: e.info.size_bytes for e in llm().catalogue.entries()}
+    entries = {e.id: e for e in llm().catalogue.entries()}
     return render_template(
         "bench/run.html",
         run=run,
         models=report.by_model(run),
         prompts=report.by_prompt(run),
-        sizes=sizes,
+        prompt_texts={p["id"]: p.get("text", "") for p in (run.suite or {}).get("prompts", [])},
+        suite_size=len((run.suite or {}).get("prompts", [])),
+        thinkers=report.thinkers(run, entries),
+        ran_seconds=report.ran_seconds(run),
+        sizes={model_id: e.info.size_bytes for model_id, e in entries.items()},
         progress=_progress(run),
         describe_check=checks.describe,
         unfinished=run.state in runs.UNFINISHED,
@@ -148,6 +168,7 @@ def _progress(run: BenchmarkRun) -> dict:
         "percent": round(100 * run.steps_done / run.steps_total) if run.steps_total else 0,
         "current": runner().live(run.id),
         "finished": run.state not in runs.UNFINISHED,
+        "machine_known": bool(run.machine),  # described when the run starts
     }
 
 
