@@ -71,8 +71,9 @@ def test_every_user_finds_the_compare_page_from_the_chat(client, auth):
 
 def test_the_page_offers_every_model_and_starts_with_two_different_ones(signed_in):
     page = signed_in.get("/compare").get_data(as_text=True)
-    assert page.count('<option value="tiny"') == 2 and page.count('<option value="other"') == 2
-    first, second = page.split('id="model-b"')
+    # Four pickers, the third and fourth shown on demand: every model in each.
+    assert page.count('<option value="tiny"') == 4 and page.count('<option value="other"') == 4
+    first, second = page.split('id="model-b"')[0], page.split('id="model-b"')[1].split('id="model-c"')[0]
     assert '<option value="tiny" selected' in first
     assert '<option value="other" selected' in second
     assert ONE_AFTER_THE_OTHER in page
@@ -189,3 +190,42 @@ def test_a_comparison_leaves_nothing_in_the_database(app, signed_in):
     with app.app_context():
         for table in (Conversation, Message, Generation):
             assert db.session.scalar(sa.select(sa.func.count()).select_from(table)) == 0, table
+
+
+# -- up to four models on the page (issue 16, item 13) -------------------------------------------
+def test_the_page_offers_a_third_and_a_fourth_model_on_demand(signed_in):
+    page = signed_in.get("/compare").get_data(as_text=True)
+    assert 'id="add-model"' in page and "Up to 4 models." in page
+    for name in ("c", "d"):
+        assert f'id="model-{name}"' in page
+        picker = page.split(f'data-picker="{name}"')[0].rsplit("<div", 1)[1]
+        assert "hidden" in picker  # shown once the user adds it
+        assert f'data-column="{name}"' in page
+
+
+def test_four_answers_of_one_comparison_are_not_refused_by_the_bound_of_three_at_once(app, signed_in, engine):
+    app.extensions["llm"].scheduler.max_per_user = 3  # MAX_ANSWERS_PER_USER, as shipped
+    slow_answer(engine, 10)
+    asked = [StreamInThread(signed_in, model) for model in ("tiny", "other", "tiny")]
+    fourth = ask(signed_in, "other")
+    assert fourth.status_code == 200, fourth.get_data(as_text=True)
+    assert sse_events(fourth.get_data(as_text=True))[-1][1]["state"] == "complete"
+    assert all(stream.join()[-1][1]["state"] == "complete" for stream in asked)
+
+
+def test_a_fifth_answer_while_four_are_compared_is_refused_with_a_message(app, signed_in, engine):
+    app.extensions["llm"].scheduler.max_per_user = 3
+    slow_answer(engine, 50)
+    asked = [StreamInThread(signed_in, model) for model in ("tiny", "other", "tiny", "other")]
+    fifth = ask(signed_in, "tiny")
+    assert fifth.status_code == 429
+    assert fifth.json["error"] == "A comparison has 4 models at most: wait for its answers to end."
+    for stream in asked:
+        signed_in.post(f"/compare/answers/{stream.id}/stop", headers=JSON)
+        stream.join()
+
+
+def test_the_plan_for_three_models_says_each_answer_waits_for_the_one_before(signed_in):
+    response = signed_in.get("/compare/plan?a=tiny&b=other&c=tiny")
+    assert response.json["together"] is False
+    assert "each answer starts when the one before it ends" in response.json["message"]

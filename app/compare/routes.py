@@ -1,4 +1,5 @@
-"""The compare page: one prompt, two models, both answers streamed (documented in the README)."""
+"""The compare page: one prompt, two to four models, every answer streamed (documented in the
+README)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ bp.register_error_handler(Refused, refused_response)
 
 @bp.get("/compare")
 def index():
-    """The page: two model pickers, one prompt, two answers side by side."""
+    """The page: two model pickers (up to four), one prompt, the answers side by side."""
     models = llm().catalogue.offered()
     first, second = services.default_pair(models)
     return render_template(
@@ -37,15 +38,17 @@ def index():
         models=models,
         first=first,
         second=second,
-        plan=services.plan(first, second) if first and second else None,
+        most=services.COMPARED_MODELS,
+        plan=services.plan([first, second]) if first and second else None,
     )
 
 
 @bp.get("/compare/plan")
 def plan():
-    """Whether the answers of two models would be written at the same time on this server."""
-    pair = [offered_or_refused(request.args.get(name, ""), 400) for name in ("a", "b")]
-    chosen = services.plan(*pair)
+    """Whether the answers of the models chosen (a, b, and c, d when shown) would be written at
+    the same time on this server."""
+    names = ["a", "b"] + [name for name in ("c", "d") if name in request.args]
+    chosen = services.plan([offered_or_refused(request.args.get(name, ""), 400) for name in names])
     return jsonify(together=chosen.together, message=chosen.message)
 
 
@@ -58,7 +61,7 @@ def answer():
     entry = offered_or_refused(field("model"), 400)
     # Never closed for a newer page: it could not be followed again.
     with stream_place(current_user.id, resumable=False) as ticket:
-        with answers.place(current_user.id) as held:
+        with answers.place(current_user.id, capped=services.capped(current_user.id)) as held:
             asking = Asking(
                 user_id=current_user.id,
                 entry=entry,
@@ -70,6 +73,7 @@ def answer():
                 detailed_errors=current_user.is_admin,
             )
             live = answers.start(asking, held, new_answer_id())
+            services.remember(live)
         registry().settle(ticket)
         end_transaction()
     return sse_response(live, ticket, readable=session_still_valid(), headers={"X-Compare-Id": live.id})

@@ -1,26 +1,60 @@
 """Comparing models on one prompt: a scratch pad, nothing of which is stored.
 
 Each answer is an ordinary answer of the pipeline (app.answers), followed only by the page that
-asked for it: it ends when that page goes. The scheduler alone decides whether the two answers
-are written at the same time.
+asked for it: it ends when that page goes. The page asks for them one after the other, in the
+order of its columns; the scheduler alone decides whether they are written at the same time.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
 
 from app.answers import sampling
+from app.answers.pipeline import Refused
 from app.llm import services as llm
 from app.llm.catalogue import Entry
 from app.llm.types import ChatMessage, GenerationOptions
+
+COMPARED_MODELS = 4  # at most in one comparison, as /api/v1/compare allows
+
+# This process's comparison answers, forgotten with them: what a person is comparing now.
+_comparing: weakref.WeakSet = weakref.WeakSet()
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Plan:
     together: bool
     message: str
+
+
+def comparing(user_id: int) -> int:
+    """How many of the person's comparison answers are still being written (or waiting)."""
+    with _lock:
+        return sum(1 for live in _comparing if live.user_id == user_id and not live.ended.is_set())
+
+
+def capped(user_id: int) -> bool:
+    """Whether this answer counts against the person's bound of answers at once: the first of a
+    comparison does, the others of the same comparison (up to COMPARED_MODELS in all) do not,
+    as for /api/v1/compare; a comparison answer of theirs still running marks the same one."""
+    running = comparing(user_id)
+    if running >= COMPARED_MODELS:
+        raise Refused(
+            429,
+            _("A comparison has %(max)d models at most: wait for its answers to end.", max=COMPARED_MODELS),
+            retry_after=10,
+        )
+    return running == 0
+
+
+def remember(live) -> None:
+    with _lock:
+        _comparing.add(live)
 
 
 def default_pair(entries: list[Entry]) -> tuple[Entry | None, Entry | None]:
@@ -40,19 +74,35 @@ def prompt_for(entry: Entry, text: str) -> list[ChatMessage]:
     return ([ChatMessage("system", system)] if system else []) + [ChatMessage("user", text)]
 
 
-def plan(first: Entry, second: Entry) -> Plan:
-    """Whether the two answers would be written at the same time here, in the user's words."""
-    together = llm().scheduler.together([(e.id, options_for(e)) for e in (first, second)])
+def plan(entries: list[Entry]) -> Plan:
+    """Whether the answers would be written at the same time here, in the user's words."""
+    together = llm().scheduler.together([(e.id, options_for(e)) for e in entries])
+    two = len(entries) == 2
     if together:
-        return Plan(True, _("Both answers are written at the same time."))
-    if first.id == second.id:
+        if two:
+            return Plan(True, _("Both answers are written at the same time."))
+        return Plan(True, _("All %(count)d answers are written at the same time.", count=len(entries)))
+    if len({e.id for e in entries}) == 1:
+        if two:
+            return Plan(
+                False, _("A model writes one answer at a time: the second answer starts when the first ends.")
+            )
         return Plan(
-            False, _("A model writes one answer at a time: the second answer starts when the first ends.")
+            False,
+            _("A model writes one answer at a time: each answer starts when the one before it ends."),
+        )
+    if two:
+        return Plan(
+            False,
+            _(
+                "This server's cores write one model's answers at a time: the second answer starts when "
+                "the first ends."
+            ),
         )
     return Plan(
         False,
         _(
-            "This server's cores write one model's answers at a time: the second answer starts when "
-            "the first ends."
+            "This server's cores write one model's answers at a time: each answer starts when the one "
+            "before it ends."
         ),
     )

@@ -1,5 +1,6 @@
-// The compare page: one prompt sent to two models, both answers read at once, side by side.
-// The scheduler decides whether they are written together; the page only reads both streams.
+// The compare page: one prompt sent to two to four models, the answers read side by side.
+// The columns are asked in their order, each once the one before it is in the server's line,
+// so the first column is answered first; the scheduler decides whether they are written together.
 // The HTTP interface it uses is documented in the README.
 "use strict";
 
@@ -10,8 +11,10 @@
   const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
   const form = document.getElementById("compare-form");
   const prompt = document.getElementById("prompt");
-  const pickers = [document.getElementById("model-a"), document.getElementById("model-b")];
-  const columns = [...root.querySelectorAll("[data-column]")];
+  const pickers = ["a", "b", "c", "d"].map((name) => document.getElementById(`model-${name}`));
+  const pickerBoxes = pickers.map((picker) => picker.closest("[data-picker]"));
+  const columns = pickers.map((picker, i) => root.querySelector(`[data-column="${"abcd"[i]}"]`));
+  const addButton = document.getElementById("add-model");
   const planLine = document.getElementById("plan");
   const sendButton = document.getElementById("send");
   const stopButton = document.getElementById("stop");
@@ -31,7 +34,26 @@
     show(formError, Boolean(text));
   }
 
+  // A picker and its column: shown (as flex boxes) or hidden together.
+  function showFlex(element, visible) {
+    element.classList.toggle("hidden", !visible);
+    element.classList.toggle("flex", visible);
+  }
+
+  function inUse() {
+    return pickers.map((picker, i) => i).filter((i) => !pickerBoxes[i].classList.contains("hidden"));
+  }
+
+  function modelsChanged() {
+    const count = inUse().length;
+    sendButton.textContent = count === 2 ? i18n.sendBoth : format(i18n.sendAll, { count });
+    addButton.classList.toggle("hidden", count >= pickers.length);
+    updatePlan();
+  }
+
   function setBusy(busy) {
+    addButton.disabled = busy;
+    root.querySelectorAll("[data-remove-model]").forEach((button) => { button.disabled = busy; });
     show(sendButton, !busy);
     show(stopButton, busy);
     stopButton.disabled = false;
@@ -66,6 +88,7 @@
   }
 
   // A reasoning model's thinking: folded away from the answer, open to whoever wants to read it.
+    markCut(column, "");
   function appendThinking(column, text) {
     const block = column.querySelector("[data-thinking-block]");
     if (block.classList.contains("hidden")) {
@@ -103,8 +126,21 @@
     if (stats && stats.completion_tokens) showTimings(column, stats); // stopped before it began: none
   }
 
+  // An answer that did not end by itself is marked so, in words: stopped, cut at the longest
+  // answer allowed, failed, or its connection lost.
+  function markCut(column, state, stats) {
+    let cut = i18n[`cut_${state}`] === undefined ? "" : state;
+    if (state === "complete" && stats && stats.finish_reason === "length") cut = "length";
+    const marker = column.querySelector("[data-cut]");
+    marker.textContent = cut ? i18n[`cut_${cut}`] : "";
+    show(marker, Boolean(cut));
+    column.dataset.cut = cut;
+  }
+
   // -- one answer ---------------------------------------------------------------------------
-  async function answerIn(column, model, text, run) {
+  // `inLine` is called once the server has the request in its line (or refused it).
+  async function answerIn(column, model, text, run, inLine) {
+    markCut(column, state, stats);
     let response;
     try {
       response = await fetch(root.dataset.answersUrl, {
@@ -122,8 +158,10 @@
     run.key = response.headers.get("X-Compare-Id");
     // Stop pressed before the server answered: send it now that the answer has a key.
     if (run.stopRequested) sendStop(run);
+      inLine();
     const view = new Markdown.StreamingView(column.querySelector("[data-markdown]"));
     let answered = false;
+    inLine();
     try {
       for await (const { event, data } of AnswerEvents.read(response.body)) {
         if (event === "token") {
@@ -162,13 +200,32 @@
     finish(column, "error");
   }
 
-  async function sendToBoth(text) {
+  async function sendToAll(text) {
     showError("");
     setBusy(true);
-    runs = columns.map(() => ({ key: null, stopRequested: false, ended: false }));
-    columns.forEach((column, i) => reset(column, pickers[i]));
-    // Both requests leave at once: the server's scheduler, not the page, sets their order.
-    await Promise.all(columns.map((column, i) => answerIn(column, pickers[i].value, text, runs[i])));
+    const chosen = inUse();
+    runs = columns.map((column, i) => (chosen.includes(i) ? { key: null, stopRequested: false, ended: false } : null));
+    chosen.forEach((i) => {
+      reset(columns[i], pickers[i]);
+      setStatus(columns[i], i18n.waiting);
+    });
+    // One after the other, in the columns' order: each request leaves once the one before it is
+    // in the server's line, so that the first column is the first answered. The scheduler then
+    // writes them together when the server can.
+    const answering = [];
+    for (const i of chosen) {
+      const run = runs[i];
+      if (run.stopRequested) {
+        run.ended = true;
+        finish(columns[i], "stopped");
+        continue;
+      }
+      let queued;
+      const inLine = new Promise((resolve) => { queued = resolve; });
+      answering.push(answerIn(columns[i], pickers[i].value, text, run, queued));
+      await inLine;
+    }
+    await Promise.all(answering);
     runs = null;
     setBusy(false);
   }
@@ -178,7 +235,7 @@
     if (!runs) return;
     stopButton.disabled = true;
     runs.forEach((run, i) => {
-      if (run.ended || run.stopRequested) return;
+      if (!run || run.ended || run.stopRequested) return;
       run.stopRequested = true;
       setStatus(columns[i], i18n.stopping);
       if (run.key) sendStop(run);
@@ -205,7 +262,7 @@
   let planAsked = 0;
   async function updatePlan() {
     const asked = ++planAsked;
-    const query = new URLSearchParams({ a: pickers[0].value, b: pickers[1].value });
+    const query = new URLSearchParams(inUse().map((i) => ["abcd"[i], pickers[i].value]));
     let text;
     let together = "";
     try {
@@ -232,11 +289,33 @@
     event.preventDefault();
     const text = prompt.value.trim();
     if (!text || runs) return;
-    sendToBoth(text); // the prompt stays in the box: the next comparison often reuses it
+    sendToAll(text); // the prompt stays in the box: the next comparison often reuses it
   });
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
+  // Up to four models: "Add a model" shows the next picker and its column, ✕ hides one again.
+  addButton.addEventListener("click", () => {
+    const next = pickers.findIndex((picker, i) => pickerBoxes[i].classList.contains("hidden"));
+    if (next < 0 || runs) return;
+    showFlex(pickerBoxes[next], true);
+    showFlex(columns[next], true);
+    reset(columns[next], pickers[next]); // an earlier comparison's answer is not this one's
+    delete columns[next].dataset.state;
+    modelsChanged();
+    pickers[next].focus();
+  });
+  root.querySelectorAll("[data-remove-model]").forEach((button) => {
+    button.addEventListener("click", () => {
+      if (runs) return;
+      const i = pickerBoxes.indexOf(button.closest("[data-picker]"));
+      showFlex(pickerBoxes[i], false);
+      showFlex(columns[i], false);
+      modelsChanged();
+      addButton.focus();
+    });
+  });
+
       form.requestSubmit();
     }
   });

@@ -99,7 +99,8 @@ def test_a_user_compares_two_real_models_and_sees_both_answers_with_their_timing
 
     first, second = column_shown(page, "a"), column_shown(page, "b")
     assert len(answers) == 2, "one request per model, both sent at once"
-    assert (first["model"], second["model"]) == ("SmolLM2-135M-Instruct.Q4_1", "gemma-3-270m-q4_k_m")
+    # Named as users read them (no display name set: made from the ids), not by their file names.
+    assert (first["model"], second["model"]) == ("SmolLM2 135M Instruct (Q4_1)", "gemma 3 270m (q4_k_m)")
     for shown in (first, second):
         assert shown["state"] == "complete", shown
         assert shown["text"], shown
@@ -110,3 +111,168 @@ def test_a_user_compares_two_real_models_and_sees_both_answers_with_their_timing
     page.wait_for_selector("#send:not(.hidden)")
     assert page.locator("#stop").is_hidden()
     assert problems == [], "no script error, nothing the Content Security Policy refused"
+
+
+# -- up to four models, answered in their columns' order, cut answers marked (issue 16, item 13) --
+# An Ollama-protocol host whose models are scripted (tests/ollama_server.py): what is checked is
+# the page, whatever this machine's speed.
+THINKER, PLAIN = "deepseek-r1:1.5b", "phi3:mini"
+SCRIPT = ["Une", " réponse", " **courte**", " et", " sûre", " ici", "."]  # 7 pieces
+LONGEST = 5  # MAX_ANSWER_TOKENS: every scripted answer is cut by it
+PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1280, "height": 800}
+
+# Each request to /compare/answers: when the page sent it, and when its answer's headers came back.
+RECORD_REQUESTS = """() => {
+  window.compareRequests = [];
+  const original = window.fetch;
+  window.fetch = async (url, options) => {
+    if (!String(url).endsWith("/compare/answers")) return original(url, options);
+    const record = { model: JSON.parse(options.body).model, sent: performance.now(), answered: null };
+    window.compareRequests.push(record);
+    const response = await original(url, options);
+    record.answered = performance.now();
+    return response;
+  };
+}"""
+# Per column: when its first words showed, and every status line it showed.
+RECORD_COLUMNS = """() => {
+  window.columnsSeen = {};
+  document.querySelectorAll("[data-column]").forEach((column) => {
+    const seen = { firstText: null, statuses: [] };
+    window.columnsSeen[column.dataset.column] = seen;
+    new MutationObserver(() => {
+      const status = column.querySelector("[data-status]").textContent.trim();
+      if (status && seen.statuses.at(-1) !== status) seen.statuses.push(status);
+      if (seen.firstText === null && column.querySelector("[data-markdown]").textContent.trim()) {
+        seen.firstText = performance.now();
+      }
+    }).observe(column, { subtree: true, childList: true, characterData: true });
+  });
+}"""
+ALL_ENDED = """() => [...document.querySelectorAll("[data-column]:not(.hidden)")].every((column) =>
+  column.dataset.state && column.dataset.state !== "generating")
+  && !document.querySelector("#send.hidden")"""
+
+
+@pytest.fixture(scope="module")
+def scripted_host():
+    from dataclasses import replace
+
+    from tests.ollama_server import OllamaStandIn
+
+    host = OllamaStandIn()
+    thinker = host.models[THINKER]
+    host.models = {THINKER: thinker, PLAIN: replace(thinker, capabilities=["completion"])}
+    host.script = SCRIPT
+    with host:
+        yield host
+
+
+@pytest.fixture(scope="module")
+def scripted_server(tmp_path_factory: pytest.TempPathFactory, scripted_host):
+    from benchmarks.client import ChatClient
+    from benchmarks.server import LiveServer
+
+    env = {
+        "OLLAMA_HOSTS": scripted_host.url,
+        "LLAMA_ENGINE": "inprocess",
+        "MAX_ANSWER_TOKENS": str(LONGEST),
+    }
+    with LiveServer(tmp_path_factory.mktemp("compare-scripted-instance"), env) as server:
+        assert ChatClient(server.base_url).register(USERNAME, PASSWORD).ok
+        yield server
+
+
+@pytest.fixture
+def scripted_page(browser, scripted_server, scripted_host):
+    context = browser.new_context(locale="en-US", base_url=scripted_server.base_url, viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    log_in_through_form(page, scripted_server.base_url, USERNAME, PASSWORD)
+    page.goto("/compare")
+    page.wait_for_function("() => window.Markdown !== undefined")
+    yield page
+    scripted_host.stall_after = None
+    context.close()
+    assert problems == [], "no script error, nothing the Content Security Policy refused"
+
+
+def add_models(page, *models: str) -> None:
+    """Pick the first two models, then add a column for each further one."""
+    page.select_option("#model-a", models[0])
+    page.select_option("#model-b", models[1])
+    for name, model in zip("cd", models[2:], strict=False):
+        page.click("#add-model")
+        page.select_option(f"#model-{name}", model)
+
+
+def test_the_columns_are_answered_in_their_order_each_showing_its_real_state(scripted_page):
+    page = scripted_page
+    add_models(page, THINKER, THINKER, THINKER)  # one model, one answer at a time
+    page.wait_for_function("() => document.getElementById('plan').dataset.together === 'false'")
+    assert "each answer starts when the one before it ends" in page.inner_text("#plan")
+    page.evaluate(RECORD_REQUESTS)
+    page.evaluate(RECORD_COLUMNS)
+    page.fill("#prompt", "Dis bonjour.")
+    page.click("#send")
+    page.wait_for_function(ALL_ENDED, timeout=30_000)
+    requests = page.evaluate("() => window.compareRequests")
+    seen = page.evaluate("() => window.columnsSeen")
+    assert len(requests) == 3
+    for before, after in zip(requests, requests[1:], strict=False):
+        assert before["answered"] <= after["sent"], (
+            "each column's request leaves once the one before is in line"
+        )
+    shown = [seen[name]["firstText"] for name in "abc"]
+    assert None not in shown and shown == sorted(shown), f"the first column is answered first: {seen}"
+    # Waiting, each says so: "position 1" never shows in a column answered before the others.
+    assert not any("position" in s for s in seen["a"]["statuses"]), seen["a"]
+    assert any(s.startswith("Waiting") for s in seen["c"]["statuses"]), seen["c"]
+
+
+def test_four_models_side_by_side_with_every_cut_answer_marked_at_both_widths(
+    scripted_page, artifacts_dir: Path
+):
+    page = scripted_page
+    add_models(page, THINKER, PLAIN, PLAIN, THINKER)
+    assert page.locator("#add-model").is_hidden(), "four models at most"
+    assert page.inner_text("#send") == "Send to all 4"
+    page.fill("#prompt", "Une question courte ?")
+    page.click("#send")
+    page.wait_for_function(ALL_ENDED, timeout=30_000)
+    for name in "abcd":
+        column = page.locator(f'[data-column="{name}"]')
+        assert column.get_attribute("data-state") == "complete"
+        marker = column.locator("[data-cut]")
+        assert marker.is_visible() and column.get_attribute("data-cut") == "length"
+        assert marker.inner_text() == "Incomplete answer: it reached the longest answer allowed"
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for theme in ("light", "dark"):
+            page.emulate_media(color_scheme=theme)
+            page.screenshot(
+                path=str(artifacts_dir / f"compare-four-models-{viewport['width']}-{theme}.png"),
+                full_page=True,
+            )
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_stopped_answer_is_marked_as_stopped(scripted_page, scripted_host, artifacts_dir: Path):
+    page = scripted_page
+    add_models(page, THINKER, PLAIN, THINKER)
+    scripted_host.stall_after = 2  # the answers go silent after two pieces: Stop ends them
+    page.fill("#prompt", "Une question ?")
+    page.click("#send")
+    page.wait_for_function(
+        "() => document.querySelector('[data-column=\"a\"] [data-markdown]').textContent.trim() !== ''"
+    )
+    page.click("#stop")
+    page.wait_for_function(ALL_ENDED, timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "compare-stopped-1280-light.png"), full_page=True)
+    for name in "abc":
+        column = page.locator(f'[data-column="{name}"]')
+        assert column.get_attribute("data-cut") == "stopped", name
+        assert column.locator("[data-cut]").inner_text() == "Incomplete answer: stopped"
