@@ -200,7 +200,24 @@ window.Markdown = (() => {
     const math = DOMPurify.sanitize(html, PURIFY_MATH);
     const root = math.firstChild;
     if (math.childNodes.length !== 1 || !root || root.nodeName.toLowerCase() !== "math") return null;
+    alignColumns(math);
     return math;
+  }
+
+  // Chromium draws MathML Core, which leaves out a table's columnalign and columnspacing: an
+  // aligned block's "=" signs would not line up. Each cell gets its column's alignment as an
+  // attribute the answers' CSS follows (static/src/answers.css), never an inline style.
+  function alignColumns(math) {
+    for (const table of math.querySelectorAll("mtable")) {
+      const aligns = (table.getAttribute("columnalign") || "").split(/\s+/).filter(Boolean);
+      if (/^0(em)?$/.test((table.getAttribute("columnspacing") || "").trim())) table.setAttribute("data-tight", "");
+      for (const row of table.children) {
+        [...row.children].forEach((cell, column) => {
+          const align = aligns[Math.min(column, aligns.length - 1)];
+          if (align === "left" || align === "right") cell.setAttribute("data-align", align);
+        });
+      }
+    }
   }
 
   function render(source) {

@@ -457,6 +457,23 @@ def test_a_formula_katex_cannot_read_is_shown_as_written(open_page, scripted_mod
     assert open_page.dialogs == []
 
 
+def test_equals_signs_of_an_aligned_formula_line_up_and_matrix_columns_stand_apart(open_page, scripted_model):
+    page = open_page()
+    start_chat(page)
+    answer = r"""$$\begin{aligned} x &= 1 \\ y + 2000 &= 22 \end{aligned}$$
+
+$$\begin{pmatrix} a & b \\ c & d \end{pmatrix}$$
+"""
+    ask(page, scripted_model, answer)
+
+    markdown = last_markdown(page)
+    equals = [m.bounding_box()["x"] for m in markdown.locator("mtable mo", has_text="=").all()]
+    assert len(equals) == 2 and abs(equals[0] - equals[1]) < 1, equals
+    matrix = markdown.locator("mtable").nth(1)
+    a, b = (matrix.locator("mi", has_text=letter).bounding_box() for letter in "ab")
+    assert b["x"] - (a["x"] + a["width"]) >= 8, (a, b)  # a column apart, not "ab"
+
+
 @pytest.mark.parametrize("path", ["/", "/compare"], ids=["chat", "compare"])
 def test_every_page_that_shows_answers_draws_their_formulas(open_page, path):
     page = open_page()
