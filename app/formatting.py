@@ -50,11 +50,15 @@ def moment(value: datetime | None) -> str:
     return MISSING if value is None else format_datetime(value, "short")
 
 
+def day(value: datetime) -> str:
+    """The day of a moment, short: "7 déc." or "Dec 7"."""
+    return format_skeleton("MMMd", to_user_timezone(value), locale=get_locale())
+
+
 def tick(value: datetime, with_day: bool) -> str:
-    """A chart axis's time: "07:30", or "7 déc. 07:30" when the axis spans days."""
-    local, locale = to_user_timezone(value), get_locale()
-    hour = format_skeleton("Hm", local, locale=locale)
-    return f"{format_skeleton('MMMd', local, locale=locale)} {hour}" if with_day else hour
+    """A chart axis's time: "07:30", or "7 déc. 07:30" when the axis crosses days."""
+    hour = format_skeleton("Hm", to_user_timezone(value), locale=get_locale())
+    return f"{day(value)} {hour}" if with_day else hour
 
 
 FILTERS = {

@@ -136,7 +136,7 @@ def _line_drawing(width, height, series, title, unit, colours, scale, start, end
         )
         body.append(_text(LEFT - 6, y(value) + 4, formatting.decimal(value, digits), "end", "y"))
     count = 4 if width == WIDE else 2
-    with_day = span > 20 * 3600
+    with_day = formatting.day(start) != formatting.day(end)
     for index in range(count + 1):
         at = start + (end - start) * index / count
         anchor = "start" if index == 0 else "end" if index == count else "middle"
