@@ -79,6 +79,7 @@
     delete column.dataset.thinkingSince;
     setStatus(column, "");
     showColumnError(column, "");
+    markCut(column, "");
     show(column.querySelector("[data-thinking-block]"), false);
     column.querySelector("[data-thinking]").textContent = "";
     column.querySelector("[data-markdown]").replaceChildren();
@@ -88,7 +89,6 @@
   }
 
   // A reasoning model's thinking: folded away from the answer, open to whoever wants to read it.
-    markCut(column, "");
   function appendThinking(column, text) {
     const block = column.querySelector("[data-thinking-block]");
     if (block.classList.contains("hidden")) {
@@ -117,15 +117,6 @@
     timings.classList.add("grid");
   }
 
-  function finish(column, state, stats) {
-    column.dataset.state = state;
-    setStatus(column, i18n[state] === undefined ? state : i18n[state]);
-    if (stats && stats.first_answer_seconds > stats.first_token_seconds) {
-      thinkingOver(column, stats.first_answer_seconds - stats.first_token_seconds);
-    }
-    if (stats && stats.completion_tokens) showTimings(column, stats); // stopped before it began: none
-  }
-
   // An answer that did not end by itself is marked so, in words: stopped, cut at the longest
   // answer allowed, failed, or its connection lost.
   function markCut(column, state, stats) {
@@ -137,10 +128,19 @@
     column.dataset.cut = cut;
   }
 
+  function finish(column, state, stats) {
+    column.dataset.state = state;
+    markCut(column, state, stats);
+    setStatus(column, i18n[state] === undefined ? state : i18n[state]);
+    if (stats && stats.first_answer_seconds > stats.first_token_seconds) {
+      thinkingOver(column, stats.first_answer_seconds - stats.first_token_seconds);
+    }
+    if (stats && stats.completion_tokens) showTimings(column, stats); // stopped before it began: none
+  }
+
   // -- one answer ---------------------------------------------------------------------------
   // `inLine` is called once the server has the request in its line (or refused it).
   async function answerIn(column, model, text, run, inLine) {
-    markCut(column, state, stats);
     let response;
     try {
       response = await fetch(root.dataset.answersUrl, {
@@ -149,8 +149,10 @@
         body: JSON.stringify({ model, prompt: text }),
       });
     } catch (error) {
+      inLine();
       return refused(column, i18n.network); // the browser's own text ("Failed to fetch") is not for users
     }
+    inLine();
     if (!response.ok) {
       const data = await response.json().catch(() => ({}));
       return refused(column, data.error || i18n.failed);
@@ -158,10 +160,8 @@
     run.key = response.headers.get("X-Compare-Id");
     // Stop pressed before the server answered: send it now that the answer has a key.
     if (run.stopRequested) sendStop(run);
-      inLine();
     const view = new Markdown.StreamingView(column.querySelector("[data-markdown]"));
     let answered = false;
-    inLine();
     try {
       for await (const { event, data } of AnswerEvents.read(response.body)) {
         if (event === "token") {
@@ -285,15 +285,6 @@
     });
   });
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = prompt.value.trim();
-    if (!text || runs) return;
-    sendToAll(text); // the prompt stays in the box: the next comparison often reuses it
-  });
-  prompt.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
   // Up to four models: "Add a model" shows the next picker and its column, ✕ hides one again.
   addButton.addEventListener("click", () => {
     const next = pickers.findIndex((picker, i) => pickerBoxes[i].classList.contains("hidden"));
@@ -316,6 +307,15 @@
     });
   });
 
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = prompt.value.trim();
+    if (!text || runs) return;
+    sendToAll(text); // the prompt stays in the box: the next comparison often reuses it
+  });
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
       form.requestSubmit();
     }
   });
