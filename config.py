@@ -44,9 +44,20 @@ def _secret_key(folder: Path) -> str:
     key_file = folder / "secret_key"
     if not key_file.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
+        create_private_file(key_file, secrets.token_hex(32))
     return key_file.read_text().strip()
+
+
+def create_private_file(path: Path, content: str = "") -> bool:
+    """Create a file only its owner may read (0600) from its first instant, whatever the umask
+    (a chmod after writing would leave a moment where others could); False if it exists."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as file:
+        file.write(content)
+    return True
 
 
 class Config:
@@ -157,6 +168,13 @@ class Config:
     LOGIN_FAILURES_BEFORE_DELAY = _int("LOGIN_FAILURES_BEFORE_DELAY", 5)
     LOGIN_FAILURES_PER_HOUR = _int("LOGIN_FAILURES_PER_HOUR", 100)
     LOGIN_MAX_DELAY_SECONDS = _int("LOGIN_MAX_DELAY_SECONDS", 900)
+    # Accounts that may be made from one address within an hour (beyond: 429, and when to
+    # come back). Behind a proxy, set TRUSTED_PROXIES, or every visitor shares one count.
+    REGISTRATIONS_PER_HOUR = _int("REGISTRATIONS_PER_HOUR", 10)
+    # Passwords hashed at once (each takes 64 MiB and a core for a moment; 0: one per core), and
+    # how long a sign-in or sign-up waits for its turn before being asked to try again (seconds).
+    PASSWORD_HASHES_AT_ONCE = _int("PASSWORD_HASHES_AT_ONCE", 0)
+    PASSWORD_HASH_WAIT_SECONDS = float(os.environ.get("PASSWORD_HASH_WAIT_SECONDS", "10"))
     # How many reverse proxies stand in front (each adds itself to X-Forwarded-For). 0: the
     # header is ignored, since anyone can send it; behind a proxy, without this, every visitor
     # has the proxy's address and shares one throttle.

@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> None:
 
     pool = database_pool(app.config["MAX_STREAMS"], app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**pool, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
+    database.create_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     csrf.init_app(app)
@@ -68,10 +69,12 @@ def register_blueprints(app: Flask) -> None:
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
     from app.compare import bp as compare_bp
+    from app.health import bp as health_bp
     from app.settings import bp as settings_bp
     from app.settings.brand import bp as brand_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(health_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(compare_bp)
     app.register_blueprint(settings_bp)

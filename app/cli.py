@@ -38,20 +38,20 @@ def init_app(app: Flask) -> None:
         """Create an admin account, or make an existing account admin."""
         import re
 
-        import sqlalchemy as sa
-
         from app.auth.passwords import is_common
-        from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, create_user
+        from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, create_user, find_user
+        from app.auth.usernames import mixes_scripts
         from app.extensions import db
-        from app.models import User
 
         if not (3 <= len(username) <= 64 and re.match(USERNAME_PATTERN, username)):
             raise click.ClickException("A username has 3 to 64 letters, digits, dots, dashes or underscores.")
-        existing = db.session.scalar(sa.select(User).where(User.username == username))
+        if mixes_scripts(username):
+            raise click.ClickException("A username is written in one alphabet, not Latin and Cyrillic mixed.")
+        existing = find_user(username)
         if existing is not None:
             existing.is_admin = True
             db.session.commit()
-            click.echo(f"{username} is now an admin.")
+            click.echo(f"{existing.username} is now an admin.")
             return
         password = password or getpass.getpass("Password: ")
         if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:

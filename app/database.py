@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from flask_babel import get_locale
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
 from app.llm.types import Outcome
+from config import create_private_file
 
 
 @sa.event.listens_for(Engine, "connect")
@@ -19,6 +22,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+def create_sqlite_file(uri: str, instance_path: str) -> None:
+    """An SQLite database's file made before SQLite makes it: 0600, not the umask's 0644, since
+    it holds every conversation and password hash; its -wal and -shm files take its mode."""
+    url = sa.engine.make_url(uri)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if url.database.startswith("file:"):
+        return  # a URI filename: its options are SQLite's to read
+    path = Path(url.database)
+    path = path if path.is_absolute() else Path(instance_path) / path  # as Flask-SQLAlchemy reads it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)
 
 
 def sweep_unfinished_answers() -> int:

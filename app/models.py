@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -17,9 +18,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def fold_username(username: str) -> str:
+    """What two usernames must differ in: their NFKC form, case folded (Unicode TS #39), so that
+    "Alice", "alice" and "ａｌｉｃｅ" (fullwidth) are one name; NFKC again, as casefold can undo it."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+
+
 class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True, index=True)
+    # Unique: no account named like another but for case or width (`fold_username`). Accounts
+    # that already collided when it came keep a key of their own (see the Users page).
+    username_key: Mapped[str] = mapped_column(
+        sa.String(255),
+        unique=True,
+        index=True,
+        default=lambda context: fold_username(context.get_current_parameters()["username"]),
+    )
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     # A disabled account cannot sign in, and its sessions end on their next request.

@@ -21,7 +21,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 # Endpoints open to visitors who are not logged in.
-PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "static", "auth.set_language"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "static", "auth.set_language", "health.liveness"}
 # Blueprints that authenticate each request themselves (API keys), never by the session cookie.
 OWN_AUTHENTICATION = {"api", "openai"}
 
@@ -45,6 +45,8 @@ def init_app(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
-        if response.mimetype == "text/html":
+        # Pages and JSON hold conversations and accounts: no copy in the browser's cache or a
+        # proxy's, for the next person at the computer to find.
+        if response.mimetype in ("text/html", "application/json"):
             response.headers["Cache-Control"] = "no-store"
         return response

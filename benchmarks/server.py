@@ -38,6 +38,10 @@ class LiveServer:
             "PYTHONUNBUFFERED": "1",
             # No Ollama host unless the caller names one (a test's stand-in, a benchmark's host).
             "OLLAMA_HOSTS": "",
+            # Every person of a test or benchmark signs up from 127.0.0.1, often at once: neither
+            # the per-address cap nor a short wait for a hashing turn applies, unless asked.
+            "REGISTRATIONS_PER_HOUR": "10000",
+            "PASSWORD_HASH_WAIT_SECONDS": "600",
             # Every client of a test or a benchmark comes from 127.0.0.1, standing for many
             # machines: no cap on one address's connections (0) unless the caller sets one.
             "CONNECTIONS_PER_ADDRESS": "0",

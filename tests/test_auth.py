@@ -51,7 +51,7 @@ def test_taken_username_is_refused_with_a_message(client, auth):
     auth.logout()
     response = auth.register("bob")
     assert response.status_code == 400
-    assert b"This username is taken." in response.data
+    assert b"This username, or one that looks the same, is taken." in response.data
 
 
 def test_username_with_spaces_or_symbols_is_refused(client, auth):
@@ -154,3 +154,115 @@ def test_every_state_changing_route_requires_the_csrf_token(app, client, auth):
             continue
         assert response.status_code == 400, rule.rule
         assert "session has expired" in response.json["error"], rule.rule
+
+
+# -- names that pass for another (issue 16, item 18) ------------------------------------------
+TAKEN = b"This username, or one that looks the same, is taken."
+MIXED = b"This username mixes alphabets (such as Latin and Cyrillic letters): write it in one."
+
+
+def test_a_name_that_differs_only_in_case_is_refused_as_taken(client, auth):
+    auth.register("alice")
+    auth.logout()
+    response = auth.register("Alice")
+    assert response.status_code == 400 and TAKEN in response.data
+
+
+def test_a_fullwidth_copy_of_a_name_is_refused_as_taken(client, auth):
+    auth.register("admin")
+    auth.logout()
+    response = auth.register("ａｄｍｉｎ")
+    assert response.status_code == 400 and TAKEN in response.data
+
+
+def test_a_name_mixing_latin_and_cyrillic_letters_is_refused_with_a_message(client, auth):
+    response = auth.register("аlice")  # the first letter is Cyrillic
+    assert response.status_code == 400 and MIXED in response.data
+
+
+def test_a_name_in_one_alphabet_other_than_latin_is_accepted(client, auth):
+    assert auth.register("ιωάννης").status_code == 302
+    auth.logout()
+    assert auth.register("山田たろう").status_code == 302  # Japanese: Han with Hiragana
+
+
+def test_signing_in_with_a_name_in_another_case_or_width_reaches_the_same_account(client, auth):
+    auth.register("alice")
+    auth.logout()
+    for typed in ("ALICE", "ａｌｉｃｅ"):
+        assert auth.login(typed).status_code == 302, typed
+        assert client.get("/").status_code == 200
+        auth.logout()
+
+
+def test_accounts_whose_names_collided_before_each_sign_in_with_their_exact_name(app, client, auth):
+    """Kept from before names were folded (the migration gives the later one a key of its own)."""
+    from app.auth.services import hash_password
+
+    auth.register("alice")
+    auth.logout()
+    with app.test_request_context():
+        db.session.add(
+            User(
+                username="Alice", username_key="alice#2", password_hash=hash_password("Alice's own password")
+            )
+        )
+        db.session.commit()
+    assert auth.login("Alice", "Alice's own password").status_code == 302
+    auth.logout()
+    assert auth.login("alice").status_code == 302
+
+
+# -- first steps (issue 16, item 14) ----------------------------------------------------------
+def test_the_first_account_is_told_it_is_the_administrator_with_links_to_models_and_benchmarks(client, auth):
+    page = client.get(auth.register("first").headers["Location"]).get_data(as_text=True)
+    assert "You are this server’s administrator" in page
+    assert 'href="/admin/models"' in page and 'href="/admin/benchmarks"' in page
+
+
+def test_the_administrator_welcome_speaks_french_to_a_french_visitor(client, auth):
+    client.post("/language", data={"lang": "fr"})
+    page = client.get(auth.register("premier").headers["Location"]).get_data(as_text=True)
+    assert "Vous êtes l'administrateur de ce serveur" in page and 'href="/admin/models"' in page
+
+
+def test_a_later_account_is_only_welcomed(client, auth):
+    auth.register("first")
+    auth.logout()
+    page = client.get(auth.register("second").headers["Location"]).get_data(as_text=True)
+    assert "Welcome, second." in page and "You are this server" not in page
+
+
+# -- a new password, and the API keys (issue 16, item 21) -------------------------------------
+NEW_PASSWORD = "another long password"
+
+
+def make_api_key(client) -> str:
+    page = client.post("/settings/api-keys", data={"name": "notebook"}).get_data(as_text=True)
+    return re.search(r"data-key>(cau_[\w-]+)<", page).group(1)
+
+
+def key_works(client, key: str) -> bool:
+    return client.get("/api/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def change_password(client, **extra):
+    data = {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD, **extra}
+    return client.post("/account/password", data=data, follow_redirects=True)
+
+
+def test_the_password_page_offers_to_revoke_ones_api_keys(signed_in):
+    assert b"Also revoke my API keys" in signed_in.get("/account/password").data
+
+
+def test_changing_ones_password_with_the_box_ticked_revokes_ones_api_keys(signed_in):
+    key = make_api_key(signed_in)
+    page = change_password(signed_in, revoke_keys="y")
+    assert b"your API key is revoked" in page.data
+    assert not key_works(signed_in, key)
+
+
+def test_changing_ones_password_without_the_box_keeps_ones_api_keys(signed_in):
+    key = make_api_key(signed_in)
+    change_password(signed_in)
+    assert key_works(signed_in, key)

@@ -12,7 +12,7 @@ import pytest
 from app import create_app
 from app.admin.services import load_preferences
 from app.auth import throttle
-from app.auth.throttle import Limits, LoginThrottle
+from app.auth.throttle import HOUR, Limits, LoginThrottle
 from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
@@ -236,3 +236,33 @@ def test_a_flood_of_made_up_usernames_takes_bounded_memory():
     clock.advance(3601)  # an hour later, nothing is left of them
     throttle_.begin("alice", "10.0.0.1", Limits())
     assert len(throttle_._failures) == 2
+
+
+# -- accounts made per address (issue 16, item 17) --------------------------------------------
+def sign_up(app, username: str, address: str = "127.0.0.1"):
+    """A new visitor each time (a signed-in one would be sent to the conversations)."""
+    data = {"username": username, "password": PASSWORD, "confirm": PASSWORD}
+    return app.test_client().post("/register", data=data, environ_base={"REMOTE_ADDR": address})
+
+
+def test_the_eleventh_sign_up_from_one_address_within_an_hour_gets_429_saying_when(app, clock):
+    for n in range(10):
+        assert sign_up(app, f"user{n:02d}").status_code == 302
+    refused = sign_up(app, "user10")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "3600"
+    assert b"Too many accounts were created from this address: try again in 60 minutes." in refused.data
+    clock.advance(HOUR + 1)
+    assert sign_up(app, "user10").status_code == 302
+
+
+def test_sign_ups_from_another_address_are_not_held_up(app, clock):
+    for n in range(10):
+        assert sign_up(app, f"user{n:02d}", address="192.0.2.1").status_code == 302
+    assert sign_up(app, "neighbour", address="192.0.2.2").status_code == 302
+
+
+def test_a_sign_up_refused_for_a_taken_name_does_not_count_against_the_address(app, clock):
+    assert sign_up(app, "alice").status_code == 302
+    for _ in range(12):
+        assert sign_up(app, "alice").status_code == 400
+    assert sign_up(app, "bob").status_code == 302

@@ -134,3 +134,31 @@ def test_the_migrations_match_the_models(database_url):
             differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
         db.engine.dispose()
     assert differences == []
+
+
+@pytest.mark.database
+def test_upgrading_with_names_that_fold_alike_keeps_every_account_each_with_a_unique_key(empty_database_url):
+    """ "alice", "Alice" and "ａｌｉｃｅ" (fullwidth) from before names were folded: all kept; the
+    oldest keeps the folded name as its key, the others a key no name can fold to."""
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = empty_database_url
+
+    app = create_app(Config)
+    with app.app_context():
+        flask_migrate.upgrade(revision="c16a00000002")  # the revision before the key
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, session_token) '
+                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 'a'), "
+                    "(2, 'Alice', 'x', false, '2026-01-01', 'b'), "
+                    "(3, 'ａｌｉｃｅ', 'x', false, '2026-01-01', 'c'), "
+                    "(4, 'bob', 'x', false, '2026-01-01', 'd')"
+                )
+            )
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            keys = dict(connection.execute(sa.text('SELECT username, username_key FROM "user"')).all())
+        db.engine.dispose()
+    assert keys == {"alice": "alice", "Alice": "alice#2", "ａｌｉｃｅ": "alice#3", "bob": "bob"}

@@ -1,8 +1,13 @@
 """Which passwords an account may have (ASVS 6.2), and how they are kept (ASVS 11.4.2)."""
 
+import threading
+import time
+
+import pytest
 import sqlalchemy as sa
 from argon2 import Type, extract_parameters
 
+from app.auth import services
 from app.auth.passwords import common_passwords, is_common
 from app.extensions import db
 from app.models import User
@@ -105,3 +110,96 @@ def test_passwords_are_hashed_with_argon2id_at_asvs_appendix_c_strength(app, aut
     assert params.memory_cost >= ASVS_ARGON2ID_MEMORY.get(params.time_cost, 12288)
     # argon2-cffi's defaults (RFC 9106's low-memory profile), well above that floor.
     assert (params.memory_cost, params.time_cost, params.parallelism) == (65536, 3, 4)
+
+
+# -- hashes bounded: one per core at once (issue 16, item 17) ---------------------------------
+BUSY = b"The server is busy with other sign-ins: try again in a few seconds."
+
+
+class CountingHasher:
+    """argon2's hasher, counting the hashes under way at once; each is held a moment, so that
+    requests sent together overlap whatever the machine's speed."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def _at_work(self, work):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.2)
+            return work()
+        finally:
+            with self.lock:
+                self.now -= 1
+
+    def hash(self, password):
+        return self._at_work(lambda: self.real.hash(password))
+
+    def verify(self, stored, password):
+        return self._at_work(lambda: self.real.verify(stored, password))
+
+    def check_needs_rehash(self, stored):
+        return self.real.check_needs_rehash(stored)
+
+
+def test_sign_ups_sent_together_hash_no_more_passwords_at_once_than_allowed(app, monkeypatch):
+    app.config.update(PASSWORD_HASHES_AT_ONCE=2, PASSWORD_HASH_WAIT_SECONDS=120, REGISTRATIONS_PER_HOUR=100)
+    hasher = CountingHasher(services._hasher)
+    monkeypatch.setattr(services, "_hasher", hasher)
+    start = threading.Barrier(8)
+    statuses = []
+
+    def sign_up(n: int) -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(register(client, PASSWORD, username=f"user{n}").status_code)
+
+    threads = [threading.Thread(target=sign_up, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert statuses == [302] * 8  # every one waited its turn, none was refused
+    assert hasher.most <= 2
+
+
+@pytest.fixture
+def one_hash_at_once(app):
+    """One hashing slot, and a tenth of a second to wait for it."""
+    app.config.update(PASSWORD_HASHES_AT_ONCE=1, PASSWORD_HASH_WAIT_SECONDS=0.1)
+    return services._slots(app)
+
+
+def test_a_sign_up_that_waits_too_long_for_its_turn_is_asked_to_try_again(client, one_hash_at_once):
+    with one_hash_at_once:  # another sign-up's hash, still under way
+        response = register(client, PASSWORD)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert BUSY in response.data
+
+
+def test_a_sign_in_that_waits_too_long_for_its_turn_is_asked_to_try_again(client, auth, one_hash_at_once):
+    auth.register()
+    auth.logout()
+    with one_hash_at_once:
+        response = auth.login()
+    assert response.status_code == 503 and BUSY in response.data
+
+
+def test_a_password_change_that_waits_too_long_for_its_turn_is_asked_to_try_again(
+    client, auth, one_hash_at_once
+):
+    auth.register()
+    with one_hash_at_once:
+        response = client.post(
+            "/account/password",
+            data={
+                "current": PASSWORD,
+                "password": "another long password",
+                "confirm": "another long password",
+            },
+        )
+    assert response.status_code == 503 and BUSY in response.data

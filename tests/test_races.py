@@ -1,16 +1,17 @@
 """Races, on the real server with the real model: many requests at the same instant never make
 two answers in one conversation, and a conversation deleted mid-answer never lends its answer
-to anyone else (ids that SQLite hands out again included)."""
+to anyone else (ids that SQLite hands out again included). And with registration closed, sign-ups
+racing for the first account make exactly one (SQLite, and PostgreSQL with TEST_DATABASE_URL)."""
 
 import threading
 
 import pytest
+import sqlalchemy as sa
 
-from benchmarks.client import ChatClient, RefusedError
+from benchmarks.client import CSRF_INPUT, ChatClient, RefusedError
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.model
 ROUNDS = 20
 
 
@@ -51,6 +52,7 @@ def answers_of(client: ChatClient, conversation_id: int) -> list[dict]:
     return [m for m in client.messages(conversation_id) if m["role"] == "assistant"]
 
 
+@pytest.mark.model
 def test_twenty_sends_at_the_same_instant_start_exactly_one_answer(server):
     owner = signed_in(server, "ines", register=True)
     conversation_id = owner.create_conversation()
@@ -64,6 +66,7 @@ def test_twenty_sends_at_the_same_instant_start_exactly_one_answer(server):
     assert len(answers_of(owner, conversation_id)) == 1
 
 
+@pytest.mark.model
 def test_regenerate_and_edit_at_the_same_instant_start_exactly_one_answer(server):
     owner = signed_in(server, "jules", register=True)
     conversation_id = owner.create_conversation()
@@ -87,6 +90,7 @@ def test_regenerate_and_edit_at_the_same_instant_start_exactly_one_answer(server
         owner.follow(writing[0]["id"])  # to its end
 
 
+@pytest.mark.model
 def test_deleting_a_conversation_mid_answer_lends_its_answer_to_nobody(server):
     alice = signed_in(server, "alice", register=True)
     bob = signed_in(server, "bob", register=True)
@@ -116,3 +120,36 @@ def test_deleting_a_conversation_mid_answer_lends_its_answer_to_nobody(server):
         assert stored["content"] == answer.text, "only its own text, stored as streamed"
         reused += deleted.message_id == answer.message_id
     print(f"{reused} of {ROUNDS} rounds gave Bob's answer the id of Alice's deleted one")
+
+
+def sign_up_form(client: ChatClient, username: str):
+    """The sign-up page opened (while no account exists), and a function that sends it."""
+    token = CSRF_INPUT.search(client.session.get(client.url("/register"), timeout=client.timeout).text)
+    data = {"csrf_token": token.group(1) or token.group(2), "username": username}
+    data.update(password=PASSWORD, confirm=PASSWORD)
+
+    def send() -> int:
+        url = client.url("/register")
+        return client.session.post(url, data=data, timeout=client.timeout, allow_redirects=False).status_code
+
+    return send
+
+
+def test_twenty_sign_ups_racing_on_an_empty_closed_server_make_exactly_one_account(database_url, tmp_path):
+    """REGISTRATION_MODE=closed still lets the first account be made: whoever comes first, and
+    no one else however close behind."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REGISTRATION_MODE": "closed",
+        "REGISTRATIONS_PER_HOUR": "100",  # all from one address: not what this test is about
+        "PASSWORD_HASH_WAIT_SECONDS": "300",  # hashed two at a time however slow the machine
+    }
+    with LiveServer(tmp_path / "instance", env=env) as server:
+        forms = [sign_up_form(ChatClient(server.base_url, timeout=300), f"user{n:02d}") for n in range(20)]
+        statuses = sorted(at_once(forms))
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        accounts = connection.execute(sa.text('SELECT username, is_admin FROM "user"')).all()
+    engine.dispose()
+    assert len(accounts) == 1 and accounts[0].is_admin, accounts
+    assert statuses == [302] + [403] * 19, statuses

@@ -45,6 +45,7 @@ PUBLIC = {
     "brand.stylesheet": "the company's colour, on the sign-in page too",
     "brand.logo": "the company's logo, on the sign-in page too",
     "api.openapi": "the API's description (no data in it)",
+    "health.liveness": "monitors: only ok or unavailable, no detail (tests/test_health.py)",
 }
 # The API's blueprints: an API key or nothing, whatever cookie comes along (tests/test_api.py).
 KEY_ONLY = ("api.", "openai.")

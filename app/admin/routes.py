@@ -237,9 +237,11 @@ def live():
 @admin_only
 def users_page(temporary: tuple[str, str] | None = None):
     """Every account, who may register, and what the admin can do to each."""
+    accounts = users.accounts()
     return render_template(
         "admin/users.html",
-        accounts=users.accounts(),
+        accounts=accounts,
+        look_alikes=users.look_alikes(accounts),
         mode=users.registration_mode(),
         modes=users.REGISTRATION_MODES,
         temporary=temporary,

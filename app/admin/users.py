@@ -14,7 +14,7 @@ from flask import current_app
 
 from app.auth.services import hash_password
 from app.extensions import db
-from app.models import SiteSetting, User
+from app.models import SiteSetting, User, fold_username
 
 REGISTRATION_KEY = "registration"
 REGISTRATION_MODES = ("open", "approval", "closed")
@@ -45,6 +45,15 @@ def set_registration_mode(mode: str) -> None:
 def accounts() -> list[User]:
     """Those waiting for approval first, then by name."""
     return list(db.session.scalars(sa.select(User).order_by(User.pending.desc(), User.username)))
+
+
+def look_alikes(accounts: list[User]) -> set[int]:
+    """The accounts whose names fold to the same ("Alice" and "alice"): made before names were
+    compared folded, kept, and shown so the admin can tell them apart."""
+    by_name: dict[str, list[int]] = {}
+    for account in accounts:
+        by_name.setdefault(fold_username(account.username), []).append(account.id)
+    return {i for ids in by_name.values() if len(ids) > 1 for i in ids}
 
 
 class LastAdmin(Exception):

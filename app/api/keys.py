@@ -46,6 +46,16 @@ def revoke(key: ApiKey) -> None:
     db.session.commit()
 
 
+def revoke_all(user: User) -> int:
+    """Revoke every active key of the account, in the caller's transaction; how many."""
+    done = db.session.execute(
+        sa.update(ApiKey)
+        .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return done.rowcount
+
+
 def user_for(key: str) -> tuple[User, ApiKey] | None:
     """The active account a key belongs to, or None (unknown, revoked, account disabled)."""
     if not key.startswith(PREFIX):

@@ -7,6 +7,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
 from app.auth.passwords import NotCommonPassword
 from app.auth.services import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
+from app.auth.usernames import DistinctUsername
 
 
 def new_password_field(label) -> PasswordField:
@@ -61,6 +62,7 @@ class RegisterForm(FlaskForm):
                 USERNAME_PATTERN,
                 message=_l("Use letters, digits, dots, dashes and underscores only."),
             ),
+            DistinctUsername(),
         ],
     )
     password = new_password_field(_l("Password"))
@@ -73,3 +75,4 @@ class ChangePasswordForm(FlaskForm):
     )
     password = new_password_field(_l("New password"))
     confirm = confirm_field(_l("Repeat the new password"))
+    revoke_keys = BooleanField(_l("Also revoke my API keys (scripts using them will stop working)"))

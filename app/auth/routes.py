@@ -9,13 +9,23 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_user
+from markupsafe import Markup
 
 from app.admin import users
 from app.answers import registry
+from app.api import keys
 from app.auth import bp, sessions, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
-from app.auth.services import UsernameTaken, authenticate, create_user, hash_password
+from app.auth.services import (
+    HashingBusy,
+    RegistrationClosed,
+    UsernameTaken,
+    authenticate,
+    create_user,
+    hash_password,
+)
 from app.errors import render_error
 from app.extensions import db, login_manager
 from app.models import User
@@ -48,6 +58,13 @@ def _start_session(user: User, remember: bool = False) -> None:
     sessions.begin(remember)
 
 
+def _too_busy(template: str, form):
+    """Every password-hashing slot stayed taken: the form again, with when to try."""
+    security_log.warning("password hashing busy: %s from %s", request.endpoint, request.remote_addr)
+    notice = _("The server is busy with other sign-ins: try again in a few seconds.")
+    return render_template(template, form=form, notice=notice), 503, {"Retry-After": "5"}
+
+
 def _safe_next(default: str) -> str:
     # Only a path on this site: never an open redirect to another host.
     target = request.args.get("next") or request.form.get("next") or ""
@@ -71,7 +88,11 @@ def login():
             form.password.errors.append(throttle.wait_message(attempt.seconds_to_wait))
             headers = {"Retry-After": str(attempt.seconds_to_wait)}
             return render_template("auth/login.html", form=form), 429, headers
-        user = authenticate(username, form.password.data)
+        try:
+            user = authenticate(username, form.password.data)
+        except HashingBusy:
+            attempt.succeeded()  # not a failure of the person's: not counted
+            return _too_busy("auth/login.html", form)
         if user is None:
             security_log.warning("sign-in failed: %r from %s", username, request.remote_addr)
             form.password.errors.append(_("Wrong username or password."))
@@ -97,22 +118,49 @@ def register():
     mode = users.registration_mode()
     first = db.session.scalar(sa.select(User.id).limit(1)) is None
     if mode == "closed" and not first:
-        return render_template("auth/register.html", form=None, closed=True), 403
+        return _closed()
     form = RegisterForm()
     if form.validate_on_submit():
-        pending = mode == "approval"
+        sign_up = throttle.begin_sign_up(request.remote_addr)
+        if sign_up.seconds_to_wait:
+            security_log.warning("sign-up throttled: from %s", request.remote_addr)
+            notice = throttle.sign_up_wait_message(sign_up.seconds_to_wait)
+            headers = {"Retry-After": str(sign_up.seconds_to_wait)}
+            return render_template("auth/register.html", form=form, notice=notice), 429, headers
         try:
-            user = create_user(form.username.data.strip(), form.password.data, pending=pending)
+            username, password = form.username.data.strip(), form.password.data
+            user = create_user(username, password, pending=mode == "approval", only_first=mode == "closed")
         except UsernameTaken:
-            form.username.errors.append(_("This username is taken."))
+            sign_up.made_none()
+            form.username.errors.append(_("This username, or one that looks the same, is taken."))
+        except HashingBusy:
+            sign_up.made_none()
+            return _too_busy("auth/register.html", form)
+        except RegistrationClosed:  # another visitor made the first account an instant before
+            sign_up.made_none()
+            return _closed()
         else:
-            if user.pending:
-                return render_template("auth/register.html", form=None, waiting=True), 202
-            _start_session(user)
-            flash(_("Welcome, %(name)s.", name=user.username), "success")
-            return redirect(url_for("chat.index"))
+            return _welcome(user)
     status = 400 if form.errors else 200
     return render_template("auth/register.html", form=form, approval=mode == "approval" and not first), status
+
+
+def _closed():
+    return render_template("auth/register.html", form=None, closed=True), 403
+
+
+def _welcome(user: User):
+    """The new account's first page: signed in, or told to wait for approval. The first account
+    learns it runs the server, and where to start."""
+    security_log.info("account created: %r from %s", user.username, request.remote_addr)
+    if user.pending:
+        return render_template("auth/register.html", form=None, waiting=True), 202
+    _start_session(user)
+    if user.is_admin:
+        flash(Markup(render_template("auth/_admin_welcome.html", user=user)), "success")
+    else:
+        flash(_("Welcome, %(name)s.", name=user.username), "success")
+    return redirect(url_for("chat.index"))
 
 
 @bp.post("/logout")
@@ -130,7 +178,8 @@ def logout():
 
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password():
-    """A new password; every other session of the account ends, this one goes on."""
+    """A new password; every other session of the account ends, this one goes on; the account's
+    API keys too, if asked (a password changed for fear of a leak may well have one)."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
         # Throttled as a sign-in is: a borrowed session must not make guessing the password cheap.
@@ -139,20 +188,40 @@ def change_password():
             form.current.errors.append(throttle.wait_message(attempt.seconds_to_wait))
             headers = {"Retry-After": str(attempt.seconds_to_wait)}
             return render_template("auth/password.html", form=form), 429, headers
-        if authenticate(current_user.username, form.current.data) is None:
-            form.current.errors.append(_("This is not your current password."))
-        else:
+        try:
+            if authenticate(current_user.username, form.current.data) is None:
+                form.current.errors.append(_("This is not your current password."))
+            else:
+                attempt.succeeded()
+                current_user.password_hash = hash_password(form.password.data)
+                return _password_changed(revoke_keys=form.revoke_keys.data)
+        except HashingBusy:
             attempt.succeeded()
-            current_user.password_hash = hash_password(form.password.data)
-            current_user.end_sessions()
-            db.session.commit()
-            security_log.info("password changed: %r from %s", current_user.username, request.remote_addr)
-            remember = bool(session.get(sessions.REMEMBERED))
-            _start_session(current_user._get_current_object(), remember=remember)
-            flash(_("Your password is changed; your other sessions are signed out."), "success")
-            return redirect(url_for("chat.index"))
+            return _too_busy("auth/password.html", form)
     status = 400 if form.errors else 200
     return render_template("auth/password.html", form=form), status
+
+
+def _password_changed(revoke_keys: bool):
+    user = current_user._get_current_object()
+    user.end_sessions()
+    revoked = keys.revoke_all(user) if revoke_keys else 0
+    db.session.commit()
+    security_log.info("password changed: %r from %s", user.username, request.remote_addr)
+    _start_session(user, remember=bool(session.get(sessions.REMEMBERED)))
+    if revoked:
+        flash(
+            ngettext(
+                "Your password is changed; your other sessions are signed out and your API key is revoked.",
+                "Your password is changed; your other sessions are signed out and your %(num)d API "
+                "keys are revoked.",
+                revoked,
+            ),
+            "success",
+        )
+    else:
+        flash(_("Your password is changed; your other sessions are signed out."), "success")
+    return redirect(url_for("chat.index"))
 
 
 @bp.post("/language")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, current_app
 
 from app.extensions import db
-from app.models import User
+from app.models import User, fold_username
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
@@ -25,17 +31,72 @@ class UsernameTaken(Exception):
     pass
 
 
+class RegistrationClosed(Exception):
+    """Registration is closed and the first account exists: someone else made it first."""
+
+
+class HashingBusy(Exception):
+    """Every hashing slot stayed taken for PASSWORD_HASH_WAIT_SECONDS: the person tries again."""
+
+
+def hashes_at_once(app: Flask) -> int:
+    """PASSWORD_HASHES_AT_ONCE, or one per core this process may use."""
+    configured = int(app.config["PASSWORD_HASHES_AT_ONCE"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return configured if configured > 0 else cores
+
+
+_creating = threading.Lock()
+
+
+def _slots(app: Flask) -> threading.BoundedSemaphore:
+    with _creating:
+        if "hashing_slots" not in app.extensions:
+            app.extensions["hashing_slots"] = threading.BoundedSemaphore(hashes_at_once(app))
+        return app.extensions["hashing_slots"]
+
+
+@contextmanager
+def hashing_slot() -> Iterator[None]:
+    """A hash takes 64 MiB and a core for a fraction of a second: 40 sign-ups at once took the
+    server from 102 MB to 1.4 GB and other pages to seconds. Hashes beyond one per core wait
+    their turn, a few seconds at most, then the person is asked to try again."""
+    app = current_app._get_current_object()
+    slots = _slots(app)
+    if not slots.acquire(timeout=float(app.config["PASSWORD_HASH_WAIT_SECONDS"])):
+        raise HashingBusy
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with hashing_slot():
+        return _hasher.hash(password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    with hashing_slot():
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def find_user(username: str) -> User | None:
+    """The account of a name as typed: its exact name, else the name it folds to ("Alice" signs
+    in as "alice"). The exact name first: accounts that collided before names were folded keep
+    signing in with their own."""
+    candidates = db.session.scalars(
+        sa.select(User).where(sa.or_(User.username == username, User.username_key == fold_username(username)))
+    ).all()
+    return next((u for u in candidates if u.username == username), candidates[0] if candidates else None)
 
 
 def authenticate(username: str, password: str) -> User | None:
-    user = db.session.scalar(sa.select(User).where(User.username == username))
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if user is None:
+    user = find_user(username)
+    if not _verify(user.password_hash if user else _DUMMY_HASH, password) or user is None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -43,17 +104,34 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
-def create_user(username: str, password: str, admin: bool = False, pending: bool = False) -> User:
+def _taken(username: str) -> bool:
+    key = fold_username(username)
+    return db.session.scalar(sa.select(User.id).where(User.username_key == key).limit(1)) is not None
+
+
+def create_user(
+    username: str, password: str, admin: bool = False, pending: bool = False, only_first: bool = False
+) -> User:
     """Create an account; the very first account becomes the admin (never pending).
 
     The admin flag goes to the lowest id, decided by one UPDATE after the insert, so two
-    simultaneous first registrations cannot both become admin.
+    simultaneous first registrations cannot both become admin. `only_first` (registration
+    closed): the account is made only if it is the first, decided in the insert's transaction.
     """
-    if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+    if _taken(username):
         raise UsernameTaken(username)
-    user = User(username=username, password_hash=hash_password(password), is_admin=admin, pending=pending)
+    # Hashed before the transaction: the slow part holds no lock.
+    user = User(
+        username=username,
+        username_key=fold_username(username),
+        password_hash=hash_password(password),
+        is_admin=admin,
+        pending=pending,
+    )
     db.session.add(user)
     try:
+        if only_first:
+            _make_only_if_first()
         db.session.commit()
     except sa.exc.IntegrityError as exc:
         db.session.rollback()
@@ -65,3 +143,15 @@ def create_user(username: str, password: str, admin: bool = False, pending: bool
     db.session.commit()
     db.session.refresh(user)
     return user
+
+
+def _make_only_if_first() -> None:
+    """Insert the pending account, then count the accounts, in one transaction that no other
+    insert can interleave with: SQLite's writer holds its lock from the insert on; PostgreSQL's
+    inserts into `user` queue behind this lock until the commit, and then see its row."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text('LOCK TABLE "user" IN SHARE ROW EXCLUSIVE MODE'))
+    db.session.flush()
+    if db.session.scalar(sa.select(sa.func.count()).select_from(User)) > 1:
+        db.session.rollback()
+        raise RegistrationClosed

@@ -1,4 +1,5 @@
-"""Sign-in throttling (ASVS 6.3.1): failed sign-ins counted per account and per address.
+"""Sign-in throttling (ASVS 6.3.1): failed sign-ins counted per account and per address; and
+accounts made per address (REGISTRATIONS_PER_HOUR), on the same hourly counts.
 
 After LOGIN_FAILURES_BEFORE_DELAY failures within an hour, the next try must wait a minute,
 then twice as long after each further failure, never more than LOGIN_MAX_DELAY_SECONDS: the
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 from flask_babel import ngettext
+
+from app.models import fold_username
 
 HOUR = 3600.0
 FIRST_DELAY = 60.0
@@ -63,6 +66,20 @@ class SignInAttempt:
         self.throttle.forget(self)
 
 
+@dataclass
+class SignUp:
+    """An account being made, counted from the start; `made_none()` takes it back (the name was
+    taken, the server too busy): only accounts made count against the address."""
+
+    throttle: LoginThrottle
+    key: Key
+    at: float
+    seconds_to_wait: int  # above 0: refused, and not counted
+
+    def made_none(self) -> None:
+        self.throttle.give_back(self)
+
+
 class LoginThrottle:
     def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = MAX_KEYS) -> None:
         self.clock = clock
@@ -87,11 +104,32 @@ class LoginThrottle:
     def forget(self, attempt: SignInAttempt) -> None:
         with self._lock:
             self._failures.pop(attempt.account, None)
-            times = self._failures.get(attempt.address)
-            if times is not None and attempt.at in times:
-                times.remove(attempt.at)
-                if not times:
-                    del self._failures[attempt.address]
+            self._take_back(attempt.address, attempt.at)
+
+    def begin_sign_up(self, address: str, per_hour: int) -> SignUp:
+        """An account made from this address, counted at once (sign-ups sent together cannot all
+        slip in), or refused while the address made `per_hour` within the hour: the hourly cap
+        of failures, with no delays, on a count of its own."""
+        key = ("sign-up", address)
+        limits = Limits(failures_before_delay=1, failures_per_hour=max(1, per_hour), max_delay=0.0)
+        with self._lock:
+            now = self.clock()
+            self._prune(now)
+            wait = self._wait(key, now, limits)
+            if not wait:
+                self._count(key, now, limits)
+        return SignUp(self, key, now, math.ceil(wait))
+
+    def give_back(self, sign_up: SignUp) -> None:
+        with self._lock:
+            self._take_back(sign_up.key, sign_up.at)
+
+    def _take_back(self, key: Key, at: float) -> None:
+        times = self._failures.get(key)
+        if times is not None and at in times:
+            times.remove(at)
+            if not times:
+                del self._failures[key]
 
     def _wait(self, key: Key, now: float, limits: Limits) -> float:
         recent = [t for t in self._failures.get(key, ()) if t > now - HOUR]
@@ -121,9 +159,9 @@ class LoginThrottle:
 
 
 def _digest(username: str) -> bytes:
-    # Folded, since "Alice" and "alice" are tries at the same person; hashed, since people
+    # Folded, since "Alice" and "alice" (and "ａｌｉｃｅ") are tries at the same person; hashed, since people
     # sometimes type their password in the username field, and it must not stay in memory.
-    return hashlib.sha256(username.strip().casefold().encode()).digest()
+    return hashlib.sha256(fold_username(username.strip()).encode()).digest()
 
 
 _creating = threading.Lock()
@@ -140,6 +178,20 @@ def for_app(app: Flask) -> LoginThrottle:
 def begin(username: str, address: str | None) -> SignInAttempt:
     """A sign-in try in the current app, with its configured limits."""
     return for_app(current_app).begin(username, address or "", Limits.from_config(current_app.config))
+
+
+def begin_sign_up(address: str | None) -> SignUp:
+    """An account made from this address in the current app (REGISTRATIONS_PER_HOUR)."""
+    per_hour = int(current_app.config["REGISTRATIONS_PER_HOUR"])
+    return for_app(current_app).begin_sign_up(address or "", per_hour)
+
+
+def sign_up_wait_message(seconds: int) -> str:
+    return ngettext(
+        "Too many accounts were created from this address: try again in %(num)d minute.",
+        "Too many accounts were created from this address: try again in %(num)d minutes.",
+        math.ceil(seconds / 60),
+    )
 
 
 def wait_message(seconds: int) -> str:
