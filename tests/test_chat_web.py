@@ -146,12 +146,85 @@ def test_empty_message_is_refused_and_nothing_is_stored(app, signed_in):
         assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
 
 
-def test_too_long_message_is_refused_with_the_limit(app, signed_in):
+def test_too_long_message_is_refused_whole_saying_its_length_and_the_limit(app, signed_in):
+    app.config["MAX_MESSAGE_CHARS"] = 10_000
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "Premier").get_data()
+    response = send(signed_in, conversation_id, "début " + "x" * 12_000 + " la vraie question ?")
+    assert response.status_code == 400
+    assert response.json["error"] == (
+        "This message has 12,026 characters, 10,000 at most: shorten it, or send it in parts."
+    )
+    # Nothing of it is kept, not even a shortened copy: only the first exchange is stored.
+    with app.app_context():
+        questions = db.session.scalars(sa.select(Message.content).where(Message.role == "user")).all()
+    assert questions == ["Premier"]
+
+
+def test_a_message_of_exactly_the_limit_is_stored_whole(app, signed_in):
+    app.config["MAX_MESSAGE_CHARS"] = 50
+    text = "é" * 40 + "🙂" * 10  # characters, not bytes or UTF-16 units, as the page counts them
+    conversation_id = new_conversation(signed_in)
+    assert send(signed_in, conversation_id, text).status_code == 200
+    messages = signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"]
+    assert messages[0]["content"] == text
+
+
+def test_too_long_message_is_refused_in_french_with_french_numbers(app, signed_in):
+    app.config["MAX_MESSAGE_CHARS"] = 10_000
+    conversation_id = new_conversation(signed_in)
+    headers = STREAM | {"Accept-Language": "fr"}
+    response = signed_in.post(
+        f"/conversations/{conversation_id}/messages", json={"content": "x" * 12_000}, headers=headers
+    )
+    assert response.status_code == 400
+    error = response.json["error"].replace("\u202f", " ").replace("\xa0", " ")
+    assert error == (
+        "Ce message fait 12 000 caractères, 10 000 au plus : "
+        "raccourcissez-le, ou envoyez-le en plusieurs fois."
+    )
+
+
+def listed_conversations(client) -> list[int]:
+    return [c["id"] for c in client.get("/conversations", headers=JSON).json["conversations"]]
+
+
+def test_a_refused_first_message_leaves_no_empty_conversation_behind(app, signed_in):
     app.config["MAX_MESSAGE_CHARS"] = 10
     conversation_id = new_conversation(signed_in)
-    response = send(signed_in, conversation_id, "x" * 11)
-    assert response.status_code == 400
-    assert response.json["error"] == "This message is too long (10 characters at most)."
+    assert send(signed_in, conversation_id, "x" * 11).status_code == 400
+    assert listed_conversations(signed_in) == []
+    assert signed_in.get(f"/c/{conversation_id}").status_code == 404
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Conversation.id))) == 0
+
+
+def test_a_first_message_refused_for_its_model_leaves_no_empty_conversation(signed_in, engine):
+    conversation_id = new_conversation(signed_in, model="other")
+    engine.model_ids = ("tiny",)  # "other" is gone from its engine meanwhile
+    response = send(signed_in, conversation_id, "Bonjour")
+    assert response.status_code == 409 and "other" in response.json["error"]
+    assert listed_conversations(signed_in) == []
+
+
+def test_a_first_message_refused_by_a_full_queue_leaves_no_empty_conversation(app, signed_in, engine):
+    app.extensions["llm"].scheduler.max_answers = 1
+    slow_answer(engine, 100)
+    answered = new_conversation(signed_in)
+    first = StreamInThread(signed_in, answered, "long")
+    refused = new_conversation(signed_in)
+    assert send(signed_in, refused, "one more").status_code == 503
+    assert listed_conversations(signed_in) == [answered]
+    signed_in.post(f"/messages/{first.id}/stop", headers=JSON)
+    first.join()
+
+
+def test_a_refused_later_message_keeps_its_conversation(app, signed_in):
+    app.config["MAX_MESSAGE_CHARS"] = 10
+    conversation_id = new_conversation(signed_in)
+    send(signed_in, conversation_id, "Bonjour").get_data()
+    assert send(signed_in, conversation_id, "x" * 11).status_code == 400
+    assert listed_conversations(signed_in) == [conversation_id]
 
 
 def test_unknown_model_is_refused_with_a_message(signed_in):
@@ -292,8 +365,8 @@ def test_beyond_the_answers_bound_a_message_is_refused_with_retry_after(app, sig
 
 
 def test_a_body_that_is_not_a_json_object_gets_a_clear_message(signed_in):
-    conversation_id = new_conversation(signed_in)
     for body in (["content"], "content", 3):
+        conversation_id = new_conversation(signed_in)  # refused, its first message takes it away
         response = signed_in.post(f"/conversations/{conversation_id}/messages", json=body, headers=STREAM)
         assert response.status_code == 400
         assert response.json["error"] == "Write a message first."

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 from flask import current_app, make_response, request
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -27,12 +28,19 @@ def field(name: str) -> str:
 
 
 def check_prompt(text: str) -> None:
-    """Refused (400) for an empty or over-long message."""
+    """Refused (400) for an empty or over-long message: never shortened, since its end is often
+    what matters (the question after a pasted document). The length is counted as the page
+    counts it (characters, after trimming), and said, so the writer knows how much to cut."""
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if not text:
         raise Refused(400, _("Write a message first."))
     if len(text) > limit:
-        raise Refused(400, _("This message is too long (%(max)d characters at most).", max=limit))
+        message = _(
+            "This message has %(count)s characters, %(max)s at most: shorten it, or send it in parts.",
+            count=format_decimal(len(text)),
+            max=format_decimal(limit),
+        )
+        raise Refused(400, message)
 
 
 def offered(model_id: str) -> Entry | None:

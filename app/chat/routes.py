@@ -204,14 +204,20 @@ def send_message(conversation_id: int):
     received_at = time.perf_counter()  # every time measured for this answer counts from here
     conversation = services.owned_conversation(current_user, conversation_id)
     content = field("content").strip()
-    check_prompt(content)
-    return _answer(
-        conversation,
-        received_at,
-        lambda job, system_prompt: services.add_exchange(
-            conversation, content, job, registry().is_live, system_prompt
-        ),
-    )
+    try:
+        check_prompt(content)
+        return _answer(
+            conversation,
+            received_at,
+            lambda job, system_prompt: services.add_exchange(
+                conversation, content, job, registry().is_live, system_prompt
+            ),
+        )
+    except Refused:
+        # A conversation exists for its messages: refused its first one (too long, the model
+        # gone, the queue full), it goes, or every list would show an empty "New conversation".
+        services.forget_if_empty(conversation_id)
+        raise
 
 
 @bp.post("/messages/<int:message_id>/edit")

@@ -106,6 +106,15 @@ def delete(conversation: Conversation) -> None:
     db.session.commit()
 
 
+def forget_if_empty(conversation_id: int) -> None:
+    """Delete the conversation if it has no message (its first was refused). One statement: a
+    first message accepted meanwhile (another tab) keeps it."""
+    db.session.rollback()
+    has_message = sa.exists().where(Message.conversation_id == conversation_id)
+    db.session.execute(sa.delete(Conversation).where(Conversation.id == conversation_id, ~has_message))
+    db.session.commit()
+
+
 def thread_of(conversation: Conversation) -> list[Message]:
     """The branch shown, oldest first: from the conversation's leaf (else its newest message)
     up through each message's parent. Other versions of a turn stay stored, off the branch."""

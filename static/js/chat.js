@@ -91,30 +91,36 @@
     list.prepend(item);
   }
 
-  async function ensureConversation(firstMessage) {
-    if (chat.dataset.conversationId) return chat.dataset.conversationId;
+  // A new chat's conversation, created for its first message. The page takes it on (address,
+  // sidebar, forms) only once that message is accepted: refused, the server deletes it.
+  async function createConversation() {
     const conversation = await postJSON("/conversations", {
       ...settingsValues(),
       model: modelSelect ? modelSelect.value : "",
       think: thinkForm.dataset.think, // empty unless the user chose: the model's default then
     });
     chat.dataset.conversationId = conversation.id;
+    return conversation;
+  }
+
+  function conversationStarted(conversation, response) {
     history.replaceState(null, "", conversation.url);
     if (modelForm) modelForm.action = `/conversations/${conversation.id}/model`;
     thinkForm.action = `/conversations/${conversation.id}/thinking`;
     settingsForm.action = `/conversations/${conversation.id}/settings`;
     // A preset is a starting point: once the conversation exists, its model is changed above.
-    const presetRow = settingsForm.querySelector("[data-preset-row]");
+    const presetRow = document.querySelector("[data-preset-row]");
     if (presetRow) presetRow.remove();
+    closeSettings(); // what it holds is the conversation's now; the thread gets the room
     const exportMenu = document.querySelector("[data-export-menu]");
     exportMenu.querySelectorAll("[data-export]").forEach((link) => {
       link.href = `/conversations/${conversation.id}/export.${link.dataset.export}`;
     });
     show(exportMenu, true);
-    const title = firstMessage.split(/\s+/).join(" ").slice(0, 60);
+    // The title the server made of the first message (its words, without their Markdown).
+    const title = decodeURIComponent(response.headers.get("X-Conversation-Title") || "") || i18n.new;
     document.querySelector("[data-conversation-title]").textContent = title;
     addToSidebar(conversation, title);
-    return conversation.id;
   }
 
   function setStatus(answer, text) {
@@ -163,7 +169,8 @@
   //   question: the question's text to show above the answer, or null (regenerate);
   //   replacing: the message whose new version this is; it and what follows it leave the
   //   thread (they stay reachable through the version arrows), or come back if refused.
-  async function ask({ url, body, question = null, replacing = null }) {
+  //   accepted(response): called once the server took the request (before the answer is written).
+  async function ask({ url, body, question = null, replacing = null, accepted = null }) {
     showComposerError("");
     setBusy(true);
     current = { messageId: null, stopRequested: false };
@@ -188,8 +195,9 @@
       showComposerError(data.error || i18n.failed);
       return false;
     }
-    const empty = messages.querySelector("[data-empty]");
-    if (empty) empty.remove();
+    if (accepted) accepted(response);
+    // The greeting and the page's notices ("Bienvenue") were for the empty thread.
+    messages.querySelectorAll("[data-empty], [data-flash]").forEach((node) => node.remove());
     const earlier = replacing ? versionsOf(replacing) : [];
     if (replacing) {
       let node = replacing;
@@ -237,7 +245,10 @@
     const view = new Markdown.StreamingView(markdown);
     // Screen readers read the answer once it is written, not at every frame of it.
     markdown.setAttribute("aria-busy", "true");
-    const state = { lastId: 0, ended: false, answered: false, written: "" };
+    // phase, phaseLabel, phaseSince: the waiting phase shown (queued, loading, reading the
+    // prompt) and since when; lastText: when text or thinking last came; paused: reconnecting.
+    const state = { lastId: 0, ended: false, answered: false, written: "", phaseLabel: "", lastText: 0, paused: false };
+    const ticking = window.setInterval(() => tick(answer, state), 1000);
     let failures = 0;
     while (!state.ended) {
       if (!response) {
@@ -271,13 +282,17 @@
         break;
       }
       setStatus(answer, i18n.reconnecting);
+      state.paused = true;
       await new Promise((resolve) => window.setTimeout(resolve, RECONNECT_PAUSES[failures - 1]));
+      state.paused = false;
     }
+    window.clearInterval(ticking);
     view.end();
     markdown.setAttribute("aria-busy", "false");
     sources.set(answer.dataset.messageId, state.written || sources.get(answer.dataset.messageId) || "");
     if (state.ended) {
       setStatus(answer, "");
+      settleEnding(answer);
       show(answer.querySelector("[data-actions]"), true);
       markAnswering(chat.dataset.conversationId, false);
     }
@@ -287,6 +302,44 @@
   }
 
   const RECONNECT_PAUSES = [500, 1000, 2000, 4000, 8000, 15000];
+  // Long before the engine's stall limit (a minute), the reader is told that nothing comes.
+  const SILENCE_SECONDS = 15;
+  const TEXT_PHASES = ["thinking", "answering"];
+
+  // Every second while an answer is followed: the seconds spent in the waiting phase shown,
+  // or, once text came, how long none has.
+  function tick(answer, state) {
+    if ((current && current.stopRequested) || state.paused || state.ended) return;
+    const now = performance.now();
+    if (state.phaseLabel) {
+      const seconds = Math.floor((now - state.phaseSince) / 1000);
+      if (seconds >= 1) setStatus(answer, format(i18n.waited, { status: state.phaseLabel, seconds }));
+    } else if (state.lastText) {
+      const seconds = Math.floor((now - state.lastText) / 1000);
+      if (seconds >= SILENCE_SECONDS) setStatus(answer, format(i18n.silent, { seconds }));
+    }
+  }
+
+  function noteText(state) {
+    state.phaseLabel = "";
+    state.lastText = performance.now();
+  }
+
+  // How an answer ended, where its text alone would not say: inside its thinking (the fold
+  // opened, titled so), or stopped before any text (said, with a way to ask again); and
+  // whether it can be rated (only a written answer that did not fail).
+  function settleEnding(answer) {
+    const written = answer.querySelector("[data-markdown]").textContent.trim() !== "";
+    const thought = answer.querySelector("[data-thinking]").textContent.trim() !== "";
+    const unfinished = thought && !written;
+    if (unfinished) {
+      answer.querySelector("[data-thinking-summary]").textContent = i18n.unfinished_thinking;
+      answer.querySelector("[data-thinking-block]").open = true;
+    }
+    show(answer.querySelector("[data-unfinished]"), unfinished);
+    show(answer.querySelector("[data-stopped-empty]"), answer.dataset.state === "stopped" && !written && !thought);
+    show(answer.querySelector("[data-rating]"), written && answer.dataset.state !== "error");
+  }
 
   // Ask the server for the answer's events after `lastId`: the response, "gone" when the
   // answer is no longer in its memory (410), or null when the server cannot be reached.
@@ -315,16 +368,25 @@
         if (event === "token") {
           if (!state.answered) thinkingOver(answer);
           state.answered = true;
+          noteText(state);
           state.written += data.text;
           view.append(data.text);
           setStatus(answer, "");
           scrollToEnd(false);
         } else if (event === "thinking") {
           appendThinking(answer, data.text);
+          noteText(state);
           setStatus(answer, "");
           scrollToEnd(false);
         } else if (event === "status") {
           const label = data.phase === "queued" ? format(i18n.queued, { position: data.position }) : i18n[data.phase];
+          if (TEXT_PHASES.includes(data.phase)) {
+            noteText(state);
+          } else {
+            if (data.phase !== state.phase) state.phaseSince = performance.now();
+            state.phaseLabel = label;
+          }
+          state.phase = data.phase;
           if (!current || !current.stopRequested) setStatus(answer, label);
         } else if (event === "notice") {
           const notice = answer.querySelector("[data-notice]");
@@ -408,6 +470,7 @@
     show(answer.querySelector("[data-thinking-block]"), false);
     delete answer.dataset.thinkingSince;
     show(answer.querySelector("[data-error]"), false);
+    ["[data-unfinished]", "[data-stopped-empty]"].forEach((s) => show(answer.querySelector(s), false));
     answer.dataset.state = "generating";
     answer.querySelector("[data-state-label]").textContent = "";
     return follow(answer);
@@ -443,14 +506,25 @@
   }
 
   async function send(text) {
-    let conversationId;
-    try {
-      conversationId = await ensureConversation(text);
-    } catch (error) {
-      showComposerError(error.message);
-      return false;
+    let conversation = null;
+    if (!chat.dataset.conversationId) {
+      try {
+        conversation = await createConversation();
+      } catch (error) {
+        showComposerError(error.message);
+        return false;
+      }
     }
-    return ask({ url: `/conversations/${conversationId}/messages`, body: { content: text }, question: text });
+    const sent = await ask({
+      url: `/conversations/${chat.dataset.conversationId}/messages`,
+      body: { content: text },
+      question: text,
+      accepted: conversation && ((response) => conversationStarted(conversation, response)),
+    });
+    // Its first message refused, the new conversation is gone on the server: the next try
+    // starts another.
+    if (!sent && conversation) chat.dataset.conversationId = "";
+    return sent;
   }
 
   // The versions of a turn (regenerated answers, edited questions) and the arrows between them.
@@ -498,6 +572,14 @@
     button.title = label;
     button.dataset.copied = String(copied);
     announce(label);
+    // Seen next to the button: the clipboard itself shows nothing.
+    const shown = article.querySelector("[data-copied-label]");
+    shown.textContent = label;
+    ["text-emerald-700", "dark:text-emerald-400"].forEach((c) => shown.classList.toggle(c, copied));
+    ["text-red-600", "dark:text-red-400"].forEach((c) => shown.classList.toggle(c, !copied));
+    show(shown, true);
+    window.clearTimeout(shown.hiding);
+    shown.hiding = window.setTimeout(() => show(shown, false), 2000);
     window.setTimeout(() => { button.title = before; delete button.dataset.copied; }, 2000);
   }
 
@@ -532,6 +614,10 @@
       const text = box.value.trim();
       if (current) showComposerError(i18n.busy);
       if (!text || current) return;
+      if (tooLong(text)) {
+        showComposerError(format(i18n.too_long, { count: number(length(text)), max: number(maxChars) }));
+        return;
+      }
       await ask({ url: `/messages/${article.dataset.messageId}/edit`, body: { content: text }, question: text, replacing: article });
     });
     box.focus();
@@ -585,15 +671,23 @@
     event.preventDefault();
     const text = prompt.value.trim();
     if (!text || current) return;
+    if (tooLong(text)) {
+      showComposerError(format(i18n.too_long, { count: number(length(text)), max: number(maxChars) }));
+      prompt.setAttribute("aria-invalid", "true");
+      prompt.focus();
+      return;
+    }
     const key = draftKey();
     prompt.value = "";
     autosize();
+    countCharacters();
     saveDraft(key); // sent: a reload while it streams must not offer it again
     const accepted = await send(text);
     // Nothing the user typed is lost: a refused message goes back into the box.
     if (!accepted && !prompt.value) {
       prompt.value = text;
       autosize();
+      countCharacters();
     }
     saveDraft();
     prompt.focus();
@@ -643,6 +737,27 @@
   }
   prompt.addEventListener("input", autosize);
 
+  // The message's length, counted as the server counts it (characters, not UTF-16 units, once
+  // trimmed): shown from 90 % of the limit, marked over it. Nothing is ever cut: the box has no
+  // maxlength, so a long paste stays whole and the writer chooses what to leave out.
+  const maxChars = Number(prompt.dataset.maxChars);
+  const counter = document.getElementById("prompt-count");
+  const length = (text) => [...text].length;
+  const tooLong = (text) => length(text) > maxChars;
+  const number = (value) => new Intl.NumberFormat(document.documentElement.lang || undefined).format(value);
+  function countCharacters() {
+    const count = length(prompt.value.trim());
+    show(counter, count >= maxChars * 0.9);
+    counter.toggleAttribute("data-over", count > maxChars);
+    counter.textContent = format(i18n.characters, { count: number(count), max: number(maxChars) });
+    if (count <= maxChars && prompt.getAttribute("aria-invalid")) {
+      prompt.removeAttribute("aria-invalid");
+      showComposerError("");
+    }
+  }
+  prompt.addEventListener("input", countCharacters);
+  countCharacters(); // a long draft kept from before
+
   // The thinking switch shows for reasoning models only; unset, it follows the admin's default.
   function syncThinking() {
     const option = modelSelect && modelSelect.selectedOptions[0];
@@ -665,13 +780,17 @@
   const settingsToggle = document.querySelector("[data-settings-toggle]");
   const settingsForm = document.querySelector("[data-settings-form]");
   const settingsStatus = settingsForm.querySelector("[data-settings-status]");
-  const presetSelect = settingsForm.querySelector("[data-preset]");
+  const presetSelect = document.querySelector("[data-preset]");
   settingsToggle.addEventListener("click", () => {
     const open = settingsForm.classList.contains("hidden");
     show(settingsForm, open);
     settingsToggle.setAttribute("aria-expanded", String(open));
     if (open) settingsForm.querySelector("textarea, input:not([type=hidden])").focus();
   });
+  function closeSettings() {
+    show(settingsForm, false);
+    settingsToggle.setAttribute("aria-expanded", "false");
+  }
 
   function settingsValues() {
     const values = {};
