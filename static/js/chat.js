@@ -74,7 +74,8 @@
   }
 
   function addToSidebar(conversation, title) {
-    const list = document.getElementById("conversation-list");
+    const today = document.querySelector('#conversation-list [data-group="today"]');
+    const list = today.querySelector("ul");
     const item = clone("sidebar-item-template");
     item.dataset.conversationId = conversation.id;
     const name = item.querySelector("[data-title]");
@@ -84,11 +85,13 @@
     link.setAttribute("aria-current", "page");
     item.querySelector("[data-rename]").action = `/conversations/${conversation.id}/rename`;
     item.querySelector("[data-delete]").action = `/conversations/${conversation.id}/delete`;
+    item.querySelector("[data-pin]").action = `/conversations/${conversation.id}/pin`;
     const input = item.querySelector("input[name=title]");
     input.id = `title-${conversation.id}`;
     input.value = title;
     item.querySelector("label[for]").htmlFor = input.id;
     list.prepend(item);
+    show(today, true);
   }
 
   // A new chat's conversation, created for its first message. The page takes it on (address,

@@ -125,6 +125,21 @@ def test_a_conversation_pinned_from_its_menu_goes_to_the_top_and_stays_there(use
     expect(item.locator("[data-pin] button")).to_have_text("Détacher")
 
 
+def test_a_first_message_in_markdown_names_the_new_conversation_in_words_at_once(user_page):
+    page = user_page
+    page.wait_for_function("() => window.Markdown !== undefined")
+    page.locator("#prompt").fill("## Rapport … **les points clés**\n\nDis bonjour.")
+    page.locator("#prompt").press("Enter")
+    title = "Rapport … les points clés Dis bonjour."
+    expect(page.locator("[data-conversation-title]")).to_have_text(title)
+    expect(page.locator('#conversation-list [data-group="today"] [data-title]')).to_have_text([title])
+    assert headings(page) == ["Aujourd'hui"]
+    page.locator("#stop").click()  # the answer is not what is tested here
+    page.wait_for_selector("#send:not(.hidden)", timeout=60_000)
+    page.reload()
+    expect(page.locator('#conversation-list [data-group="today"] [data-title]')).to_have_text([title])
+
+
 @pytest.mark.parametrize("user_page", [("desktop", theme) for theme in THEMES], indirect=True)
 def test_search_results_show_under_their_own_heading_apart_from_the_list(user_page, live_server):
     page = user_page
