@@ -257,6 +257,34 @@ def test_a_wait_before_the_first_word_shows_the_seconds_passing(
     wait_for_answer_end(page)
 
 
+def test_a_wait_in_the_queue_shows_its_position_and_the_seconds_passing(
+    open_page, scripted_model, artifacts_dir
+):
+    first = open_page()
+    start_chat(first)
+    scripted_model.stall_after = 0  # the first answer holds the model's only seat, silent
+    send(first, "La première question.")
+    expect(first.locator(f"{LAST_ANSWER} >> [data-status]")).to_be_visible()
+
+    page = open_page()
+    page.clock.install()
+    start_chat(page)
+    send(page, "La seconde question.")
+    status = page.locator(f"{LAST_ANSWER} >> [data-status]")
+    queued = i18n(page, "queued").replace("{position}", "1")
+    expect(status).to_have_text(queued)
+    page.clock.fast_forward(9_000)
+    expect(status).to_have_text(re.compile("^" + re.escape(queued) + r" · \d+ s$"))
+    assert int(re.search(r"(\d+) s$", status_text(page)).group(1)) >= 9
+    for theme in ("light", "dark"):
+        page.emulate_media(color_scheme=theme)
+        page.screenshot(path=str(artifacts_dir / f"answer-queued-1280-{theme}.png"))
+    page.locator("#stop").click()
+    wait_for_answer_end(page)
+    first.locator("#stop").click()
+    wait_for_answer_end(first)
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_a_model_that_goes_silent_is_said_so_after_15_seconds(
     viewport, open_page, scripted_model, artifacts_dir
