@@ -140,6 +140,40 @@ def test_a_paste_over_the_limit_is_kept_whole_counted_and_refused_with_a_message
     assert page.locator("#prompt").get_attribute("aria-invalid") is None
 
 
+# -- 2. a refused first message leaves no conversation behind -------------------------------------
+def test_a_new_chats_first_message_refused_by_the_server_leaves_no_conversation(open_page, scripted_model):
+    scripted_model.stall_after = 0  # every answer waits, silent: they pile up
+    busy = []
+    for number in range(3):  # MAX_ANSWERS_PER_USER answers under way already
+        other = open_page()
+        start_chat(other)
+        send(other, f"Question {number}")
+        expect(other.locator(f"{LAST_ANSWER} >> [data-status]")).to_be_visible()
+        busy.append(other)
+    page = open_page()
+    start_chat(page)
+    before = [c["id"] for c in page.request.get("/conversations").json()["conversations"]]
+    send(page, "Une de trop")
+    error = page.locator("#composer-error")
+    expect(error).to_be_visible()
+    assert page.locator("#prompt").input_value() == "Une de trop", "the refused message stays in the box"
+    after = [c["id"] for c in page.request.get("/conversations").json()["conversations"]]
+    assert after == before, "no empty conversation was left behind"
+    assert page.locator("#conversation-list [data-conversation-id]").count() == len(before)
+    assert page.evaluate("location.pathname") == "/"
+    assert page.locator("#chat").get_attribute("data-conversation-id") == ""
+    for other in busy:
+        other.locator("#stop").click()
+        wait_for_answer_end(other)
+    # The same message, sent again once there is room, starts its conversation.
+    scripted_model.stall_after = None
+    scripted_model.script = ["Cette", " fois", "."]
+    page.locator("#prompt").press("Enter")
+    ended(page)
+    assert re.fullmatch(r"/c/\d+", page.evaluate("location.pathname"))
+    assert len(page.request.get("/conversations").json()["conversations"]) == len(before) + 1
+
+
 # -- 3. a new chat with presets: settings closed, a small preset picker ---------------------------
 @pytest.fixture
 def preset(open_page, live_server):
