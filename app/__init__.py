@@ -18,6 +18,7 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
     app.config.from_object(config_class)
     register_proxies(app)
     register_extensions(app)
+    register_converters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -58,6 +59,12 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     i18n.init_app(app)
     formatting.init_app(app)
+
+
+def register_converters(app: Flask) -> None:
+    from app.errors.inputs import register_converters
+
+    register_converters(app)
 
 
 def register_blueprints(app: Flask) -> None:

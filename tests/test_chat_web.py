@@ -369,7 +369,7 @@ def test_a_body_that_is_not_a_json_object_gets_a_clear_message(signed_in):
         conversation_id = new_conversation(signed_in)  # refused, its first message takes it away
         response = signed_in.post(f"/conversations/{conversation_id}/messages", json=body, headers=STREAM)
         assert response.status_code == 400
-        assert response.json["error"] == "Write a message first."
+        assert response.json["error"] == "The body must be a JSON object."
 
 
 def test_an_answer_left_generating_without_a_generation_does_not_block_its_conversation(app, signed_in):

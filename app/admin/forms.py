@@ -4,15 +4,16 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, Optional
 
 from app.admin.services import PREFERENCE_FIELDS
 from app.answers.sampling import THINK_CHOICES
+from app.errors.inputs import NumberBetween
 from app.llm.catalogue import ModelPreferences
 
 
 def _between(low, high):
-    return NumberRange(low, high, _l("Enter a number from %(min)s to %(max)s."))
+    return NumberBetween(low, high, _l("Enter a number from %(min)s to %(max)s."))
 
 
 class ModelSettingsForm(FlaskForm):

@@ -44,8 +44,8 @@ def messages_from(data: dict) -> list[ChatMessage]:
         messages = []
         for item in raw:
             content = item.get("content") if isinstance(item, dict) else None
-            if isinstance(content, list):  # OpenAI's content parts: the text ones are read
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            if isinstance(content, list):  # OpenAI's content parts: text alone is read
+                content = _text_of_parts(content)
             if not isinstance(item, dict) or item.get("role") not in ROLES or not isinstance(content, str):
                 raise Refused(400, _("“messages” is a list of {role, content}."))
             messages.append(ChatMessage(item["role"], content))
@@ -59,6 +59,15 @@ def messages_from(data: dict) -> list[ChatMessage]:
     if sum(len(m.content) for m in messages) > limit:
         raise Refused(400, _("This message is too long (%(max)d characters at most).", max=limit))
     return messages
+
+
+def _text_of_parts(parts: list) -> str:
+    """The text of OpenAI's content parts; Refused (400) for any other part (an image, a file):
+    these models read text only."""
+    texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type", "text") == "text"]
+    if len(texts) != len(parts) or not all(isinstance(text, str) for text in texts):
+        raise Refused(400, _("Only text parts are read: “content” holds {type: text, text} parts."))
+    return "".join(texts)
 
 
 def options_for(entry: Entry, data: dict) -> GenerationOptions:

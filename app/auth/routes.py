@@ -71,6 +71,9 @@ def _safe_next(default: str) -> str:
     parts = urlsplit(target)
     if not target or parts.netloc or parts.scheme or not target.startswith("/"):
         return default
+    # A line break would split the Location header (a 500); a browser reads "/\\host" as "//host".
+    if not target.isprintable() or "\\" in target:
+        return default
     return target
 
 

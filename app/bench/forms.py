@@ -4,10 +4,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectField, SelectMultipleField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange, ValidationError
+from wtforms.validators import InputRequired, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.bench.runs import Plan
+from app.errors.inputs import NumberBetween
 
 MAX_REPETITIONS = 10
 
@@ -27,7 +28,7 @@ class BenchmarkForm(FlaskForm):
         default=1,
         validators=[
             InputRequired(_l("Say how many times each prompt is asked.")),
-            NumberRange(1, MAX_REPETITIONS, _l("Repetitions: a whole number from %(min)s to %(max)s.")),
+            NumberBetween(1, MAX_REPETITIONS, _l("Repetitions: a whole number from %(min)s to %(max)s.")),
         ],
     )
     start = RadioField(

@@ -10,13 +10,15 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
+API_PATHS = ("/api/", "/v1/")
 
 
 def wants_json() -> bool:
     """Scripts, fetch() calls and event streams get JSON, never an HTML page or a redirect."""
     accept = request.accept_mimetypes
     return (
-        request.is_json
+        request.path.startswith(API_PATHS)  # whatever it asks, an API's client reads JSON
+        or request.is_json
         or accept.best == "application/json"
         or "text/event-stream" in request.headers.get("Accept", "")
         or request.headers.get("X-Requested-With") == "fetch"
@@ -47,7 +49,10 @@ def render_error(code: int, message: str | None = None):
 
 
 def init_app(app: Flask) -> None:
+    from app.errors import inputs
     from app.extensions import login_manager
+
+    inputs.init_app(app)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
