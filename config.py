@@ -69,6 +69,10 @@ class Config:
     MODELS_DIR = _path("MODELS_DIR", INSTANCE_DIR / "models")
     # The model offered by default; the first available model when it is missing.
     DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "SmolLM2-135M-Instruct.Q4_1")
+    # A model that appears on an engine (a file in MODELS_DIR, a model pulled on an Ollama host) is
+    # offered to users at once ("1"), or only once the admin enables it ("0", the default). The
+    # models shipped with the app and DEFAULT_MODEL are offered from the first start either way.
+    NEW_MODELS_ENABLED = os.environ.get("NEW_MODELS_ENABLED", "0").strip().lower() in ("1", "true", "on")
     # The embedded models: llama.cpp's own server, one process per model ("server"), or
     # llama-cpp-python in this process ("inprocess": one answer at a time, no prompt cache
     # across conversations); the latter too when no llama-server is installed.
@@ -196,4 +200,7 @@ class TestConfig(Config):
     BABEL_DEFAULT_LOCALE = "en"
     PARTIAL_SAVE_SECONDS = 0.05
     OLLAMA_HOSTS: list[str] = []  # tests start their own Ollama stand-in when they need one
+    # The engines' models offered at once, as the web layer's tests expect; the tests of the
+    # policy itself switch it off (tests/test_admin_models.py).
+    NEW_MODELS_ENABLED = True
     LLAMA_ENGINE = "inprocess"  # engine tests choose theirs; the web layer's use a scripted one

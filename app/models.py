@@ -176,7 +176,10 @@ class ModelSetting(db.Model):
     """The admin's choices for one model; None means the configured default applies."""
 
     model_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    # No row: a model new to the catalogue, offered as NEW_MODELS_ENABLED says (app/llm/catalogue.py).
     enabled: Mapped[bool] = mapped_column(default=True)
+    display_name: Mapped[str] = mapped_column(sa.String(80), default="")  # empty: made from the id
+    description: Mapped[str] = mapped_column(sa.String(200), default="")  # one line, for users
     system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
     temperature: Mapped[float | None]
     top_k: Mapped[int | None]

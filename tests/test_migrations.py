@@ -137,6 +137,52 @@ def test_the_migrations_match_the_models(database_url):
 
 
 @pytest.mark.database
+def test_upgrading_keeps_each_models_state_and_only_models_new_since_wait_for_the_admin(empty_database_url):
+    """Before display names, a model without settings was offered: the models the database knows
+    stay offered, a disabled one stays disabled; a model never seen before waits for the admin."""
+    from app.admin.services import load_preferences
+    from app.llm import LLMServices
+    from app.llm.catalogue import Catalogue
+    from app.llm.scheduler import Scheduler
+    from tests.fakes import ScriptedEngine
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = empty_database_url
+        NEW_MODELS_ENABLED = False
+
+    engine = ScriptedEngine(model_ids=("tiny", "used", "switched-off", "never-seen"))
+    catalogue = Catalogue([engine], "tiny", load_preferences)
+    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
+    with app.app_context():
+        flask_migrate.upgrade(revision="c16a00000001")  # the revision before
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
+                    "session_token, disabled, pending, language, theme) "
+                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO conversation (id, user_id, title, model, system_prompt, created_at, "
+                    "updated_at, options, pinned) "
+                    "VALUES (1, 1, 'Bonjour', 'used', '', '2026-01-01', '2026-01-01', '{}', false)"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO model_setting (model_id, enabled, system_prompt, updated_at) "
+                    "VALUES ('switched-off', false, '', '2026-01-01')"
+                )
+            )
+        flask_migrate.upgrade()
+        offered = {entry.id: entry.offered for entry in catalogue.entries()}
+        db.engine.dispose()
+    assert offered == {"tiny": True, "used": True, "switched-off": False, "never-seen": False}
+
+
+@pytest.mark.database
 def test_upgrading_with_names_that_fold_alike_keeps_every_account_each_with_a_unique_key(empty_database_url):
     """ "alice", "Alice" and "ａｌｉｃｅ" (fullwidth) from before names were folded: all kept; the
     oldest keeps the folded name as its key, the others a key no name can fold to."""

@@ -270,3 +270,83 @@ def test_each_host_takes_its_own_number_of_answers_from_the_configuration(tmp_pa
 
     engines = create_app(Config).extensions["llm"].catalogue.engines
     assert [e.parallel for e in engines if isinstance(e, OllamaEngine)] == [4, 2]
+
+
+# -- engine addresses stay on the admin's pages (issue 16, item 16) ------------------------------
+@pytest.fixture
+def key_holder(app, admin):
+    """A user who is not an admin, signed in, with an API key: (browser client, key headers)."""
+    from tests.conftest import PASSWORD
+    from tests.test_api import bearer, make_key
+
+    user = app.test_client()
+    user.post("/register", data={"username": "bob", "password": PASSWORD, "confirm": PASSWORD})
+    return user, bearer(make_key(user))
+
+
+def test_no_output_a_user_or_key_holder_gets_names_an_engines_address(app, hosts, llm_services, key_holder):
+    """Every page, JSON, event stream and export a person or a script reaches, after answers
+    were written, compared, failed and refused: none says where an engine is (an Ollama host
+    takes no password: its address lets anyone bypass every limit here)."""
+    from tests.test_chat_web import JSON
+
+    user, key = key_holder
+    first, second = hosts
+    addresses = [f"127.0.0.1:{h.port}" for h in hosts]
+    outputs: dict[str, str] = {}
+
+    def got(label: str, response) -> None:
+        outputs[label] = response.get_data(as_text=True)
+
+    conversation = new_conversation(user, model=ONLY_A)
+    got("chat stream", send(user, conversation, "Bonjour"))
+    message_id = next(
+        m["id"] for m in user.get(f"/conversations/{conversation}/messages").json["messages"][::-1]
+    )
+    for path in (
+        "/",
+        f"/c/{conversation}",
+        "/models",
+        "/conversations",
+        f"/conversations/{conversation}/messages",
+        f"/conversations/{conversation}/export.md",
+        f"/conversations/{conversation}/export.json",
+        f"/messages/{message_id}/events",
+        "/search?q=Bonjour",
+        "/compare",
+        f"/compare/plan?a={THINKER}&b={ONLY_A}",
+        "/settings",
+    ):
+        got(path, user.get(path, headers=JSON if path.startswith("/conversations") else None))
+    for model in (THINKER, ONLY_A):
+        got(f"compare {model}", user.post("/compare/answers", data={"prompt": "Bonjour", "model": model}))
+    chat = {"model": THINKER, "messages": [{"role": "user", "content": "Bonjour"}]}
+    api = app.test_client(use_cookies=False)
+    for path in (
+        "/api/v1/models",
+        "/api/v1/health",
+        "/api/v1/conversations",
+        "/v1/models",
+        "/api/v1/openapi.json",
+    ):
+        got(path, api.get(path, headers=key))
+    got("api conversation", api.get(f"/api/v1/conversations/{conversation}", headers=key))
+    got("api generate", api.post("/api/v1/generate", json=chat, headers=key))
+    got("api generate stream", api.post("/api/v1/generate", json={**chat, "stream": True}, headers=key))
+    got("api compare", api.post("/api/v1/compare", json={**chat, "models": [THINKER, ONLY_A]}, headers=key))
+    got("openai", api.post("/v1/chat/completions", json=chat, headers=key))
+    got("openai stream", api.post("/v1/chat/completions", json={**chat, "stream": True}, headers=key))
+    # Failures: an engine's error, then its host gone.
+    first.fail_with = second.fail_with = (500, f"runner crashed on {addresses[0]}")
+    got("failed answer", send(user, conversation, "Encore"))
+    got("failed api", api.post("/api/v1/generate", json=chat, headers=key))
+    first.stop()
+    llm_services.catalogue.engines[0].forget_listing()
+    got("host gone", send(user, conversation, "Encore"))
+    got("host gone, api", api.post("/api/v1/generate", json={**chat, "model": ONLY_A}, headers=key))
+    got("page after", user.get(f"/c/{conversation}"))
+
+    assert '"done"' in outputs["chat stream"] or "event: done" in outputs["chat stream"]
+    assert len(outputs) >= 30
+    leaks = {label: address for label, body in outputs.items() for address in addresses if address in body}
+    assert leaks == {}, f"an engine's address reached a user: {leaks}"

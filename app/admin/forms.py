@@ -2,7 +2,15 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectField, TextAreaField
+from wtforms import (
+    BooleanField,
+    FloatField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -19,6 +27,16 @@ def _between(low, high):
 class ModelSettingsForm(FlaskForm):
     model = HiddenField(validators=[InputRequired()])
     enabled = BooleanField(_l("Offered to users"))
+    display_name = StringField(
+        _l("Name users see"),
+        validators=[Length(max=80, message=_l("A name has at most 80 characters."))],
+        description=_l("Empty: a name made from the model's id."),
+    )
+    description = StringField(
+        _l("Description"),
+        validators=[Length(max=200, message=_l("A description has at most 200 characters."))],
+        description=_l("One line users read beside the name: what the model is good at, how fast it is."),
+    )
     system_prompt = TextAreaField(
         _l("System prompt"),
         validators=[Length(max=4000, message=_l("A system prompt has at most 4000 characters."))],
@@ -43,6 +61,8 @@ class ModelSettingsForm(FlaskForm):
         """The form's values, named as ModelPreferences' fields (and ModelSetting's columns)."""
         values = {name: getattr(self, name).data for name in PREFERENCE_FIELDS}
         values["system_prompt"] = (values["system_prompt"] or "").strip()
+        for one_line in ("display_name", "description"):
+            values[one_line] = " ".join((values[one_line] or "").split())
         values["think"] = THINK_CHOICES[values["think"]]
         return values
 

@@ -42,8 +42,13 @@ def _admins_only() -> None:
     """Every page here is the admin's, a page added later too, whatever its method."""
 
 
-def _back():
-    return redirect(url_for("admin.models"))
+def _back(model_id: str = ""):
+    """Back to the Models page, at the model's row: the admin sees what changed where they were."""
+    return redirect(url_for("admin.models", _anchor=row_anchor(model_id) if model_id else None))
+
+
+def row_anchor(model_id: str) -> str:
+    return f"model-{model_id}"
 
 
 @bp.get("/models")
@@ -67,6 +72,7 @@ def models():
         wanted_default=services.load_preferences().default_model or catalogue.default_model,
         answers=serving.answers_under_way(),
         serving=serving.serving_settings(),
+        row_anchor=row_anchor,
     )
 
 
@@ -85,7 +91,7 @@ def model_settings():
             abort(400)
         services.save_model_settings(model_id, **form.preferences())
         flash(_("Settings of “%(model)s” saved: they apply to the next message.", model=model_id))
-        return _back()
+        return _back(model_id)
     status = 400 if request.method == "POST" else 200
     return render_template("admin/model_settings.html", form=form, entry=entry, model_id=model_id), status
 
@@ -100,7 +106,7 @@ def set_default():
     else:
         services.set_default_model(entry.id)
         flash(_("“%(model)s” is now the default model.", model=entry.id))
-    return _back()
+    return _back(entry.id if entry else "")
 
 
 @bp.post("/models/enabled")
@@ -116,7 +122,7 @@ def set_enabled():
         flash(_("“%(model)s” is offered to users again.", model=model_id))
     else:
         flash(_("“%(model)s” is no longer offered to users.", model=model_id))
-    return _back()
+    return _back(model_id)
 
 
 @bp.post("/models/unload")
@@ -131,7 +137,7 @@ def unload():
             "“%(model)s” could not be unloaded: it is not loaded, or it is answering.", model=model_id
         )
         flash(message, "error")
-    return _back()
+    return _back(model_id)
 
 
 def _period():

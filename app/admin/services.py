@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.extensions import db
 from app.llm.catalogue import ModelPreferences, Preferences
@@ -29,6 +30,7 @@ def load_preferences() -> Preferences:
         default_model=site.get(DEFAULT_MODEL_KEY, ""),
         models={row.model_id: _preferences_of(row) for row in rows},
         prompt_cache=site.get(PROMPT_CACHE_KEY) != "off",
+        new_models_enabled=current_app.config["NEW_MODELS_ENABLED"],
     )
 
 
@@ -42,6 +44,7 @@ def configured_models() -> list[str]:
 
 
 def save_model_settings(model_id: str, **values) -> None:
+    """Store the admin's decision: from now on the model is no longer new (see load_preferences)."""
     row = db.session.get(ModelSetting, model_id) or ModelSetting(model_id=model_id)
     for name, value in values.items():
         if name not in PREFERENCE_FIELDS:

@@ -23,6 +23,30 @@ from app.llm.types import EngineError, Outcome, Phase, Text, Thinking, Trimmed
 
 log = logging.getLogger(__name__)
 
+# The figures of an answer its reader gets (the page, an export, the API): how long it took and
+# how much it wrote. Not the engine's name (an Ollama host's address: it takes no password),
+# its own timings, threads, context or the CPU and memory it used: those are the admin's, in
+# the measurements (app/metrics). An allow-list, so that a figure added later stays inside.
+PUBLIC_STATS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "thinking_tokens",
+    "cached_tokens",
+    "load_seconds",
+    "queue_seconds",
+    "first_token_seconds",
+    "first_answer_seconds",
+    "total_seconds",
+    "tokens_per_second",
+    "finish_reason",
+    "dropped_messages",
+)
+
+
+def public_stats(stats: dict | None) -> dict:
+    """What a reader sees of an answer's figures (see PUBLIC_STATS)."""
+    return {name: stats[name] for name in PUBLIC_STATS if name in (stats or {})}
+
 
 @dataclass(frozen=True)
 class AnswerEvent:
@@ -141,7 +165,12 @@ class LiveAnswer:
             )
         else:
             self._add(
-                "done", {"message_id": self.message_id, "state": self.outcome.value, "stats": self.stats}
+                "done",
+                {
+                    "message_id": self.message_id,
+                    "state": self.outcome.value,
+                    "stats": public_stats(self.stats),
+                },
             )
         self.finished_monotonic = time.monotonic()
         self.ended.set()

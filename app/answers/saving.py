@@ -9,7 +9,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app.answers.live import LiveAnswer
+from app.answers.live import LiveAnswer, public_stats
 from app.extensions import db
 from app.llm.types import Outcome
 from app.metrics.records import record_generation
@@ -71,7 +71,7 @@ def save_final(live: LiveAnswer, pauses: tuple[float, ...] = FINAL_SAVE_PAUSES) 
                     live.text,
                     live.outcome,
                     live.error,
-                    live.stats,
+                    public_stats(live.stats),  # the engine's details go to the measurements only
                     thinking=live.thinking_text,
                 )
                 live.saved_length = len(live.text) + len(live.thinking_text)

@@ -6,6 +6,7 @@ from flask import g, jsonify, request
 from flask_babel import gettext as _
 
 from app.answers import registry
+from app.answers.live import public_stats
 from app.api import answers, bp
 from app.api.answers import Refused
 from app.api.openapi import SPEC
@@ -41,7 +42,8 @@ def model_as_dict(entry) -> dict:
     info = entry.info
     return {
         "id": entry.id,
-        "name": info.name,
+        "name": entry.name,
+        "description": entry.description,
         "engine": engine_name(info.engine),
         "thinking": info.thinking,
         "parameters": info.parameters,
@@ -97,7 +99,7 @@ def answer_as_dict(live) -> dict:
         "thinking": live.thinking_text,
         "error": live.error,
         "timings": live.timings(),
-        "stats": live.stats,
+        "stats": public_stats(live.stats),
     }
 
 

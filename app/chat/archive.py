@@ -12,9 +12,11 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from app.answers.live import public_stats
 from app.chat.services import thread_of
 from app.chat.titles import plain_title
 from app.extensions import db
+from app.llm import model_name
 from app.llm.types import Outcome
 from app.models import Conversation, Message, User, utcnow
 
@@ -164,7 +166,7 @@ def as_markdown(conversation: Conversation) -> str:
     about = _(
         "Started on %(date)s with %(model)s · exported on %(exported)s",
         date=_readable(conversation.created_at),
-        model=conversation.model,
+        model=model_name(conversation.model),
         exported=_readable(utcnow()),
     )
     lines = [f"# {title}", "", f"*{about}*", ""]
@@ -172,7 +174,7 @@ def as_markdown(conversation: Conversation) -> str:
         if message.role == "user":
             lines += ["## " + _("You"), "", message.content, ""]
             continue
-        lines += [f"## {message.model or conversation.model}", ""]
+        lines += [f"## {model_name(message.model or conversation.model)}", ""]
         if message.thinking:
             lines += ["> **" + _("Thinking") + "**", ">"]
             lines += [f"> {line}".rstrip() for line in message.thinking.splitlines()]
@@ -237,7 +239,7 @@ def _message_record(message: Message) -> dict:
         "state": message.state,
         "model": message.model,
         "error": message.error,
-        "stats": message.stats or {},
+        "stats": public_stats(message.stats),  # stored before 2026-12 with the engine's details
         "feedback": FEEDBACK.get(message.feedback),
         "created_at": iso(message.created_at),
     }

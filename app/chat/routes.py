@@ -9,6 +9,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -48,6 +49,7 @@ bp.register_error_handler(Refused, refused_response)
 def _page(conversation=None):
     catalogue = llm().catalogue
     entries = catalogue.entries()  # once: every engine is asked, and the admin's settings read
+    g.model_names = catalogue.names(entries)  # what the page calls each model (llm.model_name)
     offered = [e for e in entries if e.offered]
     default = catalogue.default(offered)
     selected = conversation.model if conversation else (default.id if default else "")
@@ -115,7 +117,8 @@ def models():
     return jsonify(
         default=default.id if default else None,
         models=[
-            {"id": e.id, "name": e.info.name, "engine": e.info.engine, "thinking": e.info.thinking}
+            # No engine: which host serves a model is the admin's business (and its address).
+            {"id": e.id, "name": e.name, "description": e.description, "thinking": e.info.thinking}
             for e in offered
         ],
     )

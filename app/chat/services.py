@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import abort
 from sqlalchemy.exc import IntegrityError
 
+from app.answers.live import public_stats
 from app.chat.titles import plain_title, title_from
 from app.extensions import db
 from app.llm.types import ChatMessage, Outcome
@@ -346,7 +347,7 @@ def message_as_dict(message: Message) -> dict:
         "state": message.state,
         "model": message.model,
         "error": message.error,
-        "stats": message.stats or {},
+        "stats": public_stats(message.stats),  # stored before 2026-12 with the engine's details
         "parent_id": message.parent_id,
         "feedback": {1: "up", -1: "down"}.get(message.feedback, ""),
         "created_at": message.created_at.isoformat() + "Z",

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 
-from app.llm.catalogue import Catalogue, Preferences
+from app.llm.catalogue import Catalogue, Preferences, display_name
 from app.llm.engines.base import Engine
 from app.llm.engines.llamacpp import LlamaCppEngine
 from app.llm.engines.llamaserver import LlamaServerEngine
@@ -100,3 +100,12 @@ def ollama_engine(host: str, config, parallel: int = 1) -> OllamaEngine:
 
 def services() -> LLMServices:
     return current_app.extensions["llm"]
+
+
+def model_name(model_id: str) -> str:
+    """The name users read for a model id: the admin's display name, else one made from the id.
+    The catalogue's names are read once per request (each listing asks every engine)."""
+    names = g.get("model_names")
+    if names is None:
+        names = g.model_names = services().catalogue.names()
+    return display_name(model_id, names)

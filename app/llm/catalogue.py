@@ -3,10 +3,15 @@
 The admin's choices (enabled, default, per-model options) live in the database; the catalogue
 receives them through a callable, read anew on every use, so a change applies to the very
 next message without a restart.
+
+A model the admin has never decided about (no settings stored) is new: it is offered only when
+the configuration says new models are (NEW_MODELS_ENABLED), unless it is shipped with the app or
+is the configured default model, so that a fresh server answers at once.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -19,6 +24,8 @@ class ModelPreferences:
     """The admin's settings for one model; None keeps the configured default."""
 
     enabled: bool = True
+    display_name: str = ""  # what users read instead of the id; empty: a name made from the id
+    description: str = ""  # one line users read beside the name
     system_prompt: str = ""
     temperature: float | None = None
     top_k: int | None = None
@@ -35,6 +42,9 @@ class Preferences:
     models: dict[str, ModelPreferences] = field(default_factory=dict)
     # The engines reuse the prompts they have already read (the admin may switch it off).
     prompt_cache: bool = True
+    # A model with no settings stored is offered at once (True), or once the admin enables it.
+    # The server passes NEW_MODELS_ENABLED; without a database (engine tests) every model is.
+    new_models_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -43,10 +53,27 @@ class Entry:
 
     info: ModelInfo
     prefs: ModelPreferences
+    decided: bool = True  # the admin's settings are stored; False: new, as the policy says
 
     @property
     def id(self) -> str:
         return self.info.id
+
+    @property
+    def name(self) -> str:
+        """What users read: the admin's display name, else the engine's own name for it when it
+        has one, else one made from the id."""
+        engines_name = self.info.name if self.info.name != self.info.id else ""
+        return self.prefs.display_name or engines_name or readable_name(self.info.id)
+
+    @property
+    def description(self) -> str:
+        return self.prefs.description
+
+    @property
+    def waiting(self) -> bool:
+        """New, and not offered until the admin enables it."""
+        return not self.decided and not self.prefs.enabled
 
     @property
     def offered(self) -> bool:
@@ -85,11 +112,26 @@ class Catalogue:
     def entries(self) -> list[Entry]:
         """Every model found, once each, in engine order (see `served`). A model on several
         hosts is described by the first that can serve it, and names all of them."""
-        prefs = self.preferences().models
-        return [
-            Entry(_described(serving), prefs.get(model_id, ModelPreferences()))
-            for model_id, serving in self.served().items()
-        ]
+        preferences = self.preferences()
+        entries = []
+        for model_id, serving in self.served().items():
+            info = _described(serving)
+            prefs = preferences.models.get(model_id)
+            if prefs is None:
+                entries.append(Entry(info, self._new_model(info, preferences), decided=False))
+            else:
+                entries.append(Entry(info, prefs))
+        return entries
+
+    def _new_model(self, info: ModelInfo, preferences: Preferences) -> ModelPreferences:
+        """A model the admin has not decided about: offered by the policy, or because the
+        server needs it to answer on its first start (shipped with the app, the configured default)."""
+        wanted = info.packaged or info.id == self.default_model
+        return ModelPreferences(enabled=preferences.new_models_enabled or wanted)
+
+    def names(self, entries: list[Entry] | None = None) -> dict[str, str]:
+        """What users read for each model id found (see `display_name` for one no longer found)."""
+        return {entry.id: entry.name for entry in (self.entries() if entries is None else entries)}
 
     def offered(self) -> list[Entry]:
         return [entry for entry in self.entries() if entry.offered]
@@ -145,6 +187,32 @@ class Catalogue:
             think=_either(think, _either(prefs.think, True if entry.info.thinking else None)),
             cache_prompt=base.cache_prompt and prompt_cache,
         )
+
+
+# A GGUF file's quantization at the end of its name: "….Q4_1", "…-q4_k_m", "….IQ3_XS", "…-f16".
+_QUANTIZATION = re.compile(r"^(?P<base>.+?)[._-](?P<quant>I?Q\d\w*|B?F16|F32)$", re.IGNORECASE)
+
+
+def readable_name(model_id: str) -> str:
+    """A name people can read, made from an id when the admin gave none.
+
+    "SmolLM2-135M-Instruct.Q4_1" -> "SmolLM2 135M Instruct (Q4_1)"; "echo:latest" -> "echo";
+    "deepseek-r1:1.5b" -> "deepseek-r1 (1.5b)"; "hf.co/org/Model-GGUF:Q4_K_M" -> "Model-GGUF (Q4_K_M)".
+    """
+    if ":" in model_id:  # an Ollama name: name:tag, the name maybe under a namespace
+        name, tag = model_id.rsplit(":", 1)
+        name = name.rsplit("/", 1)[-1] or name
+        return name if tag in ("", "latest") else f"{name} ({tag})"
+    found = _QUANTIZATION.match(model_id)
+    base, quant = (found["base"], found["quant"]) if found else (model_id, "")
+    base = " ".join(base.replace("_", " ").replace("-", " ").split()) or model_id
+    return f"{base} ({quant})" if quant else base
+
+
+def display_name(model_id: str, names: Mapping[str, str]) -> str:
+    """The name users read for a model id: the catalogue's (`names`), else one made from the id
+    (a model no longer found keeps a readable label in its conversations)."""
+    return names.get(model_id) or readable_name(model_id)
 
 
 def _interchangeable(engine: Engine) -> bool:

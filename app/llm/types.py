@@ -28,6 +28,7 @@ class ModelInfo:
     size_bytes: int = 0  # on disk
     path: str = ""  # the GGUF file, for embedded models
     source: str = ""  # where it was found: a package name, the models folder, an Ollama host
+    packaged: bool = False  # shipped with the app as a Python package: offered from the first start
     problem: str = ""  # why it cannot be used (missing, unreadable); empty when usable
     family: str = ""  # llama, qwen2, gemma3...
     parameters: str = ""  # "135M", "3.8B"

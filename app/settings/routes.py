@@ -13,7 +13,7 @@ from app.settings.forms import AppearanceForm, PresetForm
 
 
 def _offered_models() -> list[tuple[str, str]]:
-    return [(entry.id, entry.info.name) for entry in llm().catalogue.offered()]
+    return [(entry.id, entry.name) for entry in llm().catalogue.offered()]
 
 
 def _page(

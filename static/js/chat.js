@@ -214,7 +214,9 @@
     answer.dataset.messageId = response.headers.get("X-Message-Id");
     answer.id = `m-${answer.dataset.messageId}`;
     answer.dataset.state = "generating";
-    answer.querySelector("[data-model]").textContent = modelSelect ? modelSelect.value : "";
+    // The name users read (the option's), as the page shows it under stored answers.
+    const picked = modelSelect && modelSelect.selectedOptions[0];
+    answer.querySelector("[data-model]").textContent = picked ? picked.textContent : "";
     if (question !== null) {
       const asked = clone("question-template");
       asked.dataset.messageId = response.headers.get("X-Question-Id");
@@ -761,6 +763,17 @@
   prompt.addEventListener("input", countCharacters);
   countCharacters(); // a long draft kept from before
 
+  // A new chat names the picked model and what the admin says of it.
+  function describePickedModel() {
+    const about = document.querySelector("[data-model-about]");
+    const option = modelSelect && modelSelect.selectedOptions[0];
+    if (!about || !option) return;
+    about.querySelector("[data-model-about-name]").textContent = option.textContent;
+    const description = about.querySelector("[data-model-about-description]");
+    description.textContent = option.dataset.description ? ` · ${option.dataset.description}` : "";
+    description.classList.toggle("hidden", !option.dataset.description);
+  }
+
   // The thinking switch shows for reasoning models only; unset, it follows the admin's default.
   function syncThinking() {
     const option = modelSelect && modelSelect.selectedOptions[0];
@@ -771,6 +784,7 @@
     thinkBox.checked = chosen ? chosen === "on" : Boolean(option) && option.dataset.thinkDefault !== "0";
   }
   syncThinking();
+  describePickedModel(); // a picker the browser restored on going back
   thinkBox.addEventListener("change", () => {
     thinkForm.dataset.think = thinkBox.checked ? "on" : "off";
     if (!chat.dataset.conversationId) return; // a new chat takes it when it starts
@@ -829,6 +843,7 @@
       if (model && modelSelect && [...modelSelect.options].some((o) => o.value === model && !o.disabled)) {
         modelSelect.value = model;
         syncThinking();
+        describePickedModel();
       }
     });
   }
@@ -836,6 +851,7 @@
   if (modelSelect && modelForm) {
     modelSelect.addEventListener("change", async () => {
       syncThinking();
+      describePickedModel();
       if (!chat.dataset.conversationId) return; // a new chat takes the model when it starts
       try {
         await postJSON(modelForm.action, { model: modelSelect.value });

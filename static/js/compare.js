@@ -73,8 +73,17 @@
     show(box, Boolean(text));
   }
 
+  // A column names its model as users know it, with what the admin says of it.
+  function nameColumn(column, picker) {
+    const option = picker.selectedOptions[0];
+    column.querySelector("[data-model-name]").textContent = option.textContent;
+    const description = column.querySelector("[data-model-description]");
+    description.textContent = option.dataset.description || "";
+    show(description, Boolean(option.dataset.description));
+  }
+
   function reset(column, picker) {
-    column.querySelector("[data-model-name]").textContent = picker.selectedOptions[0].textContent;
+    nameColumn(column, picker);
     column.dataset.state = "generating";
     delete column.dataset.thinkingSince;
     setStatus(column, "");
@@ -280,7 +289,7 @@
 
   pickers.forEach((picker, i) => {
     picker.addEventListener("change", () => {
-      columns[i].querySelector("[data-model-name]").textContent = picker.selectedOptions[0].textContent;
+      nameColumn(columns[i], picker);
       updatePlan();
     });
   });

@@ -225,3 +225,73 @@ def test_the_admin_switches_what_users_get_and_the_very_next_message_obeys_witho
         expect(user.locator("#model")).to_have_value(default_id)
     finally:
         user_context.close()
+
+
+DISPLAY_NAME = "Petit et rapide"
+DESCRIPTION = "Le plus léger : répond vite aux questions simples."
+SCREENS = {
+    "1280": {"viewport": {"width": 1280, "height": 800}},
+    "390": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+
+
+def save_model_settings(page, model_id: str, **fields: str) -> None:
+    """Fill the model's settings form on the admin's page and save it."""
+    page.goto(f"/admin/models/settings?model={model_id}")
+    for name, value in fields.items():
+        page.locator(f"input[name={name}]").fill(value)
+    with page.expect_navigation():
+        page.locator("main form button").last.click()
+
+
+def test_users_read_the_display_name_and_description_the_admin_gave_a_model(
+    browser, live_server, logged_in_page, logged_in_state, standin, artifacts_dir: Path
+):
+    admin = logged_in_page
+    admin.set_viewport_size({"width": 1280, "height": 600})
+    try:
+        save_model_settings(admin, SMALL_MODEL, display_name=DISPLAY_NAME, description=DESCRIPTION)
+        # Back at the model's row, marked, rather than at the top of a long page.
+        assert admin.url.endswith(f"/admin/models#model-{SMALL_MODEL}")
+        row = model_row(admin, SMALL_MODEL)
+        expect(row.locator("[data-display-name]")).to_have_text(DISPLAY_NAME)
+        expect(row).to_be_in_viewport()
+        assert admin.evaluate("window.scrollY") > 0, "the page came back scrolled to the row"
+        assert "site-packages" not in admin.locator("main").inner_text()
+
+        for screen, device in SCREENS.items():
+            for theme in ("light", "dark"):
+                context = browser.new_context(
+                    locale="fr-FR",
+                    base_url=live_server.base_url,
+                    storage_state=logged_in_state,
+                    color_scheme=theme,
+                    **device,
+                )
+                context.set_default_timeout(15_000)
+                page = context.new_page()
+                page.goto("/admin/models")
+                shown = model_row(page, SMALL_MODEL)
+                expect(shown.locator("[data-description]")).to_have_text(DESCRIPTION)
+                page.screenshot(path=str(artifacts_dir / f"models-page-{screen}-{theme}.png"), full_page=True)
+
+                new_chat(page)
+                page.locator("#model").select_option(SMALL_MODEL)
+                expect(page.locator(f'#model option[value="{SMALL_MODEL}"]')).to_have_text(DISPLAY_NAME)
+                expect(page.locator("[data-model-about-name]")).to_have_text(DISPLAY_NAME)
+                expect(page.locator("[data-model-about-description]")).to_have_text(f" · {DESCRIPTION}")
+                # Another model, without a display name, is named from its id, not shown raw.
+                expect(page.locator(f'#model option[value="{REASONING_MODEL}"]')).to_have_text(
+                    "deepseek-r1 (1.5b)"
+                )
+                page.screenshot(path=str(artifacts_dir / f"model-picker-{screen}-{theme}.png"))
+                context.close()
+
+        new_chat(admin)
+        admin.locator("#model").select_option(SMALL_MODEL)
+        answer = send(admin, "Bonjour")
+        expect(answer.locator("[data-model]")).to_have_text(DISPLAY_NAME)  # under the answer too
+        admin.reload()
+        expect(answer.locator("[data-model]")).to_have_text(DISPLAY_NAME)
+    finally:
+        save_model_settings(admin, SMALL_MODEL, display_name="", description="")

