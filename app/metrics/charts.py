@@ -84,9 +84,10 @@ def _svg(width: int, height: int, title: str, kind: str, body: list[str]) -> str
 
 def _nothing(title: str) -> Markup:
     """In place of a chart with nothing to draw (a remote engine's memory is not measured)."""
+    words = _("Not measured in this period.")  # outside the f-string, where Babel finds it
     return Markup(
         f'<p class="chart-empty" role="img" aria-label="{escape(title)}" data-chart="none">'
-        f"{escape(_('Not measured in this period.'))}</p>"
+        f"{escape(words)}</p>"
     )
 
 
