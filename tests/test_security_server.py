@@ -362,3 +362,23 @@ def test_an_answer_stream_lives_past_the_request_deadline(served_directly):
     print(f"the answer's stream stayed open {took:.1f} s while its model loaded")
     assert answer.end is not None and answer.end.name == "done", answer.events[-3:]
     assert took > 12
+
+
+@pytest.mark.parametrize(("proxies", "kept"), [("0", 3), ("1", 6)])
+def test_one_address_holds_at_most_its_cap_of_connections_unless_behind_a_proxy(tmp_path, proxies, kept):
+    """Behind a proxy every client has the proxy's address: a cap there would cap everyone."""
+    env = {"CONNECTIONS_PER_ADDRESS": "3", "TRUSTED_PROXIES": proxies}
+    with LiveServer(tmp_path / "instance", env) as server:
+        held = [_socket_from_other_address(server.port) for _ in range(6)]  # all open at once
+        answered = 0
+        try:
+            for sock in held:
+                try:
+                    sock.sendall(b"GET /login HTTP/1.1\r\nHost: causerie\r\n\r\n")
+                    answered += sock.recv(65536).startswith(b"HTTP/1.1 200")
+                except OSError:
+                    pass  # closed as soon as accepted: over the cap
+        finally:
+            for sock in held:
+                sock.close()
+    assert answered == kept
