@@ -208,3 +208,18 @@ def test_accounts_whose_names_collided_before_are_flagged_on_the_users_page(app,
     page = admin.get("/admin/users").get_data(as_text=True)
     flagged = re.findall(r'data-user="(\w+)"[^>]*>(?:(?!</tr>).)*data-look-alike', page, re.S)
     assert sorted(flagged) == ["Alice", "alice"]
+
+
+def test_a_new_password_given_while_every_hashing_turn_is_taken_asks_to_try_again(app, admin):
+    from app.auth import services
+
+    client_of(app, "bob", register=True)
+    app.config.update(PASSWORD_HASH_WAIT_SECONDS=0.1)
+    slots = services._slots(app)
+    taken = [slots.acquire(timeout=5) for _ in range(services.hashes_at_once(app))]
+    try:
+        response = act(admin, "bob", "password", app)
+    finally:
+        for _ in taken:
+            slots.release()
+    assert response.status_code == 503 and "try again in a few seconds" in response.get_data(as_text=True)
