@@ -67,7 +67,7 @@ def i18n(page, key: str) -> str:
 
 def thought_for(page) -> re.Pattern:
     """The pattern of "Thought for N s", as the page words it."""
-    return re.compile(re.escape(i18n(page, "thought")).replace(re.escape("{seconds}"), r"\d+(?:\.\d+)?"))
+    return re.compile(re.escape(i18n(page, "thought")).replace(re.escape("{seconds}"), r"\d+(?:[.,]\d+)?"))
 
 
 def pick_reasoning_model(page) -> None:
