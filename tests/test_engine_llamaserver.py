@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import psutil
@@ -263,3 +264,42 @@ def test_unloading_stops_the_process(tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert not engine.is_loaded(SMOLLM2)
+
+
+def test_a_line_past_the_bound_from_the_server_ends_the_answer_without_holding_it():
+    """A server gone wrong (or not the one started) sending 200 MB without a line break."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from app.llm.engines.llamaserver import _CompletionCall
+    from app.llm.types import ENGINE_LINE_MAX_BYTES, ENGINE_REPLY_TOO_LARGE
+
+    class Flood(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"a" * (1024 * 1024))
+            except OSError:
+                pass  # the reader went away: what is wanted
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Flood) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        server = SimpleNamespace(port=httpd.server_address[1], key="k")
+        call = _CompletionCall(server, {"prompt": "x"}, threading.Event(), stall_timeout=30)
+        tracemalloc.start()
+        try:
+            with pytest.raises(EngineError) as caught:
+                list(call.parts())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            call.close()
+            httpd.shutdown()
+    assert caught.value.code == ENGINE_REPLY_TOO_LARGE
+    assert peak < 20 * ENGINE_LINE_MAX_BYTES
