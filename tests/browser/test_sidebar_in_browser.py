@@ -175,6 +175,35 @@ def test_on_a_phone_the_header_shows_the_conversations_title(user_page, live_ser
 
 
 @pytest.mark.parametrize("user_page", [("phone", theme) for theme in THEMES], indirect=True)
+def test_on_a_phone_a_new_chat_shows_its_title_and_the_header_stays_put_when_the_first_answer_starts(
+    user_page,
+):
+    page = user_page
+    page.wait_for_function("() => window.Markdown !== undefined")
+    title = page.locator("[data-conversation-title]")
+    expect(title).to_have_text("Nouvelle conversation")
+    assert title.bounding_box()["width"] >= 150, "the new chat's title is there to read, not squeezed away"
+    parts = {"header": "#chat > header", "model picker": "#model", "settings": "[data-settings-toggle]"}
+
+    def boxes() -> dict:
+        placed = {name: page.locator(selector).bounding_box() for name, selector in parts.items()}
+        placed["thread's top"] = page.locator("#messages").bounding_box()["y"]
+        return placed
+
+    before = boxes()
+    shot(page, "header-new")
+    page.locator("#prompt").fill("Comment ranger les dossiers partagés du service ?")
+    page.locator("#prompt").press("Enter")
+    # The conversation now exists: its title and the export button (⤓) came with the answer.
+    expect(title).to_have_text("Comment ranger les dossiers partagés du service ?")
+    expect(page.locator("[data-export-menu]")).to_be_visible()
+    assert boxes() == before, "the header and the page under it kept their place"
+    shot(page, "header-answering")
+    page.locator("#stop").click()  # the answer is not what is tested here
+    page.wait_for_selector("#send:not(.hidden)", timeout=60_000)
+
+
+@pytest.mark.parametrize("user_page", [("phone", theme) for theme in THEMES], indirect=True)
 def test_on_a_phone_the_list_lies_over_a_backdrop_and_closes_by_it_by_its_button_or_escape(
     user_page, live_server
 ):
