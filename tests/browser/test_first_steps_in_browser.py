@@ -129,4 +129,7 @@ def test_a_new_api_key_has_a_copy_button_that_says_copied(open_page, viewport, t
     assert page.locator("[data-copy-status]").inner_text() == "Copié"
     page.locator("#api-keys").scroll_into_view_if_needed()
     shot(page, f"api-key-copied-{viewport}-{theme}")
+    page.goto("/account/password")  # where the key can be revoked with a new password
+    assert page.get_by_label("Révoquer aussi mes clés d'API").is_visible()
+    shot(page, f"password-revoke-keys-{viewport}-{theme}")
     assert not page.errors
