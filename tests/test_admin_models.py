@@ -266,7 +266,7 @@ def test_a_new_model_is_not_offered_until_the_admin_enables_it(app, engine, admi
     refused = user.post("/conversations", json={"model": "test-model"}, headers=JSON)
     assert refused.status_code == 409
     row = admin.get("/admin/models").get_data(as_text=True).split('data-model-id="test-model"')[1]
-    assert "data-new" in row.split("</tr>")[0] and "New: offered once you enable it" in row
+    assert "data-new" in row.split("</tr>")[0] and "New: not offered yet" in row
     admin.post("/admin/models/enabled", data={"model": "test-model", "enabled": "1"})
     assert offered(user) == ["tiny", "other", "test-model"]
 
