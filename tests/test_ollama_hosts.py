@@ -345,8 +345,13 @@ def test_no_output_a_user_or_key_holder_gets_names_an_engines_address(app, hosts
     got("host gone", send(user, conversation, "Encore"))
     got("host gone, api", api.post("/api/v1/generate", json={**chat, "model": ONLY_A}, headers=key))
     got("page after", user.get(f"/c/{conversation}"))
+    # What says a host is down, to a person, a script and a monitor.
+    got("models, host gone", user.get("/models"))
+    got("health, host gone", api.get("/api/v1/health", headers=key))
+    got("api models, host gone", api.get("/api/v1/models", headers=key))
+    got("healthz", app.test_client(use_cookies=False).get("/healthz"))
 
     assert '"done"' in outputs["chat stream"] or "event: done" in outputs["chat stream"]
-    assert len(outputs) >= 30
+    assert len(outputs) >= 34
     leaks = {label: address for label, body in outputs.items() for address in addresses if address in body}
     assert leaks == {}, f"an engine's address reached a user: {leaks}"
