@@ -11,6 +11,11 @@ import time
 from collections.abc import Callable
 
 from tests.conftest import sse_events
+from tests.patience import patience
+
+# Threads on a busy machine take their time: a wait for what must happen is long, and costs
+# nothing when it does (tests/patience.py).
+WAIT_SECONDS = patience(15.0)
 
 
 class StreamInThread:
@@ -23,7 +28,7 @@ class StreamInThread:
         self.opened = threading.Event()
         self.thread = threading.Thread(target=self._read, args=(open_stream, id_header))
         self.thread.start()
-        assert self.opened.wait(5)
+        assert self.opened.wait(WAIT_SECONDS)
 
     def _read(self, open_stream, id_header) -> None:
         response = open_stream()
@@ -33,12 +38,12 @@ class StreamInThread:
             self.body += chunk.decode() if isinstance(chunk, bytes) else chunk
 
     def wait_for_tokens(self, count: int) -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT_SECONDS
         while self.body.count("event: token") < count:
             assert time.monotonic() < deadline, self.body
             time.sleep(0.005)
 
-    def join(self, timeout: float = 5.0) -> list[tuple[str, dict]]:
+    def join(self, timeout: float = WAIT_SECONDS) -> list[tuple[str, dict]]:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the stream did not end"
         return sse_events(self.body)

@@ -78,7 +78,7 @@ def test_closing_every_page_leaves_the_answer_to_finish_and_be_stored(app, signe
     next(iter(response.response))
     response.close()
     live = live_answer(app, message_id)
-    assert live.ended.wait(5)
+    assert live.ended.wait(streams.WAIT_SECONDS)
     assert stored_answer(app, message_id).state == "complete"
 
 
@@ -102,7 +102,7 @@ def test_stop_reaches_an_answer_that_no_page_follows(app, signed_in, engine):
     next(iter(response.response))
     response.close()
     assert signed_in.post(f"/messages/{message_id}/stop", headers=JSON).json == {"stopped": True}
-    assert live_answer(app, message_id).ended.wait(3)
+    assert live_answer(app, message_id).ended.wait(streams.WAIT_SECONDS)
     assert stored_answer(app, message_id).state == "stopped"
 
 
@@ -149,7 +149,7 @@ def test_a_persons_fourth_page_closes_their_oldest_which_can_follow_again(app, s
     pages = [
         streams.StreamInThread(lambda: follow(signed_in, stream.id), "X-Message-Id") for _ in range(3)
     ]  # with the asking page: four
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + streams.WAIT_SECONDS
     while "event: closed" not in stream.body and time.monotonic() < deadline:
         time.sleep(0.02)
     name, data = stream.join()[-1]
@@ -179,7 +179,7 @@ def test_signing_out_ends_the_answers_being_written(app, signed_in, engine, auth
     stream.wait_for_tokens(1)
     message_id = stream.id
     auth.logout()
-    assert live_answer(app, message_id).ended.wait(3)
+    assert live_answer(app, message_id).ended.wait(streams.WAIT_SECONDS)
     answer = stored_answer(app, int(message_id))
     assert answer.state == "stopped" and "session has ended" in answer.error
 
@@ -195,7 +195,7 @@ def test_disabling_an_account_ends_its_answers(app, client, auth, engine):
 
         bob_id = db.session.scalar(sa.select(User.id).where(User.username == "bob"))
     client.post(f"/admin/users/{bob_id}/disable")
-    assert live_answer(app, stream.id).ended.wait(3)
+    assert live_answer(app, stream.id).ended.wait(streams.WAIT_SECONDS)
     assert stored_answer(app, int(stream.id)).state == "stopped"
 
 
@@ -208,7 +208,7 @@ def test_an_answer_the_admin_stops_tells_its_author_why_in_the_authors_language(
     stream.wait_for_tokens(1)
     live = live_answer(app, stream.id)
     assert client.post(f"/admin/answers/{live.id}/stop").status_code == 302
-    assert live.ended.wait(3)
+    assert live.ended.wait(streams.WAIT_SECONDS)
     answer = stored_answer(app, int(stream.id))
     assert answer.state == "stopped" and answer.error == "Arrêtée par l’administrateur."
     stream.join()
@@ -268,7 +268,7 @@ def test_a_save_the_storage_refuses_is_told_and_the_answer_is_stored_once_it_can
     assert "could not be saved" in data["message"] and "0 characters of it are stored" in data["message"]
     assert stored_answer(app, int(stream.id)).state == "generating"  # the storage still refuses
     full.clear()  # space again: the keeper stores the ending at its next try
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + streams.WAIT_SECONDS
     while stored_answer(app, int(stream.id)).state == "generating" and time.monotonic() < deadline:
         time.sleep(0.1)
     answer = stored_answer(app, int(stream.id))
@@ -300,7 +300,7 @@ def test_the_admin_may_have_answers_nobody_follows_cancelled_after_a_while(app, 
     message_id = int(response.headers["X-Message-Id"])
     next(iter(response.response))
     response.close()  # nobody follows it any more
-    assert live_answer(app, message_id).ended.wait(6)
+    assert live_answer(app, message_id).ended.wait(streams.WAIT_SECONDS)
     answer = stored_answer(app, message_id)
     assert answer.state == "disconnected" and "Nobody followed this answer" in answer.error
 

@@ -271,7 +271,7 @@ def test_second_message_while_an_answer_streams_is_refused(signed_in, engine):
 
 
 def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
-    slow_answer(engine, 200)
+    slow_answer(engine, 1000)  # 20 s if Stop did nothing: far from the 3 s allowed, however busy
     conversation_id = new_conversation(signed_in)
     stream = StreamInThread(signed_in, conversation_id, "raconte")
     stream.wait_for_tokens(5)
@@ -286,7 +286,7 @@ def test_stop_keeps_the_partial_answer_marked_stopped(app, signed_in, engine):
     answer = stored_answer(app, stream.id)
     assert answer.state == "stopped"
     assert answer.content.startswith(" mot0 mot1 mot2 mot3 mot4")
-    assert len(answer.content.split()) < 200
+    assert len(answer.content.split()) < 1000
 
 
 def test_closing_the_page_does_not_end_the_answer(app, signed_in, engine):

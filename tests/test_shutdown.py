@@ -17,6 +17,7 @@ from app.models import BenchmarkRun, Message
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD, sse_events
+from tests.patience import patience
 from tests.test_chat_web import StreamInThread, new_conversation, send, slow_answer, stored_answer
 
 EXIT_SECONDS = 10.0  # the promise: out within this after SIGTERM
@@ -78,7 +79,8 @@ def test_an_answer_left_generating_is_marked_interrupted_by_the_safety_net(
     shutdown._interrupt_answers()
     elapsed = time.monotonic() - shutdown.began
     print(f"gave up waiting for the unsaved answer after {elapsed:.3f} s")
-    assert elapsed < 1.0, "the wait for the answers is bounded"
+    # Bounded by the 0.3 s set (3x, and the saves after it on a busy machine), not the 6 s default.
+    assert elapsed < 3.0, "the wait for the answers is bounded"
     answer = stored_answer(app, message_id)
     assert answer.state == "interrupted" and answer.content == "Bonjour le monde."
 
@@ -97,7 +99,7 @@ def test_shutdown_marks_a_running_benchmark_interrupted_before_the_server_exits(
     monkeypatch.setattr(BenchmarkRunner, "_end", slow_end)
     form = {"models": ["tiny"], "suite": "rapide", "repetitions": "1", "start": "cold", "thinking": "default"}
     run_url = client.post("/admin/benchmarks", data=form).headers["Location"]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + patience(30)  # however long a busy machine takes to start it
     while time.monotonic() < deadline:
         current = client.get(f"{run_url}/progress").json["current"] or {}
         if current.get("phase") == "answering" and current.get("tokens", 0) >= 5:
