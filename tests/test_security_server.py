@@ -382,3 +382,17 @@ def test_one_address_holds_at_most_its_cap_of_connections_unless_behind_a_proxy(
             for sock in held:
                 sock.close()
     assert answered == kept
+
+
+def test_a_lone_surrogate_or_a_huge_id_gets_a_json_4xx_from_the_real_server(alice):
+    conversation_id = alice.create_conversation()
+    surrogate = alice.session.post(
+        alice.url(f"/conversations/{conversation_id}/rename"),
+        data=b'{"title": "\\ud800"}',
+        headers={**JSON, "Content-Type": "application/json", "X-CSRFToken": alice.csrf_token},
+    )
+    assert surrogate.status_code == 400 and "invalid character" in surrogate.json()["error"]
+    huge = alice.session.get(alice.url(f"/conversations/{2**64}/messages"), headers=JSON)
+    assert huge.status_code == 404 and huge.json()["status"] == 404
+    api = requests.get(alice.url(f"/api/v1/conversations/{2**63}"), timeout=30)  # no Accept header
+    assert api.status_code in (401, 404) and api.json()["error"]
