@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.metrics.sampler import CpuShares
 from app.models import Generation
+from tests.patience import patience
 from tests.test_chat_web import JSON, new_conversation, send, slow_answer
 
 
@@ -39,11 +40,13 @@ def test_answers_written_together_share_the_engines_cpu_by_the_tokens_each_proce
     before = sum(psutil.Process().cpu_times()[:2])
     meter.begin("three", "pool", lambda: [psutil.Process()])
     meter.begin("one", "pool", lambda: [psutil.Process()])
-    for _ in range(8):  # three tokens for one answer, one for the other, every step
+    # Three tokens for one answer, one for the other, at every step of 10 ms of CPU, as an engine
+    # reports them while it works: whenever the samples fall (a busy machine delays them, and
+    # stretches the steps), each one splits CPU spent while tokens in that proportion were made.
+    for _ in range(80):
         meter.work("three", 3)
         meter.work("one", 1)
-        burn(0.1)
-        time.sleep(0.12)  # a sample in between: the work reported is that step's
+        burn(0.01)
     three, one = meter.end("three"), meter.end("one")
     spent = sum(psutil.Process().cpu_times()[:2]) - before
     shares = three["process_cpu_seconds"], one["process_cpu_seconds"]
@@ -79,15 +82,15 @@ def test_each_answer_leaves_one_record_with_its_figures(app, signed_in):
 
 
 def test_a_stopped_answer_is_recorded_as_stopped(app, signed_in, engine):
-    slow_answer(engine, 200)
+    slow_answer(engine, 1000)  # 20 s: stopped long before its end, however busy the machine
     conversation_id = new_conversation(signed_in)
     stream = threading.Thread(target=lambda: send(signed_in, conversation_id, "long").get_data())
     stream.start()
-    engine.started.wait(2)
-    time.sleep(0.1)
+    assert engine.started.wait(patience(5))
     message_id = signed_in.get(f"/conversations/{conversation_id}/messages").json["messages"][-1]["id"]
     signed_in.post(f"/messages/{message_id}/stop", headers=JSON)
-    stream.join(5)
+    stream.join(patience(15))
+    assert not stream.is_alive(), "Stop ended the answer"
     assert [r.outcome for r in records(app)] == ["stopped"]
 
 
