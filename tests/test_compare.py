@@ -240,3 +240,54 @@ def test_the_plan_for_three_models_says_each_answer_waits_for_the_one_before(sig
     response = signed_in.get("/compare/plan?a=tiny&b=other&c=tiny")
     assert response.json["together"] is False
     assert "each answer starts when the one before it ends" in response.json["message"]
+
+
+def test_comparison_answers_asked_at_the_same_instant_get_four_places_at_most(
+    app, signed_in, engine, monkeypatch
+):
+    """The bound of four is decided with the place taken: answers asked together while one runs
+    cannot all pass the count before any is started (each would then escape the person's bound)."""
+    import threading
+
+    from app import answers as pipeline
+    from tests.patience import patience
+
+    slow_answer(engine, 500)
+    running = StreamInThread(signed_in, "tiny")
+    gate, arrived, statuses, opened = threading.Event(), [], [], []
+    real_place = pipeline.place
+
+    def place_after_the_others(*args, **kwargs):  # every request past its count before any starts
+        arrived.append(1)
+        gate.wait(patience(15.0))
+        return real_place(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "place", place_after_the_others)
+
+    def ask_and_keep():
+        response = ask(signed_in, "other")
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            opened.append(response.headers["X-Compare-Id"])
+            b"".join(response.response)
+
+    threads = [threading.Thread(target=ask_and_keep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + patience(15.0)
+    while len(arrived) + statuses.count(429) < 4:
+        assert time.monotonic() < deadline, (arrived, statuses)
+        time.sleep(0.01)
+    gate.set()
+    try:
+        deadline = time.monotonic() + patience(15.0)
+        while len(statuses) < 4:
+            assert time.monotonic() < deadline, statuses
+            time.sleep(0.01)
+        assert sorted(statuses) == [200, 200, 200, 429]
+    finally:
+        for answer_id in [running.id, *opened]:
+            signed_in.post(f"/compare/answers/{answer_id}/stop", headers=JSON)
+        running.join()
+        for thread in threads:
+            thread.join(patience(15.0))

@@ -61,7 +61,10 @@ def answer():
     entry = offered_or_refused(field("model"), 400)
     # Never closed for a newer page: it could not be followed again.
     with stream_place(current_user.id, resumable=False) as ticket:
-        with answers.place(current_user.id, capped=services.capped(current_user.id)) as held:
+        with (
+            services.comparison_place(current_user.id) as capped,
+            answers.place(current_user.id, capped=capped) as held,
+        ):
             asking = Asking(
                 user_id=current_user.id,
                 entry=entry,

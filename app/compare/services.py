@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
@@ -23,6 +26,8 @@ COMPARED_MODELS = 4  # at most in one comparison, as /api/v1/compare allows
 
 # This process's comparison answers, forgotten with them: what a person is comparing now.
 _comparing: weakref.WeakSet = weakref.WeakSet()
+# Answers past the count and not yet remembered, by person.
+_being_started: Counter[int] = Counter()
 _lock = threading.Lock()
 
 
@@ -32,24 +37,38 @@ class Plan:
     message: str
 
 
-def comparing(user_id: int) -> int:
-    """How many of the person's comparison answers are still being written (or waiting)."""
+def _comparing_now(user_id: int) -> int:
+    """How many of the person's comparison answers are being written, waiting or started."""
+    started = sum(1 for live in _comparing if live.user_id == user_id and not live.ended.is_set())
+    return started + _being_started[user_id]
+
+
+@contextmanager
+def comparison_place(user_id: int) -> Iterator[bool]:
+    """A place among the person's comparison answers (COMPARED_MODELS at most), held from the
+    count until the answer is `remember`ed, so that answers asked at the same instant cannot all
+    pass the count; yields whether this answer counts against the person's bound of answers at
+    once: the first of a comparison does, the others of the same comparison do not, as for
+    /api/v1/compare; a comparison answer of theirs still running marks the same one."""
     with _lock:
-        return sum(1 for live in _comparing if live.user_id == user_id and not live.ended.is_set())
-
-
-def capped(user_id: int) -> bool:
-    """Whether this answer counts against the person's bound of answers at once: the first of a
-    comparison does, the others of the same comparison (up to COMPARED_MODELS in all) do not,
-    as for /api/v1/compare; a comparison answer of theirs still running marks the same one."""
-    running = comparing(user_id)
-    if running >= COMPARED_MODELS:
-        raise Refused(
-            429,
-            _("A comparison has %(max)d models at most: wait for its answers to end.", max=COMPARED_MODELS),
-            retry_after=10,
-        )
-    return running == 0
+        running = _comparing_now(user_id)
+        if running >= COMPARED_MODELS:
+            raise Refused(
+                429,
+                _(
+                    "A comparison has %(max)d models at most: wait for its answers to end.",
+                    max=COMPARED_MODELS,
+                ),
+                retry_after=10,
+            )
+        _being_started[user_id] += 1
+    try:
+        yield running == 0
+    finally:
+        with _lock:
+            _being_started[user_id] -= 1
+            if not _being_started[user_id]:
+                del _being_started[user_id]
 
 
 def remember(live) -> None:
