@@ -113,6 +113,7 @@ class _PoolMeter:
         elapsed = max(now - self._last_at, 1e-6)
         busy, total = _machine_busy()
         machine = 100 * (busy - self._last_machine[0]) / max(total - self._last_machine[1], 1e-6)
+        machine = min(100.0, machine)  # a machine busy throughout came out at 100.00000000727596 %
         self._last_machine, self._last_at = (busy, total), now
         if processes is None:  # elsewhere: nothing here to measure
             return
