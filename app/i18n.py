@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import cache
+from urllib.parse import unquote
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_login import current_user
@@ -28,7 +29,8 @@ def select_timezone() -> str | None:
     None (the configured default, UTC) when unknown or not a zone this server knows."""
     if not has_request_context():
         return None
-    name = request.cookies.get(TIMEZONE_COOKIE, "")
+    # app.js writes it with encodeURIComponent ("Europe%2FParis"); cookies are not decoded.
+    name = unquote(request.cookies.get(TIMEZONE_COOKIE, ""))
     return name if name in _known_zones() else None
 
 

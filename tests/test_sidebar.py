@@ -69,6 +69,16 @@ def test_the_sidebar_dates_a_conversation_in_the_time_zone_the_browser_gives(app
     assert sidebar(signed_in) == [("Hier", ["Tard le soir"])]
 
 
+def test_the_time_zone_counts_as_the_browser_writes_its_cookie_percent_encoded(app, signed_in, monkeypatch):
+    """app.js writes the zone with encodeURIComponent ("Europe%2FParis"), which the server reads as is."""
+    from urllib.parse import quote
+
+    monkeypatch.setattr(routes, "utcnow", lambda: datetime(2026, 12, 7, 1, 0))  # 02:00 in Paris
+    last_written(app, new_conversation(signed_in, "Tard le soir"), datetime(2026, 12, 6, 23, 30))
+    signed_in.set_cookie("tz", quote("Europe/Paris", safe=""))  # encodeURIComponent's "Europe%2FParis"
+    assert sidebar(signed_in) == [("Aujourd'hui", ["Tard le soir"])]  # 00:30 in Paris
+
+
 def test_a_pinned_conversation_stays_on_top_under_its_heading_until_unpinned(app, signed_in):
     older = new_conversation(signed_in, "Notes de projet")
     last_written(app, older, utcnow() - timedelta(days=40))
