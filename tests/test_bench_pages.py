@@ -19,6 +19,7 @@ from app.llm.types import Final, GenerationStats, Phase, Text, Thinking
 from app.models import BenchmarkResult, BenchmarkRun
 from tests.conftest import PASSWORD
 from tests.fakes import ScriptedEngine
+from tests.patience import patience
 
 SNAKE = """Voici le jeu :
 
@@ -129,7 +130,11 @@ def start(client, **fields):
     return client.post("/admin/benchmarks", data=data)
 
 
-def wait_for_end(app, timeout=20.0):
+# A wait on the benchmark's thread: long, as a busy machine may need, and free when it is not.
+WAIT_SECONDS = patience(20.0)
+
+
+def wait_for_end(app, timeout=WAIT_SECONDS):
     assert app.extensions["bench"].idle.wait(timeout), "the benchmark did not end"
 
 
@@ -195,7 +200,7 @@ def test_a_cold_start_unloads_the_model_before_each_answer(app, admin, engine):
     assert engine.unloaded == ["tiny"] * 4
 
 
-def wait_for_progress(client, run_id, ready, timeout=5.0) -> dict:
+def wait_for_progress(client, run_id, ready, timeout=WAIT_SECONDS) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         progress = client.get(f"/admin/benchmarks/runs/{run_id}/progress").get_json()
@@ -246,10 +251,15 @@ def test_a_colleague_chatting_takes_turns_with_the_benchmark(app, admin, engine)
 
     asking = threading.Thread(target=ask)
     asking.start()
-    time.sleep(0.3)  # the colleague's answer is queued behind the benchmark's first answer
-    assert not answers
+    # The colleague's answer is queued behind the benchmark's first answer (waited for: a busy
+    # machine's thread may take longer than any fixed pause to get there).
+    waiting = app.extensions["llm"].scheduler._waiting
+    deadline = time.monotonic() + patience(10)
+    while not waiting and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert waiting and not answers
     engine.passes.release()  # the benchmark's first answer ends: the colleague's turn comes next
-    asking.join(5)
+    asking.join(patience(10))
     assert answers and "event: done" in answers[0]
     # The benchmark stores its first result in its own thread, maybe after the colleague's end.
     assert wait_for_progress(admin, run_id, lambda p: p["done"] >= 1)["done"] == 1
