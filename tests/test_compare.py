@@ -252,7 +252,7 @@ def test_comparison_answers_asked_at_the_same_instant_get_four_places_at_most(
     from app import answers as pipeline
     from tests.patience import patience
 
-    slow_answer(engine, 500)
+    slow_answer(engine, 5000)  # writing until stopped, however slow the machine
     running = StreamInThread(signed_in, "tiny")
     gate, arrived, statuses, opened = threading.Event(), [], [], []
     real_place = pipeline.place
