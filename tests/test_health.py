@@ -37,3 +37,22 @@ def test_healthz_answers_503_when_the_database_fails(app, client, tmp_path):
 
 def test_the_detailed_health_still_needs_an_api_key(client):
     assert client.get("/api/v1/health").status_code == 401
+
+
+def test_healthz_does_not_run_a_failing_llama_server_on_every_request(app, client, tmp_path, monkeypatch):
+    """A llama-server whose `--version` hangs (or cannot start): the failure is kept a while, so
+    anonymous /healthz calls cannot make the server start one process each."""
+    from app.llm.engines import llamaserver
+    from app.llm.engines.llamaserver import LlamaServerEngine
+
+    runs = tmp_path / "runs"
+    binary = tmp_path / "llama-server"
+    binary.write_text(f"#!/bin/sh\necho run >> {runs}\nexec sleep 30\n")
+    binary.chmod(0o755)
+    monkeypatch.setattr(llamaserver, "VERSION_TIMEOUT", 0.5)  # the hang ends quickly in a test
+    broken = LlamaServerEngine(tmp_path / "models", binary, tmp_path / "run")
+    monkeypatch.setattr(app.extensions["llm"].catalogue, "engines", [broken])
+
+    answers = [client.get("/healthz").status_code for _ in range(2)]
+
+    assert answers == [503, 503] and runs.read_text().splitlines() == ["run"]

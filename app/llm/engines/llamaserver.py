@@ -73,6 +73,10 @@ ERROR_READ_BYTES = 64 * 1024  # of an error reply: its message is at the start
 # take together: beyond, fewer slots.
 MEMORY_SHARE = 0.8
 STOP_REASONS = {"eos": "stop", "word": "stop", "limit": "length"}
+VERSION_TIMEOUT = 10.0  # seconds `llama-server --version` may take
+# After `--version` failed, the failure is reported this long before the binary is run again:
+# anyone may ask /healthz, which must not start a process per request.
+VERSION_RETRY = 60.0
 
 
 class LlamaServerEngine:
@@ -104,6 +108,8 @@ class LlamaServerEngine:
         self.memory_bytes = memory_bytes or psutil.virtual_memory().total
         self.servers = Servers(binary, run_dir, load_timeout=load_timeout, max_loaded=max_loaded)
         self._version: str | None = None
+        self._version_failure: tuple[float, EngineStatus] | None = None  # (time.monotonic(), status)
+        self._version_lock = threading.Lock()  # one `--version` at a time; the others wait for it
 
     # -- catalogue -------------------------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
@@ -135,22 +141,29 @@ class LlamaServerEngine:
     def status(self) -> EngineStatus:
         if not self.binary.is_file():
             return EngineStatus(self.name, False, detail=f"llama-server not found at {self.binary}")
-        if self._version is None:
-            try:
-                done = subprocess.run(
-                    [str(self.binary), "--version"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    env={"LD_LIBRARY_PATH": str(self.binary.parent)},
-                )
-                line = next(
-                    (ln for ln in done.stdout.splitlines() + done.stderr.splitlines() if "version" in ln), ""
-                )
-                self._version = line.removeprefix("version:").strip()
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return EngineStatus(self.name, False, detail=f"{self.binary}: {exc}")
+        with self._version_lock:
+            if self._version is None:
+                failed = self._version_failure
+                if failed and time.monotonic() < failed[0] + VERSION_RETRY:
+                    return failed[1]
+                try:
+                    self._version = self._read_version()
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    status = EngineStatus(self.name, False, detail=f"{self.binary}: {exc}")
+                    self._version_failure = (time.monotonic(), status)
+                    return status
         return EngineStatus(self.name, True, version=self._version)
+
+    def _read_version(self) -> str:
+        done = subprocess.run(
+            [str(self.binary), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT,
+            env={"LD_LIBRARY_PATH": str(self.binary.parent)},
+        )
+        line = next((ln for ln in done.stdout.splitlines() + done.stderr.splitlines() if "version" in ln), "")
+        return line.removeprefix("version:").strip()
 
     def processes(self, model_id: str = "") -> list:
         server = self.servers.running().get(model_id)
