@@ -9,6 +9,7 @@ import pytest
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD
+from tests.patience import patience
 
 pytestmark = pytest.mark.model
 
@@ -34,13 +35,26 @@ def user(server) -> ChatClient:
     return client
 
 
-def wait_for_state(client: ChatClient, conversation_id: int, message_id: int, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
+def wait_for_state(
+    client: ChatClient, conversation_id: int, message_id: int, timeout: float = 5.0, moved=None
+) -> dict:
+    """The message once it is no longer being written, or as it stands after `timeout` seconds.
+    With `moved` (what changes while the work goes on, from the message), `timeout` is how long
+    that may stand still: a real model's answer is waited for as long as it moves, however slow
+    the machine (tests/patience.py)."""
+    deadline, last = time.monotonic() + timeout, None
     while True:
         message = next(m for m in client.messages(conversation_id) if m["id"] == message_id)
+        if moved is not None and (now := moved(message)) != last:
+            deadline, last = time.monotonic() + timeout, now
         if message["state"] != "generating" or time.monotonic() > deadline:
             return message
         time.sleep(0.1)
+
+
+def written(message: dict) -> int:
+    """What moves while an answer is written: its stored length (saved every few seconds)."""
+    return len(message["content"])
 
 
 def test_real_model_streams_tokens_one_by_one_and_what_streamed_is_stored(user):
@@ -82,7 +96,7 @@ def test_closing_the_connection_mid_answer_leaves_the_answer_to_finish(user):
         if len(answer.tokens) >= 5:
             break
     stream.close()  # the browser tab goes away
-    stored = wait_for_state(user, conversation_id, answer.message_id, timeout=60)
+    stored = wait_for_state(user, conversation_id, answer.message_id, timeout=patience(60), moved=written)
     assert stored["state"] == "complete"
     assert stored["content"].startswith(answer.text)
     assert stored["stats"]["finish_reason"] in ("stop", "length")

@@ -14,7 +14,8 @@ import pytest
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD
-from tests.test_end_to_end import wait_for_state
+from tests.patience import patience
+from tests.test_end_to_end import wait_for_state, written
 
 pytestmark = pytest.mark.model
 LONG = "Write a very long story about a dragon, a knight and a lighthouse keeper."
@@ -92,7 +93,8 @@ def test_a_closed_tab_leaves_the_answer_to_be_written_and_stored_whole(server, u
     user = users[0]
     stream, answer = started_answer(user)
     stream.close()  # the tab goes away
-    stored = wait_for_state(user, answer_conversation(user, answer), answer.message_id, timeout=60)
+    conversation_id = answer_conversation(user, answer)
+    stored = wait_for_state(user, conversation_id, answer.message_id, timeout=patience(60), moved=written)
     assert stored["state"] == "complete"
     assert stored["content"].startswith(answer.text) and len(stored["content"]) > len(answer.text)
 
@@ -105,7 +107,15 @@ def test_a_tab_closed_while_waiting_in_the_queue_keeps_its_place(server, users):
     queued = next(e for e in stream if e.name == "status")
     assert queued.data == {"phase": "queued", "position": 1}
     stream.close()  # gone while it waits for a seat
-    stored = wait_for_state(ben, answer_conversation(ben, waiting), waiting.message_id, timeout=60)
+    # It waits for the holders' answers (400 tokens each, as long as this machine takes): waited
+    # for as long as they or it move.
+    holding = [c["id"] for c in ana.session.get(ana.url("/conversations")).json()["conversations"][:2]]
+
+    def moved(message: dict) -> tuple:
+        return written(message), [written(ana.messages(c)[-1]) for c in holding]
+
+    conversation_id = answer_conversation(ben, waiting)
+    stored = wait_for_state(ben, conversation_id, waiting.message_id, timeout=patience(60), moved=moved)
     assert stored["state"] == "complete" and stored["content"]
     for holder, answer in holders:
         ana.post_json(f"/messages/{answer.message_id}/stop", {})
