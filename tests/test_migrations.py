@@ -139,7 +139,7 @@ def test_the_migrations_match_the_models(database_url):
 @pytest.mark.database
 def test_upgrading_keeps_each_models_state_and_only_models_new_since_wait_for_the_admin(empty_database_url):
     """Before display names, a model without settings was offered: the models the database knows
-    stay offered, a disabled one stays disabled; a model never seen before waits for the admin."""
+    stay offered, a disabled one stays disabled; a model new since the upgrade waits for the admin."""
     from app.admin.services import load_preferences
     from app.llm import LLMServices
     from app.llm.catalogue import Catalogue
@@ -150,7 +150,7 @@ def test_upgrading_keeps_each_models_state_and_only_models_new_since_wait_for_th
         SQLALCHEMY_DATABASE_URI = empty_database_url
         NEW_MODELS_ENABLED = False
 
-    engine = ScriptedEngine(model_ids=("tiny", "used", "switched-off", "never-seen"))
+    engine = ScriptedEngine(model_ids=("tiny", "used", "switched-off"))
     catalogue = Catalogue([engine], "tiny", load_preferences)
     app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
@@ -177,9 +177,102 @@ def test_upgrading_keeps_each_models_state_and_only_models_new_since_wait_for_th
                 )
             )
         flask_migrate.upgrade()
+        catalogue.entries()  # the first listing since the upgrade
+        engine.model_ids += ("never-seen",)
         offered = {entry.id: entry.offered for entry in catalogue.entries()}
         db.engine.dispose()
     assert offered == {"tiny": True, "used": True, "switched-off": False, "never-seen": False}
+
+
+@pytest.mark.database
+def test_upgrading_keeps_offering_a_model_an_ollama_host_lists_that_nobody_used(empty_database_url, standin):
+    """Before display names, every model a host listed was offered, used or not: after the
+    upgrade it still is, and stays so once listed (its settings stored); a model the host gets
+    after that first listing is new and waits for the admin. The migration cannot ask the host."""
+    from dataclasses import replace
+
+    from app.admin.services import load_preferences
+    from app.llm import LLMServices
+    from app.llm.catalogue import Catalogue
+    from app.llm.engines.ollama import OllamaEngine
+    from app.llm.scheduler import Scheduler
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = empty_database_url
+        NEW_MODELS_ENABLED = False
+
+    host = OllamaEngine(standin.url, list_ttl=0)  # every listing asks the host
+    catalogue = Catalogue([host], "tiny", load_preferences)
+    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
+    with app.app_context():
+        flask_migrate.upgrade(revision="c16a00000001")  # the revision before
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
+                    "session_token, disabled, pending, language, theme) "
+                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
+                )
+            )
+        flask_migrate.upgrade()
+        first_listing = [entry.id for entry in catalogue.offered()]
+        db.session.remove()
+        standin.models["qwen3:0.6b"] = replace(standin.models["deepseek-r1:1.5b"])  # the host gets a model
+        later = {entry.id: entry.offered for entry in catalogue.entries()}
+        db.session.remove()
+        db.engine.dispose()
+    assert first_listing == ["smollm2:135m", "deepseek-r1:1.5b"]
+    assert later == {"smollm2:135m": True, "deepseek-r1:1.5b": True, "qwen3:0.6b": False}
+
+
+@pytest.mark.database
+def test_upgrading_keeps_offering_the_models_of_a_host_that_was_down_at_the_first_listing(
+    empty_database_url, standin
+):
+    """Only a listing every host answered settles which models stay offered: a host down then
+    keeps its models offered when it comes back."""
+    from dataclasses import replace
+
+    from app.admin.services import load_preferences
+    from app.llm import LLMServices
+    from app.llm.catalogue import Catalogue
+    from app.llm.engines.ollama import OllamaEngine
+    from app.llm.scheduler import Scheduler
+    from tests.ollama_server import OllamaStandIn
+
+    class Config(TestConfig):
+        SQLALCHEMY_DATABASE_URI = empty_database_url
+        NEW_MODELS_ENABLED = False
+
+    second = OllamaStandIn().start()
+    second.models = {"mistral:7b": replace(second.models["deepseek-r1:1.5b"])}
+    second.stop()  # down during the first listing
+    hosts = [OllamaEngine(h.url, list_ttl=0, retry_seconds=0, connect_timeout=1.0) for h in (standin, second)]
+    catalogue = Catalogue(hosts, "tiny", load_preferences)
+    app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
+    with app.app_context():
+        flask_migrate.upgrade(revision="c16a00000001")  # the revision before
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
+                    "session_token, disabled, pending, language, theme) "
+                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
+                )
+            )
+        flask_migrate.upgrade()
+        catalogue.entries()  # the first listing: the second host does not answer
+        db.session.remove()
+        second.start(second.port)
+        try:
+            catalogue.entries()  # every host answers
+            db.session.remove()
+            offered = {entry.id: entry.offered for entry in catalogue.entries()}
+        finally:
+            second.stop()
+            db.session.remove()
+            db.engine.dispose()
+    assert offered == {"smollm2:135m": True, "deepseek-r1:1.5b": True, "mistral:7b": True}
 
 
 @pytest.mark.database

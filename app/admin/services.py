@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import sqlalchemy as sa
 from flask import current_app
@@ -13,8 +14,15 @@ from app.models import ModelSetting, SiteSetting
 
 DEFAULT_MODEL_KEY = "default_model"
 PROMPT_CACHE_KEY = "prompt_cache"  # "off" switches the engines' prompt cache off
+# Stored by the upgrade that made new models wait for the admin, on a database in use (migration
+# c16a00000002): before it, every model listed was offered, and the engines' models are out of a
+# migration's sight. While it is stored, a model without settings is offered; the first listing
+# every engine answers stores each listed model's settings, enabled, and removes it.
+KEEP_LISTED_KEY = "keep_listed_models"
 # ModelSetting's columns the admin edits: one per field of ModelPreferences, same names.
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelPreferences))
+
+log = logging.getLogger(__name__)
 
 
 def load_preferences() -> Preferences:
@@ -23,14 +31,44 @@ def load_preferences() -> Preferences:
     site = {
         row.key: row.value
         for row in db.session.scalars(
-            sa.select(SiteSetting).where(SiteSetting.key.in_((DEFAULT_MODEL_KEY, PROMPT_CACHE_KEY)))
+            sa.select(SiteSetting).where(
+                SiteSetting.key.in_((DEFAULT_MODEL_KEY, PROMPT_CACHE_KEY, KEEP_LISTED_KEY))
+            )
         )
     }
+    keep_listed = KEEP_LISTED_KEY in site
     return Preferences(
         default_model=site.get(DEFAULT_MODEL_KEY, ""),
         models={row.model_id: _preferences_of(row) for row in rows},
         prompt_cache=site.get(PROMPT_CACHE_KEY) != "off",
-        new_models_enabled=current_app.config["NEW_MODELS_ENABLED"],
+        new_models_enabled=current_app.config["NEW_MODELS_ENABLED"] or keep_listed,
+        keep_listed_models=keep_listed_models if keep_listed else None,
+    )
+
+
+def keep_listed_models(model_ids: list[str]) -> None:
+    """The first listing every engine answered since the upgrade: the models it names stay
+    offered (their settings stored, enabled); a model listed from now on is new.
+
+    In a transaction of its own, committed at once: the request that listed the models may be
+    in the middle of its own. Two requests at once: the one that removes the setting stores the
+    rows, the other finds it gone. A failure leaves the setting for the next listing."""
+    site, settings = SiteSetting.__table__, ModelSetting.__table__
+    try:
+        with db.engine.begin() as connection:
+            if not connection.execute(sa.delete(site).where(site.c.key == KEEP_LISTED_KEY)).rowcount:
+                return
+            stored = set(connection.scalars(sa.select(settings.c.model_id)))
+            rows = [{"model_id": m, "enabled": True} for m in model_ids if m not in stored and len(m) <= 200]
+            if rows:
+                connection.execute(sa.insert(settings), rows)
+    except sa.exc.SQLAlchemyError:
+        log.warning(
+            "the models listed could not be kept offered; tried again at the next listing", exc_info=True
+        )
+        return
+    log.info(
+        "models kept offered after the upgrade: %s", ", ".join(row["model_id"] for row in rows) or "none"
     )
 
 

@@ -7,6 +7,10 @@ next message without a restart.
 A model the admin has never decided about (no settings stored) is new: it is offered only when
 the configuration says new models are (NEW_MODELS_ENABLED), unless it is shipped with the app or
 is the configured default model, so that a fresh server answers at once.
+
+The admin's layer may also ask to hear of the next listing every engine answered
+(`Preferences.keep_listed_models`): a database upgraded from before new models waited for the
+admin keeps offering the models the engines list, which only a listing can name.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class Preferences:
     # A model with no settings stored is offered at once (True), or once the admin enables it.
     # The server passes NEW_MODELS_ENABLED; without a database (engine tests) every model is.
     new_models_enabled: bool = True
+    # Called with every model id found, by the next listing every engine answered; None: not wanted.
+    keep_listed_models: Callable[[list[str]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +119,11 @@ class Catalogue:
         """Every model found, once each, in engine order (see `served`). A model on several
         hosts is described by the first that can serve it, and names all of them."""
         preferences = self.preferences()
+        served = self.served()
+        if preferences.keep_listed_models is not None and all(_answered(e) for e in self.engines):
+            preferences.keep_listed_models(list(served))
         entries = []
-        for model_id, serving in self.served().items():
+        for model_id, serving in served.items():
             info = _described(serving)
             prefs = preferences.models.get(model_id)
             if prefs is None:
@@ -213,6 +222,12 @@ def display_name(model_id: str, names: Mapping[str, str]) -> str:
     """The name users read for a model id: the catalogue's (`names`), else one made from the id
     (a model no longer found keeps a readable label in its conversations)."""
     return names.get(model_id) or readable_name(model_id)
+
+
+def _answered(engine: Engine) -> bool:
+    """Whether the engine's models are its own last answer, not what it listed before it failed
+    (a remote host); a local engine reads its folder, which always answers."""
+    return getattr(engine, "answered", True)
 
 
 def _interchangeable(engine: Engine) -> bool:

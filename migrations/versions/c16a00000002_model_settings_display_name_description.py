@@ -12,6 +12,12 @@ says (off by default). Before, such a model was offered: every model this databa
 conversation, a message, a measurement, a benchmark or a preset names, or the admin's default)
 gets its settings stored, enabled, so the models people use keep being offered after the upgrade.
 A row already stored keeps its state.
+
+A model an engine lists that the database never named (on an Ollama host, say, and not used yet)
+was offered too, but the engines are out of a migration's sight: on a database in use (it has an
+account), the site setting KEEP_LISTED_KEY asks the server to keep offering every model it lists
+until every engine has answered a listing, and then to store those models' settings, enabled
+(app/admin/services.py). A fresh database gets no such setting: its new models wait for the admin.
 """
 from datetime import datetime, timezone
 
@@ -24,6 +30,9 @@ revision = 'c16a00000002'
 down_revision = 'c16a00000001'
 branch_labels = None
 depends_on = None
+
+# The site setting read by app/admin/services.py (KEEP_LISTED_KEY there).
+KEEP_LISTED_KEY = 'keep_listed_models'
 
 # (table, column) naming a model id.
 MODEL_COLUMNS = (
@@ -67,9 +76,18 @@ def upgrade():
     if rows:
         op.bulk_insert(model_setting, rows)
 
+    in_use = connection.execute(sa.text('SELECT 1 FROM "user" LIMIT 1')).first() is not None
+    setting_stored = connection.execute(
+        sa.text('SELECT 1 FROM site_setting WHERE key = :key'), {'key': KEEP_LISTED_KEY}
+    ).first()
+    if in_use and setting_stored is None:
+        site_setting = sa.table('site_setting', sa.column('key', sa.String), sa.column('value', sa.Text))
+        op.bulk_insert(site_setting, [{'key': KEEP_LISTED_KEY, 'value': 'on'}])
+
 
 def downgrade():
     # The rows stored for known models stay: enabled, as a model without settings was before.
+    op.execute(sa.text('DELETE FROM site_setting WHERE key = :key').bindparams(key=KEEP_LISTED_KEY))
     with op.batch_alter_table('model_setting', schema=None) as batch_op:
         batch_op.drop_column('description')
         batch_op.drop_column('display_name')

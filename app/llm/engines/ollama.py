@@ -196,6 +196,12 @@ class OllamaEngine:
         with self._lock:
             self._mark_down(detail)
 
+    @property
+    def answered(self) -> bool:
+        """Whether the host answered its last listing (the catalogue's models are then its own)."""
+        with self._lock:
+            return self._status.reachable
+
     def status(self) -> EngineStatus:
         models = self.list_models()
         with self._lock:
