@@ -18,6 +18,7 @@ import pytest
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
 from tests.conftest import PASSWORD
+from tests.patience import patience
 
 pytestmark = pytest.mark.model
 PROMPTS = (
@@ -77,19 +78,33 @@ def recorded(server, message_id: int, timeout: float = 5.0) -> sqlite3.Row:
         time.sleep(0.05)
 
 
-def agrees(name: str, recorded_value: float, measured: float) -> bool:
-    allowed = max(SHARE * measured, FLOOR)
+def agrees(name: str, recorded_value: float, measured: float, transit: float = 0.0) -> bool:
+    """Within 5 % or 50 ms; and for a time the client measures around the app's, also within 3x
+    the time a request takes to reach this server and come back right now (`transit`): the app's
+    clock starts when it receives the request, and a busy machine delays that, not its measure."""
+    allowed = max(SHARE * measured, FLOOR, 3 * transit)
     off = recorded_value - measured
-    print(f"{name}: recorded {recorded_value:.3f}, measured {measured:.3f}, off by {off:+.3f}")
+    print(f"{name}: recorded {recorded_value:.3f}, measured {measured:.3f}, off {off:+.3f} of ±{allowed:.3f}")
     return abs(off) <= allowed
 
 
-def check_times(answer, record) -> None:
+def transit(client: ChatClient) -> float:
+    """The longest of a few round trips of a small signed-in request to the server, in seconds."""
+    times = []
+    for _ in range(3):
+        sent = time.monotonic()
+        client.session.get(client.url("/conversations")).raise_for_status()
+        times.append(time.monotonic() - sent)
+    return max(times)
+
+
+def check_times(answer, record, client: ChatClient) -> None:
     first_token = answer.tokens[0].at - answer.sent_at
     total = answer.end.at - answer.sent_at
+    trip = transit(client)
     assert answer.end.data["state"] == "complete" and record["outcome"] == "complete"
-    assert agrees("first token (s)", record["first_token_seconds"], first_token)
-    assert agrees("total (s)", record["total_seconds"], total)
+    assert agrees("first token (s)", record["first_token_seconds"], first_token, trip)
+    assert agrees("total (s)", record["total_seconds"], total, trip)
     assert record["completion_tokens"] == answer.end.data["stats"]["completion_tokens"]
 
 
@@ -103,7 +118,7 @@ def test_an_answer_alone_is_recorded_as_the_client_and_the_os_measured_it(server
     record = recorded(server, answer.message_id)
     assert answer.end.at - answer.sent_at >= 1.0, "an answer long enough to measure"
     assert record["concurrent"] == 1
-    check_times(answer, record)
+    check_times(answer, record, client)
     assert agrees("CPU of the engine process (s)", record["process_cpu_seconds"], cpu_used)
 
 
@@ -123,13 +138,13 @@ def test_answers_written_together_share_the_engines_cpu_and_keep_their_own_times
     cpu_before = engine_cpu(server)
     ready.wait()
     for thread in threads:
-        thread.join(120)
+        thread.join(patience(600))  # as long as a busy machine takes: the figures are what is checked
     cpu_used = engine_cpu(server) - cpu_before
     records = [recorded(server, answer.message_id) for answer in answers]
     print(f"written together: at most {max(r['concurrent'] for r in records)} at once")
     assert max(r["concurrent"] for r in records) >= 3
-    for answer, record in zip(answers, records, strict=True):
-        check_times(answer, record)
+    for answer, record, client in zip(answers, records, clients, strict=True):
+        check_times(answer, record, client)
     shares = sum(r["process_cpu_seconds"] for r in records)
     print("shares: " + ", ".join(f"{r['process_cpu_seconds']:.2f}" for r in records))
     assert agrees("the shares' sum vs the engine process's CPU (s)", shares, cpu_used)
