@@ -1,5 +1,9 @@
 """What the browser tests share about the chat page."""
 
+import time
+
+from tests.patience import patience_ms
+
 # The newest answer has ended: its state left "generating" and its text is no longer streaming.
 ANSWER_ENDED = """() => {
   const answers = document.querySelectorAll("#messages article[data-role=assistant]");
@@ -29,14 +33,57 @@ VIEWPORTS = {
 }
 LAST_ANSWER = "#messages article[data-role=assistant] >> nth=-1"
 LAST_QUESTION = "#messages article[data-role=user] >> nth=-1"
-# Generous: other jobs may share the 2 cores; a healthy answer takes a few seconds.
-ANSWER_TIMEOUT_MS = 90_000
+# A real model's answer is waited for as long as it moves (tests/patience.py): how long it takes
+# depends on the machine and what else runs on it, not on what the tests check. An answer that
+# has not moved (state, text, thinking, the phase it waits in) for ANSWER_STALL_MS fails the
+# wait, saying where it stood; ANSWER_TIMEOUT_MS only bounds a run that never ends.
+ANSWER_STALL_MS = patience_ms(120_000)
+ANSWER_TIMEOUT_MS = patience_ms(900_000)
 
 
-def wait_for_answer_end(page, timeout: float = ANSWER_TIMEOUT_MS) -> dict:
-    """Wait until the newest answer has ended and the composer is ready again; return what it shows."""
-    page.wait_for_function(ANSWER_ENDED, timeout=timeout)
-    page.wait_for_selector("#send:not(.hidden)", timeout=5_000)
+def _while_moving(done: str) -> str:
+    """A predicate for `wait_for_function`: true once `done(answer, arg)` holds for the newest
+    answer; an error once that answer has not moved for `stallMs`."""
+    return f"""([arg, stallMs]) => {{
+  const answers = document.querySelectorAll("#messages article[data-role=assistant]");
+  const answer = answers[answers.length - 1];
+  if (answer && ({done})(answer, arg)) return true;
+  const part = (selector) => (answer && answer.querySelector(selector)?.textContent) || "";
+  const moved = [answers.length, answer?.dataset.state, part("[data-markdown]").length,
+    part("[data-thinking-block]").length,
+    part("[data-status]").replace(/\\d+(?:[.,]\\d+)?\\s*s\\b/g, "")].join(" | ");  // not the seconds counted
+  const watch = (window.__answerWatch ??= {{ moved, since: performance.now() }});
+  if (moved !== watch.moved) Object.assign(watch, {{ moved, since: performance.now() }});
+  if (performance.now() - watch.since > stallMs) {{
+    throw new Error(`the answer has not moved for ${{stallMs / 1000}} s: ${{moved}}`);
+  }}
+  return false;
+}}"""
+
+
+ENDED = """(answer) => Boolean(answer.dataset.state && answer.dataset.state !== "generating"
+  && !answer.querySelector("[data-markdown]").hasAttribute("data-streaming"))"""
+STREAMED = """(answer, n) => answer.querySelector("[data-markdown]").textContent.trim().length >= n"""
+
+
+def wait_while_moving(page, done: str, arg=None, timeout: float = ANSWER_TIMEOUT_MS) -> None:
+    """Wait until `done(answer, arg)` holds for the newest answer, as long as that answer moves."""
+    page.evaluate("() => { delete window.__answerWatch; }")
+    page.wait_for_function(_while_moving(done), arg=[arg, ANSWER_STALL_MS], timeout=timeout)
+
+
+def wait_for_answer_end(page, timeout: float | None = None) -> dict:
+    """Wait until the newest answer has ended and the composer is ready again; return what it
+    shows. Without `timeout`, as long as the answer moves; with one (a limit that is part of the
+    behaviour checked, e.g. Stop's), within it, and the time it took is printed."""
+    began = time.monotonic()
+    if timeout is None:
+        wait_while_moving(page, ENDED)
+    else:
+        page.wait_for_function(ANSWER_ENDED, timeout=timeout)
+        took = time.monotonic() - began
+        print(f"the answer ended {took:.2f} s after the wait began (limit {timeout / 1000:g} s)")
+    page.wait_for_selector("#send:not(.hidden)", timeout=patience_ms(5_000))
     answer = page.locator(LAST_ANSWER)
     return {
         "id": answer.get_attribute("data-message-id"),
@@ -47,17 +94,9 @@ def wait_for_answer_end(page, timeout: float = ANSWER_TIMEOUT_MS) -> dict:
     }
 
 
-def wait_for_streaming(page, characters: int = 20, timeout: float = ANSWER_TIMEOUT_MS) -> None:
-    """Wait until the newest answer has streamed at least `characters` characters."""
-    page.wait_for_function(
-        """n => {
-          const answers = document.querySelectorAll("#messages article[data-role=assistant]");
-          const answer = answers[answers.length - 1];
-          return answer && answer.querySelector("[data-markdown]").textContent.trim().length >= n;
-        }""",
-        arg=characters,
-        timeout=timeout,
-    )
+def wait_for_streaming(page, characters: int = 20) -> None:
+    """Wait until the newest answer has streamed at least `characters` characters, as long as it moves."""
+    wait_while_moving(page, STREAMED, arg=characters)
 
 
 def register_through_form(page, username: str, password: str) -> None:

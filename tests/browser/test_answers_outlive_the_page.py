@@ -17,6 +17,7 @@ from tests.browser.pages import (
     wait_for_answer_end,
     wait_for_streaming,
 )
+from tests.patience import patience, patience_ms
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 LONG = "Write a long story about a lighthouse keeper, a storm and a ship."
@@ -61,11 +62,11 @@ def test_a_reload_mid_answer_brings_the_text_back_at_once_and_the_answer_complet
         " const m = a[a.length - 1]; return m && m.querySelector('[data-markdown]')"
         ".textContent.trim().length >= n; }",
         arg=before,
-        timeout=10_000,
+        timeout=patience_ms(10_000),
     )
     took = time.monotonic() - reloaded_at
     print(f"the text was back {took:.2f} s after the reload ({before} characters)")
-    assert took < BACK_WITHIN * 3
+    assert took < patience(BACK_WITHIN * 3)
     assert not page.locator("#stop").is_hidden(), "the page knows the answer is still being written"
     shown = wait_for_answer_end(page)
     saved = stored(page, url)
@@ -190,7 +191,7 @@ def test_the_admin_sees_the_answers_being_written_and_can_stop_one(
         with admin.expect_navigation():
             row.locator("button").click()
         assert "Aucune réponse n’est en cours d’écriture." in admin.locator("#answers").inner_text()
-        shown = wait_for_answer_end(chat, timeout=10_000)
+        shown = wait_for_answer_end(chat, timeout=patience_ms(10_000))  # Stop's own limit
         assert shown["state"] == "stopped"
         assert (
             "Arrêtée par l’administrateur." in chat.locator(LAST_ANSWER).locator("[data-error]").inner_text()

@@ -31,6 +31,7 @@ from tests.browser.pages import (
     wait_for_answer_end,
     wait_for_streaming,
 )
+from tests.patience import patience_ms
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 expect = sync_api.expect
@@ -38,7 +39,7 @@ expect = sync_api.expect
 JOURNEYS = ARTIFACTS / "journeys"
 PASSWORD = "une phrase de passe assez longue"
 SHORT_ANSWER_TOKENS = "40"  # enough for a sentence or two; the model is not what is tested here
-STOP_TIMEOUT_MS = 10_000
+STOP_TIMEOUT_MS = patience_ms(10_000)  # Stop ends an answer within seconds: part of the behaviour
 REASONING_MODEL = "deepseek-r1:1.5b"  # from the Ollama stand-in
 SMALL_MODEL = "smollm2:135m"  # from the Ollama stand-in
 
@@ -133,7 +134,8 @@ class Journey:
         """Click (tap) like the user; if the element cannot be reached, note it and go on with the
         keyboard (focus, Enter) so that the rest of the journey is still walked."""
         try:
-            locator.click(timeout=3_000)
+            locator.wait_for(state="visible")  # a busy machine's page may take a while to show it
+            locator.click(timeout=patience_ms(3_000))  # shown, yet not clickable: covered, or out of reach
         except sync_api.TimeoutError as error:
             reason = next((line.strip(" -") for line in str(error).splitlines() if "intercepts" in line), "")
             box = locator.bounding_box() or {"x": 0, "y": 0, "width": 0, "height": 0}
