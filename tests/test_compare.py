@@ -146,7 +146,7 @@ def test_a_too_long_prompt_is_refused_with_the_limit(app, signed_in):
     limit = app.config["MAX_MESSAGE_CHARS"]
     response = ask(signed_in, "tiny", "x" * (limit + 1))
     assert response.status_code == 400
-    assert f"{limit} characters at most" in response.json["error"]
+    assert f"has {limit + 1:,} characters, {limit:,} at most" in response.json["error"]
 
 
 def test_an_unknown_model_is_refused_with_a_message(signed_in):

@@ -335,13 +335,13 @@ TOO_LONG = {  # each field over its limit: the request (by the admin, in a conve
         lambda c, cid: c.post(
             f"/conversations/{cid}/messages", json={"content": _over_message_limit(c)}, headers=STREAM
         ),
-        "too long",
+        "at most: shorten it",
     ),
     "comparison prompt over MAX_MESSAGE_CHARS": (
         lambda c, cid: c.post(
             "/compare/answers", json={"model": "tiny", "prompt": _over_message_limit(c)}, headers=JSON
         ),
-        "too long",
+        "at most: shorten it",
     ),
     "model name of 10,000 characters": (
         lambda c, cid: c.post(f"/conversations/{cid}/model", json={"model": "x" * 10_000}, headers=JSON),
