@@ -21,6 +21,7 @@ from app.llm.scheduler import Scheduler
 from app.models import BenchmarkRun
 from config import TestConfig
 from tests.conftest import AuthActions
+from tests.patience import patience
 
 pytestmark = pytest.mark.model
 SMOLLM2, THINKER = "smollm2:135m", "deepseek-r1:1.5b"
@@ -56,7 +57,8 @@ def test_a_reasoning_model_on_ollama_is_measured_thinking_and_not_and_judged_in_
         },
     )
     assert response.status_code == 302
-    assert app.extensions["bench"].idle.wait(120), "the benchmark did not end"
+    # Real answers (the stand-in's SmolLM2) take what a busy machine makes them: the results are checked.
+    assert app.extensions["bench"].idle.wait(patience(900)), "the benchmark did not end"
     with app.app_context():
         run = db.session.scalars(db.select(BenchmarkRun)).one()
         results = list(run.results)
