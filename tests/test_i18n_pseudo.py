@@ -43,7 +43,7 @@ from app.llm.types import EngineError
 from app.models import BenchmarkRun, Conversation, Message, ModelSetting, Preset, User
 from config import TestConfig
 from tests.conftest import PASSWORD
-from tests.test_bench_pages import BenchEngine
+from tests.test_bench_pages import WAIT_SECONDS, BenchEngine
 from tests.url_map import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,7 +270,7 @@ def _make_site(translations_dir: Path, folder: Path) -> Site:
         },
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-    assert app.extensions["bench"].idle.wait(20), "the benchmark did not end"
+    assert app.extensions["bench"].idle.wait(WAIT_SECONDS), "the benchmark did not end"
     with app.app_context():
         runs = list(db.session.scalars(db.select(BenchmarkRun)))
         # A run that never started (no machine yet, no result) and one that failed.
