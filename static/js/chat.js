@@ -598,6 +598,7 @@
     show(content, false);
     show(article.querySelector("[data-actions]"), false);
     article.prepend(form);
+    CharLimit.attach(box); // counted, and refused over the limit, as the composer is
     const cancel = () => {
       form.remove();
       show(content, true);
@@ -619,10 +620,6 @@
       const text = box.value.trim();
       if (current) showComposerError(i18n.busy);
       if (!text || current) return;
-      if (tooLong(text)) {
-        showComposerError(format(i18n.too_long, { count: number(length(text)), max: number(maxChars) }));
-        return;
-      }
       await ask({ url: `/messages/${article.dataset.messageId}/edit`, body: { content: text }, question: text, replacing: article });
     });
     box.focus();
@@ -675,24 +672,18 @@
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = prompt.value.trim();
-    if (!text || current) return;
-    if (tooLong(text)) {
-      showComposerError(format(i18n.too_long, { count: number(length(text)), max: number(maxChars) }));
-      prompt.setAttribute("aria-invalid", "true");
-      prompt.focus();
-      return;
-    }
+    if (!text || current) return; // over the limit, char-limit.js refused it before this
     const key = draftKey();
     prompt.value = "";
     autosize();
-    countCharacters();
+    CharLimit.update(prompt);
     saveDraft(key); // sent: a reload while it streams must not offer it again
     const accepted = await send(text);
     // Nothing the user typed is lost: a refused message goes back into the box.
     if (!accepted && !prompt.value) {
       prompt.value = text;
       autosize();
-      countCharacters();
+      CharLimit.update(prompt);
     }
     saveDraft();
     prompt.focus();
@@ -742,26 +733,8 @@
   }
   prompt.addEventListener("input", autosize);
 
-  // The message's length, counted as the server counts it (characters, not UTF-16 units, once
-  // trimmed): shown from 90 % of the limit, marked over it. Nothing is ever cut: the box has no
-  // maxlength, so a long paste stays whole and the writer chooses what to leave out.
-  const maxChars = Number(prompt.dataset.maxChars);
-  const counter = document.getElementById("prompt-count");
-  const length = (text) => [...text].length;
-  const tooLong = (text) => length(text) > maxChars;
-  const number = (value) => new Intl.NumberFormat(document.documentElement.lang || undefined).format(value);
-  function countCharacters() {
-    const count = length(prompt.value.trim());
-    show(counter, count >= maxChars * 0.9);
-    counter.toggleAttribute("data-over", count > maxChars);
-    counter.textContent = format(i18n.characters, { count: number(count), max: number(maxChars) });
-    if (count <= maxChars && prompt.getAttribute("aria-invalid")) {
-      prompt.removeAttribute("aria-invalid");
-      showComposerError("");
-    }
-  }
-  prompt.addEventListener("input", countCharacters);
-  countCharacters(); // a long draft kept from before
+  // The message's length is counted, and a message over the limit refused, by char-limit.js.
+  CharLimit.update(prompt); // a long draft kept from before
 
   // A new chat names the picked model and what the admin says of it.
   function describePickedModel() {
@@ -838,7 +811,9 @@
   if (presetSelect) {
     presetSelect.addEventListener("change", () => {
       const option = presetSelect.selectedOptions[0];
-      settingsForm.querySelector("[name=system_prompt]").value = option.dataset.systemPrompt;
+      const systemPrompt = settingsForm.querySelector("[name=system_prompt]");
+      systemPrompt.value = option.dataset.systemPrompt;
+      CharLimit.update(systemPrompt);
       const model = option.dataset.model;
       if (model && modelSelect && [...modelSelect.options].some((o) => o.value === model && !o.disabled)) {
         modelSelect.value = model;
