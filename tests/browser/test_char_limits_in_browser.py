@@ -138,3 +138,38 @@ def test_a_conversation_system_prompt_over_its_limit_is_kept_whole_and_not_saved
     assert text_of(error) == f"Ce texte fait {fr(8_100)} caractères, {fr(8_000)} au plus : raccourcissez-le."
     assert box.input_value() == pasted
     expect(page.locator("[data-settings-status]")).to_have_text("")  # neither saved nor "saved later"
+
+
+def test_an_edited_message_over_the_limit_is_kept_whole_counted_and_refused_under_its_box(open_page, standin):
+    from tests.browser.test_chat_states_in_browser import ended, send, start_chat
+
+    page = open_page()
+    start_chat(page)
+    standin.script = ["Bonjour", "."]
+    try:
+        send(page, "Une question.")
+        ended(page)
+    finally:
+        standin.reset()
+    question = page.locator("#messages article[data-role=user]").last
+    question.hover()
+    question.locator('[data-action="edit"]').click()
+    box = question.locator("form[data-edit-form] textarea")
+    box.press("End")
+    pasted = "d" * MESSAGE_LIMIT
+    page.keyboard.insert_text(pasted)
+    edited = "Une question." + pasted
+    assert box.input_value() == edited, "nothing is cut"
+    expect(question.locator("[data-over]")).to_be_visible()
+
+    page.posts.clear()
+    box.press("Enter")
+    error = question.locator("[role=alert]")
+    expect(error).to_be_visible()
+    assert text_of(error) == (
+        f"Ce message fait {fr(MESSAGE_LIMIT + 13)} caractères, {fr(MESSAGE_LIMIT)} au plus : "
+        "raccourcissez-le, ou envoyez-le en plusieurs fois."
+    )
+    assert box.input_value() == edited, "the edited message stays in its box, whole"
+    page.wait_for_timeout(300)  # an edit the refusal failed to stop would have been posted by now
+    assert page.posts == [], "the edit is not sent"
