@@ -94,10 +94,11 @@ def check_json_body() -> None:
 
 
 def _problem_in(data: dict) -> str:
-    """What is wrong with a parsed body, "" when nothing is: walked without recursion."""
-    pending = [(data, 1)]
+    """What is wrong with a parsed body, "" when nothing is: walked without recursion. A number
+    out of range is told with the field it was sent in (the innermost named one)."""
+    pending = [(data, 1, "")]
     while pending:
-        value, depth = pending.pop()
+        value, depth, field = pending.pop()
         if isinstance(value, dict | list):
             if depth > NESTING_MAX:
                 return _("The body is nested too deeply.")
@@ -105,7 +106,7 @@ def _problem_in(data: dict) -> str:
             for key, item in items:
                 if isinstance(key, str) and not _encodable(key):
                     return _invalid_text()
-                pending.append((item, depth + 1))
+                pending.append((item, depth + 1, key if isinstance(key, str) else field))
         elif isinstance(value, str):
             if not _encodable(value):
                 return _invalid_text()
@@ -113,9 +114,9 @@ def _problem_in(data: dict) -> str:
             continue
         elif isinstance(value, int):
             if abs(value) > INTEGER_MAX:
-                return _number_out_of_range()
+                return _number_out_of_range(field)
         elif isinstance(value, float) and not math.isfinite(value):
-            return _number_out_of_range()
+            return _number_out_of_range(field)
     return ""
 
 
@@ -131,5 +132,7 @@ def _invalid_text() -> str:
     return _("The text holds an invalid character (a lone surrogate): it cannot be stored.")
 
 
-def _number_out_of_range() -> str:
+def _number_out_of_range(field: str) -> str:
+    if field:
+        return _("The number given for “%(field)s” is out of range.", field=field)
     return _("A number in the body is out of range.")
