@@ -240,8 +240,8 @@ def test_an_export_of_a_title_with_a_path_quotes_line_breaks_and_markdown_is_nam
     conversation_id = new_conversation(signed_in)
     stored_title(app, conversation_id, '## ../../etc/passwd "l\'été"\r\n**les points clés**')
     assert file_names(signed_in, conversation_id) == (
-        "etc passwd l ete les points cles.md",
-        "etc passwd l été les points clés.md",
+        "etc passwd l'ete les points cles.md",
+        "etc passwd l'été les points clés.md",
     )
 
 

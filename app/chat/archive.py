@@ -255,7 +255,7 @@ FILE_NAME_BYTES = 200
 def file_name(title: str, fallback: str) -> str:
     """A file name from a title, safe on every system: its words without their Markdown, no
     path separator, no character a system forbids or hides (controls, bidirectional overrides,
-    quotes), no name a system reserves, bounded; `fallback` when nothing is left."""
+    double quotes), no name a system reserves, bounded; `fallback` when nothing is left."""
     return _safe_name(plain_title(title), fallback)
 
 
@@ -272,7 +272,8 @@ def _safe_name(text: str, fallback: str) -> str:
 
 def _forbidden_in_file_name(char: str) -> bool:
     # C: controls, format characters (U+202E reverses what follows), unassigned, surrogates.
-    return char in "/\\:*?\"<>|'`" or unicodedata.category(char)[0] == "C"
+    # The apostrophe stays: every system takes it, and French titles are full of it ("d'un").
+    return char in "/\\:*?\"<>|`" or unicodedata.category(char)[0] == "C"
 
 
 def download_disposition(title: str, extension: str, fallback: str) -> str:
