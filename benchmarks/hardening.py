@@ -34,7 +34,6 @@ import argparse
 import gc
 import resource
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +45,7 @@ import ollama
 import psutil
 import requests
 
-from benchmarks.server import LOOPBACK, ROOT, LiveServer
+from benchmarks.server import LOOPBACK, LiveServer
 
 OTHER_ADDRESS = "127.0.0.2"
 PAGE = "/login"
@@ -71,22 +70,8 @@ def serve_as_before(port: int) -> None:
 class ServerAsBefore(LiveServer):
     """The same instance folder, settings and database as LiveServer, on plain waitress."""
 
-    def start(self) -> ServerAsBefore:
-        self.instance_dir.mkdir(parents=True, exist_ok=True)
-        self.flask("db", "upgrade")
-        log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "benchmarks.hardening", "--serve-as-before", str(self.port)]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection((LOOPBACK, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start within 60 s")
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.hardening", "--serve-as-before", str(self.port)]
 
 
 def as_served_now(instance_dir: Path) -> LiveServer:

@@ -63,16 +63,16 @@ class LiveServer:
             text=True,
         )
 
+    def command(self) -> list[str]:
+        """What serves the app: `flask serve`, as ./scripts/serve runs it."""
+        return [sys.executable, "-m", "flask", "serve", "--host", LOOPBACK, "--port", str(self.port)]
+
     def start(self) -> LiveServer:
         self.instance_dir.mkdir(parents=True, exist_ok=True)
         self.flask("db", "upgrade")
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "serve", "--host", LOOPBACK, "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
