@@ -72,7 +72,8 @@ def test_the_time_chart_spans_its_width_for_a_day_of_answers_in_a_weeks_view(las
 
 @pytest.mark.parametrize("width", [560, 320])
 def test_the_y_axis_has_three_labels_or_more_with_grid_lines(last_day, width):
-    chart = charts(last_day.get("/admin/dashboard").get_data(as_text=True), width)["Median time to first token"]
+    page = last_day.get("/admin/dashboard").get_data(as_text=True)
+    chart = charts(page, width)["Median time to first token"]
     grid = [line for line in chart.iter(f"{SVG}line") if line.get("class") == "chart-grid"]
     y_labels = [t.text for t in chart.iter(f"{SVG}text") if t.get("data-axis") == "y"]
     assert len(grid) >= 3 and len(y_labels) >= 3 and len(y_labels) == len(grid), (y_labels, len(grid))
@@ -82,8 +83,11 @@ def test_the_y_axis_has_three_labels_or_more_with_grid_lines(last_day, width):
 def test_a_memory_chart_shows_each_models_peak_over_time_in_gigabytes(last_day):
     page = last_day.get("/admin/dashboard").get_data(as_text=True)
     chart = charts(page)["Memory of the process doing the work, peak"]
-    points = {model: [c.findtext(f"{SVG}title") for c in chart.iter(f"{SVG}circle") if c.get("data-model") == model]
-              for model in ("tiny", "other")}  # fmt: skip
+    circles = list(chart.iter(f"{SVG}circle"))
+    points = {
+        model: [c.findtext(f"{SVG}title") for c in circles if c.get("data-model") == model]
+        for model in ("tiny", "other")
+    }
     assert len(points["tiny"]) == 5 and all(title.endswith("0.30 GB") for title in points["tiny"]), points
     assert len(points["other"]) == 3 and all(title.endswith("0.90 GB") for title in points["other"]), points
 
@@ -119,6 +123,7 @@ def test_every_model_colour_stands_out_on_the_light_and_the_dark_page():
 def test_the_server_now_draws_the_machine_over_the_last_minutes(signed_in):
     signed_in.get("/admin/dashboard")
     signed_in.get("/admin/live")
-    chart = ET.fromstring(re.findall(r"<svg viewBox=.*?</svg>", signed_in.get("/admin/live").json["chart"], re.S)[0])
+    drawn = signed_in.get("/admin/live").json["chart"]
+    chart = ET.fromstring(re.findall(r"<svg viewBox=.*?</svg>", drawn, re.S)[0])
     lines = {line.get("data-model"): line.get("points").split() for line in chart.iter(f"{SVG}polyline")}
     assert set(lines) == {"CPU", "Memory"} and all(len(points) >= 3 for points in lines.values()), lines

@@ -154,15 +154,8 @@ def test_upgrading_keeps_each_models_state_and_only_models_new_since_wait_for_th
     catalogue = Catalogue([engine], "tiny", load_preferences)
     app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
-        flask_migrate.upgrade(revision="c16a00000001")  # the revision before
+        _before_model_names_with_alice()
         with db.engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
-                    "session_token, disabled, pending, language, theme) "
-                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
-                )
-            )
             connection.execute(
                 sa.text(
                     "INSERT INTO conversation (id, user_id, title, model, system_prompt, created_at, "
@@ -205,15 +198,7 @@ def test_upgrading_keeps_offering_a_model_an_ollama_host_lists_that_nobody_used(
     catalogue = Catalogue([host], "tiny", load_preferences)
     app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
-        flask_migrate.upgrade(revision="c16a00000001")  # the revision before
-        with db.engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
-                    "session_token, disabled, pending, language, theme) "
-                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
-                )
-            )
+        _before_model_names_with_alice()
         flask_migrate.upgrade()
         first_listing = [entry.id for entry in catalogue.offered()]
         db.session.remove()
@@ -251,15 +236,7 @@ def test_upgrading_keeps_offering_the_models_of_a_host_that_was_down_at_the_firs
     catalogue = Catalogue(hosts, "tiny", load_preferences)
     app = create_app(Config, llm_services=LLMServices(catalogue, Scheduler(catalogue)))
     with app.app_context():
-        flask_migrate.upgrade(revision="c16a00000001")  # the revision before
-        with db.engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
-                    "session_token, disabled, pending, language, theme) "
-                    "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
-                )
-            )
+        _before_model_names_with_alice()
         flask_migrate.upgrade()
         catalogue.entries()  # the first listing: the second host does not answer
         db.session.remove()
@@ -301,3 +278,17 @@ def test_upgrading_with_names_that_fold_alike_keeps_every_account_each_with_a_un
             keys = dict(connection.execute(sa.text('SELECT username, username_key FROM "user"')).all())
         db.engine.dispose()
     assert keys == {"alice": "alice", "Alice": "alice#2", "ａｌｉｃｅ": "alice#3", "bob": "bob"}
+
+
+def _before_model_names_with_alice() -> None:
+    """The database at the revision before model display names (c16a00000002), Alice in it: a
+    server in use, as its upgrade finds it. Inside the app's context."""
+    flask_migrate.upgrade(revision="c16a00000001")
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'INSERT INTO "user" (id, username, password_hash, is_admin, created_at, '
+                "session_token, disabled, pending, language, theme) "
+                "VALUES (1, 'alice', 'x', true, '2026-01-01', 't', false, false, '', 'system')"
+            )
+        )

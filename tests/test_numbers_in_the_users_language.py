@@ -93,7 +93,9 @@ def test_the_dashboard_speaks_the_readers_numbers_and_words(measured, language, 
          ["jeton", "42,0", "tok/s"]),
     ],
 )  # fmt: skip
-def test_the_benchmarks_speak_the_readers_numbers_and_words(app, signed_in, language, words, numbers, not_there):
+def test_the_benchmarks_speak_the_readers_numbers_and_words(
+    app, signed_in, language, words, numbers, not_there
+):
     admin = speaking(signed_in, language)
     run_page = start(admin, thinking="off").headers["Location"]
     wait_for_end(app)

@@ -273,7 +273,7 @@ def _safe_name(text: str, fallback: str) -> str:
 def _forbidden_in_file_name(char: str) -> bool:
     # C: controls, format characters (U+202E reverses what follows), unassigned, surrogates.
     # The apostrophe stays: every system takes it, and French titles are full of it ("d'un").
-    return char in "/\\:*?\"<>|`" or unicodedata.category(char)[0] == "C"
+    return char in '/\\:*?"<>|`' or unicodedata.category(char)[0] == "C"
 
 
 def download_disposition(title: str, extension: str, fallback: str) -> str:

@@ -138,6 +138,13 @@ def logged_in_page(browser, live_server, logged_in_state) -> Iterator:
     context.close()
 
 
+@pytest.fixture
+def scripted_model(standin):
+    """The Ollama stand-in's scripted models for one test, reset to their defaults after it."""
+    yield standin
+    standin.reset()
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -137,12 +137,6 @@ def tokens(text: str) -> list[str]:
 
 
 @pytest.fixture
-def scripted_model(standin):
-    yield standin
-    standin.reset()
-
-
-@pytest.fixture
 def open_page(browser, live_server, logged_in_state):
     """Opens signed-in pages with the given browser options; closes them after the test."""
     contexts = []

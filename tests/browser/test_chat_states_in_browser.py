@@ -34,12 +34,6 @@ def fr(number: int) -> str:
 
 
 @pytest.fixture
-def scripted_model(standin):
-    yield standin
-    standin.reset()
-
-
-@pytest.fixture
 def open_page(browser, live_server, logged_in_state):
     """Signed-in pages as the admin (or, with `storage_state=None`, signed out), closed after."""
     contexts = []

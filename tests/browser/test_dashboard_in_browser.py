@@ -88,7 +88,8 @@ def test_the_dashboard_charts_are_readable_in_both_themes_and_fit_the_screen(
         width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], f"the page is wider than the screen: {width}"
         page.screenshot(path=str(artifacts_dir / f"dashboard-{screen}-{theme}.png"), full_page=True)
-        page.locator("[data-live]").screenshot(path=str(artifacts_dir / f"dashboard-{screen}-{theme}-now.png"))
+        live = artifacts_dir / f"dashboard-{screen}-{theme}-now.png"
+        page.locator("[data-live]").screenshot(path=str(live))
         page.locator("figure:has(svg[data-chart=line])").first.screenshot(
             path=str(artifacts_dir / f"dashboard-{screen}-{theme}-time-chart.png")
         )
@@ -99,6 +100,9 @@ def test_the_dashboard_charts_are_readable_in_both_themes_and_fit_the_screen(
 def test_the_server_now_chart_is_redrawn_as_the_minutes_pass(logged_in_page):
     page = logged_in_page
     page.goto("/admin/dashboard")
-    points = "() => document.querySelector('[data-live-chart] svg polyline').getAttribute('points').split(' ').length"
+    points = (
+        "() => document.querySelector('[data-live-chart] svg polyline')"
+        ".getAttribute('points').split(' ').length"
+    )
     before = page.evaluate(points)
     page.wait_for_function(f"(before) => ({points})() > before", arg=before, timeout=15_000)

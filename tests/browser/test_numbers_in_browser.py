@@ -17,7 +17,9 @@ LAST_ANSWER = "#messages article[data-role=assistant] >> nth=-1"
 TIMEOUT_MS = 30_000
 NUMBER = r"\d[\d\u202f\u00a0]*"  # French groups thousands with a narrow space
 SPEED_LINES = {
-    "fr-FR": re.compile(rf"{NUMBER},\d jetons/s · premier jeton après \d+,\d\d s( · réponse après \d+,\d s)?"),
+    "fr-FR": re.compile(
+        rf"{NUMBER},\d jetons/s · premier jeton après \d+,\d\d s( · réponse après \d+,\d s)?"
+    ),
     "en-US": re.compile(r"[\d,]+\.\d tokens/s · first token after \d+\.\d\d s( · answer after \d+\.\d s)?"),
 }
 COMPARE_FIGURES = {
@@ -76,5 +78,8 @@ def test_compare_writes_its_timings_in_the_readers_language(page_in, locale):
     for name in ("a", "b"):
         page.wait_for_function(COLUMN_ENDED, arg=name, timeout=TIMEOUT_MS)
         timings = page.locator(f'[data-column="{name}"] [data-timings]')
-        shown = timings.locator("[data-speed]").inner_text(), timings.locator("[data-first-token]").inner_text()
+        shown = (
+            timings.locator("[data-speed]").inner_text(),
+            timings.locator("[data-first-token]").inner_text(),
+        )
         assert speed.fullmatch(shown[0]) and seconds.fullmatch(shown[1]), shown

@@ -123,12 +123,6 @@ def outside():
         yield origin
 
 
-@pytest.fixture
-def scripted_model(standin):
-    yield standin
-    standin.reset()
-
-
 class Traces:
     """Every trace a payload could leave in the page, the browser or the other origin."""
 
