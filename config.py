@@ -187,6 +187,15 @@ class Config:
     # beyond are closed at once, so one client's idle sockets cannot take everyone's places.
     CONNECTIONS_PER_ADDRESS = _int("CONNECTIONS_PER_ADDRESS", 32)
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Documents (issue 17). Uploads are kept here, outside static/, under random names.
+    DOCUMENTS_DIR = _path("DOCUMENTS_DIR", INSTANCE_DIR / "documents")
+    # One uploaded file at most (the upload routes alone: every other request keeps 1 MB), and
+    # pages of one document.
+    MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
+    MAX_DOCUMENT_PAGES = _int("MAX_DOCUMENT_PAGES", 500)
+    # Tokens of document passages sent with a question, unless the admin sets it per model: on a
+    # CPU every token is read before the first word (a 1.5B model reads ~40 tokens/s on 2 cores).
+    DOCUMENT_TOKENS = _int("DOCUMENT_TOKENS", 1500)
     # A message longer than this is refused with a clear error (characters).
     MAX_MESSAGE_CHARS = _int("MAX_MESSAGE_CHARS", 20000)
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

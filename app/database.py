@@ -24,6 +24,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+def described_by_the_models(object, name, type_, reflected, compare_to) -> bool:
+    """Whether Alembic compares this object with the models: not the full-text index, which
+    the models cannot describe (SQLite's FTS5 table and its shadow tables, PostgreSQL's
+    expression index), made by its migration alone."""
+    if type_ == "table" and name and name.startswith("chunk_fts"):
+        return False
+    return not (type_ == "index" and name == "ix_chunk_search")
+
+
 def create_sqlite_file(uri: str, instance_path: str) -> None:
     """An SQLite database's file made before SQLite makes it: 0600, not the umask's 0644, since
     it holds every conversation and password hash; its -wal and -shm files take its mode."""

@@ -37,6 +37,8 @@ class User(UserMixin, db.Model):
     )
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # Named by an admin to create knowledge collections and fill them (admins always may).
+    manages_knowledge: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # A disabled account cannot sign in, and its sessions end on their next request.
     disabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Registered while registration needed the admin's approval, and not approved yet.
@@ -86,6 +88,9 @@ class Conversation(db.Model):
     leaf_id: Mapped[int | None]
     # Kept at the top of the owner's sidebar, whatever its date.
     pinned: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The knowledge collections its questions are answered from (checked again at each
+    # question: a reader taken off a collection's list stops getting its passages).
+    collection_ids: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -129,6 +134,13 @@ class Message(db.Model):
     error: Mapped[str] = mapped_column(sa.Text, default="")
     # The engine's figures for the answer (tokens, timings, dropped context turns).
     stats: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # A question's passages from documents, exactly as the model was sent them before the
+    # question itself ("" when none): kept, so every later turn sends the same text and the
+    # engine's prompt cache still holds it.
+    context: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    # What those passages were, for the citations under the answer: [{n, document_id, name,
+    # page, heading, text}], and how much was read ({"passages", "pages", "whole"}).
+    sources: Mapped[dict] = mapped_column(sa.JSON, default=dict, server_default="{}")
     # The owner's verdict on an answer: 1 thumbs up, -1 thumbs down, None none.
     feedback: Mapped[int | None]
     # The job that writes (or wrote) an answer: random, never handed out twice, unlike a
@@ -148,6 +160,8 @@ class Preset(db.Model):
     name: Mapped[str] = mapped_column(sa.String(100))
     system_prompt: Mapped[str] = mapped_column(sa.Text, default="")
     model: Mapped[str] = mapped_column(sa.String(200), default="")  # "": the default model
+    # Knowledge collections a conversation started from it consults.
+    collection_ids: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[User] = relationship(back_populates="presets")
@@ -188,6 +202,8 @@ class ModelSetting(db.Model):
     threads: Mapped[int | None]  # load-time: the admin's alone
     max_tokens: Mapped[int | None]
     think: Mapped[bool | None]
+    # Tokens of document passages sent with a question (reading them is the first word's wait).
+    document_tokens: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -235,6 +251,11 @@ class Generation(db.Model):
     concurrent: Mapped[int] = mapped_column(default=1)  # answers written together in its engine, at most
     # Prompt tokens the engine took from its cache rather than reading them again.
     cached_prompt_tokens: Mapped[int | None]
+    # Documents: waiting for their indexing, finding the passages, and what was sent of them.
+    documents_wait_seconds: Mapped[float | None]
+    retrieval_seconds: Mapped[float | None]
+    passages: Mapped[int | None]
+    passage_tokens: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
@@ -322,3 +343,83 @@ class BenchmarkResult(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="results")
+
+
+class Collection(db.Model):
+    """A knowledge collection ("base de connaissances"): documents people's questions are
+    answered from. Open to everyone, or to its listed readers only."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    description: Mapped[str] = mapped_column(sa.String(300), default="")
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    open_to_all: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User | None] = relationship()
+    readers: Mapped[list[CollectionReader]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan", passive_deletes=True
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan", passive_deletes=True, order_by="Document.id"
+    )
+
+
+class CollectionReader(db.Model):
+    collection_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("collection.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+    collection: Mapped[Collection] = relationship(back_populates="readers")
+    user: Mapped[User] = relationship()
+
+
+class Document(db.Model):
+    """An uploaded file: attached to a person's message (then its conversation's), or in a
+    collection. The file is kept outside static/ under a random name; its text is in chunks."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    collection_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("collection.id", ondelete="CASCADE"), index=True
+    )
+    # An attachment: its conversation once sent (None until then), and the message it came with.
+    conversation_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id", ondelete="SET NULL"), index=True)
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    kind: Mapped[str] = mapped_column(sa.String(8))  # pdf, docx, … (by content, not name)
+    size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    stored_as: Mapped[str] = mapped_column(sa.String(64))  # the file's random name in DOCUMENTS_DIR
+    state: Mapped[str] = mapped_column(sa.String(16), default="waiting", index=True)  # waiting|indexing|ready|error
+    error_code: Mapped[str] = mapped_column(sa.String(32), default="")
+    error_values: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    pages: Mapped[int | None]
+    pages_done: Mapped[int] = mapped_column(default=0)
+    chunks: Mapped[int] = mapped_column(default=0)
+    characters: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    tokens: Mapped[int] = mapped_column(default=0)  # estimated, for "does it fit whole"
+    embedded: Mapped[bool] = mapped_column(default=False)  # its chunks have vectors
+    index_seconds: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    indexed_at: Mapped[datetime | None]
+
+    owner: Mapped[User] = relationship()
+    collection: Mapped[Collection | None] = relationship(back_populates="documents")
+
+
+class Chunk(db.Model):
+    """A passage of a document, with its place: what retrieval finds and answers cite. Its text
+    is also in the full-text index (SQLite FTS5 table chunk_fts; PostgreSQL: a GIN index)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("document.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]  # 0, 1, 2… in the document
+    page: Mapped[int | None]
+    heading: Mapped[str] = mapped_column(sa.String(300), default="")
+    text: Mapped[str] = mapped_column(sa.Text)
+    tokens: Mapped[int] = mapped_column(default=0)
+    vector: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # float32, L2-normalised

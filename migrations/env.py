@@ -96,6 +96,9 @@ def run_migrations_online():
             # transaction, where SQLite honours it), checked after it.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()  # ends SQLAlchemy's autobegun transaction: Alembic begins its own
+        from app.database import described_by_the_models
+
+        conf_args.setdefault("include_object", described_by_the_models)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -149,6 +149,7 @@ def app(database_url: str, tmp_path: Path, engine: ScriptedEngine):
     class Config(TestConfig):
         SQLALCHEMY_DATABASE_URI = database_url
         MODELS_DIR = tmp_path / "models"
+        DOCUMENTS_DIR = tmp_path / "documents"
 
     app = create_app(Config, llm_services=_services(engine))
     with app.app_context():

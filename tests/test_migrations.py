@@ -20,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from app import create_app
+from app.database import described_by_the_models
 from app.extensions import db
 from config import TestConfig
 from tests.conftest import ON_POSTGRES
@@ -131,7 +132,8 @@ def test_the_migrations_match_the_models(database_url):
     with app.app_context():
         flask_migrate.upgrade()
         with db.engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+            context = MigrationContext.configure(connection, opts={"include_object": described_by_the_models})
+            differences = compare_metadata(context, db.metadata)
         db.engine.dispose()
     assert differences == []
 
