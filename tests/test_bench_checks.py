@@ -96,7 +96,14 @@ EXAMPLES = {
     "contains": ({"kind": "contains", "facts": ["Paris", "Seine"]}, "Paris, sur la Seine.", "Lyon."),
     "word_count": ({"kind": "word_count", "min": 10, "max": 60}, SUMMARY, " ".join([SUMMARY] * 3)),
     "final_number": ({"kind": "final_number", "expected": 720}, "6 × 24 × 5 = 720", "La réponse est 144."),
+    "cites_source": (
+        {"kind": "cites_source"},
+        "L'accident est déclaré sous 48 heures [2].",
+        "L'accident est déclaré sous 48 heures [1].",
+    ),
 }
+# What the run knows beside the answer, for the checks that read it: the passages' documents.
+CONTEXT = {"cites_source": {"source": "securite.md", "sources": ["conges.md", "securite.md"]}}
 
 
 def test_every_registered_check_has_a_good_and_a_bad_example():
@@ -106,9 +113,44 @@ def test_every_registered_check_has_a_good_and_a_bad_example():
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
 def test_known_good_answer_passes_and_known_bad_answer_fails(kind):
     spec, good, bad = EXAMPLES[kind]
+    context = CONTEXT.get(kind, {})
     validate(spec)
-    assert run(spec, good).passed, describe(run(spec, good).as_dict())
-    assert not run(spec, bad).passed
+    assert run(spec, good, **context).passed, describe(run(spec, good, **context).as_dict())
+    assert not run(spec, bad, **context).passed
+
+
+# --- cites_source ---
+
+
+def test_an_answer_citing_a_passage_of_the_right_document_passes_among_other_markers():
+    context = {"source": "securite.md", "sources": ["conges.md", "securite.md", "conges.md"]}
+    result = run({"kind": "cites_source"}, "Sous 48 heures [1, 2]. Voir aussi [3].", **context)
+    assert result.passed and result.values == {"cited": ["[1]", "[2]", "[3]"], "source": "securite.md"}
+    assert run({"kind": "cites_source"}, "Sous 48 heures [3][2].", **context).passed
+
+
+def test_an_answer_citing_only_other_documents_fails_and_names_what_it_cited():
+    context = {"source": "securite.md", "sources": ["conges.md", "securite.md"]}
+    result = run({"kind": "cites_source"}, "Quatre jours [1].", **context)
+    assert not result.passed and result.note == "cites_other_source"
+    assert "[1]" in describe(result.as_dict()) and "securite.md" in describe(result.as_dict())
+
+
+def test_a_marker_past_the_passages_given_cites_nothing_real():
+    context = {"source": "securite.md", "sources": ["securite.md"]}
+    assert not run({"kind": "cites_source"}, "Sous 48 heures [7].", **context).passed
+
+
+def test_an_answer_without_markers_fails_even_when_it_is_right():
+    context = {"source": "securite.md", "sources": ["securite.md"]}
+    result = run({"kind": "cites_source"}, "Sous 48 heures, d'après la procédure.", **context)
+    assert not result.passed and result.note == "cites_nothing"
+
+
+def test_the_source_is_the_runs_to_give_not_the_suites_to_write():
+    with pytest.raises(ValueError, match="no parameter source"):
+        validate({"kind": "cites_source", "source": "securite.md"})
+    assert run({"kind": "cites_source"}, "Sous 48 heures [1].").note == "no_passages"
 
 
 # --- python_code ---
@@ -344,7 +386,7 @@ ODD_ANSWERS = [
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
 @pytest.mark.parametrize("answer", ODD_ANSWERS, ids=range(len(ODD_ANSWERS)))
 def test_run_never_raises_on_odd_answers(kind, answer):
-    result = run(EXAMPLES[kind][0], answer)
+    result = run(EXAMPLES[kind][0], answer, **CONTEXT.get(kind, {}))
     assert isinstance(result.passed, bool)
     describe(result.as_dict())
 

@@ -41,7 +41,8 @@ def write(folder: Path, text: str, name: str = "essai.toml") -> Path:
 
 def test_the_shipped_suites_load():
     suites = load_suites()
-    assert list(suites) == ["essentiel", "rapide"]
+    assert list(suites) == ["documents", "essentiel", "rapide"]
+    assert suites["documents"].name == "Documents"
     assert suites["essentiel"].name == "Essentiel"
     assert suites["rapide"].name == "Rapide"
 
@@ -95,7 +96,7 @@ def test_a_stored_suite_that_no_longer_validates_is_refused():
 def test_prompt_as_dict_names_every_setting():
     assert set(Prompt("a", "A", "?").as_dict()) == {
         "id", "name", "text", "system", "reference", "max_tokens", "temperature", "top_k", "top_p", "seed",
-        "check",
+        "check", "source", "passage",
     }  # fmt: skip
 
 

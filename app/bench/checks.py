@@ -5,7 +5,10 @@ A suite names a check as `{"kind": ..., **params}`. To add one: write a function
 `@check(kind, description, **param_types)`, put its notes in NOTES, and give it a good and a bad
 answer in tests/test_bench_checks.py (a test fails while a registered check has none).
 
-Checks read the answer only: the caller has already removed any thinking.
+Checks read the answer only (the caller has already removed any thinking), and what the run
+knows of the answer's making that a suite cannot say: a check's keyword-only parameters (after
+`*`) are that context, given by the run to `run(spec, answer, **context)` (a documents suite's
+`source`, and the `sources` its passages came from), never written in a suite.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ NOTES: dict[str, LazyString] = {
     "number_matches": _l("The last number is %(found)s, as expected."),
     "number_differs": _l("The last number is %(found)s; expected %(expected)s."),
     "no_number": _l("No number in the answer; expected %(expected)s."),
+    "cites_source": _l("The answer cites %(cited)s, from %(source)s."),
+    "cites_other_source": _l("The answer cites %(cited)s, none of them from %(source)s."),
+    "cites_nothing": _l("The answer cites no passage (no [n] marker)."),
+    "no_passages": _l("No passage was given with the question: nothing to cite."),
 }
 
 
@@ -80,7 +87,8 @@ def check(
 
     def register(function: CheckFunction) -> CheckFunction:
         signature = inspect.signature(function).parameters
-        names = list(signature)[1:]  # the first is the answer
+        # The first is the answer; keyword-only ones are the run's context, not the suite's.
+        names = [n for n in list(signature)[1:] if signature[n].kind is not inspect.Parameter.KEYWORD_ONLY]
         if set(names) != set(params) or kind in CHECKS:
             raise TypeError(f"check {kind!r}: declared {sorted(params)}, function takes {names}")
         required = frozenset(n for n in names if signature[n].default is inspect.Parameter.empty)
@@ -115,16 +123,22 @@ def validate(spec: dict) -> None:
         raise ValueError(f"check {kind!r}: min ({params['min']}) is greater than max ({params['max']})")
 
 
-def run(spec: dict, answer: str) -> CheckResult:
-    """The check's verdict on `answer`; never raises, whatever the answer or the stored spec."""
+def run(spec: dict, answer: str, **context: Any) -> CheckResult:
+    """The check's verdict on `answer`; never raises, whatever the answer or the stored spec.
+    `context` is what the run knows beside the answer; a check takes the parts it declares."""
     try:
         validate(spec)
     except ValueError as exc:
         return CheckResult(False, "check_invalid", {"problem": str(exc)})
     kind = spec["kind"]
     params = {name: value for name, value in spec.items() if name != "kind"}
+    function = CHECKS[kind].function
+    wanted = inspect.signature(function).parameters
+    for name, value in context.items():
+        if name in wanted and wanted[name].kind is inspect.Parameter.KEYWORD_ONLY:
+            params[name] = value
     try:
-        return CHECKS[kind].function(answer if isinstance(answer, str) else "", **params)
+        return function(answer if isinstance(answer, str) else "", **params)
     except Exception:  # a bug in one check must not sink a whole benchmark run
         logger.exception("The %s check failed on an answer", kind)
         return CheckResult(False, "check_crashed", {"kind": kind})
@@ -356,3 +370,35 @@ def final_number(answer: str, expected: float, tolerance: float = 0) -> CheckRes
     # A float margin so that 0.1 + 0.2 style answers compare as equal when tolerance is 0.
     close = math.isfinite(value) and abs(value - expected) <= tolerance + 1e-9 * max(1.0, abs(expected))
     return CheckResult(close, "number_matches" if close else "number_differs", values)
+
+
+# --- cites_source ------------------------------------------------------------------------------------
+
+# The markers the chat's prompt asks for: [2], and several at once as [1][3], [1, 3] or [1; 3].
+_MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
+
+
+def cited_numbers(answer: str) -> list[int]:
+    """The passage numbers the answer cites, in the order first cited."""
+    numbers: list[int] = []
+    for marker in _MARKER.finditer(answer):
+        for number in re.findall(r"\d+", marker.group(1)):
+            if int(number) not in numbers:
+                numbers.append(int(number))
+    return numbers
+
+
+@check("cites_source", _l("The answer cites, with a [n] marker, a passage of the document that answers."))
+def cites_source(answer: str, *, source: str = "", sources: list | tuple = ()) -> CheckResult:
+    """Passes when one [n] marker names a passage from `source`; `sources` are the documents of
+    the passages given with the question, [1] first. A marker past the passages cites nothing."""
+    if not sources:
+        return CheckResult(False, "no_passages")
+    numbers = cited_numbers(answer)
+    if not numbers:
+        return CheckResult(False, "cites_nothing")
+    cited = [f"[{n}]" for n in numbers]
+    values = {"cited": cited, "source": source}
+    if any(1 <= n <= len(sources) and sources[n - 1] == source for n in numbers):
+        return CheckResult(True, "cites_source", values)
+    return CheckResult(False, "cites_other_source", values)
