@@ -59,6 +59,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     i18n.init_app(app)
     formatting.init_app(app)
+    from app.documents.indexing import Indexer
+
+    app.extensions["documents"] = Indexer(app)
 
 
 def register_converters(app: Flask) -> None:
@@ -76,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
     from app.compare import bp as compare_bp
+    from app.documents import bp as documents_bp
     from app.health import bp as health_bp
     from app.settings import bp as settings_bp
     from app.settings.brand import bp as brand_bp
@@ -84,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(compare_bp)
+    app.register_blueprint(documents_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(brand_bp)
     app.register_blueprint(api_bp)

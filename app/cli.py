@@ -85,6 +85,10 @@ def init_app(app: Flask) -> None:
         swept = sweep_unfinished_runs()
         if swept:
             log.warning("%d benchmarks left unfinished by the last run are marked interrupted", swept)
+        from app.documents import indexing, store
+
+        store.sweep()
+        indexing.indexer().resume()  # documents a stopped server had not finished indexing
         app = current_app._get_current_object()
         config = app.config
         settings = waitress_settings(config["MAX_STREAMS"])

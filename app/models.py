@@ -361,7 +361,10 @@ class Collection(db.Model):
         back_populates="collection", cascade="all, delete-orphan", passive_deletes=True
     )
     documents: Mapped[list[Document]] = relationship(
-        back_populates="collection", cascade="all, delete-orphan", passive_deletes=True, order_by="Document.id"
+        back_populates="collection",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Document.id",
     )
 
 
@@ -369,7 +372,9 @@ class CollectionReader(db.Model):
     collection_id: Mapped[int] = mapped_column(
         sa.ForeignKey("collection.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
     collection: Mapped[Collection] = relationship(back_populates="readers")
     user: Mapped[User] = relationship()
@@ -388,13 +393,17 @@ class Document(db.Model):
     conversation_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True
     )
-    message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id", ondelete="SET NULL"), index=True)
+    message_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="SET NULL"), index=True
+    )
     filename: Mapped[str] = mapped_column(sa.String(255))
     kind: Mapped[str] = mapped_column(sa.String(8))  # pdf, docx, … (by content, not name)
     size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
     sha256: Mapped[str] = mapped_column(sa.String(64))
     stored_as: Mapped[str] = mapped_column(sa.String(64))  # the file's random name in DOCUMENTS_DIR
-    state: Mapped[str] = mapped_column(sa.String(16), default="waiting", index=True)  # waiting|indexing|ready|error
+    state: Mapped[str] = mapped_column(
+        sa.String(16), default="waiting", index=True
+    )  # waiting|indexing|ready|error
     error_code: Mapped[str] = mapped_column(sa.String(32), default="")
     error_values: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     pages: Mapped[int | None]

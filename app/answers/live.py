@@ -1,6 +1,6 @@
 """An answer being written: a job of the server's, not of the request that asked for it.
 
-The engine's events become numbered answer events (the stream vocabulary: status, notice,
+The engine's events become numbered answer events (the stream vocabulary: status, sources, notice,
 thinking, token, done, error), kept in order for as long as the answer lives and a while after,
 so that any number of subscribers — the page that asked, the same page reloaded, another tab,
 a phone — can read them from any point: what was already written, then the rest, nothing lost
@@ -51,7 +51,7 @@ def public_stats(stats: dict | None) -> dict:
 @dataclass(frozen=True)
 class AnswerEvent:
     seq: int  # 1, 2, 3…: the SSE `id:`, from which a subscriber resumes
-    name: str  # status | notice | thinking | token | done | error
+    name: str  # status | sources | notice | thinking | token | done | error
     data: dict
 
     @property
@@ -181,6 +181,18 @@ class LiveAnswer:
         with self._cond:
             self.events.append(AnswerEvent(len(self.events) + 1, name, data))
             self._cond.notify_all()
+
+    def documents_waited(self, ready: int, total: int) -> None:
+        """The question waits for its documents' indexing: `ready` of `total` are."""
+        self._add("status", {"phase": "documents", "ready": ready, "total": total})
+
+    def cite(self, sources: dict) -> None:
+        """The passages the answer is written from (before its first word)."""
+        self._add("sources", sources)
+
+    @property
+    def cancel_asked(self) -> bool:
+        return self._cancelled is not None
 
     # -- the readers' side -------------------------------------------------------------------
     def cancel(self, outcome: Outcome, message: str = "") -> bool:

@@ -12,10 +12,12 @@ without ending the answer.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 from flask import current_app
 from flask_babel import get_locale
@@ -29,8 +31,10 @@ from app.answers.messages import (
 )
 from app.llm import services as llm
 from app.llm.catalogue import Entry
-from app.llm.scheduler import GenerationRequest, Refusal
-from app.llm.types import ChatMessage, GenerationOptions
+from app.llm.scheduler import Failed, Finished, GenerationRequest, Refusal
+from app.llm.types import GENERATION_FAILED, ChatMessage, EngineError, GenerationOptions, GenerationStats
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -41,6 +45,21 @@ class Refused(Exception):
         self.status = status
         self.message = message
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a question's documents add before it is asked: the passages' text, put before the
+    question in its own turn; the sources shown under the answer; what it cost."""
+
+    context: str = ""
+    sources: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+
+
+# Run before the answer is queued, off the request (it may wait for documents being indexed):
+# given `waited(ready, total)` to report that wait and `cancelled()`; None: nothing to add.
+Prepare = Callable[[Callable[[int, int], None], Callable[[], bool]], Prepared | None]
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class Asking:
     allowed: Callable[[], bool] | None = None  # its author may still have it (checked every 2 s)
     cold: bool = False  # benchmarks: see GenerationRequest
     alone: bool = False
+    prepare: Prepare | None = None
 
 
 @dataclass
@@ -116,22 +136,68 @@ def start(asking: Asking, held: Place, answer_id: str) -> LiveAnswer:
     )
     answers = registry()
     answers.add(live)
+    if asking.prepare is None:
+        try:
+            _submit(asking, live)
+        except BaseException:
+            answers.discard(live)
+            raise
+    else:
+        app = current_app._get_current_object()
+        threading.Thread(
+            target=_prepare_then_submit,
+            args=(app, locale, asking, live),
+            name=f"prepare-{answer_id[:8]}",
+            daemon=True,
+        ).start()
+    held.used = True
+    return live
+
+
+def _submit(asking: Asking, live: LiveAnswer) -> None:
     scheduler = llm().scheduler
     request = GenerationRequest(
-        key=answer_id,
+        key=live.id,
         user_id=asking.user_id,
-        model_id=entry.id,
+        model_id=asking.entry.id,
         messages=asking.messages,
         options=asking.options,
         cold=asking.cold,
         alone=asking.alone,
         affinity=f"conversation:{asking.conversation_id}" if asking.conversation_id else "",
     )
-    try:
-        scheduler.submit(request, reserved=True, sink=live.receive)
-    except BaseException:
-        answers.discard(live)
-        raise
-    held.used = True
-    live.attach(lambda outcome: scheduler.cancel(answer_id, outcome))
-    return live
+    scheduler.submit(request, reserved=True, sink=live.receive)
+    live.attach(lambda outcome: scheduler.cancel(live.id, outcome))
+
+
+def _prepare_then_submit(app, locale: str, asking: Asking, live: LiveAnswer) -> None:
+    """The question's documents first (waiting for their indexing, finding the passages), then
+    the answer queued as any other; its place in the queue was held all along."""
+    from flask_babel import force_locale
+
+    with app.app_context(), force_locale(locale):
+        scheduler = llm().scheduler
+        try:
+            prepared = asking.prepare(live.documents_waited, lambda: live.cancel_asked)
+        except Exception:
+            log.exception("the documents of answer %s could not be read", live.id)
+            prepared = None
+        if live.cancel_asked:  # Stop while it waited: it ends as any stopped answer
+            scheduler.release(asking.user_id)
+            live.receive(Finished(live._cancelled, GenerationStats()))
+            return
+        messages = asking.messages
+        if prepared is not None:
+            if live.measure is not None:
+                live.measure["documents"] = prepared.figures
+            if prepared.sources:
+                live.cite(prepared.sources)
+            if prepared.context and messages and messages[-1].role == "user":
+                last = messages[-1]
+                messages = [*messages[:-1], replace(last, content=prepared.context + last.content)]
+        try:
+            _submit(replace(asking, messages=messages), live)
+        except Exception:
+            log.exception("answer %s could not be queued", live.id)
+            scheduler.release(asking.user_id)
+            live.receive(Failed(EngineError(GENERATION_FAILED, "could not be queued")))

@@ -105,6 +105,7 @@ def record(live: LiveAnswer, saved: bool | None) -> None:
         "first_token": since(live.first_token_at),
         "first_answer": since(live.first_answer_at),
         "total": (live.ended_at or time.perf_counter()) - received,
+        "documents": live.measure.get("documents"),
     }
     # A deleted message's id may be another's: linked only when the save found it.
     linked = {"message_id": live.message_id, "conversation_id": live.conversation_id}

@@ -38,12 +38,15 @@ from app.answers.stream import resume_point, sse_response
 from app.chat import bp, services, sidebar
 from app.chat.titles import plain_title
 from app.database import end_transaction
+from app.documents.questions import budget_for, preparation
 from app.errors import render_error, wants_json
 from app.llm import services as llm
 from app.llm.types import GenerationOptions, Outcome
 from app.models import utcnow
 
 bp.register_error_handler(Refused, refused_response)
+
+MAX_ATTACHMENTS = 10
 
 
 def _page(conversation=None):
@@ -209,11 +212,12 @@ def send_message(conversation_id: int):
     content = field("content").strip()
     try:
         check_prompt(content)
+        documents = _attachments()
         return _answer(
             conversation,
             received_at,
             lambda job, system_prompt: services.add_exchange(
-                conversation, content, job, registry().is_live, system_prompt
+                conversation, content, job, registry().is_live, system_prompt, document_ids=documents
             ),
         )
     except Refused:
@@ -233,14 +237,42 @@ def edit(message_id: int):
         return render_error(400, _("Only your own messages can be edited."))
     content = field("content").strip()
     check_prompt(content)
+    documents = _attachments()
     conversation = question.conversation
     return _answer(
         conversation,
         received_at,
         lambda job, system_prompt: services.add_exchange(
-            conversation, content, job, registry().is_live, system_prompt, replacing=question
+            conversation,
+            content,
+            job,
+            registry().is_live,
+            system_prompt,
+            replacing=question,
+            document_ids=documents,
         ),
     )
+
+
+def _attachments() -> tuple[int, ...]:
+    """The request's `document_ids`: the sender's own attachments not sent yet; Refused (400)
+    for anything else (not a list of ids, removed meanwhile, someone else's)."""
+    data = request.get_json(silent=True) if request.is_json else None
+    wanted = data.get("document_ids", []) if isinstance(data, dict) else request.form.getlist("document_ids")
+    if not isinstance(wanted, list) or len(wanted) > MAX_ATTACHMENTS:
+        raise Refused(400, _("At most %(count)d files can be sent with one message.", count=MAX_ATTACHMENTS))
+    try:
+        ids = [int(i) for i in wanted if not isinstance(i, bool)]
+    except (TypeError, ValueError):
+        ids = None
+    found = (
+        services.unsent_attachments(current_user, ids)
+        if ids is not None and len(ids) == len(wanted)
+        else None
+    )
+    if found is None:
+        raise Refused(400, _("A file sent with this message is no longer available: attach it again."))
+    return found
 
 
 @bp.post("/messages/<int:message_id>/regenerate")
@@ -283,6 +315,7 @@ def _answer(conversation, received_at: float, store):
             except services.Gone:
                 abort(404)
             asking = Asking(
+                prepare=preparation(exchange.question_id, current_user.id, budget_for(entry)),
                 user_id=current_user.id,
                 entry=entry,
                 messages=exchange.prompt,

@@ -13,7 +13,7 @@ from app.answers.live import public_stats
 from app.chat.titles import plain_title, title_from
 from app.extensions import db
 from app.llm.types import ChatMessage, Outcome
-from app.models import Conversation, Message, User, utcnow
+from app.models import Conversation, Document, Message, User, utcnow
 
 SYSTEM_PROMPT_CHARS = 8000
 # How a rating is written in forms and JSON, and stored.
@@ -181,6 +181,7 @@ def add_exchange(
     is_live: Callable[[str], bool],
     system_prompt: str = "",
     replacing: Message | None = None,
+    document_ids: tuple[int, ...] = (),
 ) -> Exchange:
     """Store the user's message and an empty answer written by `job`, in one transaction.
 
@@ -205,6 +206,17 @@ def add_exchange(
         )
         db.session.add(question)
         db.session.flush()
+        if document_ids:  # the attachments sent with it (unsent ones of its author only)
+            db.session.execute(
+                sa.update(Document)
+                .where(
+                    Document.id.in_(document_ids),
+                    Document.owner_id == conversation.user_id,
+                    Document.collection_id.is_(None),
+                    Document.message_id.is_(None),
+                )
+                .values(conversation_id=conversation.id, message_id=question.id)
+            )
         prompt = prompt_for(conversation, path_to(conversation, question), system_prompt)
         if not conversation.title:
             conversation.title = title_from(content)
@@ -332,10 +344,62 @@ def prompt_for(
             if prompt and prompt[-1].role == "user":
                 prompt.pop()
         elif message.role == "user" and prompt and prompt[-1].role == "user":
-            prompt[-1] = ChatMessage("user", message.content)  # its answer is missing altogether
+            prompt[-1] = ChatMessage("user", sent_text(message))  # its answer is missing altogether
         elif answered:
-            prompt.append(ChatMessage(message.role, message.content))
+            prompt.append(ChatMessage(message.role, sent_text(message)))
     return prompt
+
+
+def sent_text(message: Message) -> str:
+    """A message as the model was sent it: a question after its documents' passages, exactly as
+    the first time (the engine's prompt cache then holds every earlier turn)."""
+    return (message.context or "") + message.content if message.role == "user" else message.content
+
+
+def unsent_attachments(user: User, document_ids) -> tuple[int, ...] | None:
+    """`document_ids` when each is one of `user`'s attachments not yet sent with a question;
+    None otherwise (removed meanwhile, another's, a collection's)."""
+    ids = tuple(dict.fromkeys(document_ids))
+    if not ids:
+        return ()
+    found = db.session.scalars(
+        sa.select(Document.id).where(
+            Document.id.in_(ids),
+            Document.owner_id == user.id,
+            Document.collection_id.is_(None),
+            Document.message_id.is_(None),
+        )
+    )
+    return ids if set(found) == set(ids) else None
+
+
+def attachments_of(message: Message) -> list[dict]:
+    """The files sent with a question, as its page shows them."""
+    if message.role != "user":
+        return []
+    from flask import url_for
+
+    documents = db.session.scalars(
+        sa.select(Document).where(Document.message_id == message.id).order_by(Document.id)
+    )
+    return [
+        {
+            "id": d.id,
+            "name": d.filename,
+            "kind": d.kind,
+            "state": d.state,
+            "url": url_for("documents.download", document_id=d.id),
+        }
+        for d in documents
+    ]
+
+
+def sources_of(message: Message) -> dict:
+    """The passages an answer was written from: its question's ({} when none)."""
+    if message.role != "assistant" or message.parent_id is None:
+        return {}
+    question = db.session.get(Message, message.parent_id)
+    return dict(question.sources or {}) if question is not None else {}
 
 
 def message_as_dict(message: Message) -> dict:
@@ -350,6 +414,8 @@ def message_as_dict(message: Message) -> dict:
         "stats": public_stats(message.stats),  # stored before 2026-12 with the engine's details
         "parent_id": message.parent_id,
         "feedback": {1: "up", -1: "down"}.get(message.feedback, ""),
+        "attachments": attachments_of(message),
+        "sources": sources_of(message),
         "created_at": message.created_at.isoformat() + "Z",
     }
 

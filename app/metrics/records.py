@@ -31,8 +31,12 @@ def record_generation(
     first_token: float | None,
     first_answer: float | None,
     total: float,
+    documents: dict | None = None,
 ) -> None:
-    """`first_token`, `first_answer`, `total`: seconds since the request was received."""
+    """`first_token`, `first_answer`, `total`: seconds since the request was received.
+    `documents`: what the question's documents cost (wait_seconds, retrieval_seconds,
+    passages, passage_tokens)."""
+    documents = documents or {}
     resources = stats.get("resources") or {}
     db.session.add(
         Generation(
@@ -55,6 +59,10 @@ def record_generation(
             tokens_per_second=stats.get("tokens_per_second") or None,
             concurrent=stats.get("concurrent", 1),
             cached_prompt_tokens=stats.get("cached_tokens"),
+            documents_wait_seconds=documents.get("wait_seconds"),
+            retrieval_seconds=documents.get("retrieval_seconds"),
+            passages=documents.get("passages"),
+            passage_tokens=documents.get("passage_tokens"),
             **{name: resources.get(name) for name in RESOURCE_FIELDS},
         )
     )

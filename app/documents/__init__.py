@@ -1,0 +1,18 @@
+"""Documents: files people attach to their questions or put in knowledge collections, their
+text cut into passages and indexed, and the passages found for a question.
+
+    extract.py    a file's text, page by page, by its content (in a child process)
+    chunking.py   passages with overlap and their place
+    store.py      files on disk and their records
+    indexing.py   the background indexer
+    retrieval.py  full text (+ vectors) ranked together
+    context.py    the passages a question is sent with, within the model's budget
+    access.py     who may read what
+    routes.py     upload, progress, download
+"""
+
+from flask import Blueprint
+
+bp = Blueprint("documents", __name__)
+
+from app.documents import routes  # noqa: E402,F401
