@@ -3,11 +3,10 @@ model is sent, the citations stored and streamed, the question waiting for its d
 
 import io
 
-import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Chunk, Document, Message
+from app.models import Chunk, Document
 from tests.conftest import sse_events
 from tests.documents import write_pdf
 
@@ -132,3 +131,27 @@ def test_the_downloaded_file_is_an_attachment_never_sniffed(signed_in):
     assert response.headers["Content-Disposition"].startswith("attachment")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.mimetype != "text/html"
+
+
+def test_deleting_a_conversation_deletes_its_files(app, signed_in):
+    document = attach(signed_in, "procedure.md", PROCEDURE.encode())
+    conversation = new_conversation(signed_in)
+    ask(signed_in, conversation, "Quel cadenas ?", [document]).get_data()
+    assert any(app.config["DOCUMENTS_DIR"].iterdir())
+    signed_in.post(f"/conversations/{conversation}/delete", headers=JSON)
+    assert not any(app.config["DOCUMENTS_DIR"].iterdir())
+
+
+def test_a_document_left_half_indexed_by_a_stopped_server_is_indexed_at_the_next_start(app, signed_in):
+    from app.documents.indexing import indexer, wait_until_indexed
+
+    document = attach(signed_in, "procedure.md", PROCEDURE.encode())
+    with app.app_context():
+        wait_until_indexed([document], lambda *_: None, lambda: False, 30)
+        db.session.execute(sa.update(Document).values(state="indexing"))  # as a killed server left it
+        db.session.commit()
+        indexer().resume()
+        states = wait_until_indexed([document], lambda *_: None, lambda: False, 30)
+        chunks = db.session.scalar(sa.select(sa.func.count(Chunk.id)).where(Chunk.document_id == document))
+    assert states == {document: "ready"}
+    assert chunks == 1  # its passages once, not twice

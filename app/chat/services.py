@@ -101,10 +101,16 @@ def set_feedback(message: Message, value: int | None) -> None:
 
 
 def delete(conversation: Conversation) -> None:
-    # The database deletes the messages (foreign keys cascade): the ORM, deleting them one by
-    # one, would find the versions below a deleted message already gone.
+    # The database deletes the messages and attachments (foreign keys cascade): the ORM,
+    # deleting them one by one, would find the versions below a deleted message already gone.
+    from app.documents.store import remove_files
+
+    files = list(
+        db.session.scalars(sa.select(Document.stored_as).where(Document.conversation_id == conversation.id))
+    )
     db.session.execute(sa.delete(Conversation).where(Conversation.id == conversation.id))
     db.session.commit()
+    remove_files(files)
 
 
 def forget_if_empty(conversation_id: int) -> None:

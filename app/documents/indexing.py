@@ -25,6 +25,7 @@ from app.models import Chunk, Document, utcnow
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 16
+SWEEP_SECONDS = 3600
 FINISHED = ("ready", "error")
 
 
@@ -182,7 +183,11 @@ class Indexer:
             pass
         embed = None
         while True:
-            document_id = self._queue.get()
+            try:
+                document_id = self._queue.get(timeout=SWEEP_SECONDS)
+            except queue.Empty:  # a quiet hour: files of deleted documents, unsent attachments
+                self._sweep()
+                continue
             self.current = document_id
             try:
                 with self.app.app_context():
@@ -195,6 +200,16 @@ class Indexer:
             finally:
                 self.current = None
                 self._notify()
+
+    def _sweep(self) -> None:
+        from app.documents.store import sweep
+
+        try:
+            with self.app.app_context():
+                sweep()
+                db.session.remove()
+        except Exception:
+            log.exception("the documents' sweep failed")
 
     def _notify(self) -> None:
         with self.changed:

@@ -112,6 +112,12 @@ def delete(document: Document) -> None:
     (folder() / stored_as).unlink(missing_ok=True)
 
 
+def remove_files(stored_as: list[str]) -> None:
+    """The files of documents whose records were just deleted."""
+    for name in stored_as:
+        (folder() / name).unlink(missing_ok=True)
+
+
 def sweep() -> int:
     """Attachments never sent (older than a day) go, and files no record names (a document
     deleted with its conversation or collection: the database cascades, the disk does not).
