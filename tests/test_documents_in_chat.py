@@ -155,3 +155,22 @@ def test_a_document_left_half_indexed_by_a_stopped_server_is_indexed_at_the_next
         chunks = db.session.scalar(sa.select(sa.func.count(Chunk.id)).where(Chunk.document_id == document))
     assert states == {document: "ready"}
     assert chunks == 1  # its passages once, not twice
+
+
+def test_a_document_whose_passages_fail_to_store_keeps_none_of_them(app, signed_in, monkeypatch):
+    from app.documents import indexing
+
+    def broken(texts):
+        raise RuntimeError("the embedding model crashed")
+
+    response = upload(signed_in, "procedure.md", (PROCEDURE * 30).encode())
+    document = response.json["document"]["id"]
+    with app.app_context():
+        indexing.wait_until_indexed([document], lambda *_: None, lambda: False, 30)
+        db.session.execute(sa.delete(Chunk))
+        db.session.execute(sa.update(Document).values(state="waiting"))
+        db.session.commit()
+        indexing.index_document(document, embed=broken)
+        state = db.session.get(Document, document).state
+        chunks = db.session.scalar(sa.select(sa.func.count(Chunk.id)))
+    assert (state, chunks) == ("error", 0)

@@ -68,6 +68,34 @@ def index_document(document_id: int, embed=None, on_progress: Callable[[], None]
     document.characters = sum(len(p.text) for p in pieces)
     document.tokens = estimate_tokens("\n".join(s.text for s in extracted.sections))
     db.session.commit()
+    try:
+        stored = _store_passages(document_id, pieces, embed, on_progress)
+    except Exception:
+        # Nothing half-stored: a document is searched whole or not at all.
+        log.exception("the passages of document %s could not be stored", document_id)
+        db.session.rollback()
+        db.session.execute(sa.delete(Chunk).where(Chunk.document_id == document_id))
+        _failed(document_id, "corrupt", {})
+        return
+    if stored is None:
+        return  # deleted meanwhile
+    db.session.execute(
+        sa.update(Document)
+        .where(Document.id == document_id)
+        .values(
+            state="ready",
+            chunks=stored,
+            embedded=embed is not None,
+            index_seconds=time.perf_counter() - started,
+            indexed_at=utcnow(),
+        )
+    )
+    db.session.commit()
+
+
+def _store_passages(document_id: int, pieces, embed, on_progress) -> int | None:
+    """The passages stored (and embedded) in batches, progress told after each; how many, or
+    None when the document was deleted meanwhile."""
     stored = 0
     for start in range(0, len(pieces), EMBED_BATCH):
         batch = pieces[start : start + EMBED_BATCH]
@@ -86,25 +114,14 @@ def index_document(document_id: int, embed=None, on_progress: Callable[[], None]
         ]
         if db.session.get(Document, document_id) is None:
             db.session.rollback()
-            return  # deleted meanwhile: its passages would have nothing to belong to
+            return None  # deleted meanwhile: its passages would have nothing to belong to
         db.session.execute(sa.insert(Chunk), rows)
         stored += len(rows)
         db.session.execute(sa.update(Document).where(Document.id == document_id).values(chunks=stored))
         db.session.commit()
         if on_progress:
             on_progress()
-    db.session.execute(
-        sa.update(Document)
-        .where(Document.id == document_id)
-        .values(
-            state="ready",
-            chunks=stored,
-            embedded=embed is not None,
-            index_seconds=time.perf_counter() - started,
-            indexed_at=utcnow(),
-        )
-    )
-    db.session.commit()
+    return stored
 
 
 def _failed(document_id: int, code: str, values: dict) -> None:
