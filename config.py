@@ -79,6 +79,12 @@ class Config:
     LLAMA_ENGINE = os.environ.get("LLAMA_ENGINE", "server").strip() or "server"
     # Where scripts/setup installs the llama-server it builds from llama-cpp-python's sources.
     LLAMA_SERVER_BIN = _path("LLAMA_SERVER_BIN", Path(sys.prefix) / "llama-server" / "llama-server")
+    # The GGUF embedding model that finds passages by meaning, beside full-text search, when
+    # documents are searched; scripts/setup writes multilingual-e5-small (French, English and 98
+    # other languages) there. Empty: full-text search only.
+    EMBEDDING_MODEL = os.environ.get(
+        "EMBEDDING_MODEL", str(Path(sys.prefix) / "embedding-models" / "multilingual-e5-small.Q4_0.gguf")
+    ).strip()
     # llama.cpp: threads (0 = the machine's cores) and context window in tokens, per answer:
     # each of llama-server's slots has this context of its own.
     LLAMA_THREADS = _int("LLAMA_THREADS", 0)
