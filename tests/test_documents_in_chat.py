@@ -174,3 +174,16 @@ def test_a_document_whose_passages_fail_to_store_keeps_none_of_them(app, signed_
         state = db.session.get(Document, document).state
         chunks = db.session.scalar(sa.select(sa.func.count(Chunk.id)))
     assert (state, chunks) == ("error", 0)
+
+
+def test_a_question_the_documents_do_not_answer_tells_the_model_to_say_so(app, signed_in, engine):
+    app.config["DOCUMENT_TOKENS"] = 100  # the document is searched, not sent whole
+    document = attach(signed_in, "procedure.md", (PROCEDURE * 3).encode())
+    conversation = new_conversation(signed_in)
+    events = sse_events(
+        ask(signed_in, conversation, "Quelle est la recette de la tarte aux pommes ?", [document]).get_data(
+            as_text=True
+        )
+    )
+    assert "No passage of the chosen documents matches this question" in engine.requests[-1][-1].content
+    assert next(data for name, data in events if name == "sources")["passages"] == []

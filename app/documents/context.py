@@ -81,14 +81,18 @@ def gather(
     found = search(question, searchable, limit=SEARCHED, embedder=embedder) if searchable else []
     seconds = time.perf_counter() - started
     retrieved = 0
+    earlier = False
     for passage in found:
-        if retrieved >= MAX_PASSAGES or passage.chunk_id in already_sent or used + passage.tokens > budget:
+        if retrieved >= MAX_PASSAGES or not passage.relevant or used + passage.tokens > budget:
+            continue
+        if passage.chunk_id in already_sent:
+            earlier = True  # it is in the conversation already, as sent then
             continue
         chosen.append(passage)
         used += passage.tokens
         retrieved += 1
-    if not scope:
-        return Gathered()
+    if not scope or (not chosen and (earlier or whole_before)):
+        return Gathered()  # nothing to add: what answers it is earlier in the conversation
     pages = sum(d.get("pages") or 0 for d in scope)
     sources = {
         "passages": _cited(chosen),

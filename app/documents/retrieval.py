@@ -18,6 +18,11 @@ from app.models import Chunk, Document
 
 CANDIDATES = 50  # of each ranking, fused
 RRF_K = 60  # the constant of Cormack et al. (2009): ranks beyond the first few count little
+# The cosine from which a passage sharing no word with the question still answers it, per
+# embedding model family: a vector search always returns its nearest passages, even to a
+# question no document answers. multilingual-e5 packs every text into 0.7–0.9: on the shipped
+# documents the passages that answer score 0.86–0.92, unrelated ones at most 0.83.
+RELEVANT_SIMILARITY = {"e5": 0.84}
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class Passage:
     tokens: int
     position: int
     score: float
+    # It shares words with the question, or is close enough in meaning (RELEVANT_SIMILARITY):
+    # not merely the nearest of unrelated passages.
+    relevant: bool = True
 
 
 def search(
@@ -40,15 +48,22 @@ def search(
     "text": full text alone. `embedder` (app.llm.embeddings): its vectors join the ranking."""
     if not document_ids or not query.strip():
         return []
-    rankings = [_text_ranking(query, document_ids)]
+    text = _text_ranking(query, document_ids)
+    rankings = [text]
+    close = None  # every passage counts as relevant without a known threshold
     if mode == "hybrid" and embedder is not None:
-        rankings.append(_vector_ranking(embedder.embed([query], "query")[0], document_ids))
+        ranked, similarities = _vector_ranking(embedder.embed([query], "query")[0], document_ids)
+        rankings.append(ranked)
+        threshold = next((v for k, v in RELEVANT_SIMILARITY.items() if k in embedder.name.lower()), None)
+        if threshold is not None:
+            close = {i for i, similarity in zip(ranked, similarities, strict=True) if similarity >= threshold}
     fused: dict[int, float] = {}
     for ranking in rankings:
         for rank, chunk_id in enumerate(ranking):
             fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     best = sorted(fused, key=lambda i: -fused[i])[:limit]
-    return _passages(best, fused)
+    relevant = None if close is None else set(text) | close
+    return _passages(best, fused, relevant)
 
 
 def _text_ranking(query: str, document_ids: list[int]) -> list[int]:
@@ -115,18 +130,21 @@ class _Vectors:
 VECTORS = _Vectors()
 
 
-def _vector_ranking(query_vector: np.ndarray, document_ids: list[int]) -> list[int]:
+def _vector_ranking(query_vector: np.ndarray, document_ids: list[int]) -> tuple[list[int], list[float]]:
+    """The nearest passages, best first, and their cosines."""
     ids, matrix = VECTORS.of(document_ids)
     if not len(ids) or matrix.shape[1] != query_vector.shape[0]:
-        return []
+        return [], []
     scores = matrix @ query_vector.astype(np.float32)
     top = min(CANDIDATES, len(ids))
     best = np.argpartition(-scores, top - 1)[:top]
     best = best[np.argsort(-scores[best])]
-    return [int(ids[i]) for i in best]
+    return [int(ids[i]) for i in best], [float(scores[i]) for i in best]
 
 
-def _passages(chunk_ids: list[int], scores: dict[int, float]) -> list[Passage]:
+def _passages(
+    chunk_ids: list[int], scores: dict[int, float], relevant: set[int] | None = None
+) -> list[Passage]:
     if not chunk_ids:
         return []
     rows = db.session.execute(
@@ -144,6 +162,7 @@ def _passages(chunk_ids: list[int], scores: dict[int, float]) -> list[Passage]:
             tokens=chunk.tokens,
             position=chunk.position,
             score=scores[chunk.id],
+            relevant=relevant is None or chunk.id in relevant,
         )
         for chunk, name in (by_id[i] for i in chunk_ids if i in by_id)
     ]
