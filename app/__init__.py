@@ -79,8 +79,9 @@ def register_blueprints(app: Flask) -> None:
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
     from app.compare import bp as compare_bp
-    from app.documents import bp as documents_bp
+    from app.documents.routes import bp as documents_bp
     from app.health import bp as health_bp
+    from app.knowledge import bp as knowledge_bp
     from app.settings import bp as settings_bp
     from app.settings.brand import bp as brand_bp
 
@@ -89,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(chat_bp)
     app.register_blueprint(compare_bp)
     app.register_blueprint(documents_bp)
+    app.register_blueprint(knowledge_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(brand_bp)
     app.register_blueprint(api_bp)

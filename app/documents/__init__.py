@@ -8,11 +8,8 @@ text cut into passages and indexed, and the passages found for a question.
     retrieval.py  full text (+ vectors) ranked together
     context.py    the passages a question is sent with, within the model's budget
     access.py     who may read what
-    routes.py     upload, progress, download
+    routes.py     upload, progress, download (the blueprint)
+
+Nothing is imported here: the extraction's child process imports app.documents.extract alone,
+and starts in a fraction of the time without the web layer.
 """
-
-from flask import Blueprint
-
-bp = Blueprint("documents", __name__)
-
-from app.documents import routes  # noqa: E402,F401

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.documents import access, bp, indexing, store
+from app.documents import access, indexing, store
 from app.documents.extract import DocumentError
 from app.documents.messages import document_error_message
 from app.errors import render_error
 from app.models import Document
+
+bp = Blueprint("documents", __name__)
 
 # Multipart framing around the file (boundaries, headers, the other fields).
 _FORM_OVERHEAD = 64 * 1024
@@ -63,8 +65,10 @@ def document_as_dict(document: Document) -> dict:
     }
 
 
-def receive(collection_id: int | None = None):
-    """The uploaded `file`, stored and queued for indexing: (document, None) or (None, refusal)."""
+def receive(collection_id: int | None = None, owner=None):
+    """The uploaded `file`, stored and queued for indexing: (document, None) or (None, refusal).
+    `owner`: who sends it (the signed-in user; an API key's owner)."""
+    owner = owner or current_user
     try:
         upload = request.files.get("file")
     except RequestEntityTooLarge:
@@ -72,7 +76,7 @@ def receive(collection_id: int | None = None):
     if upload is None or not upload.filename:
         return None, render_error(400, _("Choose a file to send."))
     try:
-        document = store.save(current_user.id, upload.filename, upload.stream, collection_id=collection_id)
+        document = store.save(owner.id, upload.filename, upload.stream, collection_id=collection_id)
     except DocumentError as error:
         status = 413 if error.code == "too_large" else 400
         return None, render_error(
