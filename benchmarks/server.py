@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 # Settings that could point a test server at real data: never taken from the caller's shell.
-# The server keeps its database, key and models folder in its own instance folder.
-ISOLATED_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "MODELS_DIR", "CAUSERIE_INSTANCE")
+# The server keeps its database, key, models and documents folders in its own instance folder.
+ISOLATED_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "MODELS_DIR", "DOCUMENTS_DIR", "CAUSERIE_INSTANCE")
 
 
 def free_port() -> int:
