@@ -142,6 +142,18 @@ def test_office_files_are_told_apart_by_the_parts_inside_not_their_names(tmp_pat
     assert kinds == ["docx", "pptx", "xlsx", "odt"]
 
 
+def test_a_word_document_zipped_in_another_order_is_still_recognised(tmp_path):
+    # As `zip -r` makes it from a folder: pictures first, [Content_Types].xml somewhere later.
+    written = write_docx(tmp_path / "written.docx", ["Texte"])
+    docx = tmp_path / "rezipped.docx"
+    with zipfile.ZipFile(written) as source, zipfile.ZipFile(docx, "w", zipfile.ZIP_DEFLATED) as target:
+        target.writestr("word/media/image1.png", os.urandom(200 * 1024))
+        for item in reversed(source.infolist()):
+            target.writestr(item.filename, source.read(item))
+
+    assert extract(docx, "rezipped.docx", MAX_PAGES).sections[0].text == "Texte"
+
+
 def test_an_empty_file_is_refused_as_empty(tmp_path):
     empty = tmp_path / "vide.txt"
     empty.write_bytes(b"")

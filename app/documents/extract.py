@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -38,6 +39,7 @@ _OOXML_MAIN = {
     b"presentationml.presentation.main+xml": "pptx",
     b"spreadsheetml.sheet.main+xml": "xlsx",
 }
+_OOXML_PARTS = {b"word/document.xml": "docx", b"ppt/presentation.xml": "pptx", b"xl/workbook.xml": "xlsx"}
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # A password-protected DOCX/XLSX/PPTX is an OLE container holding this stream.
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
@@ -92,7 +94,7 @@ def detect_kind(head: bytes, filename: str) -> str:
 def _zip_kind(head: bytes) -> str:
     """Reads the zip's first local entries: ODF puts "mimetype" first, stored; Office puts
     [Content_Types].xml first, naming the main part's type."""
-    offset, names = 0, []
+    offset = 0
     while head[offset : offset + 4] == b"PK\x03\x04" and offset + 30 <= len(head):
         flags = int.from_bytes(head[offset + 6 : offset + 8], "little")
         method = int.from_bytes(head[offset + 8 : offset + 10], "little")
@@ -101,7 +103,6 @@ def _zip_kind(head: bytes) -> str:
         extra_len = int.from_bytes(head[offset + 28 : offset + 30], "little")
         start = offset + 30 + name_len + extra_len
         name = head[offset + 30 : offset + 30 + name_len]
-        names.append(name)
         data = head[start : start + size] if size else head[start:]
         if name == b"mimetype" and method == 0:
             if data[:size].strip() == b"application/vnd.oasis.opendocument.text":
@@ -116,9 +117,10 @@ def _zip_kind(head: bytes) -> str:
         if flags & 0x08 or not size:  # sizes follow the data: the next entry cannot be found
             break
         offset = start + size
-    # Some writers put the parts in another order: the folder names still tell.
-    for prefix, kind in ((b"word/", "docx"), (b"ppt/", "pptx"), (b"xl/", "xlsx")):
-        if any(name.startswith(prefix) for name in names):
+    # Some writers put the parts in another order: their names still tell, in the local entries
+    # or in the central directory, at the end (which `extract` appends to the head).
+    for part, kind in _OOXML_PARTS.items():
+        if part in head:
             return kind
     raise DocumentError("unsupported")
 
@@ -162,6 +164,9 @@ def extract(path: Path, filename: str, max_pages: int) -> Extracted:
         head = file.read(HEAD_BYTES)
         if head.startswith(_OLE_MAGIC):
             head += file.read()  # the stream names sit anywhere in the container
+        elif head.startswith(b"PK\x03\x04") and len(head) == HEAD_BYTES:
+            file.seek(max(file.tell(), path.stat().st_size - HEAD_BYTES))
+            head += file.read()  # a zip's central directory, naming every part, is at its end
     kind = detect_kind(head, filename)
     if kind in ZIP_KINDS:
         check_zip(path)
@@ -214,7 +219,9 @@ def extract_isolated(
     `memory_limit` bytes: whatever the file does to the parser (a crash, a bomb, an endless loop)
     costs only the child."""
     worker = "app.documents.extract_worker"
-    command = [sys.executable, "-m", worker, str(path), filename, str(max_pages), str(memory_limit)]
+    # Only the name's extension matters (among text kinds); a NUL in a name could not be passed.
+    name = "document" + Path(filename.replace("\0", "")).suffix
+    command = [sys.executable, "-m", worker, str(path), name, str(max_pages), str(memory_limit)]
     root = Path(__file__).resolve().parents[2]
     try:
         done = subprocess.run(
@@ -227,8 +234,10 @@ def extract_isolated(
     except ValueError:
         result = None
     if not isinstance(result, dict):
-        # Killed by the memory cap or a crash in a C library: the file made the parser fail.
-        code = "bomb" if done.returncode == 3 or b"MemoryError" in done.stderr else "corrupt"
+        # Out of memory (the cap, or the kernel's OOM killer: SIGKILL) or a crash in a C library:
+        # either way the file made the parser fail.
+        out_of_memory = done.returncode in (3, -signal.SIGKILL) or b"MemoryError" in done.stderr
+        code = "bomb" if out_of_memory else "corrupt"
         raise DocumentError(code, detail=done.stderr[-300:].decode(errors="replace"))
     if "error" in result:
         raise DocumentError(result["error"], **result.get("values", {}))

@@ -8,6 +8,7 @@ stdout. Exit status 3: the file exhausted the memory cap.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import sys
@@ -21,6 +22,8 @@ def main(path: str, filename: str, max_pages: str, memory_bytes: str) -> int:
     result = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # A broken PDF can make pypdf warn once per object: thousands of lines nobody reads.
+    logging.disable(logging.WARNING)
     from app.documents.extract import DocumentError, extract, to_json
 
     try:
