@@ -10,6 +10,7 @@ someone decides whose thing that part names.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import threading
@@ -27,7 +28,7 @@ from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.engines.ollama import OllamaEngine
 from app.llm.scheduler import Scheduler
-from app.models import ApiKey, BenchmarkRun, Conversation, Message, Preset, User
+from app.models import ApiKey, BenchmarkRun, Collection, Conversation, Document, Message, Preset, User
 from config import TestConfig
 from tests.conftest import PASSWORD, AuthActions, sse_events
 from tests.url_map import sweep, url_of
@@ -62,6 +63,9 @@ INTRUSION = {
     "prompt": "laisse-moi entrer",
     "enabled": "0",
     "mode": "open",
+    "name": "pris par bob",
+    "access": "all",
+    "manages_knowledge": "on",
 }
 
 
@@ -186,6 +190,10 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
             "texts": [m.content for m in messages if m.role == "user" or m.state == "complete"],
             "run": run and (run.state, run.models),
             "presets": [(p.name, p.system_prompt, p.model) for p in alice.presets],
+            "collections": db.session.execute(
+                db.select(Collection.name, Collection.open_to_all, Collection.description)
+            ).all(),
+            "documents": db.session.execute(db.select(Document.id, Document.filename)).all(),
             "api keys": db.session.execute(
                 db.select(ApiKey.name, ApiKey.revoked_at).where(ApiKey.user_id == alice.id)
             ).all(),
@@ -214,9 +222,19 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     run_id = _benchmark_run(app, alice_id)
     client.post("/settings/presets", data={"name": "Le preset d'Alice", "system_prompt": "secret"})
     client.post("/settings/api-keys", data={"name": "La clé d'Alice"})
+    # Her knowledge base, for her alone, and a document in it.
+    client.post("/knowledge/new", data={"name": "Base d'Alice", "access": "listed", "readers": "alice"})
     with app.app_context():
         preset_id = db.session.scalar(db.select(Preset.id).where(Preset.user_id == alice_id))
         key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == alice_id))
+        collection_id = db.session.scalar(db.select(Collection.id))
+    client.post(
+        f"/knowledge/{collection_id}/documents",
+        data={"files": [(io.BytesIO(b"Le secret d'Alice, dans sa base."), "secret.txt")]},
+        content_type="multipart/form-data",
+    )
+    with app.app_context():
+        document_id = db.session.scalar(db.select(Document.id).where(Document.collection_id == collection_id))
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
@@ -225,6 +243,8 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         "user_id": [alice_id],  # admins only
         "preset_id": [preset_id],
         "key_id": [key_id],
+        "collection_id": [collection_id],
+        "document_id": [document_id],
     }
     rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
     unclassified = sorted(
@@ -494,3 +514,26 @@ def test_the_ollama_host_is_only_ever_asked_about_models_it_listed(ollama_app, s
     assert set(sent) - {None} <= listed, set(sent) - listed
     assert standin.bodies("/api/show"), "the host was asked nothing: this would prove nothing"
     assert standin.bodies("/api/chat") == [] and standin.bodies("/api/generate") == []
+
+
+# -- text people write is inert ---------------------------------------------------------------
+XSS = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+def test_a_collection_name_and_description_with_markup_render_as_text_everywhere(app, signed_in):
+    signed_in.post("/knowledge/new", data={"name": XSS[:100], "description": XSS, "access": "all"})
+    with app.app_context():
+        collection_id = db.session.scalar(db.select(Collection.id))
+    bob = signed_in_as(app, "bob")
+    pages = {
+        "list": signed_in.get("/knowledge"),
+        "collection": signed_in.get(f"/knowledge/{collection_id}"),
+        "edit": signed_in.get(f"/knowledge/{collection_id}/edit"),
+        "chat (admin)": signed_in.get("/"),
+        "chat (reader)": bob.get("/"),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200, where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
+        assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"

@@ -271,6 +271,27 @@ def _registration_names() -> dict[str, str]:
     return {"open": _("open"), "approval": _("by approval"), "closed": _("closed")}
 
 
+@bp.post("/users/<int:user_id>/knowledge")
+@admin_only
+def user_knowledge(user_id: int):
+    """Let an account manage the knowledge bases, or no longer."""
+    account = db.session.get(User, user_id)
+    if account is None:
+        abort(404)
+    value = request.form.get("manages_knowledge", "")
+    if value not in ("on", "off"):
+        flash(_("Say whether this account may manage the knowledge bases."), "error")
+        return redirect(url_for("admin.users_page"))
+    users.set_manages_knowledge(account, value == "on")
+    security_log.info("admin %r: %r manages knowledge: %s", current_user.username, account.username, value)
+    flash(
+        _("%(name)s can now manage the knowledge bases.", name=account.username)
+        if value == "on"
+        else _("%(name)s no longer manages the knowledge bases.", name=account.username)
+    )
+    return redirect(url_for("admin.users_page"))
+
+
 @bp.post("/users/<int:user_id>/<any(approve, disable, enable, promote, demote, password):action>")
 @admin_only
 def user_action(user_id: int, action: str):

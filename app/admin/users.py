@@ -110,6 +110,12 @@ def set_admin(user: User, is_admin: bool, admin: User) -> None:
         _take_away(user, is_admin=False)
 
 
+def set_manages_knowledge(user: User, manages: bool) -> None:
+    """Named (or no longer) to create knowledge collections and fill them: from their next page."""
+    user.manages_knowledge = manages
+    db.session.commit()
+
+
 def reset_password(user: User, admin: User) -> str:
     """A new password, chosen at random, to hand to the user; their sessions end."""
     _not_self(user, admin)

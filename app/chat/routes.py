@@ -38,8 +38,11 @@ from app.answers.stream import resume_point, sse_response
 from app.chat import bp, services, sidebar
 from app.chat.titles import plain_title
 from app.database import end_transaction
+from app.documents import access
 from app.documents.questions import budget_for, preparation
 from app.errors import render_error, wants_json
+from app.knowledge import services as knowledge
+from app.knowledge.choice import collection_choice
 from app.llm import services as llm
 from app.llm.types import GenerationOptions, Outcome
 from app.models import utcnow
@@ -80,6 +83,10 @@ def _page(conversation=None):
         defaults=_defaults(current, config),
         answer_limit=sampling.answer_limit(current, config["MAX_ANSWER_TOKENS"]),
         system_prompt_chars=services.SYSTEM_PROMPT_CHARS,
+        # The knowledge bases the user may pick (the settings' picker, # in the message box).
+        collections=access.readable_collections(current_user),
+        chosen_collections=conversation.collection_ids if conversation else [],
+        manages_knowledge=access.manages_knowledge(current_user),
     )
 
 
@@ -156,7 +163,10 @@ def create_conversation():
     entry = offered_or_refused(model_id, 409)
     think = _think_choice()
     system_prompt, options = _settings_choices(entry)
+    collection_ids = collection_choice(current_user)
     conversation = services.create_conversation(current_user, model_id, think, system_prompt, options)
+    if collection_ids:
+        knowledge.choose_for(conversation, collection_ids)
     url = url_for("chat.conversation", conversation_id=conversation.id)
     if wants_json():
         return jsonify(id=conversation.id, url=url, model=model_id), 201
@@ -182,11 +192,15 @@ def _settings_choices(entry) -> tuple[str, dict]:
 
 @bp.post("/conversations/<int:conversation_id>/settings")
 def change_settings(conversation_id: int):
-    """The conversation's own system prompt and sampling choices (empty: the admin's)."""
+    """The conversation's own system prompt and sampling choices (empty: the admin's), and
+    its knowledge bases."""
     conversation = services.owned_conversation(current_user, conversation_id)
     entry = llm().catalogue.entry(conversation.model)
     system_prompt, options = _settings_choices(entry)
+    collection_ids = collection_choice(current_user)  # None: the request leaves them as they are
     services.set_settings(conversation, system_prompt, options)
+    if collection_ids is not None:
+        knowledge.choose_for(conversation, collection_ids)
     if wants_json():
         return jsonify(services.conversation_as_dict(conversation))
     flash(_("Settings saved."))

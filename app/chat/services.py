@@ -436,6 +436,7 @@ def conversation_as_dict(conversation: Conversation, answering: bool = False) ->
         "think": conversation.think,
         "system_prompt": conversation.system_prompt,
         "options": conversation.options or {},
+        "collection_ids": conversation.collection_ids or [],
         "updated_at": conversation.updated_at.isoformat() + "Z",
         "answering": answering,
     }

@@ -785,7 +785,9 @@
   function settingsValues() {
     const values = {};
     new FormData(settingsForm).forEach((value, name) => {
-      if (name !== "csrf_token") values[name] = value;
+      // The knowledge bases chosen: a list of ids (an empty hidden value comes first: none).
+      if (name === "collection_ids") values[name] = [...(values[name] || []), ...(value ? [Number(value)] : [])];
+      else if (name !== "csrf_token") values[name] = value;
     });
     return values;
   }

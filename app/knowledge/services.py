@@ -1,0 +1,205 @@
+"""Collections and their documents: made, changed, filled, emptied. Who may do it is checked
+by the routes through `app.documents.access`; here, what a change means."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from app.documents import indexing, store
+from app.documents.extract import DocumentError
+from app.documents.messages import document_error_message
+from app.extensions import db
+from app.models import Collection, CollectionReader, Conversation, Document, User, fold_username
+
+FINISHED = ("ready", "error")
+
+
+class CollectionRefused(Exception):
+    """A change the manager must correct; `message` says how, in their language, and `field`
+    names the form's field it concerns."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+@dataclass
+class Overview:
+    """A collection as the list of collections shows it."""
+
+    collection: Collection
+    readers: list[str]
+    documents: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+
+
+def overviews() -> list[Overview]:
+    """Every collection, by name, with its readers and how many of its documents are in which state."""
+    collections = list(db.session.scalars(sa.select(Collection).order_by(Collection.name)))
+    found = {c.id: Overview(c, reader_names(c)) for c in collections}
+    counts = db.session.execute(
+        sa.select(Document.collection_id, Document.state, sa.func.count())
+        .where(Document.collection_id.is_not(None))
+        .group_by(Document.collection_id, Document.state)
+    )
+    for collection_id, state, count in counts:
+        if collection_id in found:
+            found[collection_id].documents += count
+            found[collection_id].states[state] = count
+    return [found[c.id] for c in collections]
+
+
+def reader_names(collection: Collection) -> list[str]:
+    query = (
+        sa.select(User.username)
+        .join(CollectionReader, CollectionReader.user_id == User.id)
+        .where(CollectionReader.collection_id == collection.id)
+        .order_by(User.username)
+    )
+    return list(db.session.scalars(query))
+
+
+def _readers(text: str) -> list[User]:
+    """The accounts named in `text` (usernames separated by commas or spaces, any case)."""
+    names = [name for name in re.split(r"[,;\s]+", text) if name]
+    wanted = {fold_username(name): name for name in names}
+    users = list(db.session.scalars(sa.select(User).where(User.username_key.in_(list(wanted)))))
+    unknown = [name for key, name in wanted.items() if all(u.username_key != key for u in users)]
+    if unknown:
+        raise CollectionRefused(
+            "readers",
+            _(
+                "No account is named %(names)s: check the spelling.",
+                names=", ".join(f"“{n}”" for n in unknown),
+            ),
+        )
+    return users
+
+
+def save_collection(
+    owner: User,
+    collection: Collection | None,
+    name: str,
+    description: str,
+    open_to_all: bool,
+    readers_text: str,
+) -> Collection:
+    """Create (collection None) or change a collection. Raises CollectionRefused."""
+    folded = name.casefold()
+    others = db.session.execute(sa.select(Collection.id, Collection.name)).all()
+    if any(n.casefold() == folded for i, n in others if collection is None or i != collection.id):
+        raise CollectionRefused("name", _("A collection already has this name."))
+    readers = [] if open_to_all else _readers(readers_text)
+    if not open_to_all and not readers:
+        raise CollectionRefused("readers", _("List who may read it, or open it to everyone."))
+    if collection is None:
+        collection = Collection(owner_id=owner.id)
+        db.session.add(collection)
+    collection.name, collection.description, collection.open_to_all = name, description, open_to_all
+    collection.readers = [CollectionReader(user_id=user.id) for user in readers]
+    try:
+        db.session.commit()
+    except IntegrityError:  # another manager took the name at the same instant
+        db.session.rollback()
+        raise CollectionRefused("name", _("A collection already has this name.")) from None
+    return collection
+
+
+def delete_collection(collection: Collection) -> None:
+    """The collection, its documents and their passages (the database cascades), and their files."""
+    stored = list(
+        db.session.scalars(sa.select(Document.stored_as).where(Document.collection_id == collection.id))
+    )
+    db.session.execute(sa.delete(Collection).where(Collection.id == collection.id))
+    db.session.commit()
+    folder = store.folder()
+    for name in stored:
+        (folder / name).unlink(missing_ok=True)
+
+
+def documents_of(collection: Collection) -> list[Document]:
+    query = sa.select(Document).where(Document.collection_id == collection.id).order_by(Document.filename)
+    return list(db.session.scalars(query))
+
+
+def collection_document(collection: Collection, document_id: int) -> Document | None:
+    document = db.session.get(Document, document_id)
+    return document if document is not None and document.collection_id == collection.id else None
+
+
+def add_documents(user: User, collection: Collection, uploads) -> tuple[list[Document], list[str]]:
+    """Each uploaded file stored into the collection and queued for indexing. A file refused
+    leaves nothing behind and says why; the others still go in. Returns (stored, refusals)."""
+    stored, refusals = [], []
+    for upload in uploads:
+        try:
+            document = store.save(user.id, upload.filename, upload.stream, collection_id=collection.id)
+        except DocumentError as error:
+            refusals.append(document_error_message(error, store.clean_filename(upload.filename)))
+            continue
+        indexing.indexer().add(document.id)
+        stored.append(document)
+    return stored, refusals
+
+
+def replace_document(document: Document, upload) -> Document:
+    """A new version of a document: stored and indexed; the old one and its passages go.
+    Raises DocumentError (the old version then stays)."""
+    new = store.replace_file(document, upload.filename, upload.stream)
+    indexing.indexer().add(new.id)
+    return new
+
+
+def delete_document(document: Document) -> None:
+    store.delete(document)
+
+
+def state_label(document: Document) -> str:
+    """A document's state as its collection's page says it."""
+    if document.state == "ready":
+        return _("Indexed")
+    if document.state == "error":
+        error = DocumentError(document.error_code or "corrupt", **(document.error_values or {}))
+        return document_error_message(error, document.filename)
+    if document.state == "indexing":
+        if document.pages:
+            return _(
+                "Indexing: page %(done)s of %(pages)s, %(chunks)s passages",
+                done=format_decimal(document.pages_done),
+                pages=format_decimal(document.pages),
+                chunks=format_decimal(document.chunks),
+            )
+        return _("Indexing…")
+    return _("Waiting to be indexed")
+
+
+def choose_for(conversation: Conversation, collection_ids: list[int]) -> None:
+    """The collections a conversation's questions are answered from (already checked readable)."""
+    conversation.collection_ids = list(collection_ids)
+    db.session.commit()
+
+
+def size_text(size_bytes: int) -> str:
+    """A file's size as people read it: "820 KB", "1.4 MB" (in the language's way)."""
+    if size_bytes < 1024 * 1024:
+        return _("%(size)s KB", size=format_decimal(max(1, round(size_bytes / 1024))))
+    return _("%(size)s MB", size=format_decimal(round(size_bytes / (1024 * 1024), 1)))
+
+
+def document_state(document: Document) -> dict:
+    """What the collection's page refreshes while a document is indexed."""
+    return {
+        "id": document.id,
+        "state": document.state,
+        "label": state_label(document),
+        "pages": format_decimal(document.pages) if document.pages is not None else "",
+        "chunks": format_decimal(document.chunks),
+        "finished": document.state in FINISHED,
+    }
