@@ -446,3 +446,16 @@ def test_every_refusal_names_the_file_in_both_languages(flask_app, code):
 
     assert "budget.xlsx" in english and "budget.xlsx" in french
     assert english != french
+
+
+def test_a_french_reader_is_told_the_files_size_and_the_limit_in_mo(flask_app):
+    text = message(flask_app, "fr", DocumentError("too_large", mb=34, max_mb=20), "rapport.pdf")
+
+    assert text == "« rapport.pdf » fait 34 Mo, 20 au plus."
+
+
+def test_a_file_refused_before_its_size_is_known_is_told_the_limit_alone(flask_app):
+    # The web server stops reading a request past its limit: the file's size is never known.
+    text = message(flask_app, "fr", DocumentError("too_large", max_mb=20), "rapport.pdf")
+
+    assert text == "« rapport.pdf » dépasse 20 Mo, la limite."

@@ -158,16 +158,22 @@ def decode_text(data: bytes, partial: bool = False) -> str | None:
     return None
 
 
-def extract(path: Path, filename: str, max_pages: int) -> Extracted:
-    """Reads the file in this process; raises DocumentError for what a user can fix or be told."""
+def detect_file_kind(path: Path, filename: str) -> str:
+    """`detect_kind` of a stored file, reading what the head alone may miss: a zip's central
+    directory (at its end), an OLE container's stream names (anywhere in it)."""
     with path.open("rb") as file:
         head = file.read(HEAD_BYTES)
         if head.startswith(_OLE_MAGIC):
-            head += file.read()  # the stream names sit anywhere in the container
+            head += file.read()
         elif head.startswith(b"PK\x03\x04") and len(head) == HEAD_BYTES:
             file.seek(max(file.tell(), path.stat().st_size - HEAD_BYTES))
-            head += file.read()  # a zip's central directory, naming every part, is at its end
-    kind = detect_kind(head, filename)
+            head += file.read()
+    return detect_kind(head, filename)
+
+
+def extract(path: Path, filename: str, max_pages: int) -> Extracted:
+    """Reads the file in this process; raises DocumentError for what a user can fix or be told."""
+    kind = detect_file_kind(path, filename)
     if kind in ZIP_KINDS:
         check_zip(path)
     from app.documents import formats

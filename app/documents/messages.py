@@ -29,6 +29,12 @@ def document_error_message(error: DocumentError, filename: str) -> str:
             pages=format_decimal(values.get("pages", 0)),
             max=format_decimal(values.get("max", 0)),
         )
+    if code == "too_large" and not values.get("mb"):  # refused before its size was known
+        return _(
+            "“%(name)s” is larger than %(max_mb)s MB, the limit.",
+            name=filename,
+            max_mb=format_decimal(values.get("max_mb", 0)),
+        )
     if code == "too_large":
         return _(
             "“%(name)s” is %(mb)s MB, %(max_mb)s at most.",
