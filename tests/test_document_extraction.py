@@ -9,6 +9,7 @@ import threading
 import time
 import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import psutil
@@ -103,6 +104,51 @@ def test_a_pdf_over_the_page_limit_is_refused_with_its_page_count(tmp_path):
     error = refusal(pdf, max_pages=5)
 
     assert (error.code, error.values) == ("too_many_pages", {"pages": 6, "max": 5})
+
+
+def test_a_pdf_page_that_inflates_like_a_zip_bomb_is_refused(tmp_path):
+    pdf = write_pdf_with_inflating_page(tmp_path / "piege.pdf", megabytes=80)
+    assert pdf.stat().st_size < 1024 * 1024
+
+    assert refusal(pdf).code == "bomb"
+
+
+def write_pdf_with_inflating_page(path: Path, megabytes: int) -> Path:
+    """A real PDF whose second page's content stream inflates to `megabytes` of spaces."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import EncodedStreamObject, NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(write_pdf(path.with_suffix(".plain.pdf"), ["Un", "Deux"])))
+    deflate = zlib.compressobj(9)
+    compressed = deflate.compress(b"BT (x) Tj ET ")
+    for _ in range(megabytes):
+        compressed += deflate.compress(b" " * 1024 * 1024)
+    stream = EncodedStreamObject()
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    stream._data = compressed + deflate.flush()
+    writer.pages[1][NameObject("/Contents")] = writer._add_object(stream)
+    with path.open("wb") as out:
+        writer.write(out)
+    return path
+
+
+def test_a_pdf_page_the_reader_cannot_parse_is_left_out_and_the_others_kept(tmp_path, monkeypatch):
+    from pypdf import PageObject
+
+    pdf = write_pdf(tmp_path / "manuel.pdf", ["Un", "Deux", "Trois"])
+    readable = PageObject.extract_text
+
+    def fails_on_deux(page, *args, **kwargs):
+        text = readable(page, *args, **kwargs)
+        if text == "Deux":
+            raise KeyError("/Widths")  # as pypdf does on some fonts it does not expect
+        return text
+
+    monkeypatch.setattr(PageObject, "extract_text", fails_on_deux)
+
+    sections = extract(pdf, "manuel.pdf", MAX_PAGES).sections
+
+    assert [(s.page, s.text) for s in sections] == [(1, "Un"), (3, "Trois")]
 
 
 # The kind is told by content

@@ -20,7 +20,7 @@ Pages = tuple[int, list[Section]]
 
 def read_pdf(path: Path, max_pages: int) -> Pages:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError
+    from pypdf.errors import DependencyError, LimitReachedError
 
     reader = PdfReader(path)
     if reader.is_encrypted:
@@ -35,10 +35,20 @@ def read_pdf(path: Path, max_pages: int) -> Pages:
     if count > max_pages:
         raise DocumentError("too_many_pages", pages=count, max=max_pages)
     headings = _outline_by_page(reader)
-    heading, sections = "", []
+    heading, sections, broken = "", [], None
     for index, page in enumerate(reader.pages):
         heading = headings.get(index, heading)
-        sections.append(Section(page=index + 1, heading=heading, text=tidy(page.extract_text() or "")))
+        try:
+            text = page.extract_text() or ""
+        except LimitReachedError:  # a stream that would inflate past pypdf's limit (75 MB)
+            raise DocumentError("bomb") from None
+        except Exception as error:
+            # One damaged page does not make the other 300 useless: it is left out.
+            broken = error
+            continue
+        sections.append(Section(page=index + 1, heading=heading, text=tidy(text)))
+    if broken and not any(s.text for s in sections):
+        raise broken  # nothing readable: the file is damaged, not a scan
     return count, sections
 
 
