@@ -5,10 +5,11 @@ import io
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.metrics.dashboard import percentile
-from app.models import Generation, utcnow
+from app.models import Document, Generation, User, utcnow
 from tests.conftest import PASSWORD
 
 
@@ -126,3 +127,86 @@ def test_a_model_name_that_looks_like_a_formula_stays_text_in_the_csv(app, signe
         db.session.commit()
     rows = list(csv.DictReader(io.StringIO(signed_in.get("/admin/dashboard.csv").get_data(as_text=True))))
     assert rows[0]["model"] == "'=HYPERLINK(1)"
+
+
+@pytest.fixture
+def documents_history(app, signed_in):
+    """smollm2's answers of the period: three that drew on documents, three that did not."""
+    with app.app_context():
+        drew = {"documents_wait_seconds": 1.5, "retrieval_seconds": 0.012, "passages": 3}
+        db.session.add_all(
+            [measured("smollm2", 3.0 + i, 9.0, 50, 90, passage_tokens=500 + 20 * i, **drew) for i in range(3)]
+            + [measured("smollm2", 0.5, 4.0, 60, 90) for _ in range(3)]
+            + [measured("gemma", 0.7, 3.0, 40, 90)]  # never drew on documents: not in the table
+        )
+        db.session.commit()
+    return signed_in
+
+
+def documents_table(page: str) -> str:
+    return page.split("data-documents-costs")[1].split("</table>")[0]
+
+
+def test_the_first_token_with_documents_is_shown_beside_the_same_models_without(documents_history):
+    table = documents_table(documents_history.get("/admin/dashboard").get_data(as_text=True))
+    smollm2 = row_of(table, "smollm2")
+    assert ">3<" in smollm2 and "4.00 s / 0.50 s" in smollm2  # medians: with documents, without
+    assert "1.50 s" in smollm2 and "0.012 s" in smollm2 and ">520<" in smollm2  # wait, retrieval, tokens
+    assert 'data-model-id="gemma"' not in table
+
+
+def test_each_answer_with_documents_lists_its_wait_retrieval_passages_and_first_token(documents_history):
+    page = documents_history.get("/admin/dashboard").get_data(as_text=True)
+    answers = page.split("data-document-answers")[1].split("</table>")[0]
+    assert answers.count("data-generation=") == 3  # the three that drew on documents, no other
+    newest = answers.split("data-generation=")[1]
+    assert "1.50 s" in newest and "0.012 s" in newest and ">3<" in newest and ">540<" in newest
+    assert "5.00 s" in newest
+
+
+def test_the_documents_figures_are_written_in_french_for_a_french_reader(documents_history):
+    documents_history.post("/settings", data={"language": "fr", "theme": "system"})
+    page = documents_history.get("/admin/dashboard").get_data(as_text=True)
+    table = documents_table(page)
+    assert "Premier jeton avec / sans documents (médiane)" in table and "4,00 s / 0,50 s" in table
+    assert "0,012 s" in table and "Documents indexés" in page and "4.00 s" not in table
+
+
+def test_the_indexing_panel_counts_the_periods_documents_pages_per_second_and_errors(app, signed_in):
+    with app.app_context():
+        owner = db.session.scalar(sa.select(User.id))
+
+        def document(n: int, **values) -> Document:
+            return Document(
+                owner_id=owner, filename=f"d{n}.pdf", kind="pdf", size_bytes=1000, sha256="0" * 64,
+                stored_as=f"file{n}", **values,
+            )  # fmt: skip
+
+        db.session.add_all(
+            [
+                document(1, state="ready", pages=50, chunks=120, index_seconds=10.0, indexed_at=utcnow()),
+                document(2, state="ready", pages=20, chunks=40, index_seconds=2.0, indexed_at=utcnow()),
+                document(3, state="ready", pages=10, chunks=20, index_seconds=10.0, indexed_at=utcnow()),
+                document(4, state="error", error_code="encrypted"),
+                document(5, state="indexing"),  # not indexed yet: not counted
+                document(  # indexed before the period
+                    6,
+                    state="ready",
+                    pages=900,
+                    chunks=900,
+                    index_seconds=1.0,
+                    indexed_at=utcnow() - timedelta(days=10),
+                    created_at=utcnow() - timedelta(days=10),
+                ),  # fmt: skip
+            ]
+        )
+        db.session.commit()
+    panel = signed_in.get("/admin/dashboard?period=7d").get_data(as_text=True).split("data-indexing")[1]
+    panel = panel.split("</dl>")[0]
+    assert "data-documents>3<" in panel and "data-passages>180<" in panel and "data-errors>1<" in panel
+    assert "data-pages-per-second>5.0<" in panel  # 5, 10 and 1 pages per second: the median
+
+
+def test_a_period_without_answers_drawing_on_documents_says_so(history):
+    page = history.get("/admin/dashboard").get_data(as_text=True)
+    assert "No answer drew on documents in this period." in page and "data-document-answers" not in page

@@ -196,7 +196,8 @@ def _charts(rows: list, models: list[dashboard.ModelFigures]) -> dict:
 @bp.get("/dashboard")
 @admin_only
 def dashboard_page():
-    """Per model, for a period: answers, waits, speed, CPU, memory, errors and stops; charts; now."""
+    """Per model, for a period: answers, waits, speed, CPU, memory, errors and stops; what
+    documents cost; charts; now."""
     period, since = _period()
     alone_only = request.args.get("alone") == "1"
     rows = dashboard.records(since, alone_only)
@@ -208,6 +209,9 @@ def dashboard_page():
         alone_only=alone_only,
         models=models,
         ratings=dashboard.ratings(since),
+        documents_costs=dashboard.documents_costs(rows),
+        document_answers=dashboard.answers_with_documents(rows),
+        indexing=dashboard.indexing(since),
         live=_live(),
         live_colours=machine.COLOURS,
         **_charts(rows, models),

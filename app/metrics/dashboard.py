@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Generation, Message
+from app.models import Document, Generation, Message
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 OUTCOMES = ("complete", "stopped", "disconnected", "interrupted", "error")
@@ -99,6 +99,93 @@ def figures(rows: list[Generation]) -> list[ModelFigures]:
             )
         )
     return result
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def with_documents(row: Generation) -> bool:
+    """An answer to a question that drew on documents (its passages were looked for)."""
+    return row.passages is not None
+
+
+@dataclass(frozen=True)
+class DocumentsCost:
+    """Per model, what documents cost its answers' first token: medians over the period."""
+
+    model: str
+    answers: int  # with documents
+    first_token_with: float | None
+    first_token_without: float | None
+    wait: float | None  # for the question's documents to be indexed
+    retrieval: float | None
+    passages: float | None
+    passage_tokens: float | None
+
+
+def documents_costs(rows: list[Generation]) -> list[DocumentsCost]:
+    """The models whose answers drew on documents in the period, their first token beside the
+    same model's answers without documents: what the passages cost to read."""
+    by_model: dict[str, list[Generation]] = defaultdict(list)
+    for row in rows:
+        by_model[row.model].append(row)
+    result = []
+    for model, mine in sorted(by_model.items()):
+        drew = [r for r in mine if with_documents(r)]
+        if not drew:
+            continue
+        plain = [r for r in mine if not with_documents(r)]
+        result.append(
+            DocumentsCost(
+                model=model,
+                answers=len(drew),
+                first_token_with=_median(_known(drew, "first_token_seconds")),
+                first_token_without=_median(_known(plain, "first_token_seconds")),
+                wait=_median(_known(drew, "documents_wait_seconds")),
+                retrieval=_median(_known(drew, "retrieval_seconds")),
+                passages=_median(_known(drew, "passages")),
+                passage_tokens=_median(_known(drew, "passage_tokens")),
+            )
+        )
+    return result
+
+
+def answers_with_documents(rows: list[Generation], limit: int = 20) -> list[Generation]:
+    """The period's latest answers that drew on documents, newest first."""
+    return [row for row in reversed(rows) if with_documents(row)][:limit]
+
+
+@dataclass(frozen=True)
+class Indexing:
+    """The documents indexed in the period, and those that could not be."""
+
+    documents: int
+    pages: int
+    pages_per_second: float | None  # the median document's
+    passages: int
+    errors: int
+
+
+def indexing(since: datetime) -> Indexing:
+    indexed = db.session.execute(
+        sa.select(Document.pages, Document.chunks, Document.index_seconds).where(
+            Document.state == "ready", Document.indexed_at >= since
+        )
+    ).all()
+    errors = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Document)
+        .where(Document.state == "error", Document.created_at >= since)
+    )
+    rates = [row.pages / row.index_seconds for row in indexed if row.pages and row.index_seconds]
+    return Indexing(
+        documents=len(indexed),
+        pages=sum(row.pages or 0 for row in indexed),
+        pages_per_second=_median(rates),
+        passages=sum(row.chunks for row in indexed),
+        errors=errors or 0,
+    )
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,56 @@ def test_the_server_now_chart_is_redrawn_as_the_minutes_pass(logged_in_page):
     )
     before = page.evaluate(points)
     page.wait_for_function(f"(before) => ({points})() > before", arg=before, timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def answered_from_a_document(live_server, admin) -> str:
+    """A question asked with a document attached, through the chat's own routes; the model."""
+    from benchmarks.client import ChatClient
+
+    client = ChatClient(live_server.base_url)
+    assert client.login(*admin).ok
+    uploaded = client.session.post(
+        client.url("/documents"),
+        files={
+            "file": ("conges.md", "# Congés\n\nLes congés se posent quatre semaines à l'avance.".encode())
+        },
+        headers={"X-CSRFToken": client.csrf_token, "Accept": "application/json"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    document = uploaded.json()["document"]["id"]
+    conversation = client.create_conversation(MODELS[0])
+    answer = client.ask(conversation, "Quand poser ses congés ?", (document,))
+    assert answer.text and any(e.name == "sources" for e in answer.events), answer.events[-3:]
+    return MODELS[0]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_the_dashboard_shows_what_documents_cost_an_answer_and_fits_the_screen(
+    browser, live_server, logged_in_state, answered_from_a_document, artifacts_dir: Path, screen, theme
+):
+    context = browser.new_context(
+        locale="fr-FR",
+        base_url=live_server.base_url,
+        storage_state=logged_in_state,
+        color_scheme=theme,
+        **VIEWPORTS[screen],
+    )
+    try:
+        page = context.new_page()
+        page.goto("/admin/dashboard?period=24h")
+        section = page.locator("[data-documents-panel]")
+        row = section.locator(f'[data-documents-costs] tr[data-model-id="{answered_from_a_document}"]')
+        assert row.count() == 1 and " s / " in row.locator("[data-first-token-with]").inner_text()
+        assert int(section.locator("[data-indexing] [data-documents]").inner_text()) >= 1
+        section.locator("summary").click()
+        assert section.locator("[data-document-answers] tr[data-generation]").count() >= 1
+        width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"the page is wider than the screen: {width}"
+        section.screenshot(path=str(artifacts_dir / f"dashboard-documents-{screen}-{theme}.png"))
+        page.screenshot(
+            path=str(artifacts_dir / f"dashboard-with-documents-{screen}-{theme}.png"), full_page=True
+        )
+    finally:
+        context.close()
