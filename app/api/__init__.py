@@ -11,4 +11,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
 keys_bp = Blueprint("api_keys", __name__)  # the Settings page's key forms (session and CSRF)
 
-from app.api import auth, key_routes, openai_routes, routes  # noqa: E402,F401
+from app.api import auth, document_routes, key_routes, openai_routes, routes  # noqa: E402,F401

@@ -19,11 +19,18 @@ from app.answers.registry import StreamTicket
 from app.answers.stream import sse_response
 from app.api import keys
 from app.database import end_transaction
+from app.documents import access
+from app.documents.extract import DocumentError
+from app.documents.messages import document_error_message
+from app.documents.questions import Scope, budget_for, call_preparation
+from app.extensions import db
 from app.llm import services as llm
 from app.llm.catalogue import Entry
 from app.llm.types import ChatMessage, GenerationOptions, Outcome
+from app.models import Document
 
 ROLES = ("system", "user", "assistant")
+MAX_NAMED = 20  # collections, and documents, one call may name
 __all__ = ["Refused", "messages_from", "offered_entry", "options_for", "start", "stream", "collect"]
 
 
@@ -70,6 +77,62 @@ def _text_of_parts(parts: list) -> str:
     return "".join(texts)
 
 
+def scope_from(data: dict) -> Scope | None:
+    """The documents a call draws on: `collections` (ids or names of collections the key's
+    owner may read) and `document_ids` (their own attachments); None when it names none.
+    Refused (404) for one they may not read, named as unknown: whether it exists stays hidden."""
+    user = g.api_user
+    named, ids = data.get("collections", []), data.get("document_ids", [])
+    if not isinstance(named, list) or len(named) > MAX_NAMED:
+        raise Refused(400, _("“collections” lists %(max)d collection ids or names at most.", max=MAX_NAMED))
+    if not isinstance(ids, list) or len(ids) > MAX_NAMED:
+        raise Refused(400, _("“document_ids” lists %(max)d ids of your documents at most.", max=MAX_NAMED))
+    collections = []
+    if named:
+        readable = access.readable_collections(user)
+        by_id = {c.id: c.id for c in readable}
+        by_name = {c.name.casefold(): c.id for c in readable}
+        for item in named:
+            if isinstance(item, str):
+                found = by_name.get(item.strip().casefold())
+            else:
+                found = by_id.get(item) if isinstance(item, int) and not isinstance(item, bool) else None
+            if found is None:
+                raise Refused(404, _("Unknown collection: “%(name)s”.", name=str(item)[:100]))
+            collections.append(found)
+    documents = []
+    for item in ids:
+        document = _own_document(item)
+        if document.state == "error":
+            error = DocumentError(document.error_code, **(document.error_values or {}))
+            raise Refused(400, document_error_message(error, document.filename))
+        documents.append(document.id)
+    if not collections and not documents:
+        return None
+    return Scope(user.id, tuple(dict.fromkeys(collections)), document_ids=tuple(dict.fromkeys(documents)))
+
+
+def _own_document(item):
+    if isinstance(item, int) and not isinstance(item, bool) and 0 < item < 2**63:
+        document = db.session.get(Document, item)
+        if document and document.owner_id == g.api_user.id and document.collection_id is None:
+            return document
+    raise Refused(404, _("Unknown document: %(id)s.", id=str(item)[:40]))
+
+
+def preparation(entry: Entry, messages: list[ChatMessage], scope: Scope | None):
+    """The retrieval run before answering, as in the chat: the passages go before the last
+    user message; nothing is stored."""
+    if scope is None:
+        return None
+    return call_preparation(messages[-1].content, scope, budget_for(entry))
+
+
+def sources_of(live: LiveAnswer) -> dict:
+    """The passages the answer was written from ({} when it drew on no document)."""
+    return next((event.data for event in list(live.events) if event.name == "sources"), {})
+
+
 def options_for(entry: Entry, data: dict) -> GenerationOptions:
     """The configured and the admin's options, with the caller's sampling choices within the
     admin's limits (the chat's rules: temperature, top_p, top_k, max_tokens)."""
@@ -94,10 +157,15 @@ def with_system_prompt(entry: Entry, messages: list[ChatMessage]) -> list[ChatMe
 
 
 def start(
-    entry: Entry, messages: list[ChatMessage], options: GenerationOptions, capped: bool = True
+    entry: Entry,
+    messages: list[ChatMessage],
+    options: GenerationOptions,
+    capped: bool = True,
+    scope: Scope | None = None,
 ) -> LiveAnswer:
     """Start the answer (Refused 429 or 503 when its author or the server is full). `capped`:
-    the per-person bound applies; a comparison's second and later answers are one request's."""
+    the per-person bound applies; a comparison's second and later answers are one request's.
+    `scope`: the documents its passages are looked for in, first."""
     received_at = time.perf_counter()
     user = g.api_user
     key_id = g.api_key.id
@@ -111,6 +179,7 @@ def start(
             watched_only=True,
             detailed_errors=user.is_admin,
             allowed=_key_still_valid(key_id),
+            prepare=preparation(entry, messages, scope),
         )
         return answers.start(asking, held, new_answer_id())
 

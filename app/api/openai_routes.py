@@ -84,6 +84,9 @@ class CompletionFrames:
         if event.name == "thinking":
             self.opened = True
             return self._chunk({**opening, "reasoning_content": event.data["text"]})
+        if event.name == "sources":  # our extension: OpenAI's clients ignore the field
+            self.opened = True
+            return self._chunk(opening, sources=event.data)
         if event.name == "done":
             stats = event.data.get("stats") or {}
             finish = finish_reason(event.data["state"], stats)
@@ -108,8 +111,9 @@ def chat_completions():
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
     options = answers.options_for(entry, _sampling(data, entry))
+    scope = answers.scope_from(data)
     with answers.a_place_to_wait() as ticket:
-        live = answers.start(entry, messages, options)
+        live = answers.start(entry, messages, options, scope=scope)
     if data.get("stream"):
         return answers.stream(live, ticket, frames=CompletionFrames(entry.id))
     answers.collect([live], ticket)
@@ -118,6 +122,8 @@ def chat_completions():
     message = {"role": "assistant", "content": live.text}
     if live.thinking:
         message["reasoning_content"] = live.thinking_text
+    # `sources`: our extension, when the call names documents (OpenAI's clients ignore it)
+    extension = {"sources": answers.sources_of(live)} if scope is not None else {}
     return jsonify(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         object="chat.completion",
@@ -125,6 +131,7 @@ def chat_completions():
         model=entry.id,
         choices=[{"index": 0, "message": message, "finish_reason": finish_reason(live.outcome, live.stats)}],
         usage=usage(live.stats),
+        **extension,
     )
 
 

@@ -32,14 +32,62 @@ MESSAGES = {
         "properties": {"role": {"enum": ["system", "user", "assistant"]}, "content": {"type": "string"}},
     },
 }
+DOCUMENTS = {
+    "collections": {
+        "type": "array",
+        "maxItems": 20,
+        "items": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+        "description": "collections (ids or names, from /api/v1/collections) whose passages the answer "
+        "draws on, found before answering as in the chat; one the caller may not read is answered "
+        "404, as unknown",
+    },
+    "document_ids": {
+        "type": "array",
+        "maxItems": 20,
+        "items": {"type": "integer"},
+        "description": "the caller's own documents (POST /api/v1/documents): waited for while they are "
+        "indexed, sent whole when they fit the model's budget, else searched",
+    },
+}
+SOURCES = (
+    "`sources`: the passages the answer was given, numbered as it cites them ([1]): "
+    "{passages: [{n, document_id, name, page, heading, text}], read: {passages, pages, documents, whole}}; "
+    "{} when it drew on no document"
+)
 ASK = {
     "type": "object",
     "properties": {
         "prompt": {"type": "string", "description": "one user message (or `messages`)"},
         "messages": MESSAGES,
         **SAMPLING,
+        **DOCUMENTS,
     },
 }
+DOCUMENT = _json(
+    "{document: {id, name, kind, size_bytes, state (waiting, indexing, ready, error), pages, chunks, "
+    "error, collection_id, url}}"
+)
+UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+
+
+def _id(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _page(name: str, largest: int) -> dict:
+    return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": largest}}
+
 
 SPEC = {
     "openapi": "3.1.0",
@@ -87,7 +135,8 @@ SPEC = {
                 },
                 "responses": {
                     "200": {
-                        "description": "{model, outcome, text, thinking, error, stats}, or text/event-stream"
+                        "description": "{model, outcome, text, thinking, error, stats, sources}, or "
+                        "text/event-stream (a `sources` event before the first token). " + SOURCES
                     },
                     "400": ERROR,
                     "401": ERROR,
@@ -119,7 +168,10 @@ SPEC = {
                     }
                 },
                 "responses": {
-                    "200": _json("{answers: [{model, outcome, text, thinking, error, timings, stats}]}"),
+                    "200": _json(
+                        "{answers: [{model, outcome, text, thinking, error, timings, stats, sources}]}. "
+                        + SOURCES
+                    ),
                     "400": ERROR,
                     "401": ERROR,
                     "404": ERROR,
@@ -140,6 +192,52 @@ SPEC = {
                     {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "integer"}}
                 ],
                 "responses": {"200": _json("{conversation, messages, thread}"), "401": ERROR, "404": ERROR},
+            }
+        },
+        "/api/v1/documents": {
+            "get": {
+                "summary": "The caller's documents and those of the collections they may read, newest first",
+                "parameters": [_page("page", 100_000), _page("per_page", 100)],
+                "responses": {
+                    "200": _json("{documents: [document], page, per_page, total}"),
+                    "400": ERROR,
+                    "401": ERROR,
+                },
+            },
+            "post": {
+                "summary": "Upload a document (PDF, DOCX, PPTX, XLSX, ODT, TXT, Markdown, HTML, CSV); "
+                "indexed in the background: follow its `state`, then name it in `document_ids`",
+                "requestBody": UPLOAD,
+                "responses": {"201": DOCUMENT, "400": ERROR, "401": ERROR, "413": ERROR},
+            },
+        },
+        "/api/v1/documents/{document_id}": {
+            "get": {
+                "summary": "One document: its state and progress",
+                "parameters": [_id("document_id")],
+                "responses": {"200": DOCUMENT, "401": ERROR, "404": ERROR},
+            },
+            "delete": {
+                "summary": "Remove one of the caller's documents (a collection's: its page)",
+                "parameters": [_id("document_id")],
+                "responses": {"204": {"description": "Removed"}, "401": ERROR, "404": ERROR},
+            },
+        },
+        "/api/v1/collections": {
+            "get": {
+                "summary": "The collections the caller may name in `collections`",
+                "responses": {
+                    "200": _json("{collections: [{id, name, description, documents}]}"),
+                    "401": ERROR,
+                },
+            }
+        },
+        "/api/v1/collections/{collection_id}/documents": {
+            "post": {
+                "summary": "Upload a document into a collection (its managers only)",
+                "parameters": [_id("collection_id")],
+                "requestBody": UPLOAD,
+                "responses": {"201": DOCUMENT, "400": ERROR, "401": ERROR, "404": ERROR, "413": ERROR},
             }
         },
         "/v1/models": {
@@ -163,6 +261,7 @@ SPEC = {
                                     "stream": {"type": "boolean"},
                                     "max_completion_tokens": {"type": "integer"},
                                     **SAMPLING,
+                                    **DOCUMENTS,
                                 },
                             }
                         }
@@ -170,7 +269,11 @@ SPEC = {
                 },
                 "responses": {
                     "200": {
-                        "description": "chat.completion, or chat.completion.chunk events ending with [DONE]"
+                        "description": "chat.completion, or chat.completion.chunk events ending with "
+                        "[DONE]. Naming `collections` or `document_ids` adds a top-level field, our "
+                        "extension (OpenAI's clients ignore it; the Python client reads it as "
+                        "`completion.model_extra['sources']`): on the completion, and on a chunk of its "
+                        "own before the first token when streamed. " + SOURCES
                     },
                     "400": ERROR,
                     "401": ERROR,

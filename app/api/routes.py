@@ -1,4 +1,5 @@
-"""`/api/v1`: models, health, generate, compare, conversations (documented in openapi.py)."""
+"""`/api/v1`: models, health, generate, compare, conversations (documented in openapi.py);
+documents and collections are in document_routes.py."""
 
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ def answer_as_dict(live) -> dict:
         "error": live.error,
         "timings": live.timings(),
         "stats": public_stats(live.stats),
+        "sources": answers.sources_of(live),
     }
 
 
@@ -110,8 +112,9 @@ def generate():
     entry = answers.offered_entry(data.get("model"))
     messages = answers.messages_from(data)
     options = answers.options_for(entry, data)
+    scope = answers.scope_from(data)
     with answers.a_place_to_wait() as ticket:
-        live = answers.start(entry, messages, options)
+        live = answers.start(entry, messages, options, scope=scope)
     if data.get("stream"):
         return answers.stream(live, ticket)
     return jsonify(answer_as_dict(answers.collect([live], ticket)[0]))
@@ -128,13 +131,14 @@ def compare():
     entries = [answers.offered_entry(model_id) for model_id in chosen]
     messages = answers.messages_from(data)
     options = [answers.options_for(entry, data) for entry in entries]
+    scope = answers.scope_from(data)
     lives = []
     with answers.a_place_to_wait() as ticket:
         try:
             for entry, chosen in zip(entries, options, strict=True):
                 # All started first: the scheduler may write them together. One request: the
                 # person's bound applies to its first answer only.
-                lives.append(answers.start(entry, messages, chosen, capped=not lives))
+                lives.append(answers.start(entry, messages, chosen, capped=not lives, scope=scope))
         except Refused:
             answers.cancel(lives)
             raise

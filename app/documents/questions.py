@@ -1,9 +1,11 @@
-"""A question's documents: what it may draw on (its conversation's attachments, the
-collections its asker may read), waited for, searched, and stored with it as sent."""
+"""A question's documents: what it may draw on (its conversation's attachments, or the ones an
+API call names; the collections its asker may read), waited for, searched — one way for the
+chat's stored questions and for API calls, which store nothing."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
@@ -19,54 +21,121 @@ from app.models import Conversation, Document, Message
 WAIT_SECONDS = 600
 
 
-def _scope(conversation: Conversation, user_id: int) -> list[Document]:
-    """Documents the conversation's questions may draw on, in a stable order."""
-    collections = access.readable_collection_ids(user_id, conversation.collection_ids or [])
-    clauses = [sa.and_(Document.conversation_id == conversation.id, Document.collection_id.is_(None))]
-    if collections:
-        clauses.append(Document.collection_id.in_(collections))
-    query = sa.select(Document).where(sa.or_(*clauses), Document.state != "error").order_by(Document.id)
-    return list(db.session.scalars(query))
+@dataclass(frozen=True)
+class Scope:
+    """The documents a question may draw on. Collections are checked against their reader
+    every time the scope is read (a reader taken off a list reads nothing more from it)."""
+
+    user_id: int
+    collection_ids: tuple[int, ...] = ()
+    conversation_id: int | None = None  # its conversation's attachments
+    document_ids: tuple[int, ...] = ()  # attachments named by an API call (the asker's own)
+
+    def documents(self) -> list[Document]:
+        """In a stable order, those not refused by their indexing."""
+        collections = access.readable_collection_ids(self.user_id, self.collection_ids)
+        own = sa.and_(Document.owner_id == self.user_id, Document.collection_id.is_(None))
+        clauses = []
+        if self.conversation_id is not None:
+            clauses.append(
+                sa.and_(Document.conversation_id == self.conversation_id, Document.collection_id.is_(None))
+            )
+        if self.document_ids:
+            clauses.append(sa.and_(Document.id.in_(self.document_ids), own))
+        if collections:
+            clauses.append(Document.collection_id.in_(collections))
+        if not clauses:
+            return []
+        query = sa.select(Document).where(sa.or_(*clauses), Document.state != "error").order_by(Document.id)
+        return list(db.session.scalars(query))
+
+
+def _conversation_scope(conversation: Conversation, user_id: int) -> Scope:
+    return Scope(user_id, tuple(conversation.collection_ids or ()), conversation_id=conversation.id)
 
 
 def preparation(question_id: int, user_id: int, budget: int) -> Prepare | None:
-    """What to run before answering the question: None when it draws on no document, or
-    already has its passages (a regenerated answer reads the same ones, as sent before)."""
+    """What to run before answering a stored question: None when it draws on no document, or
+    already has its passages (a regenerated answer reads the same ones, as sent before). Its
+    passages are stored with it, as sent."""
     question = db.session.get(Message, question_id)
     if question is None or question.context or (question.sources or {}).get("passages") is not None:
         return None
-    conversation = question.conversation
-    if not _scope(conversation, user_id):
+    if not _conversation_scope(question.conversation, user_id).documents():
         return None
     app = current_app._get_current_object()
 
     def prepare(waited, cancelled) -> Prepared | None:
-        return _prepare(app, question_id, user_id, budget, waited, cancelled)
+        question = db.session.get(Message, question_id)
+        if question is None:
+            return None
+        conversation = question.conversation
+        scope = _conversation_scope(conversation, user_id)
+        prepared = prepared_passages(
+            app,
+            question.content,
+            scope,
+            budget,
+            waited,
+            cancelled,
+            attached=[d.id for d in scope.documents() if d.message_id == question_id],
+            earlier=[m for m in conversation.messages if m.role == "user" and m.id != question_id],
+        )
+        if prepared is None:
+            return None
+        question = db.session.get(Message, question_id)
+        question.context = prepared.context
+        question.sources = prepared.sources
+        db.session.commit()
+        return prepared
 
     return prepare
 
 
-def _prepare(app, question_id: int, user_id: int, budget: int, waited, cancelled) -> Prepared | None:
-    started = time.perf_counter()
-    question = db.session.get(Message, question_id)
-    if question is None:
+def call_preparation(text: str, scope: Scope, budget: int) -> Prepare | None:
+    """What to run before answering an API call (nothing stored): None when it draws on no
+    document. The documents it names are waited for, and sent whole when they fit."""
+    if not scope.documents():
         return None
-    conversation = question.conversation
-    own = [d.id for d in _scope(conversation, user_id) if d.message_id == question_id]
-    if own:
-        wait_until_indexed(own, waited, cancelled, WAIT_SECONDS)
+    app = current_app._get_current_object()
+
+    def prepare(waited, cancelled) -> Prepared | None:
+        return prepared_passages(
+            app, text, scope, budget, waited, cancelled, attached=list(scope.document_ids)
+        )
+
+    return prepare
+
+
+def prepared_passages(
+    app,
+    text: str,
+    scope: Scope,
+    budget: int,
+    waited,
+    cancelled,
+    *,
+    attached: list[int],
+    earlier: list[Message] = (),
+) -> Prepared | None:
+    """The passages for a question `text`: its `attached` documents waited for (sent whole
+    when they fit `budget`), the rest of its scope searched; none an `earlier` question of its
+    conversation already carries. None when cancelled or when it draws on no document."""
+    started = time.perf_counter()
+    if attached:
+        wait_until_indexed(attached, waited, cancelled, WAIT_SECONDS)
     db.session.expire_all()
     if cancelled():
         return None
-    scope = [d for d in _scope(conversation, user_id) if d.state == "ready"]
+    documents = [d for d in scope.documents() if d.state == "ready"]
     waited_seconds = time.perf_counter() - started
-    earlier = [m for m in conversation.messages if m.role == "user" and m.id != question_id]
+    earlier_ids = {m.id for m in earlier}
     already_sent = {p.get("chunk_id") for m in earlier for p in (m.sources or {}).get("passages", [])}
-    whole_before = {d.id for d in scope if d.message_id in {m.id for m in earlier}} & _sent_whole(earlier)
-    described = [{"id": d.id, "tokens": d.tokens, "pages": d.pages, "name": d.filename} for d in scope]
+    whole_before = {d.id for d in documents if d.message_id in earlier_ids} & _sent_whole(earlier)
+    described = [{"id": d.id, "tokens": d.tokens, "pages": d.pages, "name": d.filename} for d in documents]
     gathered = gather(
-        question.content,
-        [d for d in described if d["id"] in own],
+        text,
+        [d for d in described if d["id"] in attached],
         described,
         budget,
         already_sent=already_sent,
@@ -75,9 +144,6 @@ def _prepare(app, question_id: int, user_id: int, budget: int, waited, cancelled
     )
     if not gathered.context:
         return None
-    question.context = gathered.context
-    question.sources = gathered.sources
-    db.session.commit()
     figures = {
         "wait_seconds": round(waited_seconds, 3),
         "retrieval_seconds": round(gathered.retrieval_seconds, 4),
