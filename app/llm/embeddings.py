@@ -29,7 +29,8 @@ CONTEXT = 256
 
 
 class Embedder:
-    """One embedding model, loaded once per process; thread-safe (llama.cpp's context is not)."""
+    """One embedding model, loaded once per process; thread-safe (llama.cpp's context is not:
+    one text is read at a time)."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
         import llama_cpp
@@ -47,15 +48,32 @@ class Embedder:
             verbose=False,
         )
         self._context = min(CONTEXT, self._llama.n_ctx())
-        self._lock = threading.Lock()
+        # llama.cpp's context reads one text at a time; a question goes before the passages of
+        # a document being indexed that wait with it.
+        self._turn = threading.Condition()
+        self._reading = False
+        self._questions_waiting = 0
         self.name = self._llama.metadata.get("general.name") or path.stem
         self.dimensions = self._llama.n_embd()
         family = next((key for key in PREFIXES if key in self.name.lower()), None)
         self._prefixes = PREFIXES.get(family, {"query": "", "passage": ""})
 
     def close(self) -> None:
-        with self._lock:
+        with self._turn:
+            self._turn.wait_for(lambda: not self._reading)
             self._llama.close()
+
+    def _wait_turn(self, question: bool) -> None:
+        with self._turn:
+            self._questions_waiting += question
+            self._turn.wait_for(lambda: not self._reading and (question or not self._questions_waiting))
+            self._questions_waiting -= question
+            self._reading = True
+
+    def _end_turn(self) -> None:
+        with self._turn:
+            self._reading = False
+            self._turn.notify_all()
 
     def _tokens(self, text: str) -> list[int]:
         # NFKC: what SentencePiece's nmt_nfkc normaliser does before tokenizing (a non-breaking
@@ -73,14 +91,16 @@ class Embedder:
 
         prefix = self._prefixes[purpose]
         vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        with self._lock:
-            # The Llama object's own context and batch, as engines/llamacpp.py uses its context:
-            # Llama.embed() calls decode(), on which llama.cpp logs an error for every batch of an
-            # encoder-only model before falling back to encode(). One text per pass: several
-            # texts in one batch attend over all their tokens (masked), which cost 40 % more CPU
-            # per 200-token passage than one at a time.
-            context, batch = self._llama._ctx, self._llama._batch
-            for row, text in enumerate(texts):
+        # The Llama object's own context and batch, as engines/llamacpp.py uses its context:
+        # Llama.embed() calls decode(), on which llama.cpp logs an error for every batch of an
+        # encoder-only model before falling back to encode(). One text per pass: several texts in
+        # one batch attend over all their tokens (masked), which cost 40 % more CPU per 200-token
+        # passage than one at a time; and a turn per text, so that a question waits for one
+        # passage of a document being indexed, not for the whole document.
+        context, batch = self._llama._ctx, self._llama._batch
+        for row, text in enumerate(texts):
+            self._wait_turn(question=purpose == "query")
+            try:
                 batch.add_sequence(self._tokens(prefix + text), 0, True)
                 try:
                     context.encode(batch)
@@ -88,6 +108,8 @@ class Embedder:
                     batch.reset()
                 pooled = llama_cpp.llama_get_embeddings_seq(context.ctx, 0)
                 vectors[row] = np.ctypeslib.as_array(pooled, shape=(self.dimensions,))
+            finally:
+                self._end_turn()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
