@@ -1,13 +1,17 @@
 """Finding conversations again, and taking them away: search, Markdown and JSON exports."""
 
+import io
 import json
 import re
 from datetime import datetime
 from urllib.parse import unquote
 
+from markdown_it import MarkdownIt
+
 from app.extensions import db
 from app.models import Conversation, Message
 from tests.conftest import AuthActions
+from tests.xss_corpus import CORPUS
 
 JSON = {"Accept": "application/json"}
 STREAM = {"Accept": "text/event-stream"}
@@ -358,3 +362,69 @@ def test_another_users_conversation_cannot_be_exported(app, signed_in):
         response = bob.get(f"/conversations/{conversation_id}/export.{kind}")
         assert response.status_code == 404
         assert "Le secret" not in response.get_data(as_text=True)
+
+
+# -- documents in exports --------------------------------------------------------------------------
+PROCEDURE = (
+    "# Sécurité de la presse 4\n\n"
+    "Avant toute intervention, le technicien consigne la presse au cadenas jaune. "
+    "Tout accident doit être déclaré au service sécurité sous 48 heures.\n"
+)
+
+
+def ask_with_a_document(client, name: str, text: str, question: str = "Quel cadenas ?") -> int:
+    """A conversation whose question carries an attached file, answered (by the scripted engine)."""
+    uploaded = client.post("/documents", data={"file": (io.BytesIO(text.encode()), name)}, headers=JSON)
+    assert uploaded.status_code == 201, uploaded.data
+    conversation_id = new_conversation(client, "Presse 4")
+    client.post(
+        f"/conversations/{conversation_id}/messages",
+        json={"content": question, "document_ids": [uploaded.json["document"]["id"]]},
+        headers=STREAM,
+    ).get_data()
+    return conversation_id
+
+
+def test_markdown_export_keeps_each_answers_sources_and_names_the_questions_files(signed_in):
+    conversation_id = ask_with_a_document(signed_in, "procédure presse.md", PROCEDURE)
+    text = signed_in.get(f"/conversations/{conversation_id}/export.md").get_data(as_text=True)
+    question, answer = text.split("## Tiny")
+    assert "Quel cadenas ?\n\n*Attached files:* `procédure presse.md`" in question
+    sources = answer.split("### Sources", 1)[1]
+    assert "[1] `procédure presse.md` · `Sécurité de la presse 4`" in sources
+    assert "~~~text\n" in sources and "sous 48 heures." in sources
+    assert answer.index("Bonjour le monde.") < answer.index("### Sources")
+
+
+def test_json_export_keeps_each_answers_passages_and_the_questions_files(signed_in):
+    conversation_id = ask_with_a_document(signed_in, "procédure.md", PROCEDURE)
+    document = json.loads(
+        signed_in.get(f"/conversations/{conversation_id}/export.json").get_data(as_text=True)
+    )
+    question, answer = document["messages"]
+    assert question["attachments"] == [{"name": "procédure.md", "kind": "md"}]
+    [passage] = answer["sources"]["passages"]
+    assert (passage["n"], passage["name"], passage["heading"]) == (
+        1,
+        "procédure.md",
+        "Sécurité de la presse 4",
+    )
+    assert "48 heures" in passage["text"]
+    assert answer["attachments"] == [] and question["sources"] == {}
+
+
+def test_a_documents_markup_in_its_name_and_text_stays_inert_in_the_markdown_export(signed_in):
+    """Rendered by a CommonMark viewer with HTML on (as editors and forges do), the export shows
+    a document's name and passages as text: no tag, link or image of theirs comes to life."""
+    payloads = [p.script("https://evil.example") for p in CORPUS]
+    text = "# Titre <img src=x onerror=alert(1)>\n\n" + "\n\n".join(
+        "".join(piece if isinstance(piece, str) else piece[1] for piece in pieces) for pieces in payloads
+    )
+    name = "<img src=x onerror=alert(1)>`~~~<svg onload=alert(1)>.md"
+    conversation_id = ask_with_a_document(signed_in, name, text, "Résume ce document")
+    exported = signed_in.get(f"/conversations/{conversation_id}/export.md").get_data(as_text=True)
+    assert "onerror=alert(1)" in exported and "evil.example" in exported, "the document is in the export"
+    html = MarkdownIt("commonmark", {"html": True}).render(exported)
+    tags = {tag.lower() for tag in re.findall(r"<([a-zA-Z][\w-]*)", html)}
+    assert tags <= {"h1", "h2", "h3", "p", "em", "code", "pre", "strong", "blockquote"}, tags
+    assert "evil.example" not in "".join(re.findall(r'(?:src|href)="[^"]*"', html))

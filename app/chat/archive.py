@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from app.answers.live import public_stats
-from app.chat.services import thread_of
+from app.chat.services import attachments_of, sources_of, thread_of
 from app.chat.titles import plain_title
 from app.extensions import db
 from app.llm import model_name
@@ -173,6 +173,9 @@ def as_markdown(conversation: Conversation) -> str:
     for message in thread_of(conversation):
         if message.role == "user":
             lines += ["## " + _("You"), "", message.content, ""]
+            attached = [a["name"] for a in attachments_of(message)]
+            if attached:
+                lines += [f"*{_('Attached files')}:* " + ", ".join(_code(name) for name in attached), ""]
             continue
         lines += [f"## {model_name(message.model or conversation.model)}", ""]
         if message.thinking:
@@ -184,7 +187,39 @@ def as_markdown(conversation: Conversation) -> str:
         ending = _ending(message)
         if ending:
             lines += [f"*{ending}*", ""]
+        lines += _sources_in_markdown(sources_of(message).get("passages") or [])
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _sources_in_markdown(passages: list[dict]) -> list[str]:
+    """The passages an answer was given, numbered as it cites them. A document's words are
+    another's, like a model's: its name and heading in code spans and its text in a fenced
+    block, inert in any Markdown viewer (no link, image or HTML of theirs comes to life)."""
+    if not passages:
+        return []
+    lines = ["### " + _("Sources"), ""]
+    for passage in passages:
+        place = [_code(passage.get("name") or "")]
+        if passage.get("page"):
+            place.append(_("page %(page)s", page=passage["page"]))
+        if passage.get("heading"):
+            place.append(_code(passage["heading"]))
+        text = (passage.get("text") or "").strip("\n")
+        fence = "~" * max(3, _longest_run(text, "~") + 1)
+        lines += [f"[{passage.get('n')}] " + " · ".join(place), "", fence + "text", text, fence, ""]
+    return lines
+
+
+def _code(text: str) -> str:
+    """`text` as a Markdown code span, whatever backticks it holds; on one line."""
+    text = " ".join(text.split())
+    ticks = "`" * (_longest_run(text, "`") + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{padding}{text}{padding}{ticks}"
+
+
+def _longest_run(text: str, char: str) -> int:
+    return max((len(run) for run in re.findall(f"{re.escape(char)}+", text)), default=0)
 
 
 def _ending(message: Message) -> str:
@@ -241,6 +276,9 @@ def _message_record(message: Message) -> dict:
         "error": message.error,
         "stats": public_stats(message.stats),  # stored before 2026-12 with the engine's details
         "feedback": FEEDBACK.get(message.feedback),
+        # a question's files, by name; an answer's passages, numbered as it cites them
+        "attachments": [{"name": a["name"], "kind": a["kind"]} for a in attachments_of(message)],
+        "sources": sources_of(message),
         "created_at": iso(message.created_at),
     }
 
