@@ -226,6 +226,7 @@
       setVersions(asked, [...earlier, Number(asked.dataset.messageId)]);
       setVersions(answer, [Number(answer.dataset.messageId)]);
       messages.append(asked);
+      if (body.document_ids && window.Attachments) Attachments.sent(asked);
     } else {
       setVersions(answer, [...earlier, Number(answer.dataset.messageId)]);
     }
@@ -293,6 +294,7 @@
     }
     window.clearInterval(ticking);
     view.end();
+    if (window.Citations) Citations.link(answer);
     markdown.setAttribute("aria-busy", "false");
     sources.set(answer.dataset.messageId, state.written || sources.get(answer.dataset.messageId) || "");
     if (state.ended) {
@@ -384,7 +386,9 @@
           setStatus(answer, "");
           scrollToEnd(false);
         } else if (event === "status") {
-          const label = data.phase === "queued" ? format(i18n.queued, { position: data.position }) : i18n[data.phase];
+          const label = data.phase === "queued" ? format(i18n.queued, { position: data.position })
+            : data.phase === "documents" ? format(i18n.documents, { ready: data.ready, total: data.total })
+            : i18n[data.phase];
           if (TEXT_PHASES.includes(data.phase)) {
             noteText(state);
           } else {
@@ -393,6 +397,8 @@
           }
           state.phase = data.phase;
           if (!current || !current.stopRequested) setStatus(answer, label);
+        } else if (event === "sources") {
+          if (window.Citations) Citations.show(answer, data);
         } else if (event === "notice") {
           const notice = answer.querySelector("[data-notice]");
           notice.textContent = data.message;
@@ -451,6 +457,10 @@
       const view = new Markdown.StreamingView(answer.querySelector("[data-markdown]"));
       view.append(stored.content);
       view.end();
+      if (window.Citations) {
+        Citations.show(answer, stored.sources);
+        Citations.link(answer);
+      }
       sources.set(answer.dataset.messageId, stored.content);
       if (stored.thinking) {
         answer.querySelector("[data-thinking]").textContent = stored.thinking;
@@ -511,6 +521,12 @@
   }
 
   async function send(text) {
+    // Files attached: sent once uploaded (their indexing may go on: the answer waits for it).
+    const attached = window.Attachments ? await Attachments.forMessage() : { ids: [] };
+    if (attached.refused) {
+      showComposerError(attached.refused);
+      return false;
+    }
     let conversation = null;
     if (!chat.dataset.conversationId) {
       try {
@@ -522,7 +538,7 @@
     }
     const sent = await ask({
       url: `/conversations/${chat.dataset.conversationId}/messages`,
-      body: { content: text },
+      body: attached.ids.length ? { content: text, document_ids: attached.ids } : { content: text },
       question: text,
       accepted: conversation && ((response) => conversationStarted(conversation, response)),
     });

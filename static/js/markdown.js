@@ -55,6 +55,9 @@ window.Markdown = (() => {
     maxSize: 10, // em: a \rule or \hspace no wider than a phone's screen
     maxExpand: 200, // macros that expand forever fail fast
   };
+  // "\[2\]" is a citation whose brackets the model escaped, as Markdown allows: text ("[2]",
+  // linked to its passage by citations.js), not a display formula of the number 2.
+  const CITATION = /^\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*$/;
   const MATH_MAX_CHARS = 5_000; // how far a formula's end is looked for, so a stray $ costs little
   // A placeholder for each formula while marked renders and DOMPurify sanitizes. Its attribute
   // is kept only with this page's secret prefix: the model cannot make one of its own.
@@ -125,6 +128,7 @@ window.Markdown = (() => {
     tokenizer(src) {
       const match = MATH_BLOCK.exec(src);
       if (!match || match[3] !== (match[1] === "$$" ? "$$" : "\\]") || !match[2].trim()) return undefined;
+      if (match[1] === "\\[" && CITATION.test(match[2])) return undefined;
       return { type: "mathBlock", raw: match[0], tex: match[2].trim(), display: true };
     },
     renderer: (token) => mathSlot(token, "div"),
@@ -136,6 +140,7 @@ window.Markdown = (() => {
     let close;
     if (head.startsWith("\\(") || head.startsWith("\\[")) {
       close = head.indexOf(head[1] === "(" ? "\\)" : "\\]", 2);
+      if (head[1] === "[" && CITATION.test(head.slice(2, close))) return null;
       return close > 2 && head.slice(2, close).trim()
         ? { length: close + 2, tex: head.slice(2, close).trim(), display: head[1] === "[" }
         : null;
