@@ -394,3 +394,86 @@ def test_a_user_who_is_not_admin_cannot_name_a_knowledge_manager(app, signed_in)
         ).status_code
         == 403
     )
+
+
+# -- presets and the model's budget -----------------------------------------------------------
+def preset_of(app, name: str) -> Preset:
+    with app.app_context():
+        preset = db.session.scalar(db.select(Preset).where(Preset.name == name))
+        db.session.expunge(preset)
+        return preset
+
+
+def test_a_preset_keeps_the_collections_chosen_for_it_and_the_chat_page_offers_them(app, signed_in):
+    create(signed_in, name="A")
+    cid = collection_id(app, "A")
+    assert "data-preset-collections" in signed_in.get("/settings").get_data(as_text=True)
+    signed_in.post(
+        "/settings/presets", data={"name": "Qualité", "system_prompt": "", "collection_ids": [str(cid)]}
+    )
+    preset = preset_of(app, "Qualité")
+    assert preset.collection_ids == [cid]
+    assert f'data-collections="{cid}">Qualité</option>' in signed_in.get("/").get_data(as_text=True)
+    signed_in.post(f"/settings/presets/{preset.id}", data={"name": "Qualité", "system_prompt": ""})
+    assert preset_of(app, "Qualité").collection_ids == []
+
+
+def test_a_preset_cannot_carry_a_collection_its_owner_may_not_read(app, signed_in):
+    create(signed_in, name="Direction", access="listed", readers="alice")
+    bob = signed_in_as(app, "bob")
+    bob.post(
+        "/settings/presets",
+        data={
+            "name": "Espion",
+            "system_prompt": "",
+            "collection_ids": [str(collection_id(app, "Direction"))],
+        },
+    )
+    assert preset_of(app, "Espion").collection_ids == []
+
+
+def model_settings(app, model: str):
+    with app.app_context():
+        from app.models import ModelSetting
+
+        return db.session.get(ModelSetting, model)
+
+
+def test_the_admin_sets_a_models_document_budget_and_empty_means_the_default(app, signed_in):
+    page = signed_in.get("/admin/models/settings?model=tiny").get_data(as_text=True)
+    assert "Documents sent with a question (tokens)" in page and "Empty: 1500." in page
+    response = signed_in.post(
+        "/admin/models/settings?model=tiny", data={"model": "tiny", "enabled": "y", "document_tokens": "3000"}
+    )
+    assert response.status_code == 302
+    assert model_settings(app, "tiny").document_tokens == 3000
+    signed_in.post(
+        "/admin/models/settings?model=tiny", data={"model": "tiny", "enabled": "y", "document_tokens": ""}
+    )
+    assert model_settings(app, "tiny").document_tokens is None
+
+
+def budget(client, value: str, language: str = "en"):
+    return client.post(
+        "/admin/models/settings?model=tiny",
+        data={"model": "tiny", "enabled": "y", "document_tokens": value},
+        headers={"Accept-Language": language},
+    )
+
+
+@pytest.mark.parametrize("value", ["199", "32001"])
+def test_a_document_budget_out_of_range_is_refused_with_a_message(app, signed_in, value):
+    response = budget(signed_in, value)
+    assert response.status_code == 400
+    assert "The documents’ budget is a whole number of tokens from 200 to 32000." in response.get_data(
+        as_text=True
+    )
+    assert model_settings(app, "tiny") is None
+
+
+def test_a_document_budget_that_is_not_a_number_is_refused_in_french(app, signed_in):
+    response = budget(signed_in, "beaucoup", "fr")
+    assert response.status_code == 400
+    assert "Le budget des documents est un nombre entier de jetons de 200 à 32000." in response.get_data(
+        as_text=True
+    )

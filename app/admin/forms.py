@@ -47,6 +47,15 @@ class ModelSettingsForm(FlaskForm):
     context = IntegerField(_l("Context size (tokens)"), validators=[Optional(), _between(256, 131072)])
     threads = IntegerField(_l("Threads"), validators=[Optional(), _between(1, 256)])
     max_tokens = IntegerField(_l("Longest answer (tokens)"), validators=[Optional(), _between(1, 32768)])
+    document_tokens = IntegerField(
+        _l("Documents sent with a question (tokens)"),
+        validators=[
+            Optional(),
+            NumberBetween(
+                200, 32000, _l("The documents’ budget is a whole number of tokens from %(min)s to %(max)s.")
+            ),
+        ],
+    )
     think = SelectField(
         _l("Thinking"),
         choices=[

@@ -38,6 +38,8 @@ class ModelPreferences:
     threads: int | None = None  # load-time: the admin's alone
     max_tokens: int | None = None
     think: bool | None = None
+    # Tokens of document passages sent with a question (the prompt a CPU reads before answering).
+    document_tokens: int | None = None
 
 
 @dataclass(frozen=True)

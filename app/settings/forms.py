@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, ValidationError
 
@@ -56,13 +56,26 @@ class PresetForm(FlaskForm):
         ],
     )
     model = SelectField(_l("Model"), default="", validate_choice=False)
+    # The knowledge bases a conversation started from the preset is answered from.
+    collection_ids = SelectMultipleField(_l("Knowledge bases"), default=[], validate_choice=False)
 
-    def __init__(self, *args, models: list[tuple[str, str]], **kwargs) -> None:
-        """`models`: the (id, name) of every model offered to users now."""
+    def __init__(
+        self, *args, models: list[tuple[str, str]], collections: list[tuple[int, str]] = (), **kwargs
+    ) -> None:
+        """`models`: the (id, name) of every model offered to users now; `collections`: the
+        (id, name) of the knowledge bases the user may read."""
         super().__init__(*args, **kwargs)
         self.model.choices = [SelectChoice("", _l("The default model"))] + [
             SelectChoice(value, label) for value, label in models
         ]
+        self.collection_ids.choices = [SelectChoice(str(value), label) for value, label in collections]
+
+    def validate_collection_ids(self, field: SelectMultipleField) -> None:
+        if not all(str(value).isdigit() for value in field.data or []):
+            raise ValidationError(_l("Pick knowledge bases from the list."))
+
+    def chosen_collections(self) -> list[int]:
+        return [int(value) for value in self.collection_ids.data or []]
 
     def validate_model(self, field: SelectField) -> None:
         if field.data not in {choice.value for choice in field.choices}:

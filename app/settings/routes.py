@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.documents import access
 from app.llm import services as llm
 from app.settings import bp, services
 from app.settings.forms import AppearanceForm, PresetForm
@@ -14,6 +15,12 @@ from app.settings.forms import AppearanceForm, PresetForm
 
 def _offered_models() -> list[tuple[str, str]]:
     return [(entry.id, entry.name) for entry in llm().catalogue.offered()]
+
+
+def _preset_form(**kwargs) -> PresetForm:
+    """A preset's form, with the models offered and the knowledge bases the user may read."""
+    collections = [(c.id, c.name) for c in access.readable_collections(current_user)]
+    return PresetForm(models=_offered_models(), collections=collections, **kwargs)
 
 
 def _page(
@@ -29,7 +36,7 @@ def _page(
     appearance = appearance or AppearanceForm(
         formdata=None, language=current_user.language or str(get_locale()), theme=current_user.theme
     )
-    new_preset = new_preset or PresetForm(formdata=None, models=_offered_models())
+    new_preset = new_preset or _preset_form(formdata=None)
     status = 400 if appearance.errors or new_preset.errors or key_error else 200
     page = render_template(
         "settings/index.html",
@@ -59,10 +66,17 @@ def index():
 @bp.post("/presets")
 def create_preset():
     """A new preset."""
-    form = PresetForm(models=_offered_models())
+    form = _preset_form()
     if form.validate():
         try:
-            services.save_preset(current_user, None, form.name.data, form.system_prompt.data, form.model.data)
+            services.save_preset(
+                current_user,
+                None,
+                form.name.data,
+                form.system_prompt.data,
+                form.model.data,
+                form.chosen_collections(),
+            )
         except services.PresetNameTaken:
             form.name.errors.append(_("You already have a preset with this name."))
         else:
@@ -75,11 +89,18 @@ def create_preset():
 def edit_preset(preset_id: int):
     """Change one of the user's presets."""
     preset = services.owned_preset(current_user, preset_id)
-    form = PresetForm(obj=preset, models=_offered_models())
+    form = _preset_form(obj=preset)
+    if request.method == "GET":
+        form.collection_ids.data = [str(i) for i in preset.collection_ids or []]
     if form.validate_on_submit():
         try:
             services.save_preset(
-                current_user, preset, form.name.data, form.system_prompt.data, form.model.data
+                current_user,
+                preset,
+                form.name.data,
+                form.system_prompt.data,
+                form.model.data,
+                form.chosen_collections(),
             )
         except services.PresetNameTaken:
             form.name.errors.append(_("You already have a preset with this name."))

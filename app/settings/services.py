@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort
 
+from app.documents import access
 from app.extensions import db
 from app.models import Preset, User
 
@@ -35,8 +36,16 @@ def owned_preset(user: User, preset_id: int) -> Preset:
     return preset
 
 
-def save_preset(user: User, preset: Preset | None, name: str, system_prompt: str, model: str) -> Preset:
-    """Create (preset None) or change one of the user's presets."""
+def save_preset(
+    user: User,
+    preset: Preset | None,
+    name: str,
+    system_prompt: str,
+    model: str,
+    collection_ids: list[int] | None = None,
+) -> Preset:
+    """Create (preset None) or change one of the user's presets; of `collection_ids`, only the
+    knowledge bases the user may read are kept."""
     # Compared here rather than with SQL lower(): SQLite folds the case of ASCII letters only.
     folded = name.casefold()
     if any(p.name.casefold() == folded for p in user.presets if p is not preset):
@@ -45,6 +54,7 @@ def save_preset(user: User, preset: Preset | None, name: str, system_prompt: str
         preset = Preset(owner=user)
         db.session.add(preset)
     preset.name, preset.system_prompt, preset.model = name, system_prompt, model
+    preset.collection_ids = access.readable_collection_ids(user.id, collection_ids or [])
     db.session.commit()
     return preset
 
