@@ -189,6 +189,37 @@ def test_a_pdf_attached_with_the_paperclip_is_ready_and_its_answer_cites_the_rig
     check_cited_answer(page)
 
 
+def test_a_message_sent_at_once_waits_for_its_document_and_cites_it(open_page, scripted_model, report):
+    page = open_page()
+    start_chat(page)
+    attach_with_button(page, report)
+    # Sent without waiting for "Prêt": the page waits only for the upload, the server for the
+    # indexing, and the answer is still written from the document.
+    ask(page, "Quand poser ses congés d'été ?", ANSWER, scripted_model)
+    expect(page.locator(LAST_QUESTION).locator("[data-attachment-link]")).to_have_text("reglement.pdf")
+    check_cited_answer(page)
+
+
+def test_a_long_pdfs_answer_says_how_many_passages_of_how_many_pages_it_read(
+    open_page, scripted_model, tmp_path
+):
+    filler = " ".join(["Le comité examine chaque trimestre les indicateurs de qualité du service."] * 12)
+    pages = [f"Chapitre {n}\n\n{filler}" for n in range(1, 13)]
+    pages[6] = "Chapitre 7\n\nLa prime d'assiduité est versée en décembre à chaque salarié présent."
+    manual = write_pdf(tmp_path / "manuel.pdf", pages)
+    page = open_page()
+    start_chat(page)
+    attach_with_button(page, manual)
+    ask(page, "Quand la prime d'assiduité est-elle versée ?", ["En décembre [1]."], scripted_model)
+    fold = page.locator(LAST_ANSWER).locator("[data-sources]")
+    summary = plain(fold.locator("summary").inner_text())
+    assert re.fullmatch(r"Sources \(\d+ extraits? sur 12 pages\)", summary), summary
+    page.locator(LAST_ANSWER).locator("a[data-citation]").click()
+    first = fold.locator('[data-passage="1"]')
+    assert first.locator("[data-passage-page]").inner_text() == "page 7"
+    assert "prime d'assiduité" in plain(first.locator("[data-passage-text]").inner_text())
+
+
 def test_a_pdf_dropped_onto_the_chat_shows_the_drop_zone_then_its_chip(open_page, report, artifacts_dir):
     page = open_page()
     start_chat(page)
