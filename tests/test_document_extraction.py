@@ -322,6 +322,34 @@ def test_an_opendocument_text_keeps_its_headings_and_pages(tmp_path):
     ]
 
 
+def test_a_password_protected_opendocument_text_is_refused_as_encrypted(tmp_path):
+    odt = lock_odt(write_odt(tmp_path / "plain.odt", ["Confidentiel"]), tmp_path / "verrouillé.odt")
+
+    assert refusal(odt).code == "encrypted"
+
+
+def lock_odt(plain: Path, path: Path) -> Path:
+    """What LibreOffice saves with a password: content.xml encrypted, and the manifest saying how."""
+    encryption = (
+        '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA">'
+        '<manifest:algorithm manifest:algorithm-name="Blowfish CFB" manifest:initialisation-vector="AAAA"/>'
+        '<manifest:key-derivation manifest:key-derivation-name="PBKDF2" manifest:iteration-count="1024" '
+        'manifest:salt="AAAA"/></manifest:encryption-data>'
+    )
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "content.xml":
+                data = os.urandom(len(data))
+            elif item.filename == "META-INF/manifest.xml":
+                entry = b'manifest:full-path="content.xml" manifest:media-type="text/xml"'
+                locked = entry + b">" + encryption.encode() + b"</manifest:file-entry>"
+                data = data.replace(entry + b"/>", locked)
+                assert b"encryption-data" in data
+            target.writestr(item, data)
+    return path
+
+
 # Text formats
 
 
