@@ -12,6 +12,7 @@ reads ODT, which markitdown has no converter for.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +120,7 @@ def _zip_kind(head: bytes) -> str:
             break
         offset = start + size
     # Some writers put the parts in another order: their names still tell, in the local entries
-    # or in the central directory, at the end (which `extract` appends to the head).
+    # or in the central directory, at the end (which `detect_file_kind` appends to the head).
     for part, kind in _OOXML_PARTS.items():
         if part in head:
             return kind
@@ -126,8 +128,6 @@ def _zip_kind(head: bytes) -> str:
 
 
 def _inflate(data: bytes) -> bytes:
-    import zlib
-
     try:
         return zlib.decompressobj(-15).decompress(data, 1024 * 1024)
     except zlib.error:
@@ -147,8 +147,6 @@ def decode_text(data: bytes, partial: bool = False) -> str | None:
     for encoding in candidates:
         try:
             if partial:
-                import codecs
-
                 text = codecs.getincrementaldecoder(encoding)().decode(data, final=False)
             else:
                 text = data.decode(encoding)
