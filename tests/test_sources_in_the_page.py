@@ -72,6 +72,15 @@ def test_an_answer_from_a_whole_document_names_it_read_in_full(app, signed_in):
     assert summaries(signed_in, conversation) == ["Sources : rapport.pdf lu en entier"]
 
 
+def test_an_answer_from_a_whole_document_and_other_passages_counts_the_others(app, signed_in):
+    read = {"passages": 3, "pages": 50, "documents": 2, "whole": ["rapport.pdf"]}
+    others = [dict(passage(n), name="manuel.pdf") for n in (2, 3)]
+    conversation = answered_conversation(signed_in, app, {"passages": [passage(1), *others], "read": read})
+    assert summaries(signed_in, conversation) == [
+        "Sources : rapport.pdf lu en entier · 2 extraits d'autres documents"
+    ]
+
+
 def test_an_answer_without_documents_has_no_sources_fold(app, signed_in):
     conversation = answered_conversation(signed_in, app, None)
     page = thread(signed_in, conversation)

@@ -29,7 +29,11 @@ window.Citations = (() => {
     const count = (sources.passages || []).length;
     const read = sources.read || {};
     if (!count) return words.none;
-    if (read.whole && read.whole.length) return counted(words.whole, read.whole.length, { names: read.whole.join(", ") });
+    if (read.whole && read.whole.length) {
+      const whole = counted(words.whole, read.whole.length, { names: read.whole.join(", ") });
+      const others = sources.passages.filter((p) => !read.whole.includes(p.name)).length;
+      return others ? `${whole} · ${counted(words.others, others)}` : whole;
+    }
     if (read.pages > 1) return counted(words.read, count, { pages: read.pages });
     return counted(words.passages, count);
   }

@@ -265,6 +265,45 @@ def test_citations_in_code_stay_code_and_escaped_brackets_still_cite(open_page, 
     assert markdown.locator("code").first.inner_text() == "a[2]"
 
 
+# (the passages' documents, what was read, the fold's title)
+SUMMARIES = [
+    ([], {"pages": 42, "whole": []}, "Aucun extrait pertinent trouvé dans les documents"),
+    (["a.pdf"] * 3, {"pages": 42, "whole": []}, "Sources (3 extraits sur 42 pages)"),
+    (["a.pdf"], {"pages": 42, "whole": []}, "Sources (1 extrait sur 42 pages)"),
+    (["a.txt"] * 2, {"pages": 1, "whole": []}, "Sources (2 extraits)"),
+    (["a.pdf"], {"pages": 1, "whole": ["a.pdf"]}, "Sources : a.pdf lu en entier"),
+    (["a.pdf", "b.pdf"], {"pages": 2, "whole": ["a.pdf", "b.pdf"]}, "Sources : a.pdf, b.pdf lus en entier"),
+    (
+        ["a.pdf", "b.pdf", "b.pdf"],
+        {"pages": 9, "whole": ["a.pdf"]},
+        "Sources : a.pdf lu en entier · 2 extraits d'autres documents",
+    ),
+]
+
+
+def test_the_live_folds_title_says_what_was_read_as_the_server_does(open_page):
+    """The words citations.js gives the fold as the answer streams, for each case the server's
+    template words the same way (tests/test_sources_in_the_page.py)."""
+    page = open_page()
+    start_chat(page)
+    for names, read, expected in SUMMARIES:
+        passages = [
+            {"n": n, "document_id": 1, "name": name, "page": n, "heading": "", "text": "…"}
+            for n, name in enumerate(names, start=1)
+        ]
+        shown = page.evaluate(
+            """(sources) => {
+              const template = document.getElementById("answer-template");
+              const answer = template.content.firstElementChild.cloneNode(true);
+              answer.dataset.messageId = "0";
+              Citations.show(answer, sources);
+              return answer.querySelector("[data-sources-summary]").textContent;
+            }""",
+            {"passages": passages, "read": read},
+        )
+        assert plain(shown) == expected
+
+
 # -- refusals --------------------------------------------------------------------------------------
 def test_a_file_over_the_limit_is_refused_on_its_chip_before_any_upload_and_blocks_sending(
     open_page, tmp_path
