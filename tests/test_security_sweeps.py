@@ -15,10 +15,12 @@ import logging
 import re
 import threading
 import uuid
+from html.parser import HTMLParser
 from pathlib import Path
 
 import flask_migrate
 import pytest
+import sqlalchemy as sa
 
 from app import create_app
 from app.admin.services import load_preferences
@@ -32,9 +34,11 @@ from app.models import ApiKey, BenchmarkRun, Collection, Conversation, Document,
 from config import TestConfig
 from tests.conftest import PASSWORD, AuthActions, sse_events
 from tests.url_map import sweep, url_of
+from tests.xss_corpus import CORPUS
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
+OUTSIDE = "https://evil.example"  # another origin, in a payload
 STREAM = {"Accept": "text/event-stream"}
 
 # What a visitor reaches without signing in, and why. Every other endpoint sends them to sign in.
@@ -235,6 +239,11 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     )
     with app.app_context():
         document_id = db.session.scalar(db.select(Document.id).where(Document.collection_id == collection_id))
+    # And a file she attached to her next question (hers alone, whatever collection Bob reads).
+    attached = client.post(
+        "/documents", data={"file": (io.BytesIO(b"Le code du coffre est 4242."), "coffre.txt")}, headers=JSON
+    )
+    assert attached.status_code == 201, attached.data
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
@@ -244,7 +253,7 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         "preset_id": [preset_id],
         "key_id": [key_id],
         "collection_id": [collection_id],
-        "document_id": [document_id],
+        "document_id": [document_id, attached.json["document"]["id"]],
     }
     rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
     unclassified = sorted(
@@ -279,6 +288,9 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     assert not writing.ended and not comparing.ended, "Bob stopped Alice's answers"
     assert all("laisse-moi" not in str(messages) for messages in engine.requests), "Bob reached the model"
     assert bob.get("/conversations", headers=JSON).json["conversations"] == []
+    bobs_api = {"Authorization": f"Bearer {bobs_key}"}
+    assert bob.get("/api/v1/documents", headers=bobs_api).json["documents"] == []
+    assert bob.get("/api/v1/collections", headers=bobs_api).json["collections"] == []
     assert "Le secret d" not in bob.get("/").get_data(as_text=True)
     # Her own stop still works: those ids were live all along.
     assert client.post(f"/compare/answers/{comparing.id}/stop", headers=JSON).json == {"stopped": True}
@@ -286,6 +298,119 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     assert writing.join()[-1][1]["state"] == comparing.join()[-1][1]["state"] == "stopped"
 
 
+# -- documents: their readers only, in retrieval itself ----------------------------------------
+def _indexed_collection(app, name: str, text: str, open_to_all: bool) -> int:
+    """A collection and one document of Alice's in it, indexed."""
+    from app.documents import store
+    from app.documents.indexing import index_document
+
+    with app.app_context():
+        collection = Collection(name=name, open_to_all=open_to_all)
+        db.session.add(collection)
+        db.session.commit()
+        owner_id = db.session.scalar(db.select(User.id).where(User.username == "alice"))
+        document = store.save(owner_id, f"{name}.md", io.BytesIO(text.encode()), collection_id=collection.id)
+        index_document(document.id)
+        assert db.session.get(Document, document.id).state == "ready"
+        return collection.id
+
+
+def test_a_conversation_naming_a_collection_its_asker_may_not_read_gets_no_passage_of_it(
+    app, client, auth, engine
+):
+    """Whatever a conversation's list says (forged, or a reader since taken off), a question
+    draws only on the collections its asker may read now: the check is in retrieval itself."""
+    auth.register("alice")  # the admin
+    workshop = _indexed_collection(
+        app, "Atelier", "# Presse\n\nLe coffre de l'atelier ferme au cadenas jaune.\n", open_to_all=True
+    )
+    board = _indexed_collection(
+        app, "Direction", "# Coffre\n\nLe code du coffre de la direction est 4242.\n", open_to_all=False
+    )
+    bob = signed_in_as(app, "bob")
+    conversation_id = new_conversation(bob)
+    with app.app_context():  # as if the settings route had let it through
+        db.session.get(Conversation, conversation_id).collection_ids = [workshop, board]
+        db.session.commit()
+    answer = bob.post(
+        f"/conversations/{conversation_id}/messages",
+        json={"content": "Quel est le code du coffre ?"},
+        headers=STREAM,
+    )
+    events = sse_events(answer.get_data(as_text=True))
+    sent = str(engine.requests[-1])
+    assert "cadenas jaune" in sent, "the collection Bob may read is searched"
+    assert "4242" not in sent and "Direction" not in sent
+    [sources] = [data for name, data in events if name == "sources"]
+    assert {p["name"] for p in sources["passages"]} == {"Atelier.md"}
+    assert sources["read"]["documents"] == 1
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Message.sources).where(Message.role == "user")).all()
+    assert "4242" not in str(stored)
+
+
+class _Markup(HTMLParser):
+    """Every start tag of a page, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {name: value or "" for name, value in attrs}))
+
+
+def live_markup(page: str) -> list[str]:
+    """What in a page could run script, load from elsewhere or restyle it: a handler, an inline
+    style, a frame, another origin's or a javascript: URL, a script not of the site's files."""
+    parser = _Markup()
+    parser.feed(page)
+    found = []
+    for tag, attrs in parser.tags:
+        for name, value in attrs.items():
+            lowered = "".join(value.split()).lower()
+            if name.startswith("on") or name in ("style", "srcdoc", "formaction", "ping", "background"):
+                found.append(f"<{tag} {name}>")
+            if "evil.example" in lowered or lowered.startswith(("javascript:", "data:text")):
+                found.append(f"<{tag} {name}={value[:60]}>")
+        if tag in ("iframe", "frame", "object", "embed", "base", "style"):
+            found.append(f"<{tag}>")
+        if tag == "link" and not attrs.get("href", "").startswith("/"):
+            found.append(f"<link href={attrs.get('href')}>")
+        if (
+            tag == "script"
+            and not attrs.get("src", "").startswith("/")
+            and attrs.get("type") != "application/json"
+        ):
+            found.append("<script> inline")
+    return found
+
+
+def test_a_documents_markup_in_its_name_and_passages_is_text_in_the_chat_page(app, signed_in, engine):
+    """A document's words are untrusted like a model's: its name and passages, carrying every
+    payload of the XSS corpus, are shown as text by the page the server renders."""
+    app.config["DOCUMENT_TOKENS"] = 20_000  # the whole document goes with the question
+    payloads = ["".join(p if isinstance(p, str) else p[1] for p in c.script(OUTSIDE)) for c in CORPUS]
+    text = "# Titre <img src=x onerror=top.__xss=1>\n\n" + "\n\n".join(payloads)
+    name = '<img src=x onerror=top.__xss=1><svg onload=top.__xss=1>".md'
+    uploaded = signed_in.post("/documents", data={"file": (io.BytesIO(text.encode()), name)}, headers=JSON)
+    assert uploaded.status_code == 201, uploaded.data
+    conversation_id = new_conversation(signed_in)
+    signed_in.post(
+        f"/conversations/{conversation_id}/messages",
+        json={"content": "Résume ce document", "document_ids": [uploaded.json["document"]["id"]]},
+        headers=STREAM,
+    ).get_data()
+    page = signed_in.get(f"/c/{conversation_id}", headers=HTML).get_data(as_text=True)
+    assert page.count("&lt;img src=x onerror=top.__xss=1&gt;&lt;svg") >= 2, (
+        "the name, on the question and a passage"
+    )
+    assert "evil.example" in page and "&lt;iframe src=" in page, "the passages are on the page"
+    assert live_markup(page) == []
+    assert live_markup(page.replace("&lt;", "<")) != [], "the check sees markup when there is some"
+
+
+# -- admins only ------------------------------------------------------------------------------
 # -- admins only ------------------------------------------------------------------------------
 def test_every_admin_route_answers_403_to_a_signed_in_user_who_is_not_admin(app, client, auth):
     auth.register("admin")
