@@ -143,7 +143,9 @@ def document_max_pages() -> int:
 def extraction_timeout() -> float:
     from flask import current_app
 
-    return float(current_app.config.get("DOCUMENT_EXTRACTION_SECONDS", 300))
+    # Wall-clock: at nice 19 the child waits behind every answer being written, and a 500-page
+    # PDF takes ~7 CPU seconds; a generous bound for a parser that never ends.
+    return float(current_app.config.get("DOCUMENT_EXTRACTION_SECONDS", 1800))
 
 
 def _passage_embedding(model):

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from app.documents.extract import DocumentError, detect_kind
+from app.documents.extract import DocumentError, detect_file_kind
 from app.extensions import db
 from app.models import Document, utcnow
 
@@ -58,7 +58,6 @@ def save(owner_id: int, filename: str, stream, *, collection_id: int | None = No
     digest = hashlib.sha256()
     size = 0
     limit = limit_bytes()
-    head = b""
     try:
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as file:
@@ -66,13 +65,11 @@ def save(owner_id: int, filename: str, stream, *, collection_id: int | None = No
                 size += len(block)
                 if size > limit:
                     raise DocumentError("too_large", mb=_megabytes(size), max_mb=limit // (1024 * 1024))
-                if len(head) < 8192:
-                    head += block[: 8192 - len(head)]
                 digest.update(block)
                 file.write(block)
         if size == 0:
             raise DocumentError("empty")
-        kind = detect_kind(head, filename)
+        kind = detect_file_kind(target, filename)  # as the extraction will: a zip by its directory
         document = Document(
             owner_id=owner_id,
             collection_id=collection_id,
