@@ -14,10 +14,15 @@ import resource
 import sys
 from pathlib import Path
 
+CPU_SECONDS = 600
+
 
 def main(path: str, filename: str, max_pages: str, memory_bytes: str) -> int:
     os.nice(19)  # indexing must not slow the answers being written
     resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
+    # CPU time too: a parser looping on a crafted file ends even if its parent died and no
+    # timeout is left to kill it (a 500-page PDF takes ~7 CPU seconds).
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
     # Libraries may print: only the result goes to the real stdout.
     result = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
