@@ -46,3 +46,18 @@ def test_the_hardening_benchmark_prints_both_attacks_against_the_server_before_a
         assert side in slow and slow.count("with the sockets held") == 2, slow
     for side in ("before (the ollama client", "now    (the app's engine"):
         assert side in flood and flood.count("ended after") == 2, flood
+
+
+def test_the_retrieval_benchmark_prints_recall_and_latency():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.retrieval", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a hang, not a speed: the smoke run takes ~15 s
+    )
+    print(done.stdout[-1500:])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Recall@5 on the shipped set (91 questions, 13 documents)" in done.stdout
+    assert "full text" in done.stdout and "no shared word (40)" in done.stdout
+    assert "SQLite      text" in done.stdout

@@ -47,6 +47,16 @@ class Group:
         return sum(bool(r.passed) for r in self.results)
 
     @property
+    def retrieved(self) -> int:
+        """Answers of a documents suite: asked with passages searched for them."""
+        return sum("retrieval" in (r.check or {}) for r in self.results)
+
+    @property
+    def recalled(self) -> int:
+        """Of those, the answers whose passage was among the 5 found (recall@5's numerator)."""
+        return sum(bool((r.check or {}).get("retrieval", {}).get("found")) for r in self.results)
+
+    @property
     def failed_answers(self) -> int:
         return sum(r.outcome != "complete" for r in self.results)
 

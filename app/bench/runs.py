@@ -27,7 +27,9 @@ from flask_babel import gettext as _
 from app import answers
 from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.bench import checks, judge, machine
+from app.bench.documents import Library, owner_for, passage_found
 from app.bench.suites import Prompt, Suite
+from app.documents.context import prompt_with_passages
 from app.extensions import db
 from app.llm.catalogue import Entry
 from app.llm.types import ChatMessage, GenerationOptions, Outcome
@@ -151,7 +153,7 @@ class Live:
     prompt: str = ""
     repetition: int = 0
     think: bool | None = None
-    phase: str = ""  # queued | warming | loading | prompt | thinking | answering | judging
+    phase: str = ""  # indexing | queued | warming | loading | prompt | thinking | answering | judging
     position: int = 0
     tokens: int = 0
 
@@ -281,10 +283,20 @@ class BenchmarkRunner:
         self._check_cancelled(run.id)
         versions = {s.engine: s.version for s in statuses}
         suite = Suite.from_dict(run.suite)
-        for model_id in run.models:
-            self._benchmark_model(run, suite, model_id, versions, report)
-        if run.judge_model:
-            self._judge(run, suite, report)
+        library = None
+        try:
+            if suite.documents:  # indexed once for the run, for every model
+                self._live_update(run.id, phase="indexing")
+                folder = self.app.config["BENCH_SUITES_DIR"]
+                library = Library.of_suite(suite, folder, owner_for(run.user_id))
+                self._check_cancelled(run.id)
+            for model_id in run.models:
+                self._benchmark_model(run, suite, model_id, versions, report, library)
+            if run.judge_model:
+                self._judge(run, suite, report)
+        finally:
+            if library is not None:
+                library.remove()
         return self._end(run, RunState.DONE)
 
     def _end(self, run: BenchmarkRun, state: RunState) -> BenchmarkRun:
@@ -292,7 +304,9 @@ class BenchmarkRunner:
         db.session.commit()
         return run
 
-    def _benchmark_model(self, run, suite: Suite, model_id: str, versions: dict, report) -> None:
+    def _benchmark_model(
+        self, run, suite: Suite, model_id: str, versions: dict, report, library: Library | None = None
+    ) -> None:
         entry = self.app.extensions["llm"].catalogue.entry(model_id)
         modes = think_modes(run.thinking, entry)
         if entry is None or not entry.info.usable:
@@ -310,14 +324,17 @@ class BenchmarkRunner:
             self._generate(run, entry, WARM_UP, first)
         for think in modes:
             for prompt in suite.prompts:
+                # The same passages for every repetition and model: searched once per prompt.
+                passages = library.passages(prompt.text) if library is not None else None
                 for repetition in range(1, run.repetitions + 1):
                     self._live_update(
                         run.id, model=model_id, prompt=prompt.name, repetition=repetition, think=think
                     )
+                    messages, sources = _messages(prompt, passages)
                     answer = self._generate(
                         run,
                         entry,
-                        _messages(prompt),
+                        messages,
                         _options(prompt, entry, think),
                         cold=run.start == "cold",
                     )
@@ -330,6 +347,7 @@ class BenchmarkRunner:
                         answer=answer,
                         entry=entry,
                         versions=versions,
+                        sources=sources,
                     )
                     report(_report_line(result))
 
@@ -410,6 +428,7 @@ class BenchmarkRunner:
         entry: Entry | None = None,
         versions: dict | None = None,
         error: str = "",
+        sources: list[dict] | None = None,
     ) -> BenchmarkResult:
         result = BenchmarkResult(
             run=run,
@@ -427,8 +446,11 @@ class BenchmarkRunner:
             result.engine_version = (versions or {}).get(entry.info.engine, "")
             result.model_memory_bytes = _model_memory(self.app, model_id)
             if answer.outcome == Outcome.COMPLETE:
-                verdict = checks.run(prompt.check, answer.text)
+                cited = [source["name"] for source in sources or []]
+                verdict = checks.run(prompt.check, answer.text, source=prompt.source, sources=cited)
                 result.passed, result.check = verdict.passed, verdict.as_dict()
+        if sources is not None:  # a documents suite: was the passage that answers among those sent?
+            result.check = {**(result.check or {}), "retrieval": _retrieval(prompt, sources)}
         db.session.add(result)
         run.steps_done += 1
         db.session.commit()
@@ -475,9 +497,22 @@ class BenchmarkRunner:
             self._check_cancelled(run.id)
 
 
-def _messages(prompt: Prompt) -> list[ChatMessage]:
+def _messages(prompt: Prompt, passages=None) -> tuple[list[ChatMessage], list[dict] | None]:
+    """The prompt's messages, and for a documents suite the passages sent with it (their sources
+    as the chat stores them): the question written with its passages as the chat writes it."""
     system = [ChatMessage("system", prompt.system)] if prompt.system else []
-    return [*system, ChatMessage("user", prompt.text)]
+    if passages is None:
+        return [*system, ChatMessage("user", prompt.text)], None
+    text, sources = prompt_with_passages(prompt.text, passages)
+    return [*system, ChatMessage("user", text)], sources["passages"]
+
+
+def _retrieval(prompt: Prompt, sources: list[dict]) -> dict:
+    """recall@5 for one prompt, and where the passages sent came from (the answer's [n])."""
+    return {
+        "found": passage_found(sources, prompt.source, prompt.passage),
+        "passages": [{"n": s["n"], "name": s["name"], "page": s["page"]} for s in sources],
+    }
 
 
 def _options(prompt: Prompt, entry: Entry, think: bool | None) -> GenerationOptions:
