@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+import requests
 
 from benchmarks.client import ChatClient
 from benchmarks.server import LiveServer
@@ -14,6 +15,11 @@ from tests.conftest import PASSWORD
 openai = pytest.importorskip("openai", reason="the openai client is in requirements-dev.txt")
 pytestmark = pytest.mark.model
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
+PROCEDURE = (
+    "# Press 4 safety procedure\n\n"
+    "Before any work, the technician locks press 4 with the yellow padlock. "
+    "Any accident is reported to the safety office within 48 hours.\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +87,29 @@ def test_the_openai_client_reports_a_bad_key_and_an_unknown_model(client, server
     with pytest.raises(openai.NotFoundError) as error:
         client.chat.completions.create(model="absent", messages=[{"role": "user", "content": "x"}])
     assert "absent" in str(error.value)
+
+
+def test_the_openai_client_gets_an_answer_with_the_passages_it_was_given(client, server):
+    """A document uploaded with the key, named in `extra_body`: the answer comes with the
+    passages it was sent, in a field of ours the client keeps aside (`model_extra`)."""
+    key = client.api_key
+    uploaded = requests.post(
+        f"{server.base_url}/api/v1/documents",
+        headers={"Authorization": f"Bearer {key}"},
+        files={"file": ("presse.md", PROCEDURE.encode(), "text/markdown")},
+        timeout=30,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    document_id = uploaded.json()["document"]["id"]
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Which padlock locks press 4?"}],
+        max_tokens=30,
+        temperature=0,
+        extra_body={"document_ids": [document_id]},
+    )
+    assert completion.choices[0].message.content.strip()
+    [passage] = completion.model_extra["sources"]["passages"]
+    assert (passage["n"], passage["name"], passage["document_id"]) == (1, "presse.md", document_id)
+    assert "yellow padlock" in passage["text"]
+    assert completion.usage.prompt_tokens > 60, "the model read the passage before the question"
