@@ -239,3 +239,26 @@ def test_a_finished_run_reads_plainly_with_each_answer_rendered_under_its_prompt
     assert any(re.search(r"Rapide .* command line done 6/6$", row) for row in rows.values()), rows
     screenshots(page, artifacts_dir, "bench-index")
     assert problems == [], "no script error, nothing the Content Security Policy refused"
+
+
+def test_a_documents_run_shows_recall_at_5_and_whether_each_answer_cites_its_document(
+    page, problems, artifacts_dir: Path
+):
+    open_benchmarks(page)
+    began = time.monotonic()
+    run_id = start_run(page, (PLAIN,), suite="documents")
+    # The suite's 13 documents indexed first, then 91 scripted answers.
+    page.wait_for_selector('h1 [data-state="done"]', timeout=RUN_TIMEOUT_MS * 5)
+    print(f"\nthe documents run (13 documents, 91 scripted answers): {time.monotonic() - began:.1f} s")
+    assert page.url.endswith(f"/admin/benchmarks/runs/{run_id}")
+    recall = text(page.locator('[data-summary] td[data-col="recall"]'))
+    found = re.fullmatch(r"(\d\.\d\d) (\d+) of 91", recall)
+    assert found and int(found.group(2)) >= 51, recall  # at least the questions sharing words
+    # The scripted answer cites nothing: every "cites the right document" check fails, and says why.
+    assert text(page.locator('[data-summary] td[data-col="ok"]')) == "0 of 91"
+    row = page.locator('[data-results] tr[data-result-prompt="secu-bruit"]')
+    assert "The passage that answers was among the 5 found." in text(row)
+    assert "The answer cites no passage (no [n] marker)." in text(row)
+    assert page.locator('[data-recall="no"]').count() == 91 - int(found.group(2))
+    screenshots(page, artifacts_dir, "bench-run-documents")
+    assert problems == [], "no script error, nothing the Content Security Policy refused"
