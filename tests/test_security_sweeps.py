@@ -349,6 +349,26 @@ def test_a_conversation_naming_a_collection_its_asker_may_not_read_gets_no_passa
     assert "4242" not in str(stored)
 
 
+def test_another_users_attachment_named_with_a_question_is_refused_and_never_read(app, client, auth, engine):
+    auth.register("alice")
+    uploaded = client.post(
+        "/documents", data={"file": (io.BytesIO(b"Le code du coffre est 4242."), "coffre.txt")}, headers=JSON
+    )
+    assert uploaded.status_code == 201, uploaded.data
+    bob = signed_in_as(app, "bob")
+    conversation_id = new_conversation(bob)
+    asked = bob.post(
+        f"/conversations/{conversation_id}/messages",
+        json={"content": "Quel est le code ?", "document_ids": [uploaded.json["document"]["id"]]},
+        headers=STREAM,
+    )
+    assert asked.status_code == 400
+    assert asked.json["error"] == "A file sent with this message is no longer available: attach it again."
+    assert engine.requests == []
+    with app.app_context():
+        assert db.session.get(Document, uploaded.json["document"]["id"]).message_id is None
+
+
 class _Markup(HTMLParser):
     """Every start tag of a page, with its attributes."""
 
