@@ -14,6 +14,7 @@ translation is test_pages.py's business).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -40,7 +41,7 @@ from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
 from app.llm.types import EngineError
-from app.models import BenchmarkRun, Conversation, Message, ModelSetting, Preset, User
+from app.models import BenchmarkRun, Collection, Conversation, Document, Message, ModelSetting, Preset, User
 from config import TestConfig
 from tests.conftest import PASSWORD
 from tests.test_bench_pages import WAIT_SECONDS, BenchEngine
@@ -222,6 +223,7 @@ def _make_site(translations_dir: Path, folder: Path) -> Site:
     class PseudoConfig(TestConfig):
         SQLALCHEMY_DATABASE_URI = f"sqlite:///{folder / 'pseudo.sqlite3'}"
         MODELS_DIR = folder / "models"
+        DOCUMENTS_DIR = folder / "documents"
         LANGUAGES = ("fr", "en", PSEUDO)
         BABEL_TRANSLATION_DIRECTORIES = str(translations_dir)
 
@@ -315,6 +317,20 @@ def _make_site(translations_dir: Path, folder: Path) -> Site:
         s.data.add("gone")
         s.data.add("scripted failure")  # the failed run's error, as a tool wrote it
 
+    # A knowledge base with a document in it (its page, its states, the document itself).
+    admin.post("/knowledge/new", data={"name": "Procédures", "description": "Les consignes", "access": "all"})
+    with app.app_context():
+        collection_id = db.session.scalar(db.select(Collection.id))
+    admin.post(
+        f"/knowledge/{collection_id}/documents",
+        data={"files": [(io.BytesIO(b"# Consignes\n\nLe badge se porte visible."), "consignes.md")]},
+        content_type="multipart/form-data",
+    )
+    with app.app_context():
+        s.ids["collection_id"] = [collection_id]
+        s.ids["document_id"] = [db.session.scalar(db.select(Document.id))]
+    s.data.update({"Procédures", "Les consignes", "consignes.md", "md", "margot"})
+
     # Another user, a pending one (approval), and a new password shown to the admin once.
     bruno = s.client("bruno")
     s.ids["bruno_conversation"] = [_new_conversation(bruno, "other", "Idées de cadeaux")]
@@ -396,7 +412,10 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
     app = site.app
     admin, bruno = site.clients["margot"], site.clients["bruno"]
     pages = []
-    values = {name: site.ids[name] for name in ("conversation_id", "run_id", "preset_id", "message_id")}
+    values = {
+        name: site.ids[name]
+        for name in ("conversation_id", "run_id", "preset_id", "message_id", "collection_id", "document_id")
+    }
     rules = [
         r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in ("static", "boom")
     ]

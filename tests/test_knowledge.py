@@ -477,3 +477,23 @@ def test_a_document_budget_that_is_not_a_number_is_refused_in_french(app, signed
     assert "Le budget des documents est un nombre entier de jetons de 200 à 32000." in response.get_data(
         as_text=True
     )
+
+
+def test_files_over_the_upload_limit_together_are_refused_with_a_message_and_nothing_stored(app, signed_in):
+    create(signed_in)
+    cid = collection_id(app)
+    app.config["MAX_UPLOAD_MB"] = 1
+    app.config["WTF_CSRF_ENABLED"] = True
+    page = signed_in.get(f"/knowledge/{cid}").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    half = b"Une ligne de texte.\n" * 40_000  # 800 KB each, 1.6 MB together
+    response = signed_in.post(
+        f"/knowledge/{cid}/documents",
+        data={"csrf_token": token, "files": [(io.BytesIO(half), "un.txt"), (io.BytesIO(half), "deux.txt")]},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "These files weigh more than 1 MB together: send them in several goes." in response.get_data(
+        as_text=True
+    )
+    assert documents(app, cid) == [] and stored_files(app) == set()

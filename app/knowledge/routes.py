@@ -118,31 +118,33 @@ def document_states(collection_id: int):
     return jsonify(documents=[services.document_state(d) for d in services.documents_of(collection)])
 
 
-def _uploads(name: str) -> list | None:
-    """The files sent as `name`; None when the request was over the upload limit."""
+def _received(name: str) -> list | None:
+    """The files sent as `name`, read under the upload limit, then the CSRF token checked:
+    checked before the view, as on every other route, the form would be read under the 1 MB
+    limit and any bigger file refused. None: the request was over the limit (refused, nothing
+    changes, so the token need not be read to say so)."""
+    allow_upload()
     try:
-        return [upload for upload in request.files.getlist(name) if upload.filename]
+        files = [upload for upload in request.files.getlist(name) if upload.filename]
     except RequestEntityTooLarge:
         return None
-
-
-def _upload_checked() -> None:
-    """The upload limit lifted, then the CSRF token checked: checked before the view, as on
-    every other route, it would read the form under the 1 MB limit and refuse any bigger file."""
-    allow_upload()
     if current_app.config["WTF_CSRF_ENABLED"]:  # as Flask-WTF's own check before every view
         csrf.protect()
+    return files
 
 
 @bp.post("/knowledge/<int:collection_id>/documents")
-@csrf.exempt  # checked in the view, after the limit is lifted (_upload_checked)
+@csrf.exempt  # checked in the view, once the upload limit is lifted (_received)
 def upload(collection_id: int):
     """Several files at once into the collection; each refused one says why, the others go in."""
-    _upload_checked()
+    files = _received("files")  # first: a request without its token is refused as anywhere else
     collection = access.managed_collection(current_user, collection_id)
-    files = _uploads("files")
     if files is None:
-        flash(too_large_message(), "error")
+        limit = current_app.config["MAX_UPLOAD_MB"]
+        flash(
+            _("These files weigh more than %(max)s MB together: send them in several goes.", max=limit),
+            "error",
+        )
     elif not files:
         flash(_("Choose the files to add."), "error")
     else:
@@ -170,12 +172,11 @@ def _managed_document(collection_id: int, document_id: int):
 
 
 @bp.post("/knowledge/<int:collection_id>/documents/<int:document_id>/replace")
-@csrf.exempt  # checked in the view, after the limit is lifted (_upload_checked)
+@csrf.exempt  # checked in the view, once the upload limit is lifted (_received)
 def replace(collection_id: int, document_id: int):
     """A new version of a document: the old one and its passages go once the new one is stored."""
-    _upload_checked()
+    files = _received("file")  # first: a request without its token is refused as anywhere else
     collection, document = _managed_document(collection_id, document_id)
-    files = _uploads("file")
     if files is None:
         flash(too_large_message(), "error")
     elif not files:
