@@ -89,18 +89,22 @@ def test_the_openai_client_reports_a_bad_key_and_an_unknown_model(client, server
     assert "absent" in str(error.value)
 
 
-def test_the_openai_client_gets_an_answer_with_the_passages_it_was_given(client, server):
-    """A document uploaded with the key, named in `extra_body`: the answer comes with the
-    passages it was sent, in a field of ours the client keeps aside (`model_extra`)."""
-    key = client.api_key
+def uploaded_document(client, server) -> int:
+    """The procedure, uploaded with the client's key through /api/v1/documents."""
     uploaded = requests.post(
         f"{server.base_url}/api/v1/documents",
-        headers={"Authorization": f"Bearer {key}"},
+        headers={"Authorization": f"Bearer {client.api_key}"},
         files={"file": ("presse.md", PROCEDURE.encode(), "text/markdown")},
         timeout=30,
     )
     assert uploaded.status_code == 201, uploaded.text
-    document_id = uploaded.json()["document"]["id"]
+    return uploaded.json()["document"]["id"]
+
+
+def test_the_openai_client_gets_an_answer_with_the_passages_it_was_given(client, server):
+    """A document uploaded with the key, named in `extra_body`: the answer comes with the
+    passages it was sent, in a field of ours the client keeps aside (`model_extra`)."""
+    document_id = uploaded_document(client, server)
     completion = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Which padlock locks press 4?"}],
@@ -113,3 +117,22 @@ def test_the_openai_client_gets_an_answer_with_the_passages_it_was_given(client,
     assert (passage["n"], passage["name"], passage["document_id"]) == (1, "presse.md", document_id)
     assert "yellow padlock" in passage["text"]
     assert completion.usage.prompt_tokens > 60, "the model read the passage before the question"
+
+
+def test_the_openai_client_streams_the_passages_before_the_first_word(client, server):
+    document_id = uploaded_document(client, server)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Which padlock locks press 4?"}],
+        max_tokens=20,
+        stream=True,
+        extra_body={"document_ids": [document_id]},
+    )
+    kinds = []
+    for chunk in stream:
+        if (chunk.model_extra or {}).get("sources"):
+            kinds.append("sources")
+            assert "yellow padlock" in chunk.model_extra["sources"]["passages"][0]["text"]
+        if chunk.choices and chunk.choices[0].delta.content:
+            kinds.append("text")
+    assert kinds[0] == "sources" and kinds.count("sources") == 1 and "text" in kinds
