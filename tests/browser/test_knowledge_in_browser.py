@@ -183,3 +183,48 @@ def test_screenshots_of_the_knowledge_pages_and_the_composers_bases(
                 page.screenshot(
                     path=str(artifacts_dir / f"knowledge-{shown}-{width}-{theme}.png"), full_page=True
                 )
+
+
+def test_a_preset_brings_its_bases_to_a_new_conversation(open_page, scripted_model):
+    page = open_page()
+    name = f"Consignes{uuid.uuid4().hex[:4]}"
+    create_collection(page, name, "")
+    page.goto("/settings#presets")
+    preset = f"Atelier {uuid.uuid4().hex[:4]}"
+    form = page.locator("[data-new-preset]")
+    form.get_by_label("Nom", exact=True).fill(preset)
+    form.locator("[data-preset-collections] label", has_text=name).locator("input").check()
+    form.get_by_role("button", name="Créer le préréglage").click()
+    new_chat(page)
+    page.locator("#model").select_option(SCRIPTED_MODEL)
+    page.locator("[data-preset]").select_option(label=preset)
+    expect(page.locator(f'[data-collection-chip="{name}"]')).to_be_visible()
+    scripted_model.script = ["Réponse."]
+    page.locator("#prompt").fill("Que disent les consignes ?")
+    page.locator("#prompt").press("Enter")
+    page.wait_for_url("**/c/*")
+    page.wait_for_selector("#send:not(.hidden)", timeout=60_000)
+    page.reload()
+    expect(page.locator(f'[data-collection-chip="{name}"]')).to_be_visible()
+
+
+def test_on_a_phone_a_tap_on_a_suggestion_picks_the_base(browser, live_server, logged_in_state):
+    context = browser.new_context(
+        locale="fr-FR",
+        base_url=live_server.base_url,
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        storage_state=logged_in_state,
+    )
+    try:
+        page = context.new_page()
+        name = f"Mobile{uuid.uuid4().hex[:4]}"
+        create_collection(page, name, "")
+        new_chat(page)
+        page.locator("#prompt").press_sequentially("#mobi")
+        page.locator("[data-collection-suggestions] [role=option]", has_text=name).tap()
+        expect(page.locator(f'[data-collection-chip="{name}"]')).to_be_visible()
+        expect(page.locator("#prompt")).to_have_value("")
+    finally:
+        context.close()
