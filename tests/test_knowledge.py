@@ -497,3 +497,18 @@ def test_files_over_the_upload_limit_together_are_refused_with_a_message_and_not
         as_text=True
     )
     assert documents(app, cid) == [] and stored_files(app) == set()
+
+
+def test_saving_a_collection_again_with_the_same_readers_keeps_them(app, signed_in):
+    signed_in_as(app, "bob")
+    signed_in_as(app, "carol")
+    create(signed_in, access="listed", readers="bob carol")
+    cid = collection_id(app)
+    form = {"name": "Qualité", "description": "", "access": "listed", "readers": "carol, bob, dave"}
+    assert "No account is named “dave”" in signed_in.post(f"/knowledge/{cid}/edit", data=form).get_data(
+        as_text=True
+    )
+    response = signed_in.post(f"/knowledge/{cid}/edit", data=form | {"readers": "carol, bob"})
+    assert response.status_code == 302
+    page = signed_in.get(f"/knowledge/{cid}").get_data(as_text=True)
+    assert "Read by: bob, carol" in page
