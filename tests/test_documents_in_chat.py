@@ -187,3 +187,14 @@ def test_a_question_the_documents_do_not_answer_tells_the_model_to_say_so(app, s
     )
     assert "No passage of the chosen documents matches this question" in engine.requests[-1][-1].content
     assert next(data for name, data in events if name == "sources")["passages"] == []
+
+
+def test_a_french_readers_passages_are_introduced_to_the_model_in_french(signed_in, engine):
+    signed_in.post("/language", data={"lang": "fr"})
+    document = attach(signed_in, "procedure.md", PROCEDURE.encode())
+    conversation = new_conversation(signed_in)
+    ask(signed_in, conversation, "Quel cadenas ?", [document]).get_data()
+    sent = engine.requests[-1][-1].content
+    assert sent.startswith("Extraits de documents :")
+    assert "en citant chaque extrait utilisé par son numéro" in sent
+    assert sent.endswith("Question : Quel cadenas ?")
