@@ -512,3 +512,11 @@ def test_saving_a_collection_again_with_the_same_readers_keeps_them(app, signed_
     assert response.status_code == 302
     page = signed_in.get(f"/knowledge/{cid}").get_data(as_text=True)
     assert "Read by: bob, carol" in page
+
+
+def test_a_taken_name_and_an_unknown_reader_are_both_told_at_once(app, signed_in):
+    create(signed_in)
+    response = create(signed_in, name="qualité", access="listed", readers="personne")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "A collection already has this name." in text and "No account is named “personne”" in text

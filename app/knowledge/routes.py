@@ -51,7 +51,8 @@ def _save(form: CollectionForm, collection=None):
             form.readers.data,
         )
     except services.CollectionRefused as refused:
-        getattr(form, refused.field).errors.append(refused.message)
+        for field, message in refused.errors.items():
+            getattr(form, field).errors.append(message)
         return None
 
 

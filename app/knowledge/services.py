@@ -21,13 +21,12 @@ FINISHED = ("ready", "error")
 
 
 class CollectionRefused(Exception):
-    """A change the manager must correct; `message` says how, in their language, and `field`
-    names the form's field it concerns."""
+    """A change the manager must correct: `errors` says how, in their language, by the form's
+    field each concerns (all of them at once, not one per try)."""
 
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.message = message
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
 
 
 @dataclass
@@ -66,21 +65,19 @@ def reader_names(collection: Collection) -> list[str]:
     return list(db.session.scalars(query))
 
 
-def _readers(text: str) -> list[User]:
-    """The accounts named in `text` (usernames separated by commas or spaces, any case)."""
+def _readers(text: str) -> tuple[list[User], str]:
+    """The accounts named in `text` (usernames separated by commas or spaces, any case), and
+    what is wrong with the list ("" when nothing)."""
     names = [name for name in re.split(r"[,;\s]+", text) if name]
     wanted = {fold_username(name): name for name in names}
     users = list(db.session.scalars(sa.select(User).where(User.username_key.in_(list(wanted)))))
     unknown = [name for key, name in wanted.items() if all(u.username_key != key for u in users)]
     if unknown:
-        raise CollectionRefused(
-            "readers",
-            _(
-                "No account is named %(names)s: check the spelling.",
-                names=", ".join(f"“{n}”" for n in unknown),
-            ),
-        )
-    return users
+        quoted = ", ".join(_("“%(name)s”", name=name) for name in unknown)
+        return users, _("No account is named %(names)s: check the spelling.", names=quoted)
+    if not users:
+        return users, _("List who may read it, or open it to everyone.")
+    return users, ""
 
 
 def save_collection(
@@ -92,13 +89,16 @@ def save_collection(
     readers_text: str,
 ) -> Collection:
     """Create (collection None) or change a collection. Raises CollectionRefused."""
+    errors = {}
     folded = name.casefold()
     others = db.session.execute(sa.select(Collection.id, Collection.name)).all()
     if any(n.casefold() == folded for i, n in others if collection is None or i != collection.id):
-        raise CollectionRefused("name", _("A collection already has this name."))
-    readers = [] if open_to_all else _readers(readers_text)
-    if not open_to_all and not readers:
-        raise CollectionRefused("readers", _("List who may read it, or open it to everyone."))
+        errors["name"] = _("A collection already has this name.")
+    readers, wrong = ([], "") if open_to_all else _readers(readers_text)
+    if wrong:
+        errors["readers"] = wrong
+    if errors:
+        raise CollectionRefused(errors)
     if collection is None:
         collection = Collection(owner_id=owner.id)
         db.session.add(collection)
@@ -108,7 +108,7 @@ def save_collection(
         db.session.commit()
     except IntegrityError:  # another manager took the name at the same instant
         db.session.rollback()
-        raise CollectionRefused("name", _("A collection already has this name.")) from None
+        raise CollectionRefused({"name": _("A collection already has this name.")}) from None
     return collection
 
 

@@ -174,6 +174,17 @@ def test_screenshots_of_the_knowledge_pages_and_the_composers_bases(
             page.locator("#prompt").press("Enter")
             page.locator("[data-settings-toggle]").click()
             page.screenshot(path=str(artifacts_dir / f"knowledge-chips-{width}-{theme}.png"))
+            page.goto("/knowledge/new")
+            page.get_by_label("Nom", exact=True).fill(name)  # taken
+            page.get_by_label("Seulement les personnes listées").check()
+            page.get_by_label("Lecteurs", exact=False).fill("lea, personne")
+            page.get_by_role("button", name="Enregistrer").click()
+            # Both mistakes told at once: the name taken, the unknown reader.
+            expect(page.locator("#name-errors")).to_have_text("Une base porte déjà ce nom.")
+            expect(page.locator("#readers-errors")).to_have_text(
+                "Aucun compte ne s’appelle « personne » : vérifiez l’orthographe."
+            )
+            page.screenshot(path=str(artifacts_dir / f"knowledge-form-{width}-{theme}.png"), full_page=True)
             for shown, address in (
                 ("users", "/admin/users"),
                 ("preset", "/settings#presets"),
