@@ -301,6 +301,12 @@ def run_on(label: str, url: str, args, asked: list[Question], suite: Suite, work
         for mode in modes:
             seconds, recall = timed_searches(asked, all_ids, mode, model, args.queries, random.Random(SEED))
             results["latency"][mode] = (seconds, recall)
+        if model:  # of a hybrid search's time, what embedding the question takes
+            results["embedding"] = []
+            for question in asked:
+                started = time.perf_counter()
+                model.embed([question.text], "query")
+                results["embedding"].append(time.perf_counter() - started)
         for document_id in all_ids:
             VECTORS.forget(document_id)
         db.session.remove()
@@ -348,6 +354,10 @@ def print_latency(runs: list[dict], queries: int) -> None:
                 f"{results['label']:12}{mode:9}{p50 * 1000:>7.1f}ms{p95 * 1000:>7.1f}ms"
                 f"{max(seconds) * 1000:>7.1f}ms{p95 / TARGET_P95:>12.2f}{recalled}"
             )
+        if results.get("embedding"):
+            embedding = results["embedding"]
+            p50, p95 = percentile(embedding, 0.5) * 1000, percentile(embedding, 0.95) * 1000
+            print(f"  of which embedding the question: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
         print(f"  indexing the corpus on {results['label']} took {results['corpus_seconds']:.0f} s")
     if len(runs) == 2:
         for mode in runs[0]["latency"]:
