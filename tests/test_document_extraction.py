@@ -467,6 +467,26 @@ def test_isolated_extraction_runs_at_the_lowest_cpu_priority(tmp_path):
     assert 19 in seen
 
 
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="a kernel without autogroups")
+def test_isolated_extraction_is_niced_against_other_sessions_too(tmp_path):
+    # llama-server runs in a session of its own; sessions share the cores equally whatever
+    # their processes' nice, unless the session's group itself is niced.
+    pdf = write_pdf(tmp_path / "long.pdf", numbered_pages(60))
+    seen: set[str] = set()
+    thread = threading.Thread(target=extract_isolated, args=(pdf, "long.pdf", MAX_PAGES))
+    thread.start()
+    while thread.is_alive():
+        for child in psutil.Process().children():
+            try:
+                seen.add(Path(f"/proc/{child.pid}/autogroup").read_text().split()[-1])
+            except OSError:
+                pass
+        time.sleep(0.01)
+    thread.join()
+
+    assert seen == {"19"}
+
+
 # Messages
 
 

@@ -25,6 +25,8 @@ from app.models import Chunk, Document, utcnow
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 16
+EMBED_STEP = 4  # passages embedded between two looks at the answers being written
+YIELD_SECONDS = 20  # the longest the embedding waits for answers before going on
 SWEEP_SECONDS = 3600
 FINISHED = ("ready", "error")
 
@@ -99,7 +101,7 @@ def _store_passages(document_id: int, pieces, embed, on_progress) -> int | None:
     stored = 0
     for start in range(0, len(pieces), EMBED_BATCH):
         batch = pieces[start : start + EMBED_BATCH]
-        vectors = embed([p.text for p in batch]) if embed else None
+        vectors = _embedded(embed, [p.text for p in batch]) if embed else None
         rows = [
             {
                 "document_id": document_id,
@@ -122,6 +124,31 @@ def _store_passages(document_id: int, pieces, embed, on_progress) -> int | None:
         if on_progress:
             on_progress()
     return stored
+
+
+def _answers_being_written() -> bool:
+    """Answers running or queued on an engine; not the places of questions still waiting for
+    their documents (one may be waiting for this very document)."""
+    from app.llm import services as llm
+
+    return any(running or waiting for running, waiting in llm().scheduler.occupancy().values())
+
+
+def _embedded(embed, texts: list[str]) -> list:
+    """`embed(texts)`, a few at a time, each step after the answers being written (for at most
+    YIELD_SECONDS). The embedding runs in this process, and its thread's nice 19 does not hold
+    it back from llama-server: where the kernel groups processes by session (autogroup, on by
+    default in Debian's kernels) sessions share the cores equally whatever their processes'
+    nice, and llama-server has a session of its own. Measured by
+    benchmarks/documents_first_token.py: the niced indexing took 12 to 33 % of a core while a
+    chat's first token was awaited."""
+    vectors: list = []
+    for start in range(0, len(texts), EMBED_STEP):
+        deadline = time.monotonic() + YIELD_SECONDS
+        while _answers_being_written() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        vectors.extend(embed(texts[start : start + EMBED_STEP]))
+    return vectors
 
 
 def _failed(document_id: int, code: str, values: dict) -> None:
