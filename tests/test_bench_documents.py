@@ -142,3 +142,27 @@ def test_the_suites_documents_are_removed_when_the_run_ends(app, documents_run):
         assert db.session.scalar(db.select(db.func.count(Document.id))) == 0
         assert db.session.scalar(db.select(db.func.count(Chunk.id))) == 0
     assert not any((app.config["DOCUMENTS_DIR"]).iterdir())
+
+
+def command_line_run(app, folder) -> BenchmarkRun:
+    from app.bench.runs import Plan, create_run
+    from app.bench.suites import load_suites
+
+    with app.app_context():
+        plan = Plan(load_suites(folder)["essai"], ["tiny"])
+        run_id = create_run(plan, {}, "cli", None).id  # no user: as `flask bench run` makes it
+        app.extensions["bench"].execute(run_id)
+    return latest_run(app)
+
+
+def test_a_command_line_run_keeps_its_documents_with_an_administrator(app, admin, engine, documents_suite):
+    run = command_line_run(app, documents_suite)
+    assert run.state == "done", run.error
+    assert {r.prompt_id: r.check["retrieval"]["found"] for r in run.results}["accident"] is True
+
+
+def test_a_documents_run_with_no_administrator_fails_saying_why(app, engine, documents_suite):
+    run = command_line_run(app, documents_suite)
+    assert run.state == "failed" and "administrator" in run.error
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Document.id))) == 0
