@@ -54,6 +54,9 @@ def register_extensions(app: Flask) -> None:
     database.create_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    from app.documents.routes import lift_upload_limit
+
+    app.before_request(lift_upload_limit)  # before the CSRF check, which reads the form
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     login_manager.init_app(app)

@@ -198,3 +198,16 @@ def test_a_french_readers_passages_are_introduced_to_the_model_in_french(signed_
     assert sent.startswith("Extraits de documents :")
     assert "en citant chaque extrait utilisé par son numéro" in sent
     assert sent.endswith("Question : Quel cadenas ?")
+
+
+def test_an_attachment_over_a_megabyte_goes_in_with_the_csrf_token_checked(app, signed_in):
+    app.config["WTF_CSRF_ENABLED"] = True
+    page = signed_in.get("/").get_data(as_text=True)
+    token = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    big = ("Ligne de procédure numéro {}.\n" * 80_000).encode()  # ~2.5 MB of text
+    sent = signed_in.post(
+        "/documents", data={"file": (io.BytesIO(big), "gros.txt")}, headers={**JSON, "X-CSRFToken": token}
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)[:300]
+    refused = signed_in.post("/documents", data={"file": (io.BytesIO(big), "sans-jeton.txt")}, headers=JSON)
+    assert refused.status_code == 400

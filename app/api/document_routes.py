@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from app.api import bp
 from app.api.answers import Refused
 from app.documents import access, store
-from app.documents.routes import allow_upload, document_as_dict, receive
+from app.documents.routes import document_as_dict, receive, takes_upload
 from app.extensions import db
 from app.models import Document
 
@@ -35,10 +35,10 @@ def _whole_number(name: str, default: int, largest: int) -> int:
 
 
 @bp.post("/documents")
+@takes_upload
 def upload_document():
     """A file for the key's owner (multipart `file`): stored, then indexed in the background;
     name it in `document_ids` to ask about it."""
-    allow_upload()
     document, refusal = receive(owner=g.api_user)
     if refusal is not None:
         return refusal
@@ -99,9 +99,9 @@ def collections():
 
 
 @bp.post("/collections/<int:collection_id>/documents")
+@takes_upload
 def upload_to_collection(collection_id: int):
     """A file into a collection, for the people who manage shared knowledge."""
-    allow_upload()
     collection = access.managed_collection(g.api_user, collection_id)
     document, refusal = receive(collection_id=collection.id, owner=g.api_user)
     if refusal is not None:

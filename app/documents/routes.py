@@ -31,9 +31,25 @@ _SAFE_TYPES = {
 }
 
 
-def allow_upload() -> None:
-    """Lift this request's size limit to MAX_UPLOAD_MB (every other request keeps 1 MB)."""
-    request.max_content_length = store.limit_bytes() + _FORM_OVERHEAD
+def takes_upload(view=None, *, on_too_large=None):
+    """Mark a view that takes files: its requests may be MAX_UPLOAD_MB (every other request
+    keeps 1 MB; see `lift_upload_limit`). `on_too_large()`: its answer to a bigger request."""
+
+    def mark(view):
+        view.takes_upload = True
+        view.on_too_large = on_too_large
+        return view
+
+    return mark(view) if view is not None else mark
+
+
+def lift_upload_limit() -> None:
+    """Before anything reads the body: the request of a view marked `takes_upload` may be
+    MAX_UPLOAD_MB. Run by the app before every other check, Flask-WTF's CSRF check among them,
+    which reads the form (under the 1 MB limit it would refuse any bigger file)."""
+    view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "takes_upload", False):
+        request.max_content_length = store.limit_bytes() + _FORM_OVERHEAD
 
 
 def too_large_message(filename: str = "") -> str:
@@ -43,6 +59,18 @@ def too_large_message(filename: str = "") -> str:
         if filename
         else _("This file is larger than %(max)s MB, the limit.", max=current_app.config["MAX_UPLOAD_MB"])
     )
+
+
+@bp.app_errorhandler(RequestEntityTooLarge)
+def too_large(error):
+    """A request over its limit: an upload's says the upload limit (it may be refused before
+    its view runs: the CSRF check reads the form first); the others, the generic words. A
+    view may answer it its own way (`takes_upload(on_too_large=...)`)."""
+    view = current_app.view_functions.get(request.endpoint)
+    if not getattr(view, "takes_upload", False):
+        return render_error(413)
+    answer = getattr(view, "on_too_large", None)
+    return answer() if answer else render_error(413, too_large_message())
 
 
 def document_as_dict(document: Document) -> dict:
@@ -87,9 +115,9 @@ def receive(collection_id: int | None = None, owner=None):
 
 
 @bp.post("/documents")
+@takes_upload
 def upload():
     """Attach a file to the next question: stored, then indexed in the background."""
-    allow_upload()
     document, refusal = receive()
     if refusal is not None:
         return refusal

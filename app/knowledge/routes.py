@@ -12,9 +12,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.documents import access
 from app.documents.extract import DocumentError
 from app.documents.messages import document_error_message
-from app.documents.routes import allow_upload, too_large_message
+from app.documents.routes import takes_upload, too_large_message
 from app.documents.store import clean_filename
-from app.extensions import csrf
 from app.knowledge import bp, services
 from app.knowledge.forms import CollectionForm
 
@@ -120,22 +119,24 @@ def document_states(collection_id: int):
 
 
 def _received(name: str) -> list | None:
-    """The files sent as `name`, read under the upload limit, then the CSRF token checked:
-    checked before the view, as on every other route, the form would be read under the 1 MB
-    limit and any bigger file refused. None: the request was over the limit (refused, nothing
-    changes, so the token need not be read to say so)."""
-    allow_upload()
+    """The files sent as `name`; None: the request was over the upload limit."""
     try:
-        files = [upload for upload in request.files.getlist(name) if upload.filename]
+        return [upload for upload in request.files.getlist(name) if upload.filename]
     except RequestEntityTooLarge:
         return None
-    if current_app.config["WTF_CSRF_ENABLED"]:  # as Flask-WTF's own check before every view
-        csrf.protect()
-    return files
+
+
+def _files_too_large():
+    """Files over the upload limit together: said on the collection's page, nothing stored."""
+    limit = current_app.config["MAX_UPLOAD_MB"]
+    flash(
+        _("These files weigh more than %(max)s MB together: send them in several goes.", max=limit), "error"
+    )
+    return redirect(url_for("knowledge.collection", collection_id=request.view_args["collection_id"]))
 
 
 @bp.post("/knowledge/<int:collection_id>/documents")
-@csrf.exempt  # checked in the view, once the upload limit is lifted (_received)
+@takes_upload(on_too_large=_files_too_large)
 def upload(collection_id: int):
     """Several files at once into the collection; each refused one says why, the others go in."""
     files = _received("files")  # first: a request without its token is refused as anywhere else
@@ -172,8 +173,13 @@ def _managed_document(collection_id: int, document_id: int):
     return collection, document
 
 
+def _file_too_large():
+    flash(too_large_message(), "error")
+    return redirect(url_for("knowledge.collection", collection_id=request.view_args["collection_id"]))
+
+
 @bp.post("/knowledge/<int:collection_id>/documents/<int:document_id>/replace")
-@csrf.exempt  # checked in the view, once the upload limit is lifted (_received)
+@takes_upload(on_too_large=_file_too_large)
 def replace(collection_id: int, document_id: int):
     """A new version of a document: the old one and its passages go once the new one is stored."""
     files = _received("file")  # first: a request without its token is refused as anywhere else
