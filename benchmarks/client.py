@@ -143,12 +143,16 @@ class ChatClient:
         response.raise_for_status()
         return response.json()["messages"]
 
-    def stream_answer(self, conversation_id: int, content: str) -> Iterator[StreamEvent | StreamedAnswer]:
-        """Send a message; yield the answer record first, then each event as it arrives."""
+    def stream_answer(
+        self, conversation_id: int, content: str, document_ids: tuple[int, ...] = ()
+    ) -> Iterator[StreamEvent | StreamedAnswer]:
+        """Send a message (with the attachments `document_ids`, uploaded before); yield the
+        answer record first, then each event as it arrives."""
         sent_at = time.perf_counter()
+        body = {"content": content, **({"document_ids": list(document_ids)} if document_ids else {})}
         response = self.session.post(
             self.url(f"/conversations/{conversation_id}/messages"),
-            json={"content": content},
+            json=body,
             headers={"X-CSRFToken": self.csrf_token, "Accept": "text/event-stream"},
             stream=True,
             timeout=self.timeout,
@@ -191,9 +195,9 @@ class ChatClient:
                         answer.events.append(event)
                         yield event
 
-    def ask(self, conversation_id: int, content: str) -> StreamedAnswer:
+    def ask(self, conversation_id: int, content: str, document_ids: tuple[int, ...] = ()) -> StreamedAnswer:
         """Send a message and read its whole answer."""
-        stream = self.stream_answer(conversation_id, content)
+        stream = self.stream_answer(conversation_id, content, document_ids)
         answer = next(stream)
         for _ in stream:
             pass
