@@ -27,9 +27,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def described_by_the_models(object, name, type_, reflected, compare_to) -> bool:
     """Whether Alembic compares this object with the models: not the full-text index, which
     the models cannot describe (SQLite's FTS5 table and its shadow tables, PostgreSQL's
-    expression index), made by its migration alone."""
+    stored vector column and its index), made by its migrations alone."""
     if type_ == "table" and name and name.startswith("chunk_fts"):
         return False
+    if type_ == "column" and name == "search" and getattr(object, "table", None) is not None:
+        return object.table.name != "chunk"  # PostgreSQL's stored text-search vector
     return not (type_ == "index" and name == "ix_chunk_search")
 
 

@@ -74,8 +74,8 @@ def _text_ranking(query: str, document_ids: list[int]) -> list[int]:
         statement = sa.text(
             "SELECT id FROM chunk, (SELECT to_tsquery('pg_catalog.french', causerie_fold(:q)) "
             "|| to_tsquery('pg_catalog.english', causerie_fold(:q)) AS q) AS query "
-            "WHERE document_id = ANY(:ids) AND causerie_search_vector(heading || ' ' || text) @@ query.q "
-            "ORDER BY ts_rank(causerie_search_vector(heading || ' ' || text), query.q) DESC, id LIMIT :n"
+            "WHERE document_id = ANY(:ids) AND search @@ query.q "
+            "ORDER BY ts_rank(search, query.q) DESC, id LIMIT :n"
         )
         params = {"q": " | ".join(words), "ids": list(document_ids), "n": CANDIDATES}
     else:
