@@ -13,10 +13,14 @@ the real model, a person signed in as the chat page does, documents uploaded thr
             them and only the new question is read. Two kinds of documents: one sent whole with
             the first turn (a short note: nothing left to retrieve), the target's case; and the
             handbook, whose second question brings passages of its own (for information: what a
-            follow-up reads anew).
+            follow-up reads anew). Printed too: each first turn's prompt tokens against those its
+            second turn took from the cache (equal: the passages were not read again). What the
+            second turn reads anew is the first answer and the new question; a random-weights
+            model's answer re-tokenizes into several times the tokens it was written in, more or
+            fewer from one conversation to the next, so its ratio says little: read the tokens.
 * indexing  a chat's first token while a 50-page PDF is being indexed (the question sent once
             the indexing has started; it counts only if the indexing was still under way when its
-            first token came) against idle. Target <= 1.2x: indexing runs at nice 19 (its thread,
+            answer ended) against idle. Target <= 1.2x: indexing runs at nice 19 (its thread,
             and the extraction in a child process whose session's group is niced too: with the
             kernel's autogroups, nice alone ranks a process only within its session, and
             llama-server has a session of its own), and its embedding waits while answers are
@@ -278,10 +282,13 @@ class Side:
     name: str
     first_tokens: list[float] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
+    first_turns: list[int] = field(default_factory=list)  # a second turn's: its first turn's answer
 
-    def add(self, asked: Asked) -> None:
+    def add(self, asked: Asked, first_turn: Asked | None = None) -> None:
         self.first_tokens.append(asked.first_token)
         self.answers.append(asked.answer.message_id)
+        if first_turn is not None:
+            self.first_turns.append(first_turn.answer.message_id)
 
     @property
     def median(self) -> float:
@@ -333,18 +340,18 @@ def second_part(app: DocumentsApp, repeat: int) -> tuple[Side, Side, Side]:
 
     def with_note(rep: int) -> None:
         conversation = app.new_conversation()
-        app.ask(conversation, tagged("Que dit cette note ?", rep, "n"), (notes[rep],))
-        whole.add(app.ask(conversation, FOLLOW_UP))
+        first = app.ask(conversation, tagged("Que dit cette note ?", rep, "n"), (notes[rep],))
+        whole.add(app.ask(conversation, FOLLOW_UP), first)
 
     def with_handbook(rep: int) -> None:
         conversation = app.new_conversation()
-        app.ask(conversation, tagged(QUESTIONS[rep % len(QUESTIONS)], rep, "h"), (handbooks[rep],))
-        retrieved.add(app.ask(conversation, FOLLOW_UP))
+        first = app.ask(conversation, tagged(QUESTIONS[rep % len(QUESTIONS)], rep, "h"), (handbooks[rep],))
+        retrieved.add(app.ask(conversation, FOLLOW_UP), first)
 
     def plain(rep: int) -> None:
         conversation = app.new_conversation()
-        app.ask(conversation, tagged("Que dit cette note ?", rep, "p"))
-        plain_side.add(app.ask(conversation, FOLLOW_UP))
+        first = app.ask(conversation, tagged("Que dit cette note ?", rep, "p"))
+        plain_side.add(app.ask(conversation, FOLLOW_UP), first)
 
     def documents(rep: int) -> None:
         with_note(rep)
@@ -364,11 +371,16 @@ class Watch:
     child_nice: set[int] = field(default_factory=set)
     thread_nice: set[int] = field(default_factory=set)
     engine_nice: set[int] = field(default_factory=set)
+    # Set while a question is asked: no request of this watch then adds to the app's work.
+    quiet: threading.Event = field(default_factory=threading.Event)
 
 
 def watch_indexing(app: DocumentsApp, document_id: int, watch: Watch, stop: threading.Event) -> None:
     server = app.server.process.pid
     while not stop.is_set():
+        if watch.quiet.is_set():
+            time.sleep(0.05)
+            continue
         state = app.state(document_id)["state"]
         now = time.perf_counter()
         if state == "indexing" and not watch.started:
@@ -481,15 +493,18 @@ def indexing_part(app: DocumentsApp, repeat: int) -> tuple[Side, Side, list[Watc
         deadline = time.monotonic() + 60
         while not watch.started and not watch.ended and time.monotonic() < deadline:
             time.sleep(0.05)
+        watch.quiet.set()
         asked = app.ask(app.new_conversation(), tagged(CHAT_QUESTIONS[rep % len(CHAT_QUESTIONS)], rep, "i"))
+        watch.quiet.clear()
+        still = app.state(document)["state"] in ("waiting", "indexing")  # all along the answer
         watcher.join(timeout=600)
         stop.set()
         watches.append(watch)
-        if watch.started and (not watch.ended or asked.first_token_at < watch.ended):
+        if watch.started and still:
             busy.add(asked)
             share("indexing", rep, asked)
         else:
-            print(f"  (repetition {rep}: the indexing ended before the first token; not counted)")
+            print(f"  (repetition {rep}: the indexing ended before the answer; not counted)")
 
     def plain(rep: int) -> None:
         asked = app.ask(app.new_conversation(), tagged(CHAT_QUESTIONS[rep % len(CHAT_QUESTIONS)], rep, "q"))
@@ -534,6 +549,18 @@ def describe(side: Side, records: dict[int, dict[str, str]]) -> str:
         f"  {side.name:<34} first token {side.median * 1000:7.0f} ms  ({runs})\n"
         f"      the app's records (medians): {recorded}"
     )
+
+
+def cached_history(side: Side, records: dict[int, dict[str, str]]) -> str:
+    """Whether a second turn found its whole first turn (passages included) in the prompt
+    cache: the first turn's prompt tokens against the tokens the second took from the cache."""
+    pairs = [
+        (records[first]["prompt_tokens"], records[second]["cached_prompt_tokens"] or "0")
+        for first, second in zip(side.first_turns, side.answers, strict=True)
+        if first in records and second in records
+    ]
+    seen = ", ".join(f"{prompt} -> {cached}" for prompt, cached in pairs)
+    return f"  {side.name}: the first turn's prompt -> taken from the cache by the second: {seen}"
 
 
 def ratio_line(label: str, one: Side, reference: Side, target: float | None) -> str:
@@ -594,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         whole, retrieved, plain = results["second"]
         print("(b) the second turn of a conversation with documents, against a plain one")
         print("\n".join(describe(side, records) for side in (whole, retrieved, plain)))
+        print("\n".join(cached_history(side, records) for side in (whole, retrieved, plain)))
         print(ratio_line("note sent whole in turn 1, turn 2 / plain turn 2", whole, plain, TARGETS["second"]))
         print(ratio_line("handbook, turn 2 with passages of its own / plain", retrieved, plain, None))
     if "indexing" in results:
