@@ -16,6 +16,7 @@ import codecs
 import csv
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -217,15 +218,21 @@ def check_zip(path: Path) -> None:
 
 
 def _lowest_group_priority(pid: int) -> None:
-    """The child's session at nice 19 too. Where the kernel groups processes by session
-    (autogroup, on by default in Debian's kernels) nice ranks a process only within its own
-    session, and sessions share the cores equally: llama-server runs in a session of its own, so
-    a child niced in the app's session still took as much CPU as the answer being read (measured
-    by benchmarks/documents_first_token.py). Hence a session of its own (start_new_session), its
-    group at nice 19; raising a nice needs no privilege."""
+    """The child's session at nice 19 too, and the child itself only on a core nothing else
+    wants. Where the kernel groups processes by session (autogroup, on by default in Debian's
+    kernels) nice ranks a process only within its own session, and sessions share the cores
+    equally: llama-server runs in a session of its own, so a child niced in the app's session
+    still took as much CPU as the answer being read (measured by
+    benchmarks/documents_first_token.py). Hence a session of its own (start_new_session), its
+    group at nice 19; and SCHED_IDLE, which any other task waking up preempts at once (a niced
+    task may first finish its time slice). Neither needs a privilege."""
     try:
         Path(f"/proc/{pid}/autogroup").write_text("19")
     except OSError:  # a kernel without autogroups: nice 19 alone does the job
+        pass
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):  # gone already, or not Linux
         pass
 
 
