@@ -211,3 +211,13 @@ def test_an_attachment_over_a_megabyte_goes_in_with_the_csrf_token_checked(app, 
     assert sent.status_code == 201, sent.get_data(as_text=True)[:300]
     refused = signed_in.post("/documents", data={"file": (io.BytesIO(big), "sans-jeton.txt")}, headers=JSON)
     assert refused.status_code == 400
+
+
+def test_a_follow_up_finding_nothing_new_is_not_told_that_nothing_matches(app, signed_in, engine):
+    app.config["DOCUMENT_TOKENS"] = 100  # searched, not sent whole
+    document = attach(signed_in, "procedure.md", (PROCEDURE * 3).encode())
+    conversation = new_conversation(signed_in)
+    ask(signed_in, conversation, "Sous combien d'heures déclarer un accident ?", [document]).get_data()
+    ask(signed_in, conversation, "Et la météo de demain à Lyon ?").get_data()
+    follow_up = engine.requests[-1][-1].content
+    assert follow_up == "Et la météo de demain à Lyon ?"  # the first turn's passages are above it

@@ -91,8 +91,10 @@ def gather(
         chosen.append(passage)
         used += passage.tokens
         retrieved += 1
-    if not scope or (not chosen and (earlier or whole_before)):
-        return Gathered()  # nothing to add: what answers it is earlier in the conversation
+    if not scope or (not chosen and (earlier or whole_before or already_sent)):
+        # Nothing new to add: a follow-up draws on the passages earlier turns carry, still in
+        # the conversation as sent ("say so" is for a conversation with no passage at all).
+        return Gathered()
     pages = sum(d.get("pages") or 0 for d in scope)
     sources = {
         "passages": _cited(chosen),
