@@ -426,12 +426,13 @@ def test_isolated_extraction_stops_a_parser_that_never_ends(tmp_path):
     # A pipe nobody writes to: reading it blocks for ever, as a parser caught in a loop would.
     stuck = tmp_path / "bloqué.txt"
     os.mkfifo(stuck)
+    before = set(psutil.Process().children())  # servers other tests of the run keep
 
     with pytest.raises(DocumentError) as raised:
         extract_isolated(stuck, "bloqué.txt", MAX_PAGES, timeout=2)
 
     assert raised.value.code == "timeout"
-    assert not psutil.Process().children()  # the stuck child was killed, not left behind
+    assert set(psutil.Process().children()) <= before  # the stuck child was killed, not left behind
 
 
 def test_isolated_extraction_refuses_a_file_that_exhausts_its_memory_cap(tmp_path):
