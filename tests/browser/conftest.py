@@ -109,6 +109,29 @@ def logged_in_state(browser, live_server, admin) -> dict:
 
 
 @pytest.fixture
+def open_page(browser, live_server, logged_in_state):
+    """Signed-in pages as the admin, in the given size (1280×800 unless given) and theme, closed
+    after. Files with pages of their own kind define their own `open_page`."""
+    contexts = []
+
+    def open_page(viewport=None, dark=False):
+        context = browser.new_context(
+            locale="fr-FR",
+            base_url=live_server.base_url,
+            viewport=viewport or {"width": 1280, "height": 800},
+            storage_state=logged_in_state,
+            color_scheme="dark" if dark else "light",
+        )
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
 def context(browser, live_server) -> Iterator:
     """A fresh browser profile (no cookies), French like the app's default."""
     context = browser.new_context(

@@ -46,28 +46,6 @@ def plain(text: str) -> str:
 
 
 @pytest.fixture
-def open_page(browser, live_server, logged_in_state):
-    """Signed-in pages as the admin, in the given size and theme, closed after."""
-    contexts = []
-
-    def open_page(viewport=DESKTOP, dark=False):
-        context = browser.new_context(
-            locale="fr-FR",
-            base_url=live_server.base_url,
-            viewport=viewport,
-            storage_state=logged_in_state,
-            color_scheme="dark" if dark else "light",
-        )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
 def report(tmp_path) -> Path:
     return write_pdf(tmp_path / "reglement.pdf", PAGES)
 

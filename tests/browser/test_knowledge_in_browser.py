@@ -29,28 +29,6 @@ NOTE = (
 )
 
 
-@pytest.fixture
-def open_page(browser, live_server, logged_in_state):
-    """Signed-in pages as the admin, in the given size and theme, closed after."""
-    contexts = []
-
-    def open_page(viewport=DESKTOP, dark=False):
-        context = browser.new_context(
-            locale="fr-FR",
-            base_url=live_server.base_url,
-            viewport=viewport,
-            storage_state=logged_in_state,
-            color_scheme="dark" if dark else "light",
-        )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
 def create_collection(page, name: str, description: str) -> None:
     page.goto("/knowledge/new")
     page.get_by_label("Nom", exact=True).fill(name)
