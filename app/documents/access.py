@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import abort
 
 from app.extensions import db
-from app.models import Collection, CollectionReader, Conversation, Document, User
+from app.models import Collection, CollectionReader, Document, User
 
 
 def manages_knowledge(user: User) -> bool:
@@ -84,13 +84,3 @@ def owned_attachment(user: User, document_id: int) -> Document:
     if document is None or document.collection_id is not None or document.owner_id != user.id:
         abort(404)
     return document
-
-
-def conversation_document_ids(conversation: Conversation) -> list[int]:
-    """The attachments of a conversation, oldest first."""
-    query = (
-        sa.select(Document.id)
-        .where(Document.conversation_id == conversation.id, Document.collection_id.is_(None))
-        .order_by(Document.id)
-    )
-    return list(db.session.scalars(query))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,10 +188,3 @@ def whole(document_id: int) -> list[Passage]:
         Passage(c.id, c.document_id, name, c.page, c.heading, c.text, c.tokens, c.position, 0.0)
         for c, name in rows
     ]
-
-
-def timed(function, *args, **kwargs):
-    """(result, seconds)."""
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - started
