@@ -194,10 +194,15 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
             "texts": [m.content for m in messages if m.role == "user" or m.state == "complete"],
             "run": run and (run.state, run.models),
             "presets": [(p.name, p.system_prompt, p.model) for p in alice.presets],
+            # in a stated order: PostgreSQL returns rows as stored, and indexing rewrites them
             "collections": db.session.execute(
-                db.select(Collection.name, Collection.open_to_all, Collection.description)
+                db.select(Collection.name, Collection.open_to_all, Collection.description).order_by(
+                    Collection.id
+                )
             ).all(),
-            "documents": db.session.execute(db.select(Document.id, Document.filename)).all(),
+            "documents": db.session.execute(
+                db.select(Document.id, Document.filename).order_by(Document.id)
+            ).all(),
             "api keys": db.session.execute(
                 db.select(ApiKey.name, ApiKey.revoked_at).where(ApiKey.user_id == alice.id)
             ).all(),
