@@ -172,6 +172,7 @@ class GracefulShutdown:
         with self.app.app_context():
             llm, answers = services(), registry()
         benchmarks = self.app.extensions["bench"]
+        self.app.extensions["documents"].close()  # what it was indexing is taken up at the next start
         llm.scheduler.close()  # a message already past the 503 check still cannot start an answer
         interrupted = answers.cancel_all(Outcome.INTERRUPTED)
         level = logging.WARNING if interrupted else logging.INFO

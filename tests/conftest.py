@@ -155,6 +155,8 @@ def app(database_url: str, tmp_path: Path, engine: ScriptedEngine):
     with app.app_context():
         flask_migrate.upgrade()  # the schema comes from the migrations, as in production
     yield app
+    # A document still being embedded would take the cores from the tests after this one.
+    app.extensions["documents"].close()
     if ON_POSTGRES:  # its connections closed before its database is dropped
         _let_answers_end(app)
         with app.app_context():

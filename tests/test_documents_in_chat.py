@@ -221,3 +221,21 @@ def test_a_follow_up_finding_nothing_new_is_not_told_that_nothing_matches(app, s
     ask(signed_in, conversation, "Et la météo de demain à Lyon ?").get_data()
     follow_up = engine.requests[-1][-1].content
     assert follow_up == "Et la météo de demain à Lyon ?"  # the first turn's passages are above it
+
+
+def test_a_document_whose_indexing_is_stopped_with_the_server_waits_for_the_next_start(app, signed_in):
+    from app.documents import indexing
+
+    response = upload(signed_in, "procedure.md", (PROCEDURE * 30).encode())
+    document = response.json["document"]["id"]
+    with app.app_context():
+        indexing.wait_until_indexed([document], lambda *_: None, lambda: False, 60)
+        db.session.execute(sa.delete(Chunk))
+        db.session.execute(sa.update(Document).values(state="waiting"))
+        db.session.commit()
+        closing = indexing.Indexer(app)
+        closing.close()
+        indexing.index_document(document, embed=None, on_progress=closing._progressed)
+        state = db.session.get(Document, document).state
+        chunks = db.session.scalar(sa.select(sa.func.count(Chunk.id)))
+    assert (state, chunks) == ("waiting", 0)

@@ -72,6 +72,14 @@ def index_document(document_id: int, embed=None, on_progress: Callable[[], None]
     db.session.commit()
     try:
         stored = _store_passages(document_id, pieces, embed, on_progress)
+    except Stopped:  # the server stops: indexed again from the start at the next one
+        db.session.rollback()
+        db.session.execute(sa.delete(Chunk).where(Chunk.document_id == document_id))
+        db.session.execute(
+            sa.update(Document).where(Document.id == document_id).values(state="waiting", chunks=0)
+        )
+        db.session.commit()
+        return
     except Exception:
         # Nothing half-stored: a document is searched whole or not at all.
         log.exception("the passages of document %s could not be stored", document_id)
@@ -93,6 +101,10 @@ def index_document(document_id: int, embed=None, on_progress: Callable[[], None]
         )
     )
     db.session.commit()
+
+
+class Stopped(Exception):
+    """The indexer was closed while it stored a document's passages (`on_progress` raises it)."""
 
 
 def _store_passages(document_id: int, pieces, embed, on_progress) -> int | None:
@@ -187,15 +199,25 @@ class Indexer:
 
     def __init__(self, app) -> None:
         self.app = app
-        self._queue: queue.Queue[int] = queue.Queue()
+        self._closed = threading.Event()
+        self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.changed = threading.Condition()
         self.current: int | None = None
 
     def add(self, document_id: int) -> None:
+        if self._closed.is_set():
+            return  # the next start takes it up (resume)
         self._queue.put(document_id)
         self._ensure_thread()
+
+    def close(self) -> None:
+        """Stop indexing (the server stops; a test's app is done): the document under way
+        stops after the passages being embedded and waits for the next start. Embedding a long
+        document left running would take the cores from whatever runs next."""
+        self._closed.set()
+        self._queue.put(None)
 
     def resume(self) -> None:
         """Documents left waiting or half-indexed by a stopped server: indexed again."""
@@ -234,12 +256,14 @@ class Indexer:
             except queue.Empty:  # a quiet hour: files of deleted documents, unsent attachments
                 self._sweep()
                 continue
+            if document_id is None or self._closed.is_set():
+                return
             self.current = document_id
             try:
                 with self.app.app_context():
                     if embed is None:
                         embed = _passage_embedding(embedder_for(self.app)) or False
-                    index_document(document_id, embed or None, on_progress=self._notify)
+                    index_document(document_id, embed or None, on_progress=self._progressed)
                     db.session.remove()
             except Exception:
                 log.exception("indexing document %s failed", document_id)
@@ -256,6 +280,11 @@ class Indexer:
                 db.session.remove()
         except Exception:
             log.exception("the documents' sweep failed")
+
+    def _progressed(self) -> None:
+        if self._closed.is_set():
+            raise Stopped()
+        self._notify()
 
     def _notify(self) -> None:
         with self.changed:
