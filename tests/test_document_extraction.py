@@ -479,9 +479,12 @@ def test_isolated_extraction_is_niced_against_other_sessions_too(tmp_path):
     while thread.is_alive():
         for child in psutil.Process().children():
             try:
-                seen.add(Path(f"/proc/{child.pid}/autogroup").read_text().split()[-1])
+                # ("/autogroup-12 nice 19"; empty while the child is exiting)
+                words = Path(f"/proc/{child.pid}/autogroup").read_text().split()
             except OSError:
-                pass
+                continue
+            if words:
+                seen.add(words[-1])
         time.sleep(0.01)
     thread.join()
 
