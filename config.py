@@ -170,6 +170,9 @@ class Config:
     # each), closed. The admin changes it on the Users page; the first account is always made.
     REGISTRATION_MODE = os.environ.get("REGISTRATION_MODE", "open")
     SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 480)
+    # Directory accounts (LDAP, OIDC) are checked against the directory again this often, for
+    # open sessions and API keys alike: disabled or gone there, out here.
+    DIRECTORY_RECHECK_MINUTES = _int("DIRECTORY_RECHECK_MINUTES", 15)
     SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
     PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
     # Sign-in throttling, per account and per address (app/auth/throttle.py): after this many

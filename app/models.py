@@ -51,6 +51,22 @@ class User(UserMixin, db.Model):
     language: Mapped[str] = mapped_column(sa.String(8), default="", server_default="")
     theme: Mapped[str] = mapped_column(sa.String(8), default="system", server_default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A directory account (LDAP, OIDC) is known by the directory's stable id, never by its name:
+    # "ldap:<entryUUID or objectGUID>", "oidc:<iss> <sub>"; None for a local account. Its
+    # password is the directory's (password_hash is unusable) and it is checked again every
+    # DIRECTORY_RECHECK_MINUTES (directory_checked_at).
+    directory_id: Mapped[str | None] = mapped_column(sa.String(512), unique=True, index=True)
+    directory_checked_at: Mapped[datetime | None]
+    # A local account made by the admin with a one-time password: changed at first sign-in.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The person's own quotas, over their groups' (None: from the groups, else no limit / the
+    # server's MAX_ANSWERS_PER_USER). Counted per calendar day in the server's time zone.
+    answers_per_day: Mapped[int | None]
+    tokens_per_day: Mapped[int | None]
+    answers_at_once: Mapped[int | None]
+    # The directory's display name and e-mail, shown to the admin (empty for local accounts).
+    display_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    email: Mapped[str] = mapped_column(sa.String(320), default="", server_default="")
 
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
@@ -432,3 +448,96 @@ class Chunk(db.Model):
     text: Mapped[str] = mapped_column(sa.Text)
     tokens: Mapped[int] = mapped_column(default=0)
     vector: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # float32, L2-normalised
+
+
+class Group(db.Model):
+    """A group of people: made by the admin, or mapped from a directory group (its members then
+    follow the directory at each sign-in). It decides which models its members use (a model
+    some group lists is for those groups' members only; a model no group lists is for everyone),
+    which restricted collections they read, and their quotas."""
+
+    __tablename__ = "user_group"  # ("group" is an SQL keyword)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    description: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
+    # The directory group whose members are this group's: an LDAP DN or cn, an OIDC groups-claim
+    # value; compared case-insensitively. Empty: members are chosen by the admin.
+    directory_group: Mapped[str] = mapped_column(sa.String(512), default="", server_default="")
+    # Quotas for members (None: no limit / MAX_ANSWERS_PER_USER); a member of several groups
+    # gets the most generous, their own (User.*) over all.
+    answers_per_day: Mapped[int | None]
+    tokens_per_day: Mapped[int | None]
+    answers_at_once: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[GroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True
+    )
+    models: Mapped[list[GroupModel]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class GroupMember(db.Model):
+    group_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # Put there by the directory at sign-in (and taken away by it), not by the admin.
+    from_directory: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    group: Mapped[Group] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class GroupModel(db.Model):
+    """A model the group's members may use (ModelSetting.model_id, or any engine model id)."""
+
+    group_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True, index=True)
+
+
+class CollectionGroup(db.Model):
+    """A group whose members read a collection that is not open to everyone."""
+
+    collection_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("collection.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_group.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ConversationShare(db.Model):
+    """A conversation shown read-only to a colleague or to a group's members, until withdrawn."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_group.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship()
+    user: Mapped[User | None] = relationship()
+    group: Mapped[Group | None] = relationship()
+
+
+class AuditEntry(db.Model):
+    """Who did what, from where, when: written in the same transaction as the change (app.audit),
+    and kept when the actor's account is deleted (actor_name stays)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    actor_name: Mapped[str] = mapped_column(sa.String(64), default="")
+    address: Mapped[str] = mapped_column(sa.String(64), default="")
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)  # e.g. "account.disable"
+    target: Mapped[str] = mapped_column(sa.String(255), default="")  # what it acted on, by name
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # {"before": …, "after": …}, …

@@ -1,0 +1,1 @@
+"""Directory sign-in: LDAP / Active Directory and OpenID Connect (issue 18)."""
