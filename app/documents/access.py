@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import abort
 
 from app.extensions import db
-from app.models import Collection, CollectionReader, Document, User
+from app.models import Collection, CollectionGroup, CollectionReader, Document, GroupMember, User
 
 
 def manages_knowledge(user: User) -> bool:
@@ -17,7 +17,13 @@ def manages_knowledge(user: User) -> bool:
 
 def _readable_clause(user_id: int):
     listed = sa.select(CollectionReader.collection_id).where(CollectionReader.user_id == user_id)
-    return sa.or_(Collection.open_to_all.is_(True), Collection.id.in_(listed))
+    # Readers by group: members of a group the collection names (admin-chosen or directory).
+    by_group = (
+        sa.select(CollectionGroup.collection_id)
+        .join(GroupMember, GroupMember.group_id == CollectionGroup.group_id)
+        .where(GroupMember.user_id == user_id)
+    )
+    return sa.or_(Collection.open_to_all.is_(True), Collection.id.in_(listed), Collection.id.in_(by_group))
 
 
 def readable_collections(user: User) -> list[Collection]:
