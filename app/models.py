@@ -541,3 +541,12 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(sa.String(64), index=True)  # e.g. "account.disable"
     target: Mapped[str] = mapped_column(sa.String(255), default="")  # what it acted on, by name
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # {"before": …, "after": …}, …
+
+
+class OidcRefreshToken(db.Model):
+    """The refresh token of an OIDC account's last sign-in, encrypted (app.directory.oidc): its
+    re-checks refresh it, and the provider refusing signs the account out. One per account."""
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(sa.Text)
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
