@@ -173,6 +173,32 @@ class Config:
     # Directory accounts (LDAP, OIDC) are checked against the directory again this often, for
     # open sessions and API keys alike: disabled or gone there, out here.
     DIRECTORY_RECHECK_MINUTES = _int("DIRECTORY_RECHECK_MINUTES", 15)
+    # LDAP / Active Directory sign-in (app/directory/ldap.py; README "Directory sign-in"), on when
+    # LDAP_URL is set: ldaps://host:636, or ldap://host:389 with LDAP_STARTTLS=1. A service account
+    # (LDAP_BIND_DN, LDAP_BIND_PASSWORD) finds the person under LDAP_USER_BASE with
+    # LDAP_USER_FILTER ({username}: the name typed, escaped); the person's own bind checks the
+    # password. app/directory/settings.py refuses to start on an incomplete or wrong setting.
+    LDAP_URL = os.environ.get("LDAP_URL", "").strip()
+    LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN", "").strip()
+    LDAP_BIND_PASSWORD = os.environ.get("LDAP_BIND_PASSWORD", "")
+    LDAP_USER_BASE = os.environ.get("LDAP_USER_BASE", "").strip()
+    LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "").strip() or "(uid={username})"
+    # The attribute holding the name the person signs in with (Active Directory: sAMAccountName).
+    LDAP_USERNAME_ATTRIBUTE = os.environ.get("LDAP_USERNAME_ATTRIBUTE", "").strip() or "uid"
+    # The stable id linking the account, never the name (Active Directory: objectGUID).
+    LDAP_ID_ATTRIBUTE = os.environ.get("LDAP_ID_ATTRIBUTE", "").strip() or "entryUUID"
+    # Groups: the person's memberOf (Active Directory; OpenLDAP's memberof overlay) when
+    # LDAP_GROUP_BASE is empty, else a search there with LDAP_GROUP_FILTER ({dn}, {username}).
+    LDAP_GROUP_BASE = os.environ.get("LDAP_GROUP_BASE", "").strip()
+    LDAP_GROUP_FILTER = os.environ.get("LDAP_GROUP_FILTER", "").strip() or "(member={dn})"
+    # Members of this group (its DN or its cn) are Causerie admins; empty: admins are chosen here.
+    LDAP_ADMIN_GROUP = os.environ.get("LDAP_ADMIN_GROUP", "").strip()
+    LDAP_STARTTLS = os.environ.get("LDAP_STARTTLS", "0").strip().lower() in ("1", "true", "on")
+    # The CA certificate(s) (PEM) the directory's TLS certificate is checked against; empty: the
+    # system's. The certificate is always checked.
+    LDAP_CA_FILE = os.environ.get("LDAP_CA_FILE", "").strip()
+    # Seconds to connect and to wait for each answer: a dead directory must not hang sign-in.
+    LDAP_TIMEOUT_SECONDS = float(os.environ.get("LDAP_TIMEOUT_SECONDS", "").strip() or "5")
     SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
     PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
     # Sign-in throttling, per account and per address (app/auth/throttle.py): after this many

@@ -16,6 +16,9 @@ def create_app(config_class: type = Config, llm_services=None) -> Flask:
         instance_relative_config=False,
     )
     app.config.from_object(config_class)
+    from app.directory import settings as directory_settings
+
+    directory_settings.check(app)  # a wrong LDAP_*/OIDC_* setting stops the start, naming it
     register_proxies(app)
     register_extensions(app)
     register_converters(app)
