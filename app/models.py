@@ -275,6 +275,21 @@ class Generation(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class QuotaUse(db.Model):
+    """One answer counted against its author's daily quotas (app.accounts.quotas): written when
+    the answer is allowed to start, before anything else is stored, so that answers asked at the
+    same instant see each other; its tokens (generated, thinking included) when it ends.
+    Benchmarks write none."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)  # UTC; the day is the server's
+    tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    ended: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    __table_args__ = (sa.Index("ix_quota_use_user_id_started_at", "user_id", "started_at"),)
+
+
 class BenchmarkRun(db.Model):
     """One benchmark: a suite's prompts, asked of some models on one machine, measured.
 
