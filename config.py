@@ -199,6 +199,28 @@ class Config:
     LDAP_CA_FILE = os.environ.get("LDAP_CA_FILE", "").strip()
     # Seconds to connect and to wait for each answer: a dead directory must not hang sign-in.
     LDAP_TIMEOUT_SECONDS = float(os.environ.get("LDAP_TIMEOUT_SECONDS", "").strip() or "5")
+    # OpenID Connect sign-in (app/directory/oidc.py; README "OpenID Connect (SSO)"), on when
+    # OIDC_ISSUER is set: the provider's issuer URL, whose /.well-known/openid-configuration
+    # names everything else. The client registered there for Causerie: its id and secret; the
+    # redirect URI to register is https://<this server>/auth/oidc/callback (OIDC_REDIRECT_URI
+    # when the address this server sees differs from the one people use).
+    OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").strip()
+    OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "").strip()
+    OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+    OIDC_REDIRECT_URI = os.environ.get("OIDC_REDIRECT_URI", "").strip()
+    # offline_access: the refresh token with which each re-check asks the provider again.
+    OIDC_SCOPES = os.environ.get("OIDC_SCOPES", "").strip() or "openid profile email offline_access"
+    # The claims holding the person's name here and their groups (a list of names or ids).
+    OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "").strip() or "preferred_username"
+    OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "").strip() or "groups"
+    # Members of this group (a value of the groups claim) are Causerie admins; empty: chosen here.
+    OIDC_ADMIN_GROUP = os.environ.get("OIDC_ADMIN_GROUP", "").strip()
+    # The CA certificate(s) (PEM) the provider's TLS certificate is checked against; empty: the
+    # usual public CAs. The certificate is always checked.
+    OIDC_CA_FILE = os.environ.get("OIDC_CA_FILE", "").strip()
+    # The sign-in button's words: "Se connecter avec <OIDC_PROVIDER_NAME>".
+    OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "").strip() or "SSO"
+    OIDC_TIMEOUT_SECONDS = float(os.environ.get("OIDC_TIMEOUT_SECONDS", "").strip() or "10")
     SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
     PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
     # Sign-in throttling, per account and per address (app/auth/throttle.py): after this many

@@ -18,6 +18,7 @@ class DirectoryConfigurationError(ValueError):
 def check(app: Flask) -> None:
     """Refuse to start on an incomplete or wrong directory setting (create_app calls it)."""
     check_ldap(app.config)
+    check_oidc(app.config)
 
 
 def ldap_enabled(config: Mapping) -> bool:
@@ -61,6 +62,69 @@ def check_ldap(config: MutableMapping) -> None:
         raise DirectoryConfigurationError("LDAP_TIMEOUT_SECONDS must be a number of seconds above 0.")
     if config.get("LDAP_CA_FILE"):
         config["LDAP_CA_FILE"] = _ca_file("LDAP_CA_FILE", config["LDAP_CA_FILE"])
+
+
+def oidc_enabled(config: Mapping) -> bool:
+    return bool(config.get("OIDC_ISSUER"))
+
+
+_OIDC_NEEDS_ISSUER = (
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_ADMIN_GROUP",
+    "OIDC_CA_FILE",
+    "OIDC_REDIRECT_URI",
+)
+
+
+def check_oidc(config: MutableMapping) -> None:
+    if not oidc_enabled(config):
+        for name in _OIDC_NEEDS_ISSUER:
+            if config.get(name):
+                raise DirectoryConfigurationError(
+                    f"{name} is set but OIDC_ISSUER is empty: set OIDC_ISSUER too."
+                )
+        return
+    issuer = config["OIDC_ISSUER"]
+    parts = urlsplit(issuer)
+    # The issuer is where the keys checking every ID token come from: over TLS only.
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise DirectoryConfigurationError(
+            "OIDC_ISSUER must be the provider's https:// issuer URL, e.g. "
+            f"https://sso.example.com/realms/staff, not {issuer!r}."
+        )
+    for name, example in (("OIDC_CLIENT_ID", "causerie"), ("OIDC_CLIENT_SECRET", "the client's secret")):
+        if not config.get(name):
+            raise DirectoryConfigurationError(
+                f"{name} is empty: the client registered for Causerie at the provider needs it ({example})."
+            )
+    if "openid" not in str(config.get("OIDC_SCOPES", "")).split():
+        raise DirectoryConfigurationError(
+            f"OIDC_SCOPES must include openid, e.g. 'openid profile email offline_access', "
+            f"not {config.get('OIDC_SCOPES')!r}."
+        )
+    for name in ("OIDC_USERNAME_CLAIM", "OIDC_GROUPS_CLAIM"):
+        value = str(config.get(name, ""))
+        if not value or not all(c.isalnum() or c in "_-.:/" for c in value):
+            raise DirectoryConfigurationError(
+                f"{name} must be a claim name (a.b for a nested one, e.g. realm_access.roles), not {value!r}."
+            )
+    redirect_uri = config.get("OIDC_REDIRECT_URI")
+    if redirect_uri:
+        target = urlsplit(redirect_uri)
+        if (
+            target.scheme not in ("http", "https")
+            or not target.hostname
+            or not target.path.endswith("/auth/oidc/callback")
+        ):
+            raise DirectoryConfigurationError(
+                "OIDC_REDIRECT_URI must be this server's callback as people reach it, e.g. "
+                f"https://causerie.example.com/auth/oidc/callback, not {redirect_uri!r}."
+            )
+    if float(config.get("OIDC_TIMEOUT_SECONDS", 0)) <= 0:
+        raise DirectoryConfigurationError("OIDC_TIMEOUT_SECONDS must be a number of seconds above 0.")
+    if config.get("OIDC_CA_FILE"):
+        config["OIDC_CA_FILE"] = _ca_file("OIDC_CA_FILE", config["OIDC_CA_FILE"])
 
 
 def _check_filter(config: Mapping, name: str, required: str) -> None:
