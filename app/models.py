@@ -57,6 +57,9 @@ class User(UserMixin, db.Model):
     # DIRECTORY_RECHECK_MINUTES (directory_checked_at).
     directory_id: Mapped[str | None] = mapped_column(sa.String(512), unique=True, index=True)
     directory_checked_at: Mapped[datetime | None]
+    # Disabled because the directory said so: the directory enabling it again enables it here (an
+    # account the admin disabled stays disabled whatever the directory says).
+    disabled_by_directory: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # A local account made by the admin with a one-time password: changed at first sign-in.
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # The person's own quotas, over their groups' (None: from the groups, else no limit / the
