@@ -90,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     from app.knowledge import bp as knowledge_bp
     from app.settings import bp as settings_bp
     from app.settings.brand import bp as brand_bp
+    from app.sharing import bp as sharing_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(knowledge_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(brand_bp)
+    app.register_blueprint(sharing_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(api_keys_bp)

@@ -71,13 +71,21 @@ def managed_collection(user: User, collection_id: int) -> Collection:
 
 
 def readable_document(user: User, document_id: int) -> Document:
-    """A document `user` may read: their own attachment, or one of a collection they may read;
-    404 otherwise."""
+    """A document `user` may read: their own attachment, one sent with a question of a
+    conversation shared with them (a read-only share shows the whole conversation, its files
+    too), or one of a collection they may read; 404 otherwise."""
+    from app.sharing.services import may_read
+
     document = db.session.get(Document, document_id)
     if document is None:
         abort(404)
     if document.collection_id is None:
-        if document.owner_id != user.id:
+        sent_in_shared = (
+            document.message_id is not None
+            and document.conversation_id is not None
+            and may_read(user.id, document.conversation_id)
+        )
+        if document.owner_id != user.id and not sent_in_shared:
             abort(404)
         return document
     readable_collection(user, document.collection_id)

@@ -86,6 +86,7 @@
     item.querySelector("[data-rename]").action = `/conversations/${conversation.id}/rename`;
     item.querySelector("[data-delete]").action = `/conversations/${conversation.id}/delete`;
     item.querySelector("[data-pin]").action = `/conversations/${conversation.id}/pin`;
+    item.querySelector("[data-share]").href = `/conversations/${conversation.id}/shares`;
     const input = item.querySelector("input[name=title]");
     input.id = `title-${conversation.id}`;
     input.value = title;
@@ -119,6 +120,7 @@
     exportMenu.querySelectorAll("[data-export]").forEach((link) => {
       link.href = `/conversations/${conversation.id}/export.${link.dataset.export}`;
     });
+    exportMenu.querySelector("[data-share-link]").href = `/conversations/${conversation.id}/shares`;
     show(exportMenu, true);
     // The title the server made of the first message (its words, without their Markdown).
     const title = decodeURIComponent(response.headers.get("X-Conversation-Title") || "") || i18n.new;

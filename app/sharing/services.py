@@ -1,0 +1,178 @@
+"""Sharing a conversation read-only: with named colleagues or a group's members, until the
+owner withdraws it. A reader sees the owner's branch as it is now and may copy it into a
+conversation of their own; the original stays the owner's alone (every chat route checks
+ownership, never shares)."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from flask import abort
+from flask_babel import gettext as _
+
+from app import audit
+from app.auth.services import find_user
+from app.chat.services import thread_of
+from app.extensions import db
+from app.llm.types import Outcome
+from app.models import Conversation, ConversationShare, Group, GroupMember, Message, User, utcnow
+
+# Several colleagues at once, as people type lists: "bob, carol" or "bob carol".
+_NAMES = re.compile(r"[\s,;]+")
+MAX_NAMES = 20
+
+
+class ShareRefused(ValueError):
+    """A share that cannot be made, in words for the person sharing."""
+
+
+def _readers_clause(user_id: int):
+    """The conversations shared with `user_id`: by name, or with a group they belong to now
+    (leaving the group ends the access at once: nothing is copied at share time)."""
+    groups = sa.select(GroupMember.group_id).where(GroupMember.user_id == user_id)
+    shared = sa.select(ConversationShare.conversation_id).where(
+        sa.or_(ConversationShare.user_id == user_id, ConversationShare.group_id.in_(groups))
+    )
+    return sa.and_(Conversation.id.in_(shared), Conversation.user_id != user_id)
+
+
+def shared_with(user: User) -> list[Conversation]:
+    """The others' conversations `user` may read, newest first."""
+    query = (
+        sa.select(Conversation)
+        .where(_readers_clause(user.id))
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+    )
+    return list(db.session.scalars(query))
+
+
+def may_read(user_id: int, conversation_id: int) -> bool:
+    """Whether a colleague may read another's conversation (documents.access asks it for the
+    files sent with its questions)."""
+    query = sa.select(Conversation.id).where(Conversation.id == conversation_id, _readers_clause(user_id))
+    return db.session.scalar(query) is not None
+
+
+def shared_conversation(user: User, conversation_id: int) -> Conversation:
+    """A conversation shared with `user`, or 404: one not (or no longer) shared looks exactly
+    like a missing one."""
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.id == conversation_id, _readers_clause(user.id))
+    )
+    if conversation is None:
+        abort(404)
+    return conversation
+
+
+def shares_of(conversation: Conversation) -> list[ConversationShare]:
+    """Who a conversation is shared with: people by name, then groups."""
+    shares = db.session.scalars(
+        sa.select(ConversationShare).where(ConversationShare.conversation_id == conversation.id)
+    )
+    return sorted(shares, key=lambda s: (s.user is None, _whom(s).casefold()))
+
+
+def _whom(found: ConversationShare) -> str:
+    return found.user.username if found.user else found.group.name
+
+
+def share(conversation: Conversation, usernames: str = "", group_name: str = "") -> list[str]:
+    """Share with the colleagues named in `usernames` and the group `group_name`; the names of
+    those it was not shared with yet. All or nothing: ShareRefused names the first wrong one.
+    Each new share is recorded in the audit log, in its transaction."""
+    names = [n for n in _NAMES.split(usernames.strip()) if n]
+    group_name = " ".join(group_name.split())
+    if not names and not group_name:
+        raise ShareRefused(_("Name a colleague or a group to share with."))
+    if len(names) > MAX_NAMES:
+        raise ShareRefused(_("At most %(max)d colleagues at once.", max=MAX_NAMES))
+    people = []
+    for name in names:
+        person = find_user(name)
+        if person is None:
+            raise ShareRefused(_("Nobody here is called “%(name)s”.", name=name))
+        if person.id == conversation.user_id:
+            raise ShareRefused(_("This conversation is already yours: share it with someone else."))
+        people.append(person)
+    group = None
+    if group_name:
+        group = db.session.scalar(sa.select(Group).where(sa.func.lower(Group.name) == group_name.lower()))
+        if group is None:
+            raise ShareRefused(_("There is no group called “%(name)s”.", name=group_name))
+    existing = shares_of(conversation)
+    added = []
+    for person in dict.fromkeys(people):
+        if not any(s.user_id == person.id for s in existing):
+            db.session.add(ConversationShare(conversation_id=conversation.id, user_id=person.id))
+            audit.record("share.create", _target(conversation), details={"user": person.username})
+            added.append(person.username)
+    if group is not None and not any(s.group_id == group.id for s in existing):
+        db.session.add(ConversationShare(conversation_id=conversation.id, group_id=group.id))
+        audit.record("share.create", _target(conversation), details={"group": group.name})
+        added.append(group.name)
+    db.session.commit()
+    return added
+
+
+def withdraw(conversation: Conversation, share_id: int) -> str:
+    """End one share of the conversation (404 for any other's); whom it was with. The reader
+    loses access at their next request: every read checks the shares."""
+    found = db.session.scalar(
+        sa.select(ConversationShare).where(
+            ConversationShare.id == share_id, ConversationShare.conversation_id == conversation.id
+        )
+    )
+    if found is None:
+        abort(404)
+    whom = _whom(found)
+    details = {"user": whom} if found.user else {"group": whom}
+    db.session.delete(found)
+    audit.record("share.withdraw", _target(conversation), details=details)
+    db.session.commit()
+    return whom
+
+
+def _target(conversation: Conversation) -> str:
+    return f"conversation {conversation.id}"
+
+
+def copy_for(user: User, conversation: Conversation, model: str) -> Conversation:
+    """A conversation of `user`'s own with the branch shown of `conversation` (its questions
+    and answers, their passages and thinking), answered from now on by `model`. Files sent with
+    the questions stay the owner's; an answer being written is copied as it stands, marked
+    interrupted."""
+    copy = Conversation(
+        user_id=user.id,
+        title=conversation.title,
+        model=model,
+        system_prompt=conversation.system_prompt,
+        think=conversation.think,
+        options=dict(conversation.options or {}),
+    )
+    db.session.add(copy)
+    db.session.flush()
+    parent_id = None
+    for message in thread_of(conversation):
+        state = Outcome.INTERRUPTED.value if message.state == Outcome.GENERATING.value else message.state
+        twin = Message(
+            conversation_id=copy.id,
+            parent_id=parent_id,
+            role=message.role,
+            content=message.content,
+            thinking=message.thinking,
+            state=state,
+            model=message.model,
+            error=message.error,
+            stats=dict(message.stats or {}),
+            context=message.context,
+            sources=dict(message.sources or {}),
+            created_at=message.created_at,
+        )
+        db.session.add(twin)
+        db.session.flush()
+        parent_id = twin.id
+    copy.leaf_id = parent_id
+    copy.updated_at = utcnow()
+    db.session.commit()
+    return copy
