@@ -85,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
     from app.compare import bp as compare_bp
+    from app.directory.oidc_routes import bp as oidc_bp
     from app.documents.routes import bp as documents_bp
     from app.health import bp as health_bp
     from app.knowledge import bp as knowledge_bp
@@ -93,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
     from app.sharing import bp as sharing_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(oidc_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(compare_bp)

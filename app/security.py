@@ -21,7 +21,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 # Endpoints open to visitors who are not logged in.
-PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "static", "auth.set_language", "health.liveness"}
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "auth.register",
+    "static",
+    "auth.set_language",
+    "health.liveness",
+    "oidc.login",  # the way to the company's identity provider, and back from it
+    "oidc.callback",
+}
 # Blueprints that authenticate each request themselves (API keys), never by the session cookie.
 OWN_AUTHENTICATION = {"api", "openai"}
 

@@ -51,6 +51,8 @@ PUBLIC = {
     "brand.logo": "the company's logo, on the sign-in page too",
     "api.openapi": "the API's description (no data in it)",
     "health.liveness": "monitors: only ok or unavailable, no detail (tests/test_health.py)",
+    "oidc.login": "off to the company's identity provider (404 when none is set)",
+    "oidc.callback": "back from it: only this browser's login under way is finished (test_oidc_signin.py)",
 }
 # The API's blueprints: an API key or nothing, whatever cookie comes along (tests/test_api.py).
 KEY_ONLY = ("api.", "openai.")
