@@ -30,7 +30,17 @@ from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.engines.ollama import OllamaEngine
 from app.llm.scheduler import Scheduler
-from app.models import ApiKey, BenchmarkRun, Collection, Conversation, Document, Message, Preset, User
+from app.models import (
+    ApiKey,
+    BenchmarkRun,
+    Collection,
+    Conversation,
+    ConversationShare,
+    Document,
+    Message,
+    Preset,
+    User,
+)
 from config import TestConfig
 from tests.conftest import PASSWORD, AuthActions, sse_events
 from tests.url_map import sweep, url_of
@@ -208,6 +218,11 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
             "api keys": db.session.execute(
                 db.select(ApiKey.name, ApiKey.revoked_at).where(ApiKey.user_id == alice.id)
             ).all(),
+            "shares": db.session.execute(
+                db.select(ConversationShare.user_id, ConversationShare.group_id).order_by(
+                    ConversationShare.id
+                )
+            ).all(),
         }
 
 
@@ -251,6 +266,14 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         "/documents", data={"file": (io.BytesIO(b"Le code du coffre est 4242."), "coffre.txt")}, headers=JSON
     )
     assert attached.status_code == 201, attached.data
+    # Her conversation shared with Carol: Bob, a colleague it is not shared with, gets nothing
+    # more for it; Carol gets nothing once it is withdrawn (swept as her at the end).
+    carol = signed_in_as(app, "carol")
+    shared = client.post(
+        f"/conversations/{conversation_id}/shares", json={"usernames": "carol"}, headers=JSON
+    )
+    assert shared.status_code == 201, shared.data
+    share_id = shared.json["shares"][0]["id"]
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
@@ -261,6 +284,7 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         "key_id": [key_id],
         "collection_id": [collection_id],
         "document_id": [document_id, attached.json["document"]["id"]],
+        "share_id": [share_id],
     }
     rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
     unclassified = sorted(
@@ -270,24 +294,8 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     before = _alices_things(app, conversation_id, run_id)
 
     bob = signed_in_as(app, "bob")
-    made = bob.post("/settings/api-keys", data={"name": "b"}).text
-    bobs_key = re.search(r"data-key>(cau_[\w-]+)<", made)[1]
-    got_in, swept = [], 0
-    for rule, method, url in sweep(app, rules, owned):
-        expected = 403 if rule.rule.startswith("/admin/") else 404
-        for headers in (JSON, HTML):
-            swept += 1
-            if rule.endpoint.startswith(KEY_ONLY):  # the API: Bob with his own key
-                headers = {**headers, "Authorization": f"Bearer {bobs_key}"}
-            response = call(bob, method, url, headers, INTRUSION)
-            response.close()  # a stream opened by mistake would end here
-            if method == "OPTIONS":
-                # Flask's automatic answer: the methods, the same for a missing id, no view run
-                missing = call(bob, method, url_of(rule, default_id=999999), headers)
-                if _answer_of(response) != _answer_of(missing):
-                    got_in.append(f"{method} {url}: answers unlike a missing id")
-            elif response.status_code != expected:
-                got_in.append(f"{method} {url} {headers['Accept']}: {response.status_code}, not {expected}")
+    bobs_key = _api_key_of(bob)
+    got_in, swept = _intrusions(app, bob, bobs_key, rules, owned)
     assert not got_in, "\n".join(got_in)
     assert swept >= 60, swept
 
@@ -303,6 +311,42 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     assert client.post(f"/compare/answers/{comparing.id}/stop", headers=JSON).json == {"stopped": True}
     assert client.post(f"/messages/{writing.id}/stop", headers=JSON).json == {"stopped": True}
     assert writing.join()[-1][1]["state"] == comparing.join()[-1][1]["state"] == "stopped"
+
+    # Carol read it while it was shared; withdrawn, she is one more colleague it is not shared with.
+    assert carol.get(f"/shared/{conversation_id}").status_code == 200
+    client.post(f"/conversations/{conversation_id}/shares/{share_id}/withdraw", headers=JSON)
+    before = _alices_things(app, conversation_id, run_id)
+    got_in, swept = _intrusions(app, carol, _api_key_of(carol), rules, owned)
+    assert not got_in, "\n".join(got_in)
+    assert _alices_things(app, conversation_id, run_id) == before
+    assert carol.get("/shared", headers=JSON).json["conversations"] == []
+
+
+def _api_key_of(client) -> str:
+    made = client.post("/settings/api-keys", data={"name": "b"}).text
+    return re.search(r"data-key>(cau_[\w-]+)<", made)[1]
+
+
+def _intrusions(app, intruder, key: str, rules, owned) -> tuple[list[str], int]:
+    """Every method of every rule with each of Alice's ids, as `intruder` (by page, by script,
+    and with their own API key on the API): the answers unlike a missing id's, and how many."""
+    got_in, swept = [], 0
+    for rule, method, url in sweep(app, rules, owned):
+        expected = 403 if rule.rule.startswith("/admin/") else 404
+        for headers in (JSON, HTML):
+            swept += 1
+            if rule.endpoint.startswith(KEY_ONLY):  # the API: the intruder with their own key
+                headers = {**headers, "Authorization": f"Bearer {key}"}
+            response = call(intruder, method, url, headers, INTRUSION)
+            response.close()  # a stream opened by mistake would end here
+            if method == "OPTIONS":
+                # Flask's automatic answer: the methods, the same for a missing id, no view run
+                missing = call(intruder, method, url_of(rule, default_id=999999), headers)
+                if _answer_of(response) != _answer_of(missing):
+                    got_in.append(f"{method} {url}: answers unlike a missing id")
+            elif response.status_code != expected:
+                got_in.append(f"{method} {url} {headers['Accept']}: {response.status_code}, not {expected}")
+    return got_in, swept
 
 
 # -- documents: their readers only, in retrieval itself ----------------------------------------
@@ -689,3 +733,60 @@ def test_a_collection_name_and_description_with_markup_render_as_text_everywhere
         assert page.status_code == 200, where
         assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
         assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"
+
+
+def test_markup_in_a_shared_or_imported_conversation_is_text_on_every_page(app, signed_in, engine):
+    """A shared conversation's words (its title, the questions, the model's answers) and an
+    imported one's are untrusted: every payload of the XSS corpus is text on the reader's pages."""
+    import json
+
+    payloads = ["".join(p if isinstance(p, str) else p[1] for p in c.script(OUTSIDE)) for c in CORPUS]
+    engine.words = ["\n\n".join(payloads)]
+    conversation_id = new_conversation(signed_in)
+    signed_in.post(
+        f"/conversations/{conversation_id}/messages", json={"content": XSS}, headers=STREAM
+    ).get_data()
+    signed_in.post(f"/conversations/{conversation_id}/rename", json={"title": XSS}, headers=JSON)
+    bob = signed_in_as(app, "bob")
+    signed_in.post(f"/conversations/{conversation_id}/shares", json={"usernames": "bob"}, headers=JSON)
+    export = [
+        {
+            "title": XSS,
+            "mapping": {
+                "q": {
+                    "message": {
+                        "author": {"role": "user"},
+                        "content": {"content_type": "text", "parts": [XSS]},
+                    }
+                },
+                "a": {
+                    "parent": "q",
+                    "message": {
+                        "author": {"role": "assistant"},
+                        "content": {"content_type": "text", "parts": payloads},
+                        "metadata": {"model_slug": XSS},
+                    },
+                },
+            },
+            "current_node": "a",
+        }
+    ]
+    bob.post(
+        "/import",
+        data={"file": (io.BytesIO(json.dumps(export).encode()), "conversations.json")},
+        content_type="multipart/form-data",
+    )
+    imported = bob.get("/conversations", headers=JSON).json["conversations"][0]["id"]
+    pages = {
+        "shared with me": bob.get("/shared"),
+        "read-only view": bob.get(f"/shared/{conversation_id}"),
+        "the owner's shares": signed_in.get(f"/conversations/{conversation_id}/shares"),
+        "imported": bob.get(f"/c/{imported}"),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200, where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the title is not shown"
+        assert live_markup(text) == [], where
+    assert "evil.example" in pages["read-only view"].get_data(as_text=True), "the answer is on the page"
+    assert "evil.example" in pages["imported"].get_data(as_text=True), "the answer is on the page"
