@@ -87,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     from app.compare import bp as compare_bp
     from app.directory.oidc_routes import bp as oidc_bp
     from app.documents.routes import bp as documents_bp
+    from app.groups import bp as groups_bp
     from app.health import bp as health_bp
     from app.knowledge import bp as knowledge_bp
     from app.settings import bp as settings_bp
@@ -108,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_keys_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(bench_bp, url_prefix="/admin/benchmarks")
+    app.register_blueprint(groups_bp, url_prefix="/admin/groups")
 
 
 def register_errorhandlers(app: Flask) -> None:

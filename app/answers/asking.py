@@ -7,12 +7,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from flask import current_app, make_response, request
+from flask import current_app, g, make_response, request
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.answers.messages import engine_unreachable_message, model_unavailable_message
+from app.accounts import access as model_access
+from app.answers.messages import (
+    engine_unreachable_message,
+    model_not_allowed_message,
+    model_unavailable_message,
+)
 from app.answers.pipeline import Refused
 from app.extensions import db
 from app.llm import services as llm
@@ -43,18 +48,29 @@ def check_prompt(text: str) -> None:
         raise Refused(400, message)
 
 
-def offered(model_id: str) -> Entry | None:
-    """The model's catalogue entry when users may pick it, else None."""
-    entry = llm().catalogue.entry(model_id)
-    return entry if entry and entry.offered else None
+def asker() -> User:
+    """Who asks: the API key's owner on the API, else the signed-in person."""
+    return g.get("api_user") or current_user._get_current_object()
 
 
-def offered_or_refused(model_id: str, status: int) -> Entry:
-    """The model's entry when users may pick it; else Refused: its host is down for now (503),
-    or it is not offered (`status`)."""
+def offered_to(user: User, entries: list[Entry] | None = None) -> list[Entry]:
+    """The models `user` may pick: offered to users, and not kept for groups they are not in
+    (`entries`: the catalogue's listing when the caller has it already)."""
+    entries = llm().catalogue.entries() if entries is None else entries
+    usable = model_access.model_filter(user)
+    return [entry for entry in entries if entry.offered and usable(entry.id)]
+
+
+def offered_or_refused(model_id: str, status: int, user: User | None = None) -> Entry:
+    """The model's entry when `user` (the one asking, by default) may pick it; else Refused:
+    kept for groups they are not in (403, the same on every entry point), its host down for now
+    (503), or not offered (`status`). Every route that asks a model goes through here first,
+    before anything is stored."""
     if not model_id:
         raise Refused(400, _("Pick a model."))
     entry = llm().catalogue.entry(model_id)
+    if entry is not None and not model_access.may_use_model(user or asker(), entry.id):
+        raise Refused(403, model_not_allowed_message(entry.name))
     if entry is not None and entry.offered:
         return entry
     if entry is not None and not entry.info.reachable:

@@ -28,6 +28,15 @@ def model_unavailable_message(model: str) -> str:
     return _("The model “%(model)s” is not available. Pick another model.", model=model)
 
 
+def model_not_allowed_message(model: str) -> str:
+    """A model kept for some groups, asked by someone outside them (app.accounts.access)."""
+    return _(
+        "The model “%(model)s” is kept for some groups, and you are not in them. Pick another model, "
+        "or ask the administrator.",
+        model=model,
+    )
+
+
 def engine_unreachable_message() -> str:
     return _("The model server cannot be reached right now. Try again in a moment, or pick another model.")
 

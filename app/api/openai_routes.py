@@ -7,14 +7,14 @@ import json
 import time
 import uuid
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_babel import gettext as _
 
 from app.answers import sampling
+from app.answers.asking import offered_to
 from app.answers.live import AnswerEvent
 from app.api import answers, openai_bp
 from app.api.answers import Refused
-from app.llm import services as llm
 from app.llm.types import Outcome
 
 # How an answer's ending reads in OpenAI's words.
@@ -40,7 +40,7 @@ def models():
         object="list",
         data=[
             {"id": e.id, "object": "model", "created": created, "owned_by": e.info.engine.split("@", 1)[0]}
-            for e in llm().catalogue.offered()
+            for e in offered_to(g.api_user)
         ],
     )
 

@@ -7,6 +7,7 @@ from flask import g, jsonify, request
 from flask_babel import gettext as _
 
 from app.answers import registry
+from app.answers.asking import offered_to
 from app.answers.live import public_stats
 from app.api import answers, bp
 from app.api.answers import Refused
@@ -62,7 +63,7 @@ def openapi():
 @bp.get("/models")
 def models():
     catalogue = llm().catalogue
-    offered = catalogue.offered()
+    offered = offered_to(g.api_user)
     default = catalogue.default(offered)
     return jsonify(default=default.id if default else None, models=[model_as_dict(e) for e in offered])
 

@@ -27,6 +27,7 @@ from app.answers.asking import (
     check_prompt,
     field,
     offered_or_refused,
+    offered_to,
     open_stream,
     refused_response,
     session_still_valid,
@@ -56,7 +57,7 @@ def _page(conversation=None):
     catalogue = llm().catalogue
     entries = catalogue.entries()  # once: every engine is asked, and the admin's settings read
     g.model_names = catalogue.names(entries)  # what the page calls each model (llm.model_name)
-    offered = [e for e in entries if e.offered]
+    offered = offered_to(current_user, entries)  # a model kept for other groups is not shown
     default = catalogue.default(offered)
     selected = conversation.model if conversation else (default.id if default else "")
     current = next((e for e in entries if e.id == selected), None)
@@ -122,7 +123,7 @@ def conversation(conversation_id: int):
 def models():
     """The models a user can pick, the default first."""
     catalogue = llm().catalogue
-    offered = catalogue.offered()
+    offered = offered_to(current_user)
     default = catalogue.default(offered)
     return jsonify(
         default=default.id if default else None,
@@ -156,7 +157,7 @@ def _think_choice() -> bool | None:
 def create_conversation():
     """Start a conversation with the chosen model (the default when none is given), and its
     own system prompt and sampling choices when given (a preset fills them in the page)."""
-    default = llm().catalogue.default()
+    default = llm().catalogue.default(offered_to(current_user))
     model_id = field("model") or (default.id if default else "")
     if default is None:
         return render_error(409, _("No usable model is installed on this server."))

@@ -14,6 +14,7 @@ from app.answers.asking import (
     check_prompt,
     field,
     offered_or_refused,
+    offered_to,
     refused_response,
     session_still_valid,
     stream_place,
@@ -22,7 +23,6 @@ from app.answers.pipeline import Asking, Refused, new_answer_id
 from app.answers.stream import sse_response
 from app.compare import bp, services
 from app.database import end_transaction
-from app.llm import services as llm
 from app.llm.types import Outcome
 
 bp.register_error_handler(Refused, refused_response)
@@ -31,7 +31,7 @@ bp.register_error_handler(Refused, refused_response)
 @bp.get("/compare")
 def index():
     """The page: two model pickers (up to four), one prompt, the answers side by side."""
-    models = llm().catalogue.offered()
+    models = offered_to(current_user)
     first, second = services.default_pair(models)
     return render_template(
         "compare/index.html",

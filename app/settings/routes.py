@@ -7,14 +7,14 @@ from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.answers.asking import offered_to
 from app.documents import access
-from app.llm import services as llm
 from app.settings import bp, services
 from app.settings.forms import AppearanceForm, PresetForm
 
 
 def _offered_models() -> list[tuple[str, str]]:
-    return [(entry.id, entry.name) for entry in llm().catalogue.offered()]
+    return [(entry.id, entry.name) for entry in offered_to(current_user)]
 
 
 def _preset_form(**kwargs) -> PresetForm:
