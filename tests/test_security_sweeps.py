@@ -37,6 +37,8 @@ from app.models import (
     Conversation,
     ConversationShare,
     Document,
+    Group,
+    GroupMember,
     Message,
     Preset,
     User,
@@ -223,6 +225,12 @@ def _alices_things(app, conversation_id: int, run_id: int) -> dict:
                     ConversationShare.id
                 )
             ).all(),
+            "groups": db.session.execute(
+                db.select(Group.name, Group.description, Group.directory_group).order_by(Group.id)
+            ).all(),
+            "group members": db.session.execute(
+                db.select(GroupMember.group_id, GroupMember.user_id).order_by(GroupMember.user_id)
+            ).all(),
         }
 
 
@@ -274,6 +282,11 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
     )
     assert shared.status_code == 201, shared.data
     share_id = shared.json["shares"][0]["id"]
+    # A group of the admin's, with Alice in it (admins only).
+    client.post("/admin/groups", data={"name": "Groupe d'Alice"})
+    with app.app_context():
+        group_id = db.session.scalar(db.select(Group.id))
+    client.post(f"/admin/groups/{group_id}/members", data={"members": "alice"})
     owned = {  # each variable part of a URL, and Alice's things it can name
         "conversation_id": [conversation_id],
         "message_id": message_ids,
@@ -285,6 +298,7 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(app, client
         "collection_id": [collection_id],
         "document_id": [document_id, attached.json["document"]["id"]],
         "share_id": [share_id],
+        "group_id": [group_id],  # admins only
     }
     rules = [rule for rule in app.url_map.iter_rules() if rule.arguments and rule.endpoint != "static"]
     unclassified = sorted(
