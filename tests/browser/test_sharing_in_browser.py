@@ -12,6 +12,8 @@ import pytest
 
 from tests.browser.conftest import log_in_through_form
 from tests.browser.pages import new_chat
+from tests.browser.test_xss_in_browser import NONE, WATCH_CSP, OutsideOrigin, Traces, check_answer
+from tests.xss_corpus import CORPUS
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 from playwright.sync_api import expect  # noqa: E402
@@ -138,3 +140,44 @@ def test_an_export_is_imported_from_the_form_and_its_conversations_are_listed(co
     expect(page.locator("#messages article[data-role=assistant] [data-markdown] strong").last).to_have_text(
         "4 h 30"
     )
+
+
+@pytest.fixture
+def outside():
+    with OutsideOrigin() as origin:
+        yield origin
+
+
+def test_no_payload_of_the_xss_corpus_runs_in_a_shared_conversations_read_only_view(
+    live_server, admin, colleague, colleague_page, scripted_model, outside
+):
+    """The read-only view renders the stored answers with the chat's own code: each payload of
+    the corpus, said by the model in the owner's conversation, stays inert for the reader."""
+    from benchmarks.client import ChatClient
+
+    owner = ChatClient(live_server.base_url)
+    assert owner.login(*admin).ok
+    conversation_id = owner.create_conversation(SCRIPTED_MODEL)
+    for payload in CORPUS:
+        scripted_model.script = payload.script(outside.url)
+        owner.ask(conversation_id, f"Dis {payload.name}")
+    answers = [m["id"] for m in owner.messages(conversation_id) if m["role"] == "assistant"]
+    assert len(answers) == len(CORPUS)
+    assert owner.post_json(f"/conversations/{conversation_id}/shares", {"usernames": colleague[0]}).ok
+
+    page = colleague_page
+    page.context.add_init_script(WATCH_CSP)
+    traces = Traces(page, live_server.base_url, outside)
+    page.goto(f"/shared/{conversation_id}")
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('#messages [data-markdown][data-rendered]').length >= n",
+        arg=len(CORPUS),
+    )
+    page.wait_for_timeout(500)  # anything asynchronous (a load, an error event) has happened by now
+    problems = {}
+    for payload, message_id in zip(CORPUS, answers, strict=True):
+        found = check_answer(page.locator(f'#messages article[data-message-id="{message_id}"]'), payload)
+        if found:
+            problems[payload.name] = found
+    assert not problems, problems
+    assert traces.now() == NONE
