@@ -78,6 +78,7 @@ def register_converters(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
+    from app.audit.views import bp as audit_bp
     from app.api import bp as api_bp
     from app.api import keys_bp as api_keys_bp
     from app.api import openai_bp
@@ -110,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(bench_bp, url_prefix="/admin/benchmarks")
     app.register_blueprint(groups_bp, url_prefix="/admin/groups")
+    app.register_blueprint(audit_bp)  # /admin/audit
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -8,6 +8,7 @@ import logging
 import sqlalchemy as sa
 from flask import current_app
 
+from app.audit import record
 from app.extensions import db
 from app.llm.catalogue import ModelPreferences, Preferences
 from app.models import ModelSetting, SiteSetting
@@ -82,14 +83,31 @@ def configured_models() -> list[str]:
 
 
 def save_model_settings(model_id: str, **values) -> None:
-    """Store the admin's decision: from now on the model is no longer new (see load_preferences)."""
-    row = db.session.get(ModelSetting, model_id) or ModelSetting(model_id=model_id)
+    """Store the admin's decision: from now on the model is no longer new (see load_preferences).
+    The audit log gets the fields that changed, before -> after (nothing changed: no entry)."""
+    row = db.session.get(ModelSetting, model_id)
+    before = _preferences_of(row) if row else _undecided(model_id)
+    row = row or ModelSetting(model_id=model_id)
+    changed: dict[str, dict] = {"before": {}, "after": {}}
     for name, value in values.items():
         if name not in PREFERENCE_FIELDS:
             raise ValueError(name)
+        if getattr(before, name) != value:
+            changed["before"][name], changed["after"][name] = getattr(before, name), value
         setattr(row, name, value)
     db.session.add(row)
+    if changed["after"]:
+        record("model.settings", model_id, details=changed)
     db.session.commit()
+
+
+def _undecided(model_id: str) -> ModelPreferences:
+    """A model the admin never set up: as the catalogue offers it (by NEW_MODELS_ENABLED, or
+    because the server needs it), the "before" of its first settings."""
+    from app.llm import services as llm
+
+    entry = llm().catalogue.entry(model_id)
+    return entry.prefs if entry else ModelPreferences()
 
 
 def set_enabled(model_id: str, enabled: bool) -> None:
@@ -97,16 +115,20 @@ def set_enabled(model_id: str, enabled: bool) -> None:
 
 
 def set_default_model(model_id: str) -> None:
-    _set_site_setting(DEFAULT_MODEL_KEY, model_id)
+    _set_site_setting(DEFAULT_MODEL_KEY, model_id, "model.default")
 
 
 def set_prompt_cache(on: bool) -> None:
     """The engines reuse the prompts they have read (on), or read every prompt afresh (off)."""
-    _set_site_setting(PROMPT_CACHE_KEY, "on" if on else "off")
+    _set_site_setting(PROMPT_CACHE_KEY, "on" if on else "off", "serving.prompt_cache")
 
 
-def _set_site_setting(key: str, value: str) -> None:
+def _set_site_setting(key: str, value: str, audit_action: str) -> None:
+    """A site-wide choice of the admin's, with its audit entry (before -> after) in the same
+    transaction."""
     row = db.session.get(SiteSetting, key) or SiteSetting(key=key)
+    before = row.value
     row.value = value
     db.session.add(row)
+    record(audit_action, value, details={"before": {key: before}, "after": {key: value}})
     db.session.commit()

@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from app.admin import bp, services
 from app.answers import registry
+from app.audit import record
 from app.extensions import db
 from app.llm import services as llm
 from app.llm.types import Outcome
@@ -67,6 +68,9 @@ def stop_answer(answer_id: str):
         abort(404)
     # The author reads why in the language they asked in, not the admin's.
     if live.cancel(Outcome.STOPPED, live.words.stopped_by_admin()):
+        author = db.session.get(User, live.user_id) if live.user_id else None
+        record("answer.stop", author.username if author else "", details={"model": live.model})
+        db.session.commit()
         live.ended.wait(3)  # the page that follows no longer lists it (the engine stops within ms)
         flash(_("The answer of %(model)s is stopped.", model=live.model))
     return redirect(url_for("admin.models", _anchor="answers"))

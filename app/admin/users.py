@@ -12,6 +12,7 @@ import secrets
 import sqlalchemy as sa
 from flask import current_app
 
+from app import audit
 from app.auth.services import hash_password
 from app.extensions import db
 from app.models import SiteSetting, User, fold_username
@@ -36,9 +37,11 @@ def registration_mode() -> str:
 def set_registration_mode(mode: str) -> None:
     if mode not in REGISTRATION_MODES:
         raise ValueError(mode)
+    before = registration_mode()
     row = db.session.get(SiteSetting, REGISTRATION_KEY) or SiteSetting(key=REGISTRATION_KEY)
     row.value = mode
     db.session.add(row)
+    audit.record("registration.mode", mode, details={"before": {"mode": before}, "after": {"mode": mode}})
     db.session.commit()
 
 
@@ -60,9 +63,10 @@ class LastAdmin(Exception):
     """The change would leave no active administrator."""
 
 
-def _take_away(user: User, **values) -> None:
+def _take_away(user: User, action: str, **values) -> None:
     """Disable or demote an account, unless it is the last active administrator — decided by
-    the UPDATE itself, so two admins disabling each other at the same instant leave one."""
+    the UPDATE itself, so two admins disabling each other at the same instant leave one. A
+    refusal changes nothing and leaves no audit entry."""
     others = (
         sa.select(sa.func.count())
         .select_from(User)
@@ -76,9 +80,11 @@ def _take_away(user: User, **values) -> None:
         .where(User.id == user.id, sa.or_(User.is_admin.is_(False), others >= 1))
         .values(**values)
     )
-    db.session.commit()
     if done.rowcount != 1:
+        db.session.rollback()
         raise LastAdmin(user.username)
+    audit.record(action, user.username)
+    db.session.commit()
     db.session.refresh(user)
 
 
@@ -89,15 +95,18 @@ def _not_self(user: User, admin: User) -> None:
 
 def approve(user: User) -> None:
     user.pending = False
+    audit.record("account.approve", user.username)
     db.session.commit()
 
 
 def set_disabled(user: User, disabled: bool, admin: User) -> None:
     _not_self(user, admin)
     if disabled:
-        _take_away(user, disabled=True, session_token=secrets.token_hex(16))  # signed out everywhere
+        # signed out everywhere
+        _take_away(user, "account.disable", disabled=True, session_token=secrets.token_hex(16))
     else:
         user.disabled = False
+        audit.record("account.enable", user.username)
         db.session.commit()
 
 
@@ -105,14 +114,18 @@ def set_admin(user: User, is_admin: bool, admin: User) -> None:
     _not_self(user, admin)
     if is_admin:
         user.is_admin = True
+        audit.record("account.admin", user.username)
         db.session.commit()
     else:
-        _take_away(user, is_admin=False)
+        _take_away(user, "account.not_admin", is_admin=False)
 
 
 def set_manages_knowledge(user: User, manages: bool) -> None:
     """Named (or no longer) to create knowledge collections and fill them: from their next page."""
+    before = user.manages_knowledge
     user.manages_knowledge = manages
+    details = {"before": {"manages_knowledge": before}, "after": {"manages_knowledge": manages}}
+    audit.record("account.knowledge", user.username, details=details)
     db.session.commit()
 
 
@@ -122,5 +135,6 @@ def reset_password(user: User, admin: User) -> str:
     password = secrets.token_urlsafe(12)  # 16 characters, ~96 bits
     user.password_hash = hash_password(password)
     user.end_sessions()
+    audit.record("account.password_reset", user.username)
     db.session.commit()
     return password

@@ -7,6 +7,7 @@ import secrets
 
 import sqlalchemy as sa
 
+from app.audit import record as audit
 from app.extensions import db
 from app.models import ApiKey, User, utcnow
 
@@ -23,6 +24,7 @@ def create(user: User, name: str) -> tuple[ApiKey, str]:
     key = PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(user_id=user.id, name=name, prefix=key[: len(PREFIX) + 6], digest=digest(key))
     db.session.add(record)
+    audit("apikey.create", name, actor=user, details={"prefix": record.prefix})
     db.session.commit()
     return record, key
 
@@ -43,6 +45,7 @@ def owned(user: User, key_id: int) -> ApiKey | None:
 
 def revoke(key: ApiKey) -> None:
     key.revoked_at = utcnow()
+    audit("apikey.revoke", key.name, details={"prefix": key.prefix})
     db.session.commit()
 
 

@@ -22,17 +22,21 @@ def record(
     *,
     actor: User | None = None,
     details: dict[str, Any] | None = None,
+    by_server: bool = False,
 ) -> AuditEntry:
     """One entry for one change, e.g. record("account.disable", "bob"), or for a setting
     record("model.settings", "phi3:mini", details={"before": {...}, "after": {...}}). The actor is
     the signed-in person unless given (a sign-in names the account it was for); the address is
-    the request's, as the server sees it (behind the proxy, the forwarded one)."""
-    if actor is None and has_request_context() and current_user.is_authenticated:
+    the request's, as the server sees it (behind the proxy, the forwarded one). `by_server`: no
+    person did it, nor from anywhere (the retention's deletion, run by whichever request came)."""
+    if by_server:
+        actor = None
+    elif actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user._get_current_object()
     entry = AuditEntry(
         actor_id=actor.id if actor is not None and actor.id is not None else None,
         actor_name=actor.username if actor is not None else "",
-        address=(request.remote_addr or "")[:64] if has_request_context() else "",
+        address=(request.remote_addr or "")[:64] if has_request_context() and not by_server else "",
         action=action[:64],
         target=(target or "")[:255],
         details=details or {},

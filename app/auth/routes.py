@@ -16,6 +16,7 @@ from markupsafe import Markup
 from app.admin import users
 from app.answers import registry
 from app.api import keys
+from app.audit import record
 from app.auth import bp, sessions, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from app.auth.services import (
@@ -58,6 +59,14 @@ def _start_session(user: User, remember: bool = False) -> None:
     sessions.begin(remember)
 
 
+def _sign_in_failed(username: str, reason: str) -> None:
+    """A refused sign-in in the audit log, under the name as typed. A wrong password and an
+    unknown name are the same entry ("password"): the log says nothing the sign-in page would
+    not. "disabled" and "pending" are told only after the right password, as the page does."""
+    record("signin.fail", username, actor=None, details={"reason": reason})
+    db.session.commit()
+
+
 def _too_busy(template: str, form):
     """Every password-hashing slot stayed taken: the form again, with when to try."""
     security_log.warning("password hashing busy: %s from %s", request.endpoint, request.remote_addr)
@@ -88,6 +97,7 @@ def login():
         attempt = throttle.begin(username, request.remote_addr)
         if attempt.seconds_to_wait:  # the password is not even checked
             security_log.warning("sign-in throttled: %r from %s", username, request.remote_addr)
+            _sign_in_failed(username, "throttled")
             form.password.errors.append(throttle.wait_message(attempt.seconds_to_wait))
             headers = {"Retry-After": str(attempt.seconds_to_wait)}
             return render_template("auth/login.html", form=form), 429, headers
@@ -98,14 +108,19 @@ def login():
             return _too_busy("auth/login.html", form)
         if user is None:
             security_log.warning("sign-in failed: %r from %s", username, request.remote_addr)
+            _sign_in_failed(username, "password")
             form.password.errors.append(_("Wrong username or password."))
         elif user.disabled:  # told only to whoever knows the password
+            _sign_in_failed(username, "disabled")
             form.password.errors.append(_("This account is disabled. Ask the administrator."))
         elif user.pending:
+            _sign_in_failed(username, "pending")
             form.password.errors.append(_("Your account is waiting for the administrator's approval."))
         else:
             attempt.succeeded()
             security_log.info("signed in: %r from %s", username, request.remote_addr)
+            record("signin.ok", user.username, actor=user)
+            db.session.commit()
             _start_session(user, remember=form.remember.data)
             return redirect(_safe_next(url_for("chat.index")))
     status = 401 if form.errors else 200
@@ -132,7 +147,13 @@ def register():
             return render_template("auth/register.html", form=form, notice=notice), 429, headers
         try:
             username, password = form.username.data.strip(), form.password.data
-            user = create_user(username, password, pending=mode == "approval", only_first=mode == "closed")
+            user = create_user(
+                username,
+                password,
+                pending=mode == "approval",
+                only_first=mode == "closed",
+                audit_action="account.register",
+            )
         except UsernameTaken:
             sign_up.made_none()
             form.username.errors.append(_("This username, or one that looks the same, is taken."))
@@ -173,6 +194,7 @@ def logout():
         # Signing out signs out everywhere: every other session of the account too, and ends
         # the answers it is having written.
         current_user.end_sessions()
+        record("signout", current_user.username)
         db.session.commit()
         registry().end_sessions_of(current_user.id)
     sessions.end()
@@ -209,6 +231,7 @@ def _password_changed(revoke_keys: bool):
     user = current_user._get_current_object()
     user.end_sessions()
     revoked = keys.revoke_all(user) if revoke_keys else 0
+    record("account.password_change", user.username, details={"api_keys_revoked": revoked})
     db.session.commit()
     security_log.info("password changed: %r from %s", user.username, request.remote_addr)
     _start_session(user, remember=bool(session.get(sessions.REMEMBERED)))

@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app
 
+from app.audit import record
 from app.extensions import db
 from app.models import User, fold_username
 
@@ -110,13 +111,19 @@ def _taken(username: str) -> bool:
 
 
 def create_user(
-    username: str, password: str, admin: bool = False, pending: bool = False, only_first: bool = False
+    username: str,
+    password: str,
+    admin: bool = False,
+    pending: bool = False,
+    only_first: bool = False,
+    audit_action: str = "",
 ) -> User:
     """Create an account; the very first account becomes the admin (never pending).
 
     The admin flag goes to the lowest id, decided by one UPDATE after the insert, so two
     simultaneous first registrations cannot both become admin. `only_first` (registration
     closed): the account is made only if it is the first, decided in the insert's transaction.
+    `audit_action`: the audit log's entry for it, written in that same transaction.
     """
     if _taken(username):
         raise UsernameTaken(username)
@@ -132,6 +139,9 @@ def create_user(
     try:
         if only_first:
             _make_only_if_first()
+        if audit_action:
+            db.session.flush()  # the entry names the account by its id too
+            record(audit_action, username, actor=user, details={"pending": pending})
         db.session.commit()
     except sa.exc.IntegrityError as exc:
         db.session.rollback()

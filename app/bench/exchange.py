@@ -16,6 +16,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit import record
 from app.bench import checks
 from app.bench.runs import START_CHOICES, THINKING_CHOICES
 from app.bench.suites import Suite, SuiteError
@@ -197,6 +198,8 @@ def import_runs(raw: bytes) -> tuple[list[BenchmarkRun], int]:
     if not new:
         raise ImportProblem(_("These results were imported already (or come from this server)."))
     db.session.add_all(new)
+    machines = sorted({run.machine_label for run in new})
+    record("benchmark.import", ", ".join(machines), details={"runs": len(new)})
     try:
         db.session.commit()
     except SQLAlchemyError as exc:  # whatever slipped through the checks: refused, not a 500

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.admin.routes import admin_only
+from app.audit import record
 from app.bench import bp, checks, estimate, exchange, fit, machine, report, runs
 from app.bench.forms import BenchmarkForm
 from app.bench.suites import Suite, SuiteError, load_suite
@@ -132,7 +133,10 @@ def start():
     if not form.validate_on_submit():
         return _index(form, 400)
     entries = {e.id: e for e in llm().catalogue.entries()}
-    run = runs.create_run(form.plan(), entries, source="page", user_id=current_user.id)
+    plan = form.plan()
+    # Committed with the run (create_run's transaction): a benchmark holds the cores for minutes.
+    record("benchmark.start", plan.suite.name, details={"models": list(plan.models)})
+    run = runs.create_run(plan, entries, source="page", user_id=current_user.id)
     runner().enqueue(run.id)
     flash(_("The benchmark is queued: it runs in the background, chat goes on meanwhile."))
     return redirect(url_for("bench.run_page", run_id=run.id))
@@ -185,6 +189,8 @@ def cancel(run_id: int):
     if run.state not in runs.UNFINISHED:
         flash(_("This benchmark had already ended."), "error")
     else:
+        record("benchmark.cancel", run.suite_name, details={"run": run.id})
+        db.session.commit()
         ours = runner().cancel(run.id)
         if ours == "queued" and not runs.cancel_queued(run.id):
             runner().cancel(run.id)  # it started meanwhile: stopped like a running one
@@ -209,6 +215,7 @@ def delete(run_id: int):
         flash(_("Cancel the benchmark before deleting it."), "error")
         return redirect(url_for("bench.run_page", run_id=run.id))
     db.session.delete(run)
+    record("benchmark.delete", run.suite_name, details={"run": run.id})
     db.session.commit()
     flash(_("The benchmark was deleted."))
     return redirect(url_for("bench.index"))

@@ -7,11 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.audit import record
 from app.documents import access, indexing, store
 from app.documents.extract import DocumentError
 from app.documents.messages import document_error_message
 from app.errors import render_error
-from app.models import Document
+from app.extensions import db
+from app.models import Collection, Document
 
 bp = Blueprint("documents", __name__)
 
@@ -103,6 +105,10 @@ def receive(collection_id: int | None = None, owner=None):
         return None, render_error(413, too_large_message())
     if upload is None or not upload.filename:
         return None, render_error(400, _("Choose a file to send."))
+    if collection_id is not None:  # shared knowledge: in the audit log, committed with the document
+        collection = db.session.get(Collection, collection_id)
+        details = {"collection": collection.name if collection else ""}
+        record("document.upload", store.clean_filename(upload.filename), actor=owner, details=details)
     try:
         document = store.save(owner.id, upload.filename, upload.stream, collection_id=collection_id)
     except DocumentError as error:

@@ -65,6 +65,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         log.exception("unhandled error", exc_info=error)
+        # A write that failed leaves the session unusable: the error page reads the account too.
+        from app.extensions import db
+
+        db.session.rollback()
         return render_error(InternalServerError.code)
 
     @login_manager.unauthorized_handler

@@ -11,6 +11,7 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from app.audit import record
 from app.documents import indexing, store
 from app.documents.extract import DocumentError
 from app.documents.messages import document_error_message
@@ -99,11 +100,24 @@ def save_collection(
         errors["readers"] = wrong
     if errors:
         raise CollectionRefused(errors)
+    before = _described(collection) if collection is not None else None
     if collection is None:
         collection = Collection(owner_id=owner.id)
         db.session.add(collection)
     collection.name, collection.description, collection.open_to_all = name, description, open_to_all
     collection.readers = [CollectionReader(user_id=user.id) for user in readers]
+    after = {
+        "name": name,
+        "description": description,
+        "open_to_all": open_to_all,
+        "readers": sorted(user.username for user in readers),
+    }
+    if before is None:
+        record("collection.create", name, details={"after": after})
+    else:
+        changed = [key for key in after if before[key] != after[key]]
+        details = {"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}}
+        record("collection.update", name, details=details)
     try:
         db.session.commit()
     except IntegrityError:  # another manager took the name at the same instant
@@ -112,11 +126,22 @@ def save_collection(
     return collection
 
 
+def _described(collection: Collection) -> dict:
+    """What a collection's form changes, as the audit log compares it."""
+    return {
+        "name": collection.name,
+        "description": collection.description,
+        "open_to_all": collection.open_to_all,
+        "readers": reader_names(collection),
+    }
+
+
 def delete_collection(collection: Collection) -> None:
     """The collection, its documents and their passages (the database cascades), and their files."""
     stored = list(
         db.session.scalars(sa.select(Document.stored_as).where(Document.collection_id == collection.id))
     )
+    record("collection.delete", collection.name, details={"documents": len(stored)})
     db.session.execute(sa.delete(Collection).where(Collection.id == collection.id))
     db.session.commit()
     folder = store.folder()
@@ -139,6 +164,10 @@ def add_documents(user: User, collection: Collection, uploads) -> tuple[list[Doc
     leaves nothing behind and says why; the others still go in. Returns (stored, refusals)."""
     stored, refusals = [], []
     for upload in uploads:
+        # In the transaction store.save commits the document with (a refused file: rolled back).
+        record(
+            "document.upload", store.clean_filename(upload.filename), details={"collection": collection.name}
+        )
         try:
             document = store.save(user.id, upload.filename, upload.stream, collection_id=collection.id)
         except DocumentError as error:
@@ -152,13 +181,18 @@ def add_documents(user: User, collection: Collection, uploads) -> tuple[list[Doc
 def replace_document(document: Document, upload) -> Document:
     """A new version of a document: stored and indexed; the old one and its passages go.
     Raises DocumentError (the old version then stays)."""
+    # Committed with the new version (store.save's transaction); the old one goes after it.
+    details = {"collection": document.collection.name, "before": {"filename": document.filename}}
+    details["after"] = {"filename": store.clean_filename(upload.filename)}
+    record("document.replace", document.filename, details=details)
     new = store.replace_file(document, upload.filename, upload.stream)
     indexing.indexer().add(new.id)
     return new
 
 
 def delete_document(document: Document) -> None:
-    store.delete(document)
+    record("document.delete", document.filename, details={"collection": document.collection.name})
+    store.delete(document)  # commits the entry with the deletion
 
 
 def state_label(document: Document) -> str:

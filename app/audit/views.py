@@ -1,0 +1,83 @@
+"""The admin's audit log page: filter, pages, CSV export, retention."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_babel import format_datetime, ngettext
+from flask_babel import gettext as _
+
+from app.admin.routes import admin_only
+from app.audit import log
+from app.models import utcnow
+
+bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
+
+
+@bp.before_app_request
+def _retention() -> None:
+    """Entries older than the retention go once a day (see app.audit.log)."""
+    if request.endpoint != "static":
+        log.apply_retention_daily()
+
+
+@bp.before_request
+@admin_only
+def _admins_only() -> None:
+    """Every page here is the admin's, a page added later too, whatever its method."""
+
+
+@bp.get("")
+def index():
+    """The log, newest first, as the filter keeps it; a filter not understood says why (400)."""
+    found = log.Filter.from_args(request.args)
+    page = log.page_of(found)
+    return render_template(
+        "audit/index.html",
+        found=found,
+        page=page,
+        kinds=log.kinds(),
+        families=log.families(),
+        label=log.label,
+        changes=log.changes,
+        when=lambda moment: format_datetime(moment, "medium"),
+        retention=log.retention_days(),
+        retention_max=log.RETENTION_MAX_DAYS,
+    ), (400 if found.errors else 200)
+
+
+@bp.get("/export.csv")
+def export():
+    """Every entry the filter keeps, as CSV; a filter not understood gets the page and why."""
+    found = log.Filter.from_args(request.args)
+    if found.errors:
+        return index()
+    name = f"causerie-audit-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(
+        stream_with_context(log.csv_lines(found)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.post("/retention")
+def retention():
+    """How many days entries are kept (0: forever); older ones go at once."""
+    text = request.form.get("days", "").strip()
+    if not text.isdigit() or int(text) > log.RETENTION_MAX_DAYS:
+        flash(
+            _(
+                "Keep entries for a whole number of days, from 0 (forever) to %(max)s.",
+                max=log.RETENTION_MAX_DAYS,
+            ),
+            "error",
+        )
+        return redirect(url_for("audit.index"))
+    days = int(text)
+    deleted = log.set_retention(days)
+    if days == 0:
+        flash(_("Audit entries are kept forever."), "success")
+    else:
+        kept = ngettext("Audit entries are kept %(num)d day.", "Audit entries are kept %(num)d days.", days)
+        gone = ngettext("%(num)d older entry was deleted.", "%(num)d older entries were deleted.", deleted)
+        flash(f"{kept} {gone}", "success")
+    return redirect(url_for("audit.index"))
