@@ -270,3 +270,24 @@ def test_an_unknown_knowledge_base_is_refused_with_a_message(app, signed_in, gro
 
 def test_the_admin_navigation_links_to_the_groups(app, signed_in):
     assert 'href="/admin/groups"' in signed_in.get("/admin/users").get_data(as_text=True)
+
+
+# -- the Models page says who may use each model ------------------------------------------------
+def _row(page: str, model_id: str) -> str:
+    return page.split(f'data-model-id="{model_id}"')[1].split("</tr>")[0]
+
+
+def test_the_models_page_says_who_may_use_each_model(app, signed_in, group_id):
+    signed_in.post(f"/admin/groups/{group_id}/models", data={"models": ["other"]})
+    page = signed_in.get("/admin/models", headers=FR).get_data(as_text=True)
+    assert "Pour :" in _row(page, "tiny") and "tout le monde" in _row(page, "tiny")
+    assert f'href="/admin/groups/{group_id}">Juristes</a>' in _row(page, "other")
+    assert "tout le monde" not in _row(page, "other")
+
+
+def test_a_models_settings_page_names_the_groups_it_is_kept_for(app, signed_in, group_id):
+    signed_in.post(f"/admin/groups/{group_id}/models", data={"models": ["other"]})
+    page = signed_in.get("/admin/models/settings?model=other").get_data(as_text=True)
+    who = page.split("data-who>")[1].split("</p>")[0]
+    assert "Juristes" in who and "everyone" not in who
+    assert "everyone" in signed_in.get("/admin/models/settings?model=tiny").get_data(as_text=True)

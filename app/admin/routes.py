@@ -12,6 +12,7 @@ from flask import Response, abort, flash, jsonify, make_response, redirect, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.accounts.access import groups_using
 from app.admin import bp, services, serving, users
 from app.admin.forms import ModelSettingsForm
 from app.answers import registry
@@ -73,6 +74,7 @@ def models():
         answers=serving.answers_under_way(),
         serving=serving.serving_settings(),
         row_anchor=row_anchor,
+        kept_for=groups_using([e.id for e in entries]),  # who may use each model
     )
 
 
@@ -93,7 +95,11 @@ def model_settings():
         flash(_("Settings of “%(model)s” saved: they apply to the next message.", model=model_id))
         return _back(model_id)
     status = 400 if request.method == "POST" else 200
-    return render_template("admin/model_settings.html", form=form, entry=entry, model_id=model_id), status
+    kept_for = groups_using([model_id]).get(model_id, [])
+    page = render_template(
+        "admin/model_settings.html", form=form, entry=entry, model_id=model_id, kept_for=kept_for
+    )
+    return page, status
 
 
 @bp.post("/models/default")
