@@ -78,10 +78,10 @@ def register_converters(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
-    from app.audit.views import bp as audit_bp
     from app.api import bp as api_bp
     from app.api import keys_bp as api_keys_bp
     from app.api import openai_bp
+    from app.audit.views import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.bench import bp as bench_bp
     from app.chat import bp as chat_bp
@@ -91,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
     from app.groups import bp as groups_bp
     from app.health import bp as health_bp
     from app.knowledge import bp as knowledge_bp
+    from app.quotas import bp as quotas_bp
     from app.settings import bp as settings_bp
     from app.settings.brand import bp as brand_bp
     from app.sharing import bp as sharing_bp
@@ -111,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(bench_bp, url_prefix="/admin/benchmarks")
     app.register_blueprint(groups_bp, url_prefix="/admin/groups")
+    app.register_blueprint(quotas_bp)
     app.register_blueprint(audit_bp)  # /admin/audit
 
 

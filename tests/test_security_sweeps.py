@@ -804,3 +804,27 @@ def test_markup_in_a_shared_or_imported_conversation_is_text_on_every_page(app, 
         assert live_markup(text) == [], where
     assert "evil.example" in pages["read-only view"].get_data(as_text=True), "the answer is on the page"
     assert "evil.example" in pages["imported"].get_data(as_text=True), "the answer is on the page"
+
+
+def test_names_with_markup_render_as_text_on_the_quotas_pages(app, signed_in, engine):
+    """A group's name and a username are the admin's or the directory's words: text on the usage
+    page, a person's quotas page and the group's quotas form."""
+    with app.app_context():
+        marked = User(username=XSS[:64], password_hash="!")
+        group = Group(name=XSS[:100], answers_per_day=5)
+        db.session.add_all([marked, group])
+        db.session.flush()
+        db.session.add(GroupMember(group_id=group.id, user_id=marked.id))
+        db.session.commit()
+        marked_id, group_id = marked.id, group.id
+    pages = {
+        "usage": signed_in.get("/admin/quotas"),
+        "person": signed_in.get(f"/admin/quotas/users/{marked_id}"),
+        "group": signed_in.get(f"/admin/groups/{group_id}"),
+        "refused": signed_in.post(f"/admin/quotas/users/{marked_id}", data={"answers_per_day": XSS}),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code in (200, 400), where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
+        assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"

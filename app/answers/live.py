@@ -114,6 +114,10 @@ class LiveAnswer:
         self._cancel_job: Callable[[Outcome], bool] = lambda outcome: False
         self._cancelled: Outcome | None = None
         self.on_end: Callable[[LiveAnswer], str] = lambda live: ""
+        # Its author's day of tokens (app.accounts.quotas), spent as it writes: once the day's
+        # limit is reached the answer stops, what it wrote kept; what the engine still sends
+        # before it stops is left out.
+        self.charge = None
 
     # -- the scheduler's side ----------------------------------------------------------------
     def attach(self, cancel_job: Callable[[Outcome], bool]) -> None:
@@ -125,6 +129,12 @@ class LiveAnswer:
     def receive(self, event) -> None:
         """The job's events (the scheduler's worker thread)."""
         now = time.perf_counter()
+        if isinstance(event, Text | Thinking) and self.charge is not None:
+            if self.charge.cut:
+                return
+            if self.charge.spend(1):
+                self.charge.cut = True
+                self.cancel(Outcome.STOPPED, self.charge.reached_message)
         if isinstance(event, Text):
             self.first_token_at = self.first_token_at or now
             self.first_answer_at = self.first_answer_at or now
@@ -148,7 +158,9 @@ class LiveAnswer:
     def _finish(self, event: Finished | Failed, now: float) -> None:
         self.ended_at = now
         if isinstance(event, Finished):
-            self.outcome = event.outcome
+            # Cut at its author's quota: stopped, even when the engine had finished meanwhile.
+            cut = self.charge is not None and self.charge.cut
+            self.outcome = Outcome.STOPPED if cut else event.outcome
             # What the user was told about left-out turns stays with the answer.
             self.stats = {**event.stats.as_dict(), "dropped_messages": self.dropped}
             if self.cancel_message:

@@ -18,10 +18,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC
 
 from flask import current_app
 from flask_babel import get_locale
 
+from app.accounts import quotas
+from app.accounts.quotas import Charge
 from app.answers.live import LiveAnswer
 from app.answers.messages import (
     Wording,
@@ -29,22 +32,34 @@ from app.answers.messages import (
     shutting_down_message,
     too_many_of_yours_message,
 )
+from app.extensions import db
 from app.llm import services as llm
 from app.llm.catalogue import Entry
 from app.llm.scheduler import Failed, Finished, GenerationRequest, Refusal
 from app.llm.types import GENERATION_FAILED, ChatMessage, EngineError, GenerationOptions, GenerationStats
+from app.models import User
 
 log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
-    """The answer cannot be asked: an HTTP status and a message in the user's language."""
+    """The answer cannot be asked: an HTTP status and a message in the user's language; `code`
+    and `extra` name the refusal for scripts (the API's JSON: "quota_exceeded", `resets_at`)."""
 
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        retry_after: int | None = None,
+        code: str = "",
+        extra: dict | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.code = code
+        self.extra = extra or {}
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,7 @@ class Asking:
 class Place:
     user_id: int
     used: bool = False
+    charge: Charge | None = None  # counted against its author's day (app.accounts.quotas)
 
 
 def new_answer_id() -> str:
@@ -96,23 +112,38 @@ def new_answer_id() -> str:
 
 @contextmanager
 def place(user_id: int, capped: bool = True) -> Iterator[Place]:
-    """A place in the queue for one answer, given back unless `start()` used it. Refused:
-    429 when the person has MAX_ANSWERS_PER_USER already, 503 when the server is full."""
+    """A place in the queue for one answer, counted against the person's day (their quotas),
+    given back unless `start()` used it. Refused: 429 when the person has their answers at once
+    already (their groups', else MAX_ANSWERS_PER_USER) or has used the day's answers or tokens,
+    503 when the server is full. Benchmarks' answers, no person's (BENCH_USER), are exempt."""
     scheduler = llm().scheduler
-    refusal = scheduler.reserve(user_id, capped=capped)
+    person = db.session.get(User, user_id) if user_id else None
+    limits = quotas.limits_for(person) if person is not None else None
+    at_once = (limits.answers_at_once or 0) if limits is not None else None
+    refusal = scheduler.reserve(user_id, capped=capped, limit=at_once)
     if refusal == Refusal.USER:  # when one of theirs should end
         wait = scheduler.seconds_until_a_place(user_id)
-        raise Refused(429, too_many_of_yours_message(scheduler.max_per_user), retry_after=wait)
+        raise Refused(429, too_many_of_yours_message(at_once or scheduler.max_per_user), retry_after=wait)
     if refusal == Refusal.CLOSED:
         raise Refused(503, shutting_down_message(), retry_after=30)
     if refusal == Refusal.FULL:  # when any should end
         raise Refused(503, queue_full_message(), retry_after=scheduler.seconds_until_a_place())
     held = Place(user_id)
     try:
+        try:
+            if person is not None:
+                held.charge = quotas.charge(person, limits)
+        except quotas.QuotaExceeded as over:
+            extra = {"resets_at": over.resets_at.replace(tzinfo=UTC).isoformat(), "quota": over.kind}
+            raise Refused(
+                429, over.message, retry_after=over.seconds_left(), code="quota_exceeded", extra=extra
+            ) from None
         yield held
     finally:
         if not held.used:
             scheduler.release(user_id)
+            if held.charge is not None:
+                quotas.refund(held.charge)
 
 
 def start(asking: Asking, held: Place, answer_id: str) -> LiveAnswer:
@@ -134,6 +165,7 @@ def start(asking: Asking, held: Place, answer_id: str) -> LiveAnswer:
         allowed=asking.allowed,
         words=Wording(current_app._get_current_object(), locale, entry.id, asking.detailed_errors),
     )
+    live.charge = held.charge
     answers = registry()
     answers.add(live)
     if asking.prepare is None:

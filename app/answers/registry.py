@@ -145,6 +145,7 @@ class Answers:
         with self.app.app_context():
             saved = saving.save_final(live)
             saving.record(live, saved)
+            saving.settle_quota(live)
         if saved is None:
             self._wake.set()
             return live.words.not_saved(live.saved_length)

@@ -9,6 +9,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from app.accounts import quotas
 from app.answers.live import LiveAnswer, public_stats
 from app.extensions import db
 from app.llm.types import Outcome
@@ -120,3 +121,15 @@ def record(live: LiveAnswer, saved: bool | None) -> None:
     except SQLAlchemyError:
         db.session.rollback()
         log.exception("the measurements of answer %s could not be saved", live.id)
+
+
+def settle_quota(live: LiveAnswer) -> None:
+    """Its tokens, thinking included, counted against its author's day; a failure here loses
+    the count, never the answer."""
+    if live.charge is None:
+        return
+    try:
+        quotas.settle(live.charge, live.stats.get("completion_tokens") or 0)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("the tokens of answer %s could not be counted", live.id)

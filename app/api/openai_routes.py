@@ -21,14 +21,16 @@ from app.llm.types import Outcome
 FINISH = {Outcome.COMPLETE: "stop", Outcome.STOPPED: "stop"}
 
 
-def error_body(message: str, status: int) -> dict:
+def error_body(message: str, status: int, code: str = "") -> dict:
     kind = "invalid_request_error" if status < 500 else "server_error"
+    if code == "quota_exceeded":  # OpenAI's own words for a spent budget, which clients know
+        return {"error": {"message": message, "type": "insufficient_quota", "code": code}}
     return {"error": {"message": message, "type": kind, "code": status}}
 
 
 @openai_bp.errorhandler(Refused)
 def refused(error: Refused):
-    response = jsonify(error_body(error.message, error.status))
+    response = jsonify(error_body(error.message, error.status, error.code))
     response.status_code = error.status
     return answers.retry_after(response, error)
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 BEARER = [{"bearer": []}]
 ERROR = {"description": "An error in the caller's language: {error, status}"}
+OVER_QUOTA = {
+    "description": "The caller's answers at once are taken (Retry-After: when one should end), or their "
+    "day's answers or tokens are used: {error, status, code: quota_exceeded, quota: answers|tokens, "
+    "resets_at} with Retry-After: the seconds until the quota is given back (the server's midnight). "
+    "An answer that reaches the tokens quota while it is written stops there: outcome `stopped`, the "
+    "text kept, `error` saying so. See GET /api/v1/quota"
+}
 
 
 def _json(description: str, schema: dict | None = None) -> dict:
@@ -141,6 +148,7 @@ SPEC = {
                     "400": ERROR,
                     "401": ERROR,
                     "404": ERROR,
+                    "429": OVER_QUOTA,
                     "503": ERROR,
                 },
             }
@@ -175,7 +183,24 @@ SPEC = {
                     "400": ERROR,
                     "401": ERROR,
                     "404": ERROR,
+                    "429": OVER_QUOTA,
                     "503": ERROR,
+                },
+            }
+        },
+        "/api/v1/quota": {
+            "get": {
+                "summary": "The caller's quotas and what is left of today's (the chat, the compare page and "
+                "every key of the same person share them)",
+                "responses": {
+                    "200": _json(
+                        "{answers_per_day, tokens_per_day, answers_at_once (null: no limit), answers_used, "
+                        "tokens_used (generated tokens, thinking included; the prompt's are not counted), "
+                        "answers_left, tokens_left (null: no limit), resets_at (ISO 8601, UTC: the server's "
+                        "next midnight), summary (a sentence in the caller's language, empty without a "
+                        "daily limit)}"
+                    ),
+                    "401": ERROR,
                 },
             }
         },
@@ -278,6 +303,7 @@ SPEC = {
                     "400": ERROR,
                     "401": ERROR,
                     "404": ERROR,
+                    "429": OVER_QUOTA,
                     "503": ERROR,
                 },
             }

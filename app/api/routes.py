@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import g, jsonify, request
 from flask_babel import gettext as _
 
+from app.accounts import quotas
 from app.answers import registry
 from app.answers.asking import offered_to
 from app.answers.live import public_stats
@@ -19,7 +20,8 @@ COMPARE_MODELS = 4  # at most, in one comparison
 
 
 def refused(error: Refused):
-    response = jsonify(error=error.message, status=error.status)
+    named = {"code": error.code, **error.extra} if error.code else {}  # quota_exceeded, resets_at
+    response = jsonify(error=error.message, status=error.status, **named)
     response.status_code = error.status
     return answers.retry_after(response, error)
 
@@ -144,6 +146,12 @@ def compare():
             answers.cancel(lives)
             raise
     return jsonify(answers=[answer_as_dict(live) for live in answers.collect(lives, ticket)])
+
+
+@bp.get("/quota")
+def quota():
+    """The caller's quotas and what is left of today's (shared with their chat and compare)."""
+    return jsonify(quotas.remaining(g.api_user).as_dict())
 
 
 @bp.get("/conversations")

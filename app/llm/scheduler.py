@@ -222,15 +222,18 @@ class Scheduler:
         self._answer_seconds: deque[float] = deque(maxlen=ANSWERS_TIMED)  # seat held, complete answers
 
     # -- the answers layer's side --------------------------------------------------------------
-    def reserve(self, user_id: int, capped: bool = True) -> Refusal | None:
+    def reserve(self, user_id: int, capped: bool = True, limit: int | None = None) -> Refusal | None:
         """Hold a place for an answer about to be submitted; why not, else None. `capped`:
-        the per-person bound applies (not to benchmarks, which run one answer at a time)."""
+        the per-person bound applies (not to benchmarks, which run one answer at a time);
+        `limit`: this person's bound (their groups' answers at once; 0: none), else
+        `max_per_user`."""
+        bound = self.max_per_user if limit is None else limit
         with self._cond:
             if self._closed:
                 return Refusal.CLOSED
             if self.max_answers and len(self._jobs) + self._reserved >= self.max_answers:
                 return Refusal.FULL
-            if capped and self.max_per_user and self._per_user[user_id] >= self.max_per_user:
+            if capped and bound and self._per_user[user_id] >= bound:
                 return Refusal.USER
             self._reserved += 1
             self._per_user[user_id] += 1

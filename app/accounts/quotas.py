@@ -1,0 +1,352 @@
+"""Quotas: how many answers and tokens a person may have a day, and how many answers at once.
+
+A person's limits are their own (User.answers_per_day, tokens_per_day, answers_at_once) where
+set, else their groups': a member of several groups gets the most generous value of each, and a
+group that sets none gives no limit on it (for answers at once: the server's
+MAX_ANSWERS_PER_USER). Someone in no group and without limits of their own has no daily limit
+and MAX_ANSWERS_PER_USER answers at once.
+
+A day is a calendar day in the server's time zone: the machine's local time, which the TZ
+environment variable sets (`TZ=Europe/Paris`), else /etc/localtime. Tokens are those the model
+generates, its thinking included; the prompt's are not counted (a conversation's earlier turns,
+read again from the engine's cache at every question, would make long conversations cost more
+and more for what the person does not write). The chat, the compare page and the API of the same
+person share one budget; benchmarks are exempt (they never come through `charge`).
+
+Each answer allowed to start leaves a QuotaUse row, written before anything else of it is
+stored: answers asked at the same instant are counted one after the other (a lock on the
+person's row in PostgreSQL, SQLite's single writer, and a lock per person in this process), so
+that twenty requests at a limit of N start exactly N. Tokens are counted as the answer streams,
+in this process (the ledger), and written to its row at its end; an answer is cut when its
+author's tokens of the day reach their limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import format_datetime, format_decimal, ngettext
+from flask_babel import gettext as _
+
+from app.accounts.access import groups_of
+from app.extensions import db
+from app.models import QuotaUse, User, utcnow
+
+
+@dataclass(frozen=True)
+class Limits:
+    """None: no limit."""
+
+    answers_per_day: int | None
+    tokens_per_day: int | None
+    answers_at_once: int | None
+
+    @property
+    def daily(self) -> bool:
+        return self.answers_per_day is not None or self.tokens_per_day is not None
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """What a person has used today and what is left of it (None: no limit)."""
+
+    limits: Limits
+    answers_used: int
+    tokens_used: int
+    resets_at: datetime  # naive UTC: the server's next midnight
+
+    @property
+    def answers(self) -> int | None:
+        limit = self.limits.answers_per_day
+        return None if limit is None else max(0, limit - self.answers_used)
+
+    @property
+    def tokens(self) -> int | None:
+        limit = self.limits.tokens_per_day
+        return None if limit is None else max(0, limit - self.tokens_used)
+
+    def as_dict(self) -> dict:
+        """The API's and the composer's view (GET /api/v1/quota, GET /quota)."""
+        return {
+            "answers_per_day": self.limits.answers_per_day,
+            "tokens_per_day": self.limits.tokens_per_day,
+            "answers_at_once": self.limits.answers_at_once,
+            "answers_used": self.answers_used,
+            "tokens_used": self.tokens_used,
+            "answers_left": self.answers,
+            "tokens_left": self.tokens,
+            "resets_at": self.resets_at.replace(tzinfo=UTC).isoformat(),
+            "summary": summary(self),
+        }
+
+
+class QuotaExceeded(Exception):
+    """An answer refused: its author has used the day's answers or tokens."""
+
+    def __init__(self, kind: str, limit: int, resets_at: datetime) -> None:
+        super().__init__(f"{kind} per day: {limit}")
+        self.kind = kind  # "answers" | "tokens"
+        self.limit = limit
+        self.resets_at = resets_at  # naive UTC
+
+    @property
+    def message(self) -> str:
+        return refused_message(self.kind, self.limit, self.resets_at)
+
+    def seconds_left(self, now: datetime | None = None) -> int:
+        return max(1, int((self.resets_at - (now or utcnow())).total_seconds()) + 1)
+
+
+# -- the day -------------------------------------------------------------------------------------
+def today(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The server's calendar day around `now` (naive UTC), as [start, end) in naive UTC. The
+    local midnights come from the C library's rules for the zone, daylight saving included."""
+    moment = (now or utcnow()).replace(tzinfo=UTC)
+    local_day = datetime.fromtimestamp(moment.timestamp()).date()
+    return _midnight(local_day), _midnight(local_day + timedelta(days=1))
+
+
+def _midnight(day: date) -> datetime:
+    stamp = datetime.combine(day, time.min).timestamp()  # a naive time is read as local
+    return datetime.fromtimestamp(stamp, UTC).replace(tzinfo=None)
+
+
+# -- whose limits --------------------------------------------------------------------------------
+def server_answers_at_once() -> int | None:
+    """The serving core's bound on one person's answers at once (MAX_ANSWERS_PER_USER, as the
+    scheduler holds it); None: no bound."""
+    llm = current_app.extensions.get("llm")
+    bound = llm.scheduler.max_per_user if llm is not None else current_app.config["MAX_ANSWERS_PER_USER"]
+    return bound or None
+
+
+def limits_for(user: User) -> Limits:
+    """The person's own limits over their groups' (the most generous group's)."""
+    groups = groups_of(user)
+    default_at_once = server_answers_at_once()
+
+    def own_else_groups(name: str, default: int | None) -> int | None:
+        own = getattr(user, name)
+        if own is not None:
+            return own
+        values = [value if (value := getattr(group, name)) is not None else default for group in groups]
+        if not values:
+            return default
+        return None if any(value is None for value in values) else max(values)
+
+    return Limits(
+        answers_per_day=own_else_groups("answers_per_day", None),
+        tokens_per_day=own_else_groups("tokens_per_day", None),
+        answers_at_once=own_else_groups("answers_at_once", default_at_once),
+    )
+
+
+# -- what is used --------------------------------------------------------------------------------
+class Ledger:
+    """The tokens of each person's day in this process: those of their answers under way, as
+    they stream, and those of their ended answers (read once from the database, then added to
+    as answers end), so that checking at every token costs no query."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._live: dict[int, list] = {}  # QuotaUse id -> [user_id, day start, tokens]
+        self._ended: dict[tuple[int, datetime], int] = {}  # (user_id, day start) -> tokens
+
+    def spent(self, user_id: int, day: datetime) -> int:
+        """Tokens of the person's day (the caller holds the lock, and loaded the day)."""
+        live = sum(t for u, d, t in self._live.values() if u == user_id and d == day)
+        return self._ended.get((user_id, day), 0) + live
+
+    def load(self, user_id: int, day: datetime) -> None:
+        """Read the day's ended answers' tokens once (the caller holds the lock)."""
+        if (user_id, day) in self._ended:
+            return
+        for key in [key for key in self._ended if key[1] < day]:  # the days gone
+            del self._ended[key]
+        tokens = db.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(QuotaUse.tokens), 0)).where(
+                QuotaUse.user_id == user_id, QuotaUse.started_at >= day, QuotaUse.ended.is_(True)
+            )
+        )
+        self._ended[(user_id, day)] = int(tokens or 0)
+
+    def begin(self, use_id: int, user_id: int, day: datetime) -> None:
+        with self.lock:
+            self._live[use_id] = [user_id, day, 0]
+
+    def add(self, use_id: int, tokens: int) -> int | None:
+        """Count tokens of an answer under way; the person's tokens of its day, after."""
+        with self.lock:
+            live = self._live.get(use_id)
+            if live is None:
+                return None
+            live[2] += tokens
+            return self.spent(live[0], live[1])
+
+    def counted(self, use_id: int) -> int:
+        with self.lock:
+            live = self._live.get(use_id)
+            return live[2] if live else 0
+
+    def end(self, use_id: int, tokens: int) -> None:
+        """The answer ended with `tokens`: written to its row, moved to its day's ended tokens."""
+        with self.lock:
+            live = self._live.pop(use_id, None)
+            db.session.execute(
+                sa.update(QuotaUse).where(QuotaUse.id == use_id).values(tokens=tokens, ended=True)
+            )
+            db.session.commit()
+            if live is not None and (live[0], live[1]) in self._ended:
+                self._ended[(live[0], live[1])] += tokens
+
+    def forget(self, use_id: int) -> None:
+        with self.lock:
+            self._live.pop(use_id, None)
+
+
+def ledger() -> Ledger:
+    return current_app.extensions.setdefault("quota_ledger", Ledger())
+
+
+# One lock per person: this process's threads take turns at counting and writing their rows.
+_person_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+_person_locks_lock = threading.Lock()
+
+
+def _person_lock(user_id: int) -> threading.Lock:
+    with _person_locks_lock:
+        return _person_locks[user_id]
+
+
+def remaining(user: User, now: datetime | None = None) -> Remaining:
+    """What the person has used today (answers under way included) and what is left."""
+    start, end = today(now)
+    answers = db.session.scalar(
+        sa.select(sa.func.count(QuotaUse.id)).where(QuotaUse.user_id == user.id, QuotaUse.started_at >= start)
+    )
+    book = ledger()
+    with book.lock:
+        book.load(user.id, start)
+        tokens = book.spent(user.id, start)
+    return Remaining(limits_for(user), int(answers or 0), tokens, end)
+
+
+# -- an answer's charge --------------------------------------------------------------------------
+@dataclass
+class Charge:
+    """One answer counted against its author's day: its row, and the token limit it is cut at."""
+
+    use_id: int
+    user_id: int
+    tokens_limit: int | None
+    book: Ledger
+    reached_message: str  # what its author reads when it is cut, in their language and zone
+    cut: bool = False
+
+    def spend(self, tokens: int = 1) -> bool:
+        """Count generated tokens; True when the person's tokens of the day reach the limit."""
+        spent = self.book.add(self.use_id, tokens)
+        return self.tokens_limit is not None and spent is not None and spent >= self.tokens_limit
+
+
+def charge(user: User, limits: Limits | None = None) -> Charge:
+    """Count one more answer of `user` today, or QuotaExceeded (with the time it resets).
+
+    Atomic: the row is inserted, then the day's rows counted, in one transaction that holds the
+    person's row locked (PostgreSQL) or the database's write lock (SQLite, from the insert), and
+    this process's lock for the person; an answer beyond the limit rolls its row back. Commits
+    the session (nothing of the answer is stored yet)."""
+    limits = limits or limits_for(user)
+    start, end = today()
+    book = ledger()
+    with _person_lock(user.id):
+        try:
+            db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+            use = QuotaUse(user_id=user.id, started_at=max(utcnow(), start))
+            db.session.add(use)
+            db.session.flush()
+            answers = db.session.scalar(
+                sa.select(sa.func.count(QuotaUse.id)).where(
+                    QuotaUse.user_id == user.id, QuotaUse.started_at >= start
+                )
+            )
+            if limits.answers_per_day is not None and answers > limits.answers_per_day:
+                raise QuotaExceeded("answers", limits.answers_per_day, end)
+            with book.lock:
+                book.load(user.id, start)
+                tokens = book.spent(user.id, start)
+            if limits.tokens_per_day is not None and tokens >= limits.tokens_per_day:
+                raise QuotaExceeded("tokens", limits.tokens_per_day, end)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        book.begin(use.id, user.id, start)
+    return Charge(
+        use.id, user.id, limits.tokens_per_day, book, reached_message(limits.tokens_per_day or 0, end)
+    )
+
+
+def refund(held: Charge) -> None:
+    """The answer never started (its question could not be stored): it does not count."""
+    held.book.forget(held.use_id)
+    db.session.execute(sa.delete(QuotaUse).where(QuotaUse.id == held.use_id))
+    db.session.commit()
+
+
+def settle(held: Charge, engine_tokens: int) -> None:
+    """The answer ended: its tokens are those the engine reported (thinking included), or those
+    counted as it streamed when more (an engine that reported none); for an answer cut at the
+    limit, those its author received (the engine may write a few more before the cut reaches it)."""
+    counted = held.book.counted(held.use_id)
+    held.book.end(held.use_id, counted if held.cut else max(engine_tokens, counted))
+
+
+# -- in the person's words -----------------------------------------------------------------------
+def reset_time(resets_at: datetime) -> str:
+    """When the day's quotas are given back, in the reader's zone: "08/12/2026 00:00"."""
+    return format_datetime(resets_at, "short")
+
+
+def refused_message(kind: str, limit: int, resets_at: datetime) -> str:
+    if kind == "answers":
+        text = ngettext(
+            "You have used today's quota of %(num)d answer.",
+            "You have used today's quota of %(num)d answers.",
+            limit,
+        )
+    else:
+        text = _("You have used today's quota of %(limit)s tokens.", limit=format_decimal(limit))
+    return f"{text} " + _("It is given back on %(time)s.", time=reset_time(resets_at))
+
+
+def reached_message(limit: int, resets_at: datetime) -> str:
+    return _(
+        "Quota reached: today's %(limit)s tokens are used, so the answer stops here (what was written "
+        "is kept). The quota is given back on %(time)s.",
+        limit=format_decimal(limit),
+        time=reset_time(resets_at),
+    )
+
+
+def summary(left: Remaining) -> str:
+    """The composer's line, "12 answers and 8,400 tokens left today"; "" without a daily limit."""
+    answers, tokens = left.answers, left.tokens
+    if answers is not None and tokens is not None:
+        return _(
+            "%(answers)s and %(tokens)s left today",
+            answers=ngettext("%(num)d answer", "%(num)d answers", answers),
+            tokens=ngettext("%(count)s token", "%(count)s tokens", tokens, count=format_decimal(tokens)),
+        )
+    if answers is not None:
+        return ngettext("%(num)d answer left today", "%(num)d answers left today", answers)
+    if tokens is not None:
+        return ngettext(
+            "%(count)s token left today", "%(count)s tokens left today", tokens, count=format_decimal(tokens)
+        )
+    return ""

@@ -1,0 +1,145 @@
+"""Today's use against limits, for the admin: per person and per group; and the limits' form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+
+from app.accounts import quotas
+from app.accounts.quotas import Limits
+from app.extensions import db
+from app.models import Group, GroupMember, QuotaUse, User
+
+QUOTA_FIELDS = ("answers_per_day", "tokens_per_day", "answers_at_once")
+# The largest value each limit takes: beyond, a typing slip more likely than a wish.
+HIGHEST = {"answers_per_day": 1_000_000, "tokens_per_day": 1_000_000_000, "answers_at_once": 1_000}
+LOWEST = {"answers_per_day": 0, "tokens_per_day": 0, "answers_at_once": 1}
+
+
+class QuotaRefused(Exception):
+    """The form has mistakes: a message per field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class PersonUse:
+    user: User
+    limits: Limits
+    answers: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class GroupUse:
+    group: Group
+    members: list[PersonUse]
+
+    @property
+    def answers(self) -> int:
+        return sum(m.answers for m in self.members)
+
+    @property
+    def tokens(self) -> int:
+        return sum(m.tokens for m in self.members)
+
+
+def labels() -> dict[str, str]:
+    return {
+        "answers_per_day": _("Answers per day"),
+        "tokens_per_day": _("Tokens per day"),
+        "answers_at_once": _("Answers at once"),
+    }
+
+
+def parse(form) -> dict[str, int | None]:
+    """The three limits from a form: empty for none (answers at once: the server's bound);
+    QuotaRefused naming each field that is not a whole number within its bounds."""
+    values: dict[str, int | None] = {}
+    errors: dict[str, str] = {}
+    for name in QUOTA_FIELDS:
+        raw = (form.get(name) or "").strip().replace("\u202f", "").replace("\u00a0", "").replace(" ", "")
+        if not raw:
+            values[name] = None
+            continue
+        number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
+        if number is None or not LOWEST[name] <= number <= HIGHEST[name]:
+            errors[name] = _(
+                "%(field)s: a whole number from %(low)s to %(high)s, or empty for no limit.",
+                field=labels()[name],
+                low=format_decimal(LOWEST[name]),
+                high=format_decimal(HIGHEST[name]),
+            )
+            continue
+        values[name] = number
+    if errors:
+        raise QuotaRefused(errors)
+    return values
+
+
+def limits_of(holder: Group | User) -> dict[str, int | None]:
+    return {name: getattr(holder, name) for name in QUOTA_FIELDS}
+
+
+def set_limits(holder: Group | User, values: dict[str, int | None]) -> dict:
+    """Apply the limits; the audit's {before, after} (the caller records it, then commits)."""
+    before = limits_of(holder)
+    for name, value in values.items():
+        setattr(holder, name, value)
+    return {"before": before, "after": limits_of(holder)}
+
+
+def used_today() -> dict[int, tuple[int, int]]:
+    """(answers, tokens) of everyone who asked something today, answers under way included."""
+    start, _end = quotas.today()
+    rows = db.session.execute(
+        sa.select(QuotaUse.user_id, sa.func.count(QuotaUse.id))
+        .where(QuotaUse.started_at >= start)
+        .group_by(QuotaUse.user_id)
+    )
+    book = quotas.ledger()
+    used = {}
+    for user_id, answers in rows:
+        with book.lock:
+            book.load(user_id, start)
+            used[user_id] = (answers, book.spent(user_id, start))
+    return used
+
+
+def person_use(user: User, used: dict[int, tuple[int, int]]) -> PersonUse:
+    answers, tokens = used.get(user.id, (0, 0))
+    return PersonUse(user, quotas.limits_for(user), answers, tokens)
+
+
+def groups_use() -> tuple[list[GroupUse], list[PersonUse]]:
+    """Every group with its members' use today against their limits, by name; and the people in
+    no group who asked something today or have limits of their own."""
+    used = used_today()
+    groups = list(db.session.scalars(sa.select(Group).order_by(Group.name)))
+    members = db.session.execute(
+        sa.select(GroupMember.group_id, User)
+        .join(User, User.id == GroupMember.user_id)
+        .order_by(User.username)
+    ).all()
+    people: dict[int, PersonUse] = {}
+
+    def of(user: User) -> PersonUse:
+        if user.id not in people:
+            people[user.id] = person_use(user, used)
+        return people[user.id]
+
+    by_group = [GroupUse(g, [of(u) for gid, u in members if gid == g.id]) for g in groups]
+    grouped = {u.id for _gid, u in members}
+    own = sa.or_(*(getattr(User, name).is_not(None) for name in QUOTA_FIELDS))
+    loners = db.session.scalars(
+        sa.select(User)
+        .where(User.id.not_in(grouped) if grouped else sa.true())
+        .where(sa.or_(User.id.in_(list(used)), own))
+        .order_by(User.username)
+    )
+    return by_group, [of(u) for u in loners]
