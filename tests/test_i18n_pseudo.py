@@ -416,6 +416,7 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
         name: site.ids[name]
         for name in ("conversation_id", "run_id", "preset_id", "message_id", "collection_id", "document_id")
     }
+    values["user_id"] = site.ids["bruno_id"]  # the confirmation before deleting him (a GET: nothing goes)
     rules = [
         r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in ("static", "boom")
     ]
@@ -438,6 +439,7 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
         "/boom",
     ]
     pages += [("admin", url, admin.get(url)) for url in extra_admin]
+    pages += _accounts_made_and_deleted(site, admin)
     settings = admin.post("/admin/models/settings", data={"model": "tiny", "temperature": "5"})
     bench = admin.post("/admin/benchmarks", data={"suite": "essentiel", "repetitions": "0"})
     pages += [("admin", "POST /admin/models/settings (refused)", settings)]
@@ -503,6 +505,26 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
     pages.append(("visitor", "/register (closed)", visitor.get("/register")))
     admin.post("/admin/users/registration", data={"mode": "approval"})
     return pages
+
+
+def _accounts_made_and_deleted(site: Site, admin) -> list[tuple[str, str, object]]:
+    """An account the admin makes (its one-time password's page), one refused, the pages its
+    owner sees until choosing a password, the accounts waiting, and the account deleted."""
+    made = admin.post("/admin/users/new", data={"username": "lucie"})
+    one_time = re.search(r"data-password>([^<]+)<", made.get_data(as_text=True))[1]
+    site.data.update({"lucie", one_time})
+    lucie = site.client("lucie", register=False)
+    lucie.post("/login", data={"username": "lucie", "password": one_time})
+    pages = [
+        ("admin", "POST /admin/users/new", made),
+        ("admin", "POST /admin/users/new (refused)", admin.post("/admin/users/new", data={"username": "x"})),
+        ("admin", "/admin/users?show=pending", admin.get("/admin/users?show=pending")),
+        ("user", "/account/password (must change)", lucie.get("/account/password")),
+    ]
+    users_page = admin.get("/admin/users").text
+    lucie_id = re.search(r'data-user="lucie".*?/admin/users/(\d+)/delete', users_page, re.S)[1]
+    deleted = admin.post(f"/admin/users/{lucie_id}/delete", follow_redirects=True)
+    return pages + [("admin", "POST /admin/users/<lucie>/delete", deleted)]
 
 
 def test_every_word_of_every_page_comes_from_the_catalogue(site):

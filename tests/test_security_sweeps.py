@@ -828,3 +828,113 @@ def test_names_with_markup_render_as_text_on_the_quotas_pages(app, signed_in, en
         assert page.status_code in (200, 400), where
         assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
         assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"
+
+
+def test_usernames_with_markup_render_as_text_on_the_admins_account_pages(app, signed_in):
+    """Names from a directory are not held to the registration form's letters: a name, and a
+    refused directory sign-in's, are text on the Users page and the delete confirmation."""
+    from app import audit
+
+    with app.app_context():
+        marked = User(username=XSS[:64], password_hash="!", directory_id="ldap:x", pending=True)
+        db.session.add(marked)
+        db.session.flush()
+        audit.record("directory.name_clash", XSS, details={"source": XSS, "account_id": marked.id})
+        db.session.commit()
+        marked_id = marked.id
+    pages = {
+        "users": signed_in.get("/admin/users"),
+        "pending": signed_in.get("/admin/users?show=pending"),
+        "delete": signed_in.get(f"/admin/users/{marked_id}/delete"),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200, where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
+        assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"
+    exported = signed_in.post(f"/admin/users/{marked_id}/export")
+    assert exported.json["account"]["username"] == XSS[:64]
+    assert "<" not in exported.headers["Content-Disposition"] and '"' not in exported.headers[
+        "Content-Disposition"
+    ].split('filename="')[1].rstrip('"')
+
+
+def test_markup_in_a_shared_or_imported_conversation_is_text_on_every_page(app, signed_in, engine):
+    """A shared conversation's words (its title, the questions, the model's answers) and an
+    imported one's are untrusted: every payload of the XSS corpus is text on the reader's pages."""
+    import json
+
+    payloads = ["".join(p if isinstance(p, str) else p[1] for p in c.script(OUTSIDE)) for c in CORPUS]
+    engine.words = ["\n\n".join(payloads)]
+    conversation_id = new_conversation(signed_in)
+    signed_in.post(
+        f"/conversations/{conversation_id}/messages", json={"content": XSS}, headers=STREAM
+    ).get_data()
+    signed_in.post(f"/conversations/{conversation_id}/rename", json={"title": XSS}, headers=JSON)
+    bob = signed_in_as(app, "bob")
+    signed_in.post(f"/conversations/{conversation_id}/shares", json={"usernames": "bob"}, headers=JSON)
+    export = [
+        {
+            "title": XSS,
+            "mapping": {
+                "q": {
+                    "message": {
+                        "author": {"role": "user"},
+                        "content": {"content_type": "text", "parts": [XSS]},
+                    }
+                },
+                "a": {
+                    "parent": "q",
+                    "message": {
+                        "author": {"role": "assistant"},
+                        "content": {"content_type": "text", "parts": payloads},
+                        "metadata": {"model_slug": XSS},
+                    },
+                },
+            },
+            "current_node": "a",
+        }
+    ]
+    bob.post(
+        "/import",
+        data={"file": (io.BytesIO(json.dumps(export).encode()), "conversations.json")},
+        content_type="multipart/form-data",
+    )
+    imported = bob.get("/conversations", headers=JSON).json["conversations"][0]["id"]
+    pages = {
+        "shared with me": bob.get("/shared"),
+        "read-only view": bob.get(f"/shared/{conversation_id}"),
+        "the owner's shares": signed_in.get(f"/conversations/{conversation_id}/shares"),
+        "imported": bob.get(f"/c/{imported}"),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200, where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the title is not shown"
+        assert live_markup(text) == [], where
+    assert "evil.example" in pages["read-only view"].get_data(as_text=True), "the answer is on the page"
+    assert "evil.example" in pages["imported"].get_data(as_text=True), "the answer is on the page"
+
+
+def test_names_with_markup_render_as_text_on_the_quotas_pages(app, signed_in, engine):
+    """A group's name and a username are the admin's or the directory's words: text on the usage
+    page, a person's quotas page and the group's quotas form."""
+    with app.app_context():
+        marked = User(username=XSS[:64], password_hash="!")
+        group = Group(name=XSS[:100], answers_per_day=5)
+        db.session.add_all([marked, group])
+        db.session.flush()
+        db.session.add(GroupMember(group_id=group.id, user_id=marked.id))
+        db.session.commit()
+        marked_id, group_id = marked.id, group.id
+    pages = {
+        "usage": signed_in.get("/admin/quotas"),
+        "person": signed_in.get(f"/admin/quotas/users/{marked_id}"),
+        "group": signed_in.get(f"/admin/groups/{group_id}"),
+        "refused": signed_in.post(f"/admin/quotas/users/{marked_id}", data={"answers_per_day": XSS}),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code in (200, 400), where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
+        assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"

@@ -16,6 +16,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from app.admin.services import PREFERENCE_FIELDS
 from app.answers.sampling import THINK_CHOICES
+from app.auth.forms import RegisterForm
 from app.errors.inputs import NumberBetween
 from app.llm.catalogue import ModelPreferences
 
@@ -80,3 +81,12 @@ class ModelSettingsForm(FlaskForm):
         values = {name: getattr(prefs, name) for name in PREFERENCE_FIELDS}
         values["think"] = next(key for key, value in THINK_CHOICES.items() if value is prefs.think)
         return cls(formdata=None, model=model_id, **values)
+
+
+class NewAccountForm(FlaskForm):
+    """A local account the admin makes: its name checked as a registration's (same rules,
+    same field); the password is the server's, shown once."""
+
+    username = RegisterForm.username
+    is_admin = BooleanField(_l("Administrator"))
+    manages_knowledge = BooleanField(_l("May manage the knowledge bases"))

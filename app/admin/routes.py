@@ -14,7 +14,7 @@ from flask_login import current_user
 
 from app.accounts.access import groups_using
 from app.admin import bp, services, serving, users
-from app.admin.forms import ModelSettingsForm
+from app.admin.forms import ModelSettingsForm, NewAccountForm
 from app.answers import registry
 from app.errors import render_error
 from app.extensions import db
@@ -251,16 +251,22 @@ def live():
 
 @bp.get("/users")
 @admin_only
-def users_page(temporary: tuple[str, str] | None = None):
-    """Every account, who may register, and what the admin can do to each."""
+def users_page(temporary: tuple[str, str] | None = None, new_account: NewAccountForm | None = None):
+    """Every account (or those waiting for approval: `?show=pending`), who may register, a form
+    to make an account, the directory sign-ins refused for a name, and what the admin can do."""
     accounts = users.accounts()
+    pending_only = request.args.get("show") == "pending"
     return render_template(
         "admin/users.html",
-        accounts=accounts,
+        accounts=[a for a in accounts if a.pending] if pending_only else accounts,
+        pending_only=pending_only,
         look_alikes=users.look_alikes(accounts),
         mode=users.registration_mode(),
         modes=users.REGISTRATION_MODES,
         temporary=temporary,
+        new_account=new_account or NewAccountForm(formdata=None),
+        name_clashes=users.name_clashes(),
+        source_of=users.source_of,
     )
 
 
@@ -344,4 +350,10 @@ def user_action(user_id: int, action: str):
             _("You cannot disable, demote or reset your own account here: another administrator can."),
             "error",
         )
+    except users.DirectoryAccount:
+        message = _(
+            "%(name)s signs in with the directory's password: it changes in the directory, not here.",
+            name=name,
+        )
+        flash(message, "error")
     return redirect(url_for("admin.users_page"))

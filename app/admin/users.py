@@ -13,12 +13,16 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app import audit
-from app.auth.services import hash_password
+from app import audit
 from app.extensions import db
-from app.models import SiteSetting, User, fold_username
+from app.models import AuditEntry, SiteSetting, User, fold_username
 
 REGISTRATION_KEY = "registration"
 REGISTRATION_MODES = ("open", "approval", "closed")
+
+
+class DirectoryAccount(Exception):
+    """A directory account's password is the directory's: nobody sets it here."""
 
 
 class OwnAccount(Exception):
@@ -129,12 +133,88 @@ def set_manages_knowledge(user: User, manages: bool) -> None:
     db.session.commit()
 
 
+def one_time_password() -> str:
+    return secrets.token_urlsafe(12)  # 16 characters, ~96 bits
+
+
 def reset_password(user: User, admin: User) -> str:
-    """A new password, chosen at random, to hand to the user; their sessions end."""
+    """A new password, chosen at random, to hand to the user, who chooses their own at the next
+    sign-in (the admin saw this one); their sessions end."""
     _not_self(user, admin)
-    password = secrets.token_urlsafe(12)  # 16 characters, ~96 bits
+    if user.directory_id:
+        raise DirectoryAccount(user.username)
+    from app.auth.services import hash_password  # (app.auth's views import this module)
+
+    password = one_time_password()
     user.password_hash = hash_password(password)
+    user.must_change_password = True
     user.end_sessions()
     audit.record("account.password_reset", user.username)
     db.session.commit()
     return password
+
+
+def create_account(username: str, *, admin: bool, manages_knowledge: bool) -> tuple[User, str]:
+    """A local account made by the admin, whatever the registration mode, with a one-time
+    password to hand over: the person chooses their own at the first sign-in."""
+    from app.auth.services import UsernameTaken, hash_password  # (app.auth's views import this module)
+
+    key = fold_username(username)
+    if db.session.scalar(sa.select(User.id).where(User.username_key == key).limit(1)) is not None:
+        raise UsernameTaken(username)
+    password = one_time_password()
+    user = User(
+        username=username,
+        username_key=key,
+        password_hash=hash_password(password),  # before the transaction: the slow part holds no lock
+        is_admin=admin,
+        manages_knowledge=manages_knowledge and not admin,  # admins manage the knowledge bases anyway
+        must_change_password=True,
+    )
+    db.session.add(user)
+    audit.record(
+        "account.create",
+        username,
+        details={"by": "admin", "admin": admin, "manages_knowledge": manages_knowledge},
+    )
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError as exc:  # the same name, made an instant before
+        db.session.rollback()
+        raise UsernameTaken(username) from exc
+    return user, password
+
+
+def source_of(user: User) -> str:
+    """Where the account signs in: "local", or the directory ("ldap", "oidc")."""
+    return (user.directory_id or "local").split(":", 1)[0]
+
+
+def pending_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(User).where(User.pending)) or 0
+
+
+def name_clashes(limit: int = 20) -> list[dict]:
+    """The latest directory sign-ins refused because a local account holds the name: who tried,
+    from which directory, and which account has the name, for the admin to act."""
+    entries = db.session.scalars(
+        sa.select(AuditEntry)
+        .where(AuditEntry.action == "directory.name_clash")
+        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    ).all()
+    holders = {
+        u.id: u
+        for u in db.session.scalars(
+            sa.select(User).where(User.id.in_({e.details.get("account_id") for e in entries} - {None}))
+        )
+    }
+    return [
+        {
+            "at": entry.created_at,
+            "tried": entry.target,
+            "source": str(entry.details.get("source", "")),
+            "holder": holders.get(entry.details.get("account_id")),
+        }
+        for entry in entries
+    ]

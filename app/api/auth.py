@@ -35,6 +35,17 @@ def authenticate():
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Bearer realm="causerie"'
         return response
+    if found[0].must_change_password:  # a password the admin saw: its owner chooses theirs first
+        from app.auth.own_password import refusal
+
+        if request.blueprint == "openai":
+            code = "password_change_required"
+            body = {"error": {"message": refusal(), "type": "invalid_request_error", "code": code}}
+        else:
+            body = {"error": refusal(), "status": 403}
+        response = jsonify(body)
+        response.status_code = 403
+        return response
     g.api_user, g.api_key = found
     return None
 

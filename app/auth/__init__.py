@@ -11,6 +11,9 @@ def _time_limits(state) -> None:
 
 
 from app.auth import routes  # noqa: E402,F401
+from app.auth.own_password import require_own_password  # noqa: E402
+
+bp.before_app_request(require_own_password)
 from app.auth.services import HashingBusy  # noqa: E402
 
 

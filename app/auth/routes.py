@@ -216,6 +216,9 @@ def change_password():
         try:
             if authenticate(current_user.username, form.current.data) is None:
                 form.current.errors.append(_("This is not your current password."))
+            elif form.password.data == form.current.data:
+                attempt.succeeded()
+                form.password.errors.append(_("Choose a new password, not the one you have now."))
             else:
                 attempt.succeeded()
                 current_user.password_hash = hash_password(form.password.data)
@@ -230,6 +233,7 @@ def change_password():
 def _password_changed(revoke_keys: bool):
     user = current_user._get_current_object()
     user.end_sessions()
+    user.must_change_password = False  # their own now: the one the admin saw no longer works
     revoked = keys.revoke_all(user) if revoke_keys else 0
     record("account.password_change", user.username, details={"api_keys_revoked": revoked})
     db.session.commit()
