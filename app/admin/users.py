@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app import audit
-from app import audit
 from app.extensions import db
 from app.models import AuditEntry, SiteSetting, User, fold_username
 
