@@ -125,6 +125,30 @@ def test_someone_outside_the_collections_groups_does_not_read_it(app, people):
     assert 'data-collection-option="RH"' not in carol.get("/").get_data(as_text=True)
 
 
+def test_the_knowledge_pages_name_the_groups_that_read_a_collection(app, people):
+    admin, bob, carol = people
+    admin.post("/knowledge/new", data={"name": "RH", "access": "listed", "readers": "alice"})
+    with app.app_context():
+        cid = db.session.scalar(db.select(Collection.id).where(Collection.name == "RH"))
+    make_group(app, "Paie", members=["bob"], collections=[cid])
+    listed = admin.get("/knowledge", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "alice, groupe « Paie »" in listed.split("data-readers>")[1].split("</td>")[0]
+    page = html.unescape(admin.get(f"/knowledge/{cid}").get_data(as_text=True))
+    assert "Read by: alice, group “Paie”" in page
+
+
+def test_a_collection_a_group_reads_may_list_no_reader_by_name(app, people):
+    admin, bob, carol = people
+    admin.post("/knowledge/new", data={"name": "RH", "access": "listed", "readers": "alice"})
+    with app.app_context():
+        cid = db.session.scalar(db.select(Collection.id).where(Collection.name == "RH"))
+    form = {"name": "RH", "access": "listed", "readers": ""}
+    assert admin.post(f"/knowledge/{cid}/edit", data=form).status_code == 400, "nobody would read it"
+    make_group(app, "Paie", members=["bob"], collections=[cid])
+    assert admin.post(f"/knowledge/{cid}/edit", data=form).status_code == 302
+    assert 'data-collection-option="RH"' in bob.get("/").get_data(as_text=True)
+
+
 # -- every entry point: the same refusal, nothing generated, nothing stored -------------------
 REFUSAL = (
     "The model “Other” is kept for some groups, and you are not in them. Pick another model, "

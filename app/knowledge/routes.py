@@ -104,6 +104,7 @@ def collection(collection_id: int):
         "knowledge/collection.html",
         collection=collection,
         readers=services.reader_names(collection),
+        reader_groups=services.reader_groups(collection),
         documents=services.documents_of(collection),
         state_label=services.state_label,
         size=services.size_text,

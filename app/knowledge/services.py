@@ -16,7 +16,16 @@ from app.documents import indexing, store
 from app.documents.extract import DocumentError
 from app.documents.messages import document_error_message
 from app.extensions import db
-from app.models import Collection, CollectionReader, Conversation, Document, User, fold_username
+from app.models import (
+    Collection,
+    CollectionGroup,
+    CollectionReader,
+    Conversation,
+    Document,
+    Group,
+    User,
+    fold_username,
+)
 
 FINISHED = ("ready", "error")
 
@@ -36,6 +45,7 @@ class Overview:
 
     collection: Collection
     readers: list[str]
+    groups: list[str] = field(default_factory=list)  # the groups that read it (the Groups page)
     documents: int = 0
     states: dict[str, int] = field(default_factory=dict)
 
@@ -43,7 +53,7 @@ class Overview:
 def overviews() -> list[Overview]:
     """Every collection, by name, with its readers and how many of its documents are in which state."""
     collections = list(db.session.scalars(sa.select(Collection).order_by(Collection.name)))
-    found = {c.id: Overview(c, reader_names(c)) for c in collections}
+    found = {c.id: Overview(c, reader_names(c), reader_groups(c)) for c in collections}
     counts = db.session.execute(
         sa.select(Document.collection_id, Document.state, sa.func.count())
         .where(Document.collection_id.is_not(None))
@@ -66,9 +76,21 @@ def reader_names(collection: Collection) -> list[str]:
     return list(db.session.scalars(query))
 
 
-def _readers(text: str) -> tuple[list[User], str]:
+def reader_groups(collection: Collection) -> list[str]:
+    """The groups whose members read the collection, chosen on the Groups page."""
+    query = (
+        sa.select(Group.name)
+        .join(CollectionGroup, CollectionGroup.group_id == Group.id)
+        .where(CollectionGroup.collection_id == collection.id)
+        .order_by(Group.name)
+    )
+    return list(db.session.scalars(query))
+
+
+def _readers(text: str, read_by_groups: bool = False) -> tuple[list[User], str]:
     """The accounts named in `text` (usernames separated by commas or spaces, any case), and
-    what is wrong with the list ("" when nothing)."""
+    what is wrong with the list ("" when nothing; nobody listed is right for a collection that
+    groups read)."""
     names = [name for name in re.split(r"[,;\s]+", text) if name]
     wanted = {fold_username(name): name for name in names}
     users = list(db.session.scalars(sa.select(User).where(User.username_key.in_(list(wanted)))))
@@ -76,7 +98,7 @@ def _readers(text: str) -> tuple[list[User], str]:
     if unknown:
         quoted = ", ".join(_("“%(name)s”", name=name) for name in unknown)
         return users, _("No account is named %(names)s: check the spelling.", names=quoted)
-    if not users:
+    if not users and not read_by_groups:
         return users, _("List who may read it, or open it to everyone.")
     return users, ""
 
@@ -95,7 +117,8 @@ def save_collection(
     others = db.session.execute(sa.select(Collection.id, Collection.name)).all()
     if any(n.casefold() == folded for i, n in others if collection is None or i != collection.id):
         errors["name"] = _("A collection already has this name.")
-    readers, wrong = ([], "") if open_to_all else _readers(readers_text)
+    by_groups = collection is not None and bool(reader_groups(collection))
+    readers, wrong = ([], "") if open_to_all else _readers(readers_text, by_groups)
     if wrong:
         errors["readers"] = wrong
     if errors:

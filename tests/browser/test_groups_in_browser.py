@@ -1,0 +1,135 @@
+"""Groups in headless Chromium against the real server: the admin reaches them from the admin's
+navigation, makes a group, puts a colleague in it, keeps a model for it, and sees the Models page
+say so; a colleague outside it no longer finds the model in the chat's picker, one inside does;
+a mistake is said beside its field; the group is deleted and the model is everyone's again.
+Each page is kept as screenshots at 1280x800 and 390x844, light and dark."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import log_in_through_form
+from tests.browser.pages import new_chat
+
+pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+from playwright.sync_api import expect  # noqa: E402
+
+KEPT_MODEL = "deepseek-r1:1.5b"  # one of the Ollama stand-in's models
+DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
+OVERFLOW = "() => document.documentElement.scrollWidth"
+
+
+def screenshots(page, artifacts_dir: Path, name: str) -> None:
+    """The page at both sizes, in both themes; on a phone, nothing wider than the screen."""
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for theme in ("light", "dark"):
+            page.emulate_media(color_scheme=theme)
+            page.screenshot(
+                path=str(artifacts_dir / f"{name}-{viewport['width']}-{theme}.png"), full_page=True
+            )
+        if viewport is PHONE:
+            assert page.evaluate(OVERFLOW) <= PHONE["width"], f"{name}: wider than a phone's screen"
+    page.set_viewport_size(DESKTOP)
+    page.emulate_media(color_scheme="light")
+
+
+@pytest.fixture(scope="module")
+def colleagues(live_server, admin) -> dict[str, tuple[str, str]]:
+    """Two accounts: one to be put in the group, one left outside it."""
+    from benchmarks.client import ChatClient
+
+    made = {}
+    for role in ("inside", "outside"):
+        account = (f"{role}-{uuid.uuid4().hex[:6]}", f"le mot de passe de {role}")
+        assert ChatClient(live_server.base_url).register(*account).ok
+        made[role] = account
+    return made
+
+
+def picker_of(browser, live_server, account) -> list[str]:
+    """The models the chat's picker offers to `account`."""
+    context = browser.new_context(locale="fr-FR", base_url=live_server.base_url, viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in_through_form(page, live_server.base_url, *account)
+        new_chat(page)
+        return page.locator("#model option").evaluate_all("options => options.map(o => o.value)")
+    finally:
+        context.close()
+
+
+def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
+    open_page, browser, live_server, colleagues, artifacts_dir
+):
+    inside, outside = colleagues["inside"], colleagues["outside"]
+    assert KEPT_MODEL in picker_of(browser, live_server, outside), "everyone's before the group"
+    page = open_page()
+    page.goto("/admin/models")
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name="Groupes").click()
+    expect(page.locator("h1")).to_have_text("Groupes")
+    # A mistake is said beside its field, in French.
+    page.get_by_role("button", name="Créer le groupe").click()
+    expect(page.locator("[data-error=name]")).to_have_text("Donnez un nom au groupe.")
+    name = f"Juristes {uuid.uuid4().hex[:4]}"
+    page.get_by_label("Nom", exact=True).fill(name)
+    page.get_by_label("Description", exact=True).fill("Le service juridique : contrats et litiges")
+    page.get_by_label("Groupe de l’annuaire (facultatif)").fill("cn=juristes,ou=groups,dc=example,dc=org")
+    page.get_by_role("button", name="Créer le groupe").click()
+    expect(page.locator("[data-group-title]")).to_have_text(name)
+    expect(page.locator("[data-flash]")).to_contain_text("créé")
+
+    page.locator("#members-input").fill(f"{inside[0]}, personne")
+    page.locator("[data-add-members] button").click()
+    expect(page.locator("[data-error=members]")).to_have_text(
+        "Aucun compte ne s’appelle « personne » : vérifiez l’orthographe."
+    )
+    page.locator("#members-input").fill(inside[0])
+    page.locator("[data-add-members] button").click()
+    expect(page.locator(f"[data-member='{inside[0]}']")).to_be_visible()
+    page.locator(f"[data-model='{KEPT_MODEL}']").check()
+    page.get_by_role("button", name="Enregistrer les modèles").click()
+    expect(page.locator("[data-flash]")).to_contain_text("Modèles de")
+    expect(page.locator(f"[data-model='{KEPT_MODEL}']")).to_be_checked()
+    screenshots(page, artifacts_dir, "groups-group")
+    page.goto("/admin/groups")
+    expect(page.locator(f"[data-group='{name}'] [data-members]")).to_have_text("1 membre")
+    screenshots(page, artifacts_dir, "groups-list")
+
+    page.goto("/admin/models")
+    row = page.locator(f"[data-model-id='{KEPT_MODEL}'] [data-model-users]")
+    expect(row).to_contain_text(name)
+    assert KEPT_MODEL not in picker_of(browser, live_server, outside)
+    assert KEPT_MODEL in picker_of(browser, live_server, inside)
+
+    # Deleted (after its confirmation): the model is everyone's again.
+    page.goto("/admin/groups")
+    page.locator(f"[data-group='{name}'] [data-group-name]").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("[data-delete-group] button").click()
+    expect(page.locator("[data-flash]")).to_contain_text("supprimé")
+    assert KEPT_MODEL in picker_of(browser, live_server, outside)
+
+
+def test_the_groups_pages_when_there_is_none_yet_and_with_a_directory_group(open_page, artifacts_dir):
+    page = open_page()
+    page.goto("/admin/groups")
+    if page.locator("[data-no-group]").count():
+        screenshots(page, artifacts_dir, "groups-empty")
+    page.locator("#name").fill(
+        f"Atelier {uuid.uuid4().hex[:4]} avec un nom assez long pour passer à la ligne"
+    )
+    page.locator("#directory_group").fill(
+        "CN=Atelier-Production-Lyon,OU=Groupes,OU=Société,DC=corp,DC=example,DC=com"
+    )
+    page.get_by_role("button", name="Créer le groupe").click()
+    expect(page.locator("[data-group-form]")).to_be_visible()
+    expect(page.locator("[data-no-member]")).to_contain_text("prochaine connexion")
+    screenshots(page, artifacts_dir, "groups-directory")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("[data-delete-group] button").click()
+    expect(page.locator("[data-flash]")).to_contain_text("supprimé")
