@@ -16,6 +16,7 @@ from app.accounts.access import groups_using
 from app.admin import bp, services, serving, users
 from app.admin.forms import ModelSettingsForm, NewAccountForm
 from app.answers import registry
+from app.audit import record
 from app.errors import render_error
 from app.extensions import db
 from app.formatting import percent, seconds, speed
@@ -137,6 +138,9 @@ def unload():
     """Free a loaded model's memory now; the next message that needs it loads it again."""
     model_id = request.form.get("model", "")
     if llm().catalogue.unload(model_id):
+        # Nothing stored changes, but someone's answer may now wait for a load: who did it.
+        record("model.unload", model_id)
+        db.session.commit()
         flash(_("“%(model)s” was unloaded.", model=model_id))
     else:
         message = _(

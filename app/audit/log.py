@@ -68,6 +68,7 @@ ACTIONS: dict[str, Any] = {
     "group.quota": _l("Group quotas"),
     "model.settings": _l("Model settings"),
     "model.default": _l("Default model"),
+    "model.unload": _l("Model unloaded"),
     "serving.prompt_cache": _l("Prompt cache"),
     "answer.stop": _l("Answer stopped by an administrator"),
     "apikey.create": _l("API key made"),
