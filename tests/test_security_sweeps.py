@@ -857,3 +857,30 @@ def test_names_with_markup_render_as_text_on_the_quotas_pages(app, signed_in, en
         assert page.status_code in (200, 400), where
         assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
         assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"
+
+
+def test_markup_in_audit_entries_is_text_on_the_audit_page_and_a_quoted_cell_in_its_csv(app, signed_in):
+    """An entry's target and details hold what people typed (a name tried at the sign-in, a
+    collection's description, a model's system prompt): every payload of the XSS corpus is
+    text on the admin's audit page, in the filter it is searched with, and in the CSV export."""
+    from app import audit
+
+    payloads = ["".join(p if isinstance(p, str) else p[1] for p in c.script(OUTSIDE)) for c in CORPUS]
+    with app.app_context():
+        for payload in payloads:
+            entry = audit.record(
+                "collection.update",
+                payload[:255],
+                details={"before": {"description": payload}, "after": {"description": XSS}, "note": payload},
+            )
+            entry.actor_name, entry.address = XSS[:64], XSS[:64]
+        db.session.commit()
+    page = signed_in.get("/admin/audit", query_string={"action": "collection.update"}).get_data(as_text=True)
+    assert "evil.example" in page and page.count("&lt;img src=x onerror=alert(1)&gt;") >= len(payloads)
+    assert live_markup(page) == []
+    assert live_markup(page.replace("&lt;", "<")) != [], "the check sees markup when there is some"
+    refused = signed_in.get("/admin/audit", query_string={"person": XSS, "address": XSS, "since": XSS})
+    assert refused.status_code == 400 and live_markup(refused.get_data(as_text=True)) == []
+    exported = signed_in.get("/admin/audit/export.csv", query_string={"action": "collection.update"})
+    assert exported.mimetype == "text/csv"
+    assert exported.headers["Content-Disposition"].startswith("attachment"), "downloaded, never rendered"
