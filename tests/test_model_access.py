@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -408,3 +409,19 @@ def test_the_default_model_kept_for_a_group_gives_others_the_first_they_may_use(
     created = carol.post("/conversations", json={}, headers=JSON)
     assert created.status_code == 201 and created.json["model"] == "other"
     assert bob.get("/models").json["default"] == "tiny"
+
+
+def test_the_apis_health_names_no_loaded_model_kept_from_the_caller(
+    app, people, carol_before, engine, monkeypatch
+):
+    admin, bob, carol = people
+    listed = engine.list_models
+    monkeypatch.setattr(engine, "list_models", lambda: [replace(m, loaded=True) for m in listed()])
+    api = {"Authorization": f"Bearer {carol_before['key']}"}
+    loaded = [m["model"] for m in carol.get("/api/v1/health", headers=api).json["loaded"]]
+    assert loaded == ["tiny"]
+    admins = {"Authorization": f"Bearer {api_key_of(admin)}"}
+    assert [m["model"] for m in admin.get("/api/v1/health", headers=admins).json["loaded"]] == [
+        "tiny",
+        "other",
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import g, jsonify, request
 from flask_babel import gettext as _
 
+from app.accounts import access as model_access
 from app.accounts import quotas
 from app.answers import registry
 from app.answers.asking import offered_to
@@ -84,8 +85,11 @@ def health():
         }
         for s in catalogue.statuses()
     ]
+    usable = model_access.model_filter(g.api_user)  # a model kept for other groups is not named
     loaded = [
-        {"model": e.id, "engine": engine_name(e.info.engine)} for e in catalogue.entries() if e.info.loaded
+        {"model": e.id, "engine": engine_name(e.info.engine)}
+        for e in catalogue.entries()
+        if e.info.loaded and usable(e.id)
     ]
     return jsonify(
         ok=all(e["reachable"] for e in engines),

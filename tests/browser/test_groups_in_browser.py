@@ -103,6 +103,8 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     page.goto("/admin/models")
     row = page.locator(f"[data-model-id='{KEPT_MODEL}'] [data-model-users]")
     expect(row).to_contain_text(name)
+    row.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts_dir / "groups-models-page-1280-light.png"))
     assert KEPT_MODEL not in picker_of(browser, live_server, outside)
     assert KEPT_MODEL in picker_of(browser, live_server, inside)
 
