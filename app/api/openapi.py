@@ -4,6 +4,9 @@ from __future__ import annotations
 
 BEARER = [{"bearer": []}]
 ERROR = {"description": "An error in the caller's language: {error, status}"}
+# The admin keeps some models for groups (app.accounts.access): the others are not listed, and
+# asking one is refused, the same on every route.
+MODEL_KEPT = {"description": "The model is kept for groups the caller is not in: {error, status: 403}"}
 OVER_QUOTA = {
     "description": "The caller's answers at once are taken (Retry-After: when one should end), or their "
     "day's answers or tokens are used: {error, status, code: quota_exceeded, quota: answers|tokens, "
@@ -147,6 +150,7 @@ SPEC = {
                     },
                     "400": ERROR,
                     "401": ERROR,
+                    "403": MODEL_KEPT,
                     "404": ERROR,
                     "429": OVER_QUOTA,
                     "503": ERROR,
@@ -182,6 +186,7 @@ SPEC = {
                     ),
                     "400": ERROR,
                     "401": ERROR,
+                    "403": MODEL_KEPT,
                     "404": ERROR,
                     "429": OVER_QUOTA,
                     "503": ERROR,
@@ -302,6 +307,7 @@ SPEC = {
                     },
                     "400": ERROR,
                     "401": ERROR,
+                    "403": MODEL_KEPT,
                     "404": ERROR,
                     "429": OVER_QUOTA,
                     "503": ERROR,
