@@ -267,3 +267,12 @@ def test_a_file_sent_in_a_shared_conversation_downloads_for_its_reader_until_wit
     share_id = shared.json["shares"][0]["id"]
     alice.post(f"/conversations/{conversation_id}/shares/{share_id}/withdraw", headers=JSON)
     assert bob.get(f"/documents/{document_id}/file").status_code == 404
+
+
+def test_a_conversation_its_owner_deletes_is_gone_for_its_readers(app, alice, shared):
+    conversation_id, bob = shared
+    alice.post(f"/conversations/{conversation_id}/delete", headers=JSON)
+    assert bob.get(f"/shared/{conversation_id}").status_code == 404
+    assert bob.get("/shared", headers=JSON).json["conversations"] == []
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(ConversationShare.id))) == 0

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from app.chat.archive import EXPORT_FORMAT
@@ -288,37 +289,45 @@ def _from_causerie(item: dict) -> ImportedConversation:
 def store(user: User, export: Export, model_for) -> list[Conversation]:
     """Each conversation of `export` made one of `user`'s, in one transaction (the caller
     commits, after recording it). `model_for(name)`: the model that answers the conversation's
-    next questions, given the one it was written with (kept under its answers as text)."""
-    stored = []
+    next questions, given the one it was written with (kept under its answers as text).
+
+    A conversation's messages go in as one multi-row insert, then their links to each other as
+    one update: an export of 500 conversations took 8 s a message at a time."""
+    stored, models = [], {}
     for imported in export.conversations:
+        if imported.model not in models:  # the catalogue is asked once per model named
+            models[imported.model] = model_for(imported.model)
         first_question = next((m.content for m in imported.messages if m.role == "user"), "")
+        now = utcnow()
         conversation = Conversation(
             user_id=user.id,
             title=imported.title or title_from(first_question) or "",
-            model=model_for(imported.model),
+            model=models[imported.model],
             system_prompt=imported.system_prompt[:8000],
+            created_at=imported.created_at or now,
+            updated_at=imported.updated_at or imported.created_at or now,
         )
-        if imported.created_at:
-            conversation.created_at = imported.created_at
-        conversation.updated_at = imported.updated_at or imported.created_at or utcnow()
         db.session.add(conversation)
         db.session.flush()
-        parent_id = None
-        for m in imported.messages:
-            message = Message(
-                conversation_id=conversation.id,
-                parent_id=parent_id,
-                role=m.role,
-                content=m.content,
-                thinking=m.thinking,
-                model=(m.model or imported.model) if m.role == "assistant" else "",
-                stats={},
+        rows = [
+            {
+                "conversation_id": conversation.id,
+                "role": m.role,
+                "content": m.content,
+                "thinking": m.thinking,
+                "model": (m.model or imported.model) if m.role == "assistant" else "",
+                "stats": {},
+                "created_at": m.created_at or conversation.created_at,
+            }
+            for m in imported.messages
+        ]
+        ids = db.session.scalars(
+            sa.insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
+        ).all()
+        if len(ids) > 1:  # each message follows the one before it: the branch shown
+            db.session.execute(
+                sa.update(Message), [{"id": i, "parent_id": p} for p, i in zip(ids, ids[1:], strict=False)]
             )
-            if m.created_at:
-                message.created_at = m.created_at
-            db.session.add(message)
-            db.session.flush()
-            parent_id = message.id
-        conversation.leaf_id = parent_id
+        conversation.leaf_id = ids[-1]
         stored.append(conversation)
     return stored
