@@ -375,3 +375,11 @@ def test_quotas_pages_are_the_admins(app, signed_in):
     assert bob.get("/admin/quotas").status_code == 403
     assert bob.post("/admin/quotas/users/2", data={"answers_per_day": "1000"}).status_code == 403
     assert bob.get("/quota", headers=JSON).json["answers_left"] is None
+
+
+def test_the_users_page_leads_to_each_persons_quotas(app, signed_in):
+    AuthActions(app.test_client()).register("bob")
+    page = signed_in.get("/admin/users").get_data(as_text=True)
+    assert 'href="/admin/quotas/users/2" data-action="quotas"' in page
+    person = signed_in.get("/admin/quotas/users/2").get_data(as_text=True)
+    assert "Quotas of bob" in person and "data-person-quotas" in person
