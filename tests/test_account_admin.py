@@ -352,12 +352,14 @@ def test_the_admins_navigation_counts_accounts_waiting_for_approval_and_links_to
     admin.post("/admin/users/registration", data={"mode": "approval"})
     for name in ("bob", "carole"):
         AuthActions(app.test_client()).register(name)
-    for path in ("/", "/admin/models", "/admin/users"):
+    for path in ("/", "/admin/models", "/admin/dashboard", "/knowledge"):
         badge = re.search(
             r'<a [^>]*href="([^"]+)"[^>]*data-pending-badge[^>]*><span aria-hidden="true">(\d+)<',
             admin.get(path).text,
         )
         assert badge and badge[1] == "/admin/users?show=pending" and badge[2] == "2", path
+    said = re.search(r'href="([^"]+)" data-pending-link>([^<]+)<', admin.get("/admin/users").text)
+    assert said[1] == "/admin/users?show=pending" and said[2] == "2 accounts waiting for approval"
     waiting = admin.get("/admin/users?show=pending").text
     assert sorted(re.findall(r'data-user="(\w+)"', waiting)) == ["bob", "carole"]
     admin.post(f"/admin/users/{account(app, 'bob').id}/approve")
