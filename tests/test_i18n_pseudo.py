@@ -41,7 +41,17 @@ from app.llm import LLMServices
 from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
 from app.llm.types import EngineError
-from app.models import BenchmarkRun, Collection, Conversation, Document, Message, ModelSetting, Preset, User
+from app.models import (
+    BenchmarkRun,
+    Collection,
+    Conversation,
+    Document,
+    Group,
+    Message,
+    ModelSetting,
+    Preset,
+    User,
+)
 from config import TestConfig
 from tests.conftest import PASSWORD
 from tests.test_bench_pages import WAIT_SECONDS, BenchEngine
@@ -341,6 +351,16 @@ def _make_site(translations_dir: Path, folder: Path) -> Site:
     with app.app_context():
         bruno_id = db.session.scalar(db.select(User.id).filter_by(username="bruno"))
     s.ids["bruno_id"] = [bruno_id]
+    # A group mapped to a directory group, Bruno chosen by hand, a model kept for it: its page.
+    directory = "cn=juristes,ou=groups,dc=example,dc=org"
+    group = {"name": "Juristes", "description": "Le service juridique", "directory_group": directory}
+    admin.post("/admin/groups", data=group)
+    with app.app_context():
+        group_id = db.session.scalar(db.select(Group.id).filter_by(name="Juristes"))
+    admin.post(f"/admin/groups/{group_id}/members", data={"members": "bruno"})
+    admin.post(f"/admin/groups/{group_id}/models", data={"models": ["other"]})
+    s.ids["group_id"] = [group_id]
+    s.data.update(group.values())
     for suite in load_suites(app.config["BENCH_SUITES_DIR"]).values():  # the admin's files
         s.data.update([suite.name, suite.description, *(p.name for p in suite.prompts)])
     s.data = {" ".join(d.split()) for d in s.data if d and d.strip()}
@@ -416,6 +436,7 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
         name: site.ids[name]
         for name in ("conversation_id", "run_id", "preset_id", "message_id", "collection_id", "document_id")
     }
+    values["group_id"] = site.ids["group_id"]
     values["user_id"] = site.ids["bruno_id"]  # the confirmation before deleting him (a GET: nothing goes)
     rules = [
         r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in ("static", "boom")

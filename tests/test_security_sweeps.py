@@ -871,7 +871,7 @@ def test_markup_in_audit_entries_is_text_on_the_audit_page_and_a_quoted_cell_in_
             entry = audit.record(
                 "collection.update",
                 payload[:255],
-                details={"before": {"description": payload}, "after": {"description": XSS}, "note": payload},
+                details={"before": {"description": payload}, "after": {"description": XSS}, XSS: payload},
             )
             entry.actor_name, entry.address = XSS[:64], XSS[:64]
         db.session.commit()

@@ -93,8 +93,62 @@ ACTIONS: dict[str, Any] = {
 }
 
 
+# The kinds of actions, for the filter ("account" keeps every account.* action).
+FAMILIES: dict[str, Any] = {
+    "signin": _l("Sign-ins"),
+    "account": _l("Accounts"),
+    "registration": _l("Registration"),
+    "group": _l("Groups"),
+    "model": _l("Models"),
+    "serving": _l("Serving"),
+    "answer": _l("Answers"),
+    "apikey": _l("API keys"),
+    "collection": _l("Collections"),
+    "document": _l("Documents"),
+    "share": _l("Shares"),
+    "conversation": _l("Conversations"),
+    "benchmark": _l("Benchmarks"),
+    "directory": _l("Directory"),
+    "audit": _l("Audit log"),
+}
+# The names in entries' details a reader meets most, in their language; others show as stored.
+DETAIL_NAMES: dict[str, Any] = {
+    "reason": _l("reason"),
+    "pending": _l("waiting for approval"),
+    "mode": _l("mode"),
+    "days": _l("days"),
+    "manages_knowledge": _l("manages the knowledge bases"),
+    "api_keys_revoked": _l("API keys revoked"),
+    "collection": _l("collection"),
+    "filename": _l("file"),
+    "name": _l("name"),
+    "description": _l("description"),
+    "open_to_all": _l("open to everyone"),
+    "readers": _l("readers"),
+    "documents": _l("documents"),
+    "deleted": _l("deleted"),
+    "retention_days": _l("kept (days)"),
+    "older_than": _l("older than"),
+    "model": _l("model"),
+    "models": _l("models"),
+    "enabled": _l("offered to users"),
+}
+# Why a sign-in was refused: a wrong password and an unknown name are one reason.
+REASONS: dict[str, Any] = {
+    "password": _l("wrong password or unknown name"),
+    "disabled": _l("account disabled"),
+    "pending": _l("waiting for approval"),
+    "throttled": _l("too many tries: made to wait"),
+    "directory_unreachable": _l("directory unreachable"),
+}
+
+
 def label(action: str) -> str:
     return str(ACTIONS[action]) if action in ACTIONS else action
+
+
+def family_label(family: str) -> str:
+    return str(FAMILIES.get(family, family))
 
 
 def kinds() -> list[str]:
@@ -179,7 +233,7 @@ class Filter:
 
 def families() -> list[str]:
     """The kinds of actions: "account" stands for every account.* action, and so on."""
-    return sorted({action.split(".")[0] for action in ACTIONS if "." in action})
+    return sorted({action.split(".")[0] for action in ACTIONS if "." in action} | set(FAMILIES))
 
 
 def _page_number(text: str) -> int:
@@ -243,18 +297,21 @@ def changes(details: dict | None) -> list[Change]:
     if isinstance(before, dict) or isinstance(after, dict):
         before, after = before if isinstance(before, dict) else {}, after if isinstance(after, dict) else {}
         for name in list(before) + [n for n in after if n not in before]:
-            lines.append(
-                Change(name, _shown(after.get(name)), _shown(before.get(name)) if name in before else None)
-            )
+            shown_before = _shown(before.get(name)) if name in before else None
+            lines.append(Change(str(DETAIL_NAMES.get(name, name)), _shown(after.get(name)), shown_before))
     for name, value in details.items():
-        if name not in ("before", "after"):
-            lines.append(Change(name, _shown(value)))
+        if name == "reason" and value in REASONS:
+            lines.append(Change(str(DETAIL_NAMES[name]), str(REASONS[value])))
+        elif name not in ("before", "after"):
+            lines.append(Change(str(DETAIL_NAMES.get(name, name)), _shown(value)))
     return lines
 
 
 def _shown(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)

@@ -38,6 +38,7 @@ def index():
         kinds=log.kinds(),
         families=log.families(),
         label=log.label,
+        family_label=log.family_label,
         changes=log.changes,
         when=lambda moment: format_datetime(moment, "medium"),
         retention=log.retention_days(),
@@ -78,6 +79,9 @@ def retention():
         flash(_("Audit entries are kept forever."), "success")
     else:
         kept = ngettext("Audit entries are kept %(num)d day.", "Audit entries are kept %(num)d days.", days)
-        gone = ngettext("%(num)d older entry was deleted.", "%(num)d older entries were deleted.", deleted)
-        flash(f"{kept} {gone}", "success")
+        if deleted:
+            kept += " " + ngettext(
+                "%(num)d older entry was deleted.", "%(num)d older entries were deleted.", deleted
+            )
+        flash(kept, "success")
     return redirect(url_for("audit.index"))
