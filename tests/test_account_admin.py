@@ -385,6 +385,19 @@ def test_a_directory_sign_in_refused_for_a_local_accounts_name_is_shown_on_the_u
     assert "JDupont" in clash and "LDAP" in clash and "the local account jdupont" in clash
 
 
+def test_a_name_clash_leaves_the_users_page_once_settled_and_shows_once_per_name(app, admin):
+    client_of(app, "jdupont", register=True)
+    client_of(app, "pmartin", register=True)
+    with app.app_context():
+        for tried, holder in (("jdupont", "jdupont"), ("JDupont", "jdupont"), ("pmartin", "pmartin")):
+            holder_id = db.session.scalar(sa.select(User.id).where(User.username == holder))
+            audit.record("directory.name_clash", tried, details={"source": "oidc", "account_id": holder_id})
+        db.session.commit()
+    admin.post(f"/admin/users/{account(app, 'pmartin').id}/delete")  # settled: the name is free
+    listed = re.findall(r"data-name-clash>.*?<strong>(.*?)</strong>", admin.get("/admin/users").text, re.S)
+    assert listed == ["JDupont"]
+
+
 def test_a_directory_account_is_marked_and_gets_no_new_password_here(app, admin):
     with app.app_context():
         db.session.add(

@@ -194,26 +194,27 @@ def pending_count() -> int:
 
 
 def name_clashes(limit: int = 20) -> list[dict]:
-    """The latest directory sign-ins refused because a local account holds the name: who tried,
-    from which directory, and which account has the name, for the admin to act."""
+    """The directory sign-ins refused because a local account holds the name, and still refused
+    (that account is there, local, with that name): who tried, from which directory, which
+    account has the name, for the admin to act. The latest per name."""
     entries = db.session.scalars(
         sa.select(AuditEntry)
         .where(AuditEntry.action == "directory.name_clash")
         .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
-        .limit(limit)
+        .limit(200)
     ).all()
-    holders = {
-        u.id: u
-        for u in db.session.scalars(
-            sa.select(User).where(User.id.in_({e.details.get("account_id") for e in entries} - {None}))
-        )
-    }
-    return [
-        {
+    ids = {e.details.get("account_id") for e in entries if isinstance(e.details.get("account_id"), int)}
+    holders = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))}
+    clashes: dict[str, dict] = {}
+    for entry in entries:
+        holder = holders.get(entry.details.get("account_id"))
+        name = fold_username(entry.target)
+        if holder is None or holder.directory_id or holder.username_key != name or name in clashes:
+            continue  # settled (the local account gone, renamed or linked), or listed already
+        clashes[name] = {
             "at": entry.created_at,
             "tried": entry.target,
             "source": str(entry.details.get("source", "")),
-            "holder": holders.get(entry.details.get("account_id")),
+            "holder": holder,
         }
-        for entry in entries
-    ]
+    return list(clashes.values())[:limit]
