@@ -410,3 +410,25 @@ def test_a_directory_account_is_marked_and_gets_no_new_password_here(app, admin)
     refused = admin.post(f"/admin/users/{account(app, 'mmartin').id}/password", follow_redirects=True)
     assert "it changes in the directory, not here" in refused.text
     assert account(app, "mmartin").password_hash == "!directory"
+
+
+def test_every_table_naming_an_account_erases_or_forgets_it_when_the_account_is_deleted():
+    """A table added later with a plain foreign key to the account would make deleting an account
+    fail (or keep the person's rows): each one says what happens, and only these keep their rows."""
+    from app.extensions import db as database
+
+    kept, erased, undecided = set(), set(), []
+    for table in database.metadata.sorted_tables:
+        for key in table.foreign_keys:
+            if key.column.table.name != "user":
+                continue
+            if key.ondelete == "SET NULL":
+                kept.add(table.name)
+            elif key.ondelete == "CASCADE":
+                erased.add(table.name)
+            else:
+                undecided.append(f"{table.name}.{key.parent.name}")
+    assert undecided == []
+    # measurements, benchmark runs, knowledge bases and the audit log stay, without the person
+    assert kept == {"generation", "benchmark_run", "collection", "audit_entry"}
+    assert {"conversation", "document", "preset", "api_key", "group_member", "conversation_share"} <= erased
