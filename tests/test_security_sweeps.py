@@ -885,3 +885,29 @@ def test_markup_in_audit_entries_is_text_on_the_audit_page_and_a_quoted_cell_in_
     exported = signed_in.get("/admin/audit/export.csv", query_string={"action": "collection.update"})
     assert exported.mimetype == "text/csv"
     assert exported.headers["Content-Disposition"].startswith("attachment"), "downloaded, never rendered"
+
+
+def test_a_group_name_description_and_directory_group_with_markup_render_as_text_everywhere(app, signed_in):
+    signed_in.post("/admin/groups", data={"name": XSS[:100], "description": XSS, "directory_group": XSS})
+    signed_in.post("/knowledge/new", data={"name": "RH", "access": "listed", "readers": "alice"})
+    with app.app_context():
+        group_id = db.session.scalar(db.select(Group.id))
+        collection_id = db.session.scalar(db.select(Collection.id))
+    signed_in.post(f"/admin/groups/{group_id}/models", data={"models": ["other"]})
+    signed_in.post(f"/admin/groups/{group_id}/collections", data={"collections": [str(collection_id)]})
+    refused = signed_in.post(f"/admin/groups/{group_id}/members", data={"members": XSS})
+    pages = {
+        "groups": signed_in.get("/admin/groups"),
+        "group": signed_in.get(f"/admin/groups/{group_id}"),
+        "member refused": refused,
+        "models": signed_in.get("/admin/models"),
+        "model settings": signed_in.get("/admin/models/settings?model=other"),
+        "knowledge": signed_in.get("/knowledge"),
+        "collection": signed_in.get(f"/knowledge/{collection_id}"),
+    }
+    for where, page in pages.items():
+        text = page.get_data(as_text=True)
+        assert page.status_code == (400 if where == "member refused" else 200), where
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
+        assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"
+        assert live_markup(text) == [], where
