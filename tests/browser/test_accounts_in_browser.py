@@ -77,6 +77,7 @@ def test_an_admin_makes_an_account_its_owner_chooses_a_password_and_the_admin_de
     page.goto("/")
     badge = page.locator("[data-pending-badge]")
     expect(badge).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "users-badge-in-the-chat-1280-light.png"))
     badge.click()
     expect(page.locator("[data-pending-only]")).to_be_visible()
     expect(page.locator(f'tr[data-user="{waiting_account}"]')).to_be_visible()
