@@ -401,12 +401,19 @@ def test_a_name_clash_leaves_the_users_page_once_settled_and_shows_once_per_name
 def test_a_directory_account_is_marked_and_gets_no_new_password_here(app, admin):
     with app.app_context():
         db.session.add(
-            User(username="mmartin", password_hash="!directory", directory_id="oidc:https://idp 42")
+            User(
+                username="mmartin",
+                password_hash="!directory",
+                directory_id="oidc:https://idp 42",
+                display_name="Marie Martin",
+                email="marie.martin@example.com",
+            )
         )
         db.session.commit()
     page = admin.get("/admin/users").text
     row = re.search(r'data-user="mmartin".*?</tr>', page, re.S)[0]
     assert "data-directory" in row and "OIDC" in row and 'data-action="password"' not in row
+    assert "Marie Martin · marie.martin@example.com" in row
     refused = admin.post(f"/admin/users/{account(app, 'mmartin').id}/password", follow_redirects=True)
     assert "it changes in the directory, not here" in refused.text
     assert account(app, "mmartin").password_hash == "!directory"

@@ -755,7 +755,7 @@ def test_usernames_with_markup_render_as_text_on_the_admins_account_pages(app, s
     from app import audit
 
     with app.app_context():
-        marked = User(username=XSS[:64], password_hash="!", pending=True)
+        marked = User(username=XSS[:64], password_hash="!", pending=True, display_name=XSS, email=XSS)
         db.session.add(marked)
         db.session.flush()
         audit.record("directory.name_clash", XSS[:64], details={"source": XSS, "account_id": marked.id})
