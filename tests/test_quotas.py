@@ -15,6 +15,7 @@ from app.extensions import db
 from app.llm.types import Text, Thinking
 from app.models import AuditEntry, Group, GroupMember, Message, QuotaUse, User
 from tests.conftest import AuthActions, sse_events
+from tests.streams import StreamInThread
 from tests.test_api import bearer, make_key
 from tests.test_bench_pages import latest_run, wait_for_end
 from tests.test_bench_pages import start as start_benchmark
@@ -105,6 +106,23 @@ def test_the_tokens_limit_cuts_an_answer_which_is_kept_with_a_notice(app, signed
         assert stored.content == written and stored.state == "stopped"
         assert stored.error.startswith("Quota reached")
     assert ask(signed_in)[0] == 429  # and the next one is refused
+
+
+def test_answers_written_together_share_one_tokens_budget(app, signed_in, engine):
+    set_limits(app, tokens_per_day=10, answers_at_once=2)
+    slow_answer(engine, 20)
+    conversations = [new_conversation(signed_in), new_conversation(signed_in)]
+    readers = [
+        StreamInThread(lambda c=c: send(signed_in, c, "raconte"), "X-Message-Id") for c in conversations
+    ]
+    written = []
+    for reader in readers:
+        events = reader.join()
+        written.append(sum(1 for name, _data in events if name == "token"))
+        assert events[-1][0] == "error" and events[-1][1]["state"] == "stopped"
+    assert sum(written) == 10, written
+    with app.app_context():
+        assert quotas.remaining(db.session.get(User, 1)).tokens == 0
 
 
 def test_thinking_tokens_count_against_the_tokens_limit(app, signed_in, engine):
@@ -238,6 +256,7 @@ def test_twenty_answers_asked_at_the_same_instant_at_a_limit_of_n_start_exactly_
         AuthActions(tab).login()
         tabs.append((tab, new_conversation(tab)))
     statuses = [0] * 20
+    bodies = [""] * 20
     start = threading.Barrier(20)
 
     def run(index: int) -> None:
@@ -245,20 +264,26 @@ def test_twenty_answers_asked_at_the_same_instant_at_a_limit_of_n_start_exactly_
         start.wait()
         response = send(tab, conversation_id, "bonjour")
         statuses[index] = response.status_code
-        response.get_data()  # to its end
+        bodies[index] = response.get_data(as_text=True)  # to its end
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
+    answers = app.extensions["answers"]
+    for _ in range(600):  # a page beyond MAX_STREAMS_PER_USER stops following; its answer goes on
+        if not answers.live():
+            break
+        threading.Event().wait(0.05)
     with app.app_context():
         rows = db.session.scalar(sa.select(sa.func.count(QuotaUse.id)))
+        stored = db.session.scalar(sa.select(sa.func.count(Message.id)).where(Message.role == "assistant"))
     started = len(engine.requests)
     started_now, refused = statuses.count(200), statuses.count(429)
     print(f"20 requests at once, limit {limit}/day: {started_now} started, {refused} refused")
     assert sorted(statuses) == [200] * limit + [429] * (20 - limit), statuses
-    assert started == limit and rows == limit
+    assert started == stored == rows == limit, [b[-300:] for b in bodies if b]
 
 
 def test_twenty_charges_at_the_same_instant_are_counted_by_the_database_alone(app, signed_in, monkeypatch):

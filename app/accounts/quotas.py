@@ -150,11 +150,17 @@ def limits_for(user: User) -> Limits:
 class Ledger:
     """The tokens of each person's day in this process: those of their answers under way, as
     they stream, and those of their ended answers (read once from the database, then added to
-    as answers end), so that checking at every token costs no query."""
+    as answers end), so that checking at every token costs no query.
+
+    An ending answer's row is written outside the lock (a thread counting a new answer may hold
+    SQLite's write lock while it waits for this one); until it is, the answer is "settling":
+    counted from here, left out of what the database says, so that it counts once whenever
+    the day is read."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._live: dict[int, list] = {}  # QuotaUse id -> [user_id, day start, tokens]
+        self._settling: dict[int, tuple[int, datetime, int]] = {}  # id -> (user_id, day start, tokens)
         self._ended: dict[tuple[int, datetime], int] = {}  # (user_id, day start) -> tokens
 
     def spent(self, user_id: int, day: datetime) -> int:
@@ -168,25 +174,31 @@ class Ledger:
             return
         for key in [key for key in self._ended if key[1] < day]:  # the days gone
             del self._ended[key]
-        tokens = db.session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(QuotaUse.tokens), 0)).where(
-                QuotaUse.user_id == user_id, QuotaUse.started_at >= day, QuotaUse.ended.is_(True)
-            )
+        settling = {i: t for i, (u, d, t) in self._settling.items() if u == user_id and d == day}
+        query = sa.select(sa.func.coalesce(sa.func.sum(QuotaUse.tokens), 0)).where(
+            QuotaUse.user_id == user_id, QuotaUse.started_at >= day, QuotaUse.ended.is_(True)
         )
-        self._ended[(user_id, day)] = int(tokens or 0)
+        if settling:
+            query = query.where(QuotaUse.id.not_in(list(settling)))
+        self._ended[(user_id, day)] = int(db.session.scalar(query) or 0) + sum(settling.values())
 
     def begin(self, use_id: int, user_id: int, day: datetime) -> None:
         with self.lock:
             self._live[use_id] = [user_id, day, 0]
 
-    def add(self, use_id: int, tokens: int) -> int | None:
-        """Count tokens of an answer under way; the person's tokens of its day, after."""
+    def add(self, use_id: int, tokens: int, limit: int | None) -> int | None:
+        """Count tokens of an answer under way: what is left of the person's `limit` after them
+        (None: no limit); below 0 when the limit was reached before them (by another answer of
+        theirs): they are not counted, the answer does not show them."""
         with self.lock:
             live = self._live.get(use_id)
             if live is None:
                 return None
+            spent = self.spent(live[0], live[1])
+            if limit is not None and spent >= limit:
+                return limit - spent - tokens
             live[2] += tokens
-            return self.spent(live[0], live[1])
+            return None if limit is None else limit - spent - tokens
 
     def counted(self, use_id: int) -> int:
         with self.lock:
@@ -194,15 +206,21 @@ class Ledger:
             return live[2] if live else 0
 
     def end(self, use_id: int, tokens: int) -> None:
-        """The answer ended with `tokens`: written to its row, moved to its day's ended tokens."""
+        """The answer ended with `tokens`: moved to its day's ended tokens, written to its row."""
         with self.lock:
             live = self._live.pop(use_id, None)
+            if live is not None:
+                self._settling[use_id] = (live[0], live[1], tokens)
+                if (live[0], live[1]) in self._ended:
+                    self._ended[(live[0], live[1])] += tokens
+        try:
             db.session.execute(
                 sa.update(QuotaUse).where(QuotaUse.id == use_id).values(tokens=tokens, ended=True)
             )
             db.session.commit()
-            if live is not None and (live[0], live[1]) in self._ended:
-                self._ended[(live[0], live[1])] += tokens
+        finally:
+            with self.lock:
+                self._settling.pop(use_id, None)
 
     def forget(self, use_id: int) -> None:
         with self.lock:
@@ -248,10 +266,10 @@ class Charge:
     reached_message: str  # what its author reads when it is cut, in their language and zone
     cut: bool = False
 
-    def spend(self, tokens: int = 1) -> bool:
-        """Count generated tokens; True when the person's tokens of the day reach the limit."""
-        spent = self.book.add(self.use_id, tokens)
-        return self.tokens_limit is not None and spent is not None and spent >= self.tokens_limit
+    def spend(self, tokens: int = 1) -> int | None:
+        """Count generated tokens: what is left of the day's after them (None: no limit); 0 when
+        they reach the limit, below 0 when it was reached before them (they are not shown)."""
+        return self.book.add(self.use_id, tokens, self.tokens_limit)
 
 
 def charge(user: User, limits: Limits | None = None) -> Charge:

@@ -132,9 +132,12 @@ class LiveAnswer:
         if isinstance(event, Text | Thinking) and self.charge is not None:
             if self.charge.cut:
                 return
-            if self.charge.spend(1):
+            left = self.charge.spend(1)
+            if left is not None and left <= 0:
                 self.charge.cut = True
                 self.cancel(Outcome.STOPPED, self.charge.reached_message)
+                if left < 0:  # another answer of theirs used the last token meanwhile
+                    return
         if isinstance(event, Text):
             self.first_token_at = self.first_token_at or now
             self.first_answer_at = self.first_answer_at or now
