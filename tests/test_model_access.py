@@ -14,6 +14,7 @@ from app.accounts.access import groups_of, may_use_model, usable_models
 from app.extensions import db
 from app.llm.types import Outcome
 from app.models import (
+    BenchmarkRun,
     Collection,
     CollectionGroup,
     Conversation,
@@ -425,3 +426,15 @@ def test_the_apis_health_names_no_loaded_model_kept_from_the_caller(
         "tiny",
         "other",
     ]
+
+
+def test_benchmarks_are_the_admins_alone_so_a_kept_model_is_never_benchmarked_by_others(
+    app, people, carol_before, engine_models
+):
+    admin, bob, carol = people
+    form = {"models": ["other"], "suite": "rapide", "repetitions": "1", "start": "warm", "thinking": "off"}
+    assert carol.post("/admin/benchmarks", data=form).status_code == 403
+    assert bob.post("/admin/benchmarks", data=form).status_code == 403, "a member neither: admins only"
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(BenchmarkRun)) == 0
+    assert engine_models == []

@@ -1,6 +1,7 @@
 """Groups in headless Chromium against the real server: the admin reaches them from the admin's
 navigation, makes a group, puts a colleague in it, keeps a model for it, and sees the Models page
-say so; a colleague outside it no longer finds the model in the chat's picker, one inside does;
+say so; a colleague outside it no longer finds the model in the chat's picker (their preset naming it
+keeps a model they may use), one inside does;
 a mistake is said beside its field; the group is deleted and the model is everyone's again.
 Each page is kept as screenshots at 1280x800 and 390x844, light and dark."""
 
@@ -18,6 +19,7 @@ pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not 
 from playwright.sync_api import expect  # noqa: E402
 
 KEPT_MODEL = "deepseek-r1:1.5b"  # one of the Ollama stand-in's models
+PRESET = "Juridique"
 DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
 OVERFLOW = "() => document.documentElement.scrollWidth"
 
@@ -45,20 +47,30 @@ def colleagues(live_server, admin) -> dict[str, tuple[str, str]]:
     made = {}
     for role in ("inside", "outside"):
         account = (f"{role}-{uuid.uuid4().hex[:6]}", f"le mot de passe de {role}")
-        assert ChatClient(live_server.base_url).register(*account).ok
+        client = ChatClient(live_server.base_url)
+        assert client.register(*account).ok
+        # A preset naming the model, made while it is everyone's.
+        preset = {"csrf_token": client.csrf_token, "name": PRESET, "system_prompt": "Réponds en juriste."}
+        made_preset = client.session.post(
+            client.url("/settings/presets"), data=preset | {"model": KEPT_MODEL}
+        )
+        assert made_preset.ok
         made[role] = account
     return made
 
 
-def picker_of(browser, live_server, account) -> list[str]:
-    """The models the chat's picker offers to `account`."""
+def picker_of(browser, live_server, account) -> tuple[list[str], str]:
+    """The models the chat's picker offers to `account`, and the one picked once their preset
+    naming KEPT_MODEL is chosen for a new conversation."""
     context = browser.new_context(locale="fr-FR", base_url=live_server.base_url, viewport=DESKTOP)
     context.set_default_timeout(15_000)
     try:
         page = context.new_page()
         log_in_through_form(page, live_server.base_url, *account)
         new_chat(page)
-        return page.locator("#model option").evaluate_all("options => options.map(o => o.value)")
+        offered = page.locator("#model option").evaluate_all("options => options.map(o => o.value)")
+        page.locator("#preset").select_option(label=PRESET)
+        return offered, page.locator("#model").input_value()
     finally:
         context.close()
 
@@ -67,7 +79,8 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     open_page, browser, live_server, colleagues, artifacts_dir
 ):
     inside, outside = colleagues["inside"], colleagues["outside"]
-    assert KEPT_MODEL in picker_of(browser, live_server, outside), "everyone's before the group"
+    offered, with_preset = picker_of(browser, live_server, outside)
+    assert KEPT_MODEL in offered and with_preset == KEPT_MODEL, "everyone's before the group"
     page = open_page()
     page.goto("/admin/models")
     page.get_by_role("navigation", name="Administration").get_by_role("link", name="Groupes").click()
@@ -105,8 +118,11 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     expect(row).to_contain_text(name)
     row.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts_dir / "groups-models-page-1280-light.png"))
-    assert KEPT_MODEL not in picker_of(browser, live_server, outside)
-    assert KEPT_MODEL in picker_of(browser, live_server, inside)
+    offered, with_preset = picker_of(browser, live_server, outside)
+    assert KEPT_MODEL not in offered
+    assert with_preset in offered, "the preset keeps a model they may use"
+    offered, with_preset = picker_of(browser, live_server, inside)
+    assert KEPT_MODEL in offered and with_preset == KEPT_MODEL
 
     # Deleted (after its confirmation): the model is everyone's again.
     page.goto("/admin/groups")
@@ -114,7 +130,7 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("[data-delete-group] button").click()
     expect(page.locator("[data-flash]")).to_contain_text("supprimé")
-    assert KEPT_MODEL in picker_of(browser, live_server, outside)
+    assert KEPT_MODEL in picker_of(browser, live_server, outside)[0]
 
 
 def test_the_groups_pages_when_there_is_none_yet_and_with_a_directory_group(open_page, artifacts_dir):
