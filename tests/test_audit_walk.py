@@ -9,6 +9,7 @@ fail, naming it: give it a step (and record() in it), or say why it needs none.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import time
@@ -22,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.api import keys
+from app.audit.log import label
 from app.auth.services import create_user
 from app.bench.suites import load_suites
 from app.documents import store
@@ -649,6 +651,12 @@ def test_each_change_leaves_exactly_one_audit_entry(app, engine, step):
         f"{step.id}: {response.status_code} {response.get_data(as_text=True)[:300]}"
     )
     assert entries(app, before) == [(step.action, step.actor)]
+    # The entry reads on the admin's page: its action by name, its details without a stored name.
+    page = world.client("admin").get("/admin/audit", query_string={"action": step.action})
+    assert page.status_code == 200
+    row = page.get_data(as_text=True).split(f'data-entry="{step.action}"')[1].split("</tr>")[0]
+    with app.test_request_context():
+        assert label(step.action) != step.action and label(step.action) in html.unescape(row)
 
 
 def test_a_sign_in_refused_leaves_one_entry_whether_or_not_the_name_exists(app):

@@ -42,6 +42,7 @@ from app.llm.catalogue import Catalogue
 from app.llm.scheduler import Scheduler
 from app.llm.types import EngineError
 from app.models import (
+    AuditEntry,
     BenchmarkRun,
     Collection,
     Conversation,
@@ -548,8 +549,28 @@ def _accounts_made_and_deleted(site: Site, admin) -> list[tuple[str, str, object
     return pages + [("admin", "POST /admin/users/<lucie>/delete", deleted)]
 
 
+def _audit_data(app) -> set[str]:
+    """What the audit log shows as it was stored: an action's code beside its name, targets,
+    who and from where, the values in details (their fields' names are translated)."""
+
+    def values(item):
+        if isinstance(item, dict):
+            for value in item.values():
+                yield from values(value)
+        elif isinstance(item, list):
+            for value in item:
+                yield from values(value)
+        elif isinstance(item, str):
+            yield item
+
+    with app.app_context():
+        entries = db.session.scalars(db.select(AuditEntry)).all()
+        return {text for e in entries for text in (e.action, e.target, e.actor_name, *values(e.details))}
+
+
 def test_every_word_of_every_page_comes_from_the_catalogue(site):
     pages = _pages(site)
+    site.data |= _audit_data(site.app)
     pattern = data_pattern(site.data)
     languages = site.app.config["LANGUAGES"]
     endonyms = {Locale.parse(code).get_display_name(code) for code in languages}  # "français"

@@ -132,6 +132,27 @@ DETAIL_NAMES: dict[str, Any] = {
     "model": _l("model"),
     "models": _l("models"),
     "enabled": _l("offered to users"),
+    "by": _l("by"),
+    "admin": _l("administrator"),
+    "source": _l("from"),
+    "imported": _l("imported"),
+    "skipped": _l("skipped"),
+    "erased": _l("erased"),
+    "group": _l("group"),
+    "user": _l("account"),
+    "run": _l("run"),
+    "runs": _l("runs"),
+    "prefix": _l("key beginning"),
+    "account_id": _l("account number"),
+    # What an account's deletion erased (app.admin.erasure).
+    "conversations": _l("conversations"),
+    "messages": _l("messages"),
+    "api_keys": _l("API keys"),
+    "presets": _l("presets"),
+    "shares": _l("shares"),
+    "groups": _l("groups"),
+    "collections_kept": _l("collections kept"),
+    "collection_documents_kept": _l("collection documents kept"),
 }
 # Why a sign-in was refused: a wrong password and an unknown name are one reason.
 REASONS: dict[str, Any] = {
@@ -298,13 +319,30 @@ def changes(details: dict | None) -> list[Change]:
         before, after = before if isinstance(before, dict) else {}, after if isinstance(after, dict) else {}
         for name in list(before) + [n for n in after if n not in before]:
             shown_before = _shown(before.get(name)) if name in before else None
-            lines.append(Change(str(DETAIL_NAMES.get(name, name)), _shown(after.get(name)), shown_before))
+            lines.append(Change(detail_name(name), _shown(after.get(name)), shown_before))
+    elif "before" in details or "after" in details:  # one value changed, a list of members say
+        lines.append(Change("", _shown(after), _shown(before) if "before" in details else None))
     for name, value in details.items():
         if name == "reason" and value in REASONS:
-            lines.append(Change(str(DETAIL_NAMES[name]), str(REASONS[value])))
+            lines.append(Change(detail_name(name), str(REASONS[value])))
         elif name not in ("before", "after"):
-            lines.append(Change(str(DETAIL_NAMES.get(name, name)), _shown(value)))
+            lines.append(Change(detail_name(name), _shown(value)))
     return lines
+
+
+def detail_name(name: str) -> str:
+    """A field of the details in the reader's language: the audit's own names, else the label
+    of the form that sets it (a model's settings, quotas), else as stored."""
+    if name in DETAIL_NAMES:
+        return str(DETAIL_NAMES[name])
+    from app.admin.forms import ModelSettingsForm
+
+    field = getattr(ModelSettingsForm, name, None)
+    if field is not None and getattr(field, "args", None):
+        return str(field.args[0])
+    from app.quotas.usage import labels
+
+    return labels().get(name, name)
 
 
 def _shown(value: Any) -> str:
@@ -314,6 +352,10 @@ def _shown(value: Any) -> str:
         return _("yes") if value else _("no")
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(item, str | int) for item in value):
+        return ", ".join(str(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{detail_name(k)} {_shown(v)}" for k, v in value.items()) or "—"
     return json.dumps(value, ensure_ascii=False)
 
 
