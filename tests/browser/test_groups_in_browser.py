@@ -7,6 +7,7 @@ Each page is kept as screenshots at 1280x800 and 390x844, light and dark."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     # A mistake is said beside its field, in French.
     page.get_by_role("button", name="Créer le groupe").click()
     expect(page.locator("[data-error=name]")).to_have_text("Donnez un nom au groupe.")
+    screenshots(page, artifacts_dir, "groups-refused")
     name = f"Juristes {uuid.uuid4().hex[:4]}"
     page.get_by_label("Nom", exact=True).fill(name)
     page.get_by_label("Description", exact=True).fill("Le service juridique : contrats et litiges")
@@ -133,7 +135,19 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     assert KEPT_MODEL in picker_of(browser, live_server, outside)[0]
 
 
-def test_the_groups_pages_when_there_is_none_yet_and_with_a_directory_group(open_page, artifacts_dir):
+def _joined_from_the_directory(live_server, group_id: int, username: str) -> None:
+    """What a directory sign-in does (app.directory.accounts): the person put in the mapped group."""
+    with sqlite3.connect(live_server.instance_dir / "causerie.sqlite3", timeout=30) as connection:
+        (user_id,) = connection.execute("SELECT id FROM user WHERE username = ?", (username,)).fetchone()
+        connection.execute(
+            "INSERT INTO group_member (group_id, user_id, from_directory) VALUES (?, ?, 1)",
+            (group_id, user_id),
+        )
+
+
+def test_the_groups_pages_when_there_is_none_yet_and_with_a_directory_group(
+    open_page, live_server, colleagues, artifacts_dir
+):
     page = open_page()
     page.goto("/admin/groups")
     if page.locator("[data-no-group]").count():
@@ -147,6 +161,14 @@ def test_the_groups_pages_when_there_is_none_yet_and_with_a_directory_group(open
     page.get_by_role("button", name="Créer le groupe").click()
     expect(page.locator("[data-group-form]")).to_be_visible()
     expect(page.locator("[data-no-member]")).to_contain_text("prochaine connexion")
+    group_id = int(page.url.rstrip("/").rsplit("/", 1)[1].split("#")[0])
+    member = colleagues["outside"][0]
+    _joined_from_the_directory(live_server, group_id, member)
+    page.reload()
+    row = page.locator(f"[data-member='{member}']")
+    expect(row.locator("[data-from-directory]")).to_have_text("de l’annuaire")
+    expect(row).to_contain_text("géré dans l’annuaire")
+    expect(row.locator("[data-remove-member]")).to_have_count(0)
     screenshots(page, artifacts_dir, "groups-directory")
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("[data-delete-group] button").click()
