@@ -346,6 +346,9 @@ def _make_site(translations_dir: Path, folder: Path) -> Site:
     bruno = s.client("bruno")
     s.ids["bruno_conversation"] = [_new_conversation(bruno, "other", "Idées de cadeaux")]
     s.data.add("Idées de cadeaux")
+    # Margot's conversation shared with him: his "Shared with me" and its read-only page.
+    admin.post(f"/conversations/{s.ids['conversation_id'][0]}/shares", data={"usernames": "bruno"})
+    s.data.add("bruno")
     s.client("lea", language="fr")  # for the real catalogues
     admin.post("/admin/users/registration", data={"mode": "approval"})
     s.client("chloe")
@@ -451,7 +454,13 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
     assert not unfilled, f"give the sweep ids for these parts of URLs: {unfilled}"
     for _rule, method, url in sweep(app, rules, values):
         if method == "GET":
-            pages.append(("admin", url, admin.get(url)))
+            # Read whole and closed: a streamed page (the audit log's CSV) left open keeps its
+            # request's context pushed, and the next requests of this thread ran in it, as the
+            # account it had signed in (Bruno's pages came out as Margot's).
+            page = admin.get(url)
+            page.get_data()
+            page.close()
+            pages.append(("admin", url, page))
     extra_admin = [
         "/admin/models/settings?model=tiny",
         "/admin/models/settings?model=gone",
@@ -466,9 +475,20 @@ def _pages(site: Site) -> list[tuple[str, str, object]]:
     bench = admin.post("/admin/benchmarks", data={"suite": "essentiel", "repetitions": "0"})
     pages += [("admin", "POST /admin/models/settings (refused)", settings)]
     pages += [("admin", "POST /admin/benchmarks (refused)", bench)]
+    # A share to nobody, an import of no export: refused, saying why.
+    shared_id = site.ids["conversation_id"][0]
+    site.data.add("personne")
+    refused_share = admin.post(f"/conversations/{shared_id}/shares", data={"usernames": "personne"})
+    refused_import = admin.post(
+        "/import", data={"file": (io.BytesIO(b"{}"), "x.json")}, content_type="multipart/form-data"
+    )
+    pages += [("admin", "POST /conversations/<id>/shares (refused)", refused_share)]
+    pages += [("admin", "POST /import (refused)", refused_import)]
     for url in (
         "/",
         f"/c/{site.ids['bruno_conversation'][0]}",
+        "/shared",
+        f"/shared/{shared_id}",
         "/compare",
         "/account/password",
         "/admin/models",

@@ -228,11 +228,11 @@ def test_each_share_and_withdrawal_leaves_one_audit_entry(app, alice):
             .where(AuditEntry.action.like("share.%"))
             .order_by(AuditEntry.id)
         ).all()
-    target = f"conversation {conversation_id}"
+    title, shared = "La recette d'Alice", {"conversation": conversation_id}
     assert [tuple(e) for e in entries] == [
-        ("share.create", "alice", target, {"user": "bob"}),
-        ("share.create", "alice", target, {"user": "carol"}),
-        ("share.withdraw", "alice", target, {"user": "carol"}),
+        ("share.create", "alice", title, shared | {"user": "bob"}),
+        ("share.create", "alice", title, shared | {"user": "carol"}),
+        ("share.withdraw", "alice", title, shared | {"user": "carol"}),
     ]
 
 

@@ -139,6 +139,7 @@ DETAIL_NAMES: dict[str, Any] = {
     "skipped": _l("skipped"),
     "erased": _l("erased"),
     "group": _l("group"),
+    "conversation": _l("conversation"),  # a share's: its id (the target is its title)
     "user": _l("account"),
     "run": _l("run"),
     "runs": _l("runs"),

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from app import audit
 from app.auth.services import find_user
 from app.chat.services import thread_of
+from app.chat.titles import plain_title
 from app.extensions import db
 from app.llm.types import Outcome
 from app.models import Conversation, ConversationShare, Group, GroupMember, Message, User, utcnow
@@ -105,11 +106,11 @@ def share(conversation: Conversation, usernames: str = "", group_name: str = "")
     for person in dict.fromkeys(people):
         if not any(s.user_id == person.id for s in existing):
             db.session.add(ConversationShare(conversation_id=conversation.id, user_id=person.id))
-            audit.record("share.create", _target(conversation), details={"user": person.username})
+            _record("share.create", conversation, user=person.username)
             added.append(person.username)
     if group is not None and not any(s.group_id == group.id for s in existing):
         db.session.add(ConversationShare(conversation_id=conversation.id, group_id=group.id))
-        audit.record("share.create", _target(conversation), details={"group": group.name})
+        _record("share.create", conversation, group=group.name)
         added.append(group.name)
     db.session.commit()
     return added
@@ -126,15 +127,17 @@ def withdraw(conversation: Conversation, share_id: int) -> str:
     if found is None:
         abort(404)
     whom = _whom(found)
-    details = {"user": whom} if found.user else {"group": whom}
     db.session.delete(found)
-    audit.record("share.withdraw", _target(conversation), details=details)
+    _record("share.withdraw", conversation, **({"user": whom} if found.user else {"group": whom}))
     db.session.commit()
     return whom
 
 
-def _target(conversation: Conversation) -> str:
-    return f"conversation {conversation.id}"
+def _record(action: str, conversation: Conversation, **whom: str) -> None:
+    """The audit entry of a share: the conversation as its owner reads it (its title), its id,
+    and whom it is (no longer) shared with."""
+    target = plain_title(conversation.title) or f"#{conversation.id}"
+    audit.record(action, target, details={"conversation": conversation.id, **whom})
 
 
 def copy_for(user: User, conversation: Conversation, model: str) -> Conversation:
