@@ -408,3 +408,16 @@ def test_the_users_page_leads_to_each_persons_quotas(app, signed_in):
     assert 'href="/admin/quotas/users/2" data-action="quotas"' in page
     person = signed_in.get("/admin/quotas/users/2").get_data(as_text=True)
     assert "Quotas of bob" in person and "data-person-quotas" in person
+
+
+def test_the_compare_page_shows_what_is_left_and_counts_each_models_answer(app, signed_in):
+    set_limits(app, answers_per_day=3)
+    page = html.unescape(signed_in.get("/compare").get_data(as_text=True))
+    assert "3 answers left today" in page
+    for model in ("tiny", "other"):
+        response = signed_in.post(
+            "/compare/answers", json={"model": model, "prompt": "bonjour"}, headers=JSON
+        )
+        assert response.status_code == 200
+        response.get_data()
+    assert "1 answer left today" in html.unescape(signed_in.get("/compare").get_data(as_text=True))

@@ -1,6 +1,7 @@
-// The composer's line of what is left of today's quotas (#quota-left): asked again whenever an
-// answer of the page ends or the composer shows a refusal, so that it is right before the next
-// message. Kept out of chat.js: it only watches what chat.js shows.
+// The composer's line of what is left of today's quotas (#quota-left, on the chat and compare
+// pages): asked again whenever an answer of the page ends or the message box shows a refusal, so
+// that it is right before the next message. Kept out of chat.js and compare.js: it only watches
+// what they show.
 (() => {
   const line = document.getElementById("quota-left");
   if (!line) return;
@@ -29,8 +30,8 @@
     }
   }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
 
-  const error = document.getElementById("composer-error");
-  if (error) {
+  // A refusal shown under the message box (the chat's, the compare page's).
+  for (const error of document.querySelectorAll("#composer-error, #compare-error")) {
     new MutationObserver(() => {
       if (!error.classList.contains("hidden")) refresh();
     }).observe(error, { attributes: true, attributeFilter: ["class"], childList: true });

@@ -78,6 +78,9 @@ def test_a_member_sees_what_is_left_and_is_refused_beyond_it_with_the_time_it_co
         ask(page, "Comment voit-on ce qui reste ?")
         expect(line).to_have_text("2 réponses et 1\u202f996 jetons restants aujourd'hui", timeout=30_000)
         screenshots(page, artifacts_dir, "quotas-composer")
+        page.goto("/compare")
+        expect(line).to_have_text("2 réponses et 1\u202f996 jetons restants aujourd'hui")
+        screenshots(page, artifacts_dir, "quotas-compare")
 
         page.goto("/settings")
         section = page.locator("[data-my-quotas]")
