@@ -133,6 +133,12 @@ BAD_FILES = {  # the file, what it must say in English and in French
         "Le fichier ne contient aucune conversation.",
     ),
     "too large": (None, "The file is larger than 1 MB, the limit.", "Le fichier dépasse 1 Mo, la limite."),
+    # Past the request's own limit: refused before the view reads it, with the same words.
+    "far too large": (
+        b"[" + b" " * (3 * 1024 * 1024) + b"]",
+        "The file is larger than 1 MB",
+        "Le fichier dépasse 1 Mo",
+    ),
 }
 
 
@@ -186,3 +192,25 @@ def test_imported_conversations_are_their_importers_alone(app, signed_in):
         assert {c.user_id for c in db.session.scalars(sa.select(Conversation))} == {alice}
         assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 4
     assert other.get("/conversations", headers=JSON).json["conversations"] == []
+
+
+def test_an_open_webui_chat_with_a_plain_message_list_and_no_record_around_it_comes_in(app, signed_in):
+    """Older Open WebUI exports, and a chat saved alone: the bare `chat` object, its messages a
+    list, a message's content a list of parts."""
+    chat = {
+        "title": "Liste simple",
+        "models": ["qwen2.5:3b"],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Bonjour"}, {"type": "image_url", "image_url": {}}],
+            },
+            {"role": "assistant", "content": "Salut !", "model": "qwen2.5:3b"},
+            {"role": "system", "content": "caché"},
+        ],
+    }
+    response = send(signed_in, json.dumps([chat]).encode())
+    assert response.status_code == 201 and response.json["source"] == "openwebui"
+    assert imported(app) == [
+        ("Liste simple", "tiny", [("user", "Bonjour", ""), ("assistant", "Salut !", "qwen2.5:3b")])
+    ]
