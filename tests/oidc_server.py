@@ -283,6 +283,12 @@ class OidcProvider:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def halt(self) -> None:
+        """The provider stops answering (its port closed), as when it is down."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
