@@ -911,3 +911,19 @@ def test_a_group_name_description_and_directory_group_with_markup_render_as_text
         assert "&lt;img src=x onerror=alert(1)&gt;" in text, f"{where}: the name is not shown"
         assert "<img src=x" not in text and "<script>alert" not in text, f"{where}: markup went through"
         assert live_markup(text) == [], where
+
+
+def test_an_account_made_by_the_admin_never_logs_its_one_time_password_nor_the_one_chosen(
+    app, signed_in, app_logs
+):
+    made = signed_in.post("/admin/users/new", data={"username": "lucie"})
+    one_time = re.search(r"data-password>([^<]+)<", made.get_data(as_text=True))[1]
+    lucie = app.test_client()
+    lucie.post("/login", data={"username": "lucie", "password": one_time})
+    chosen = "la phrase que lucie a choisie"
+    form = {"current": one_time, "password": chosen, "confirm": chosen}
+    changed = lucie.post("/account/password", data=form)
+    assert changed.status_code == 302
+    logged = "\n".join(record.getMessage() for record in app_logs.records)
+    assert "lucie" in logged, "nothing was logged: this would prove nothing"
+    assert one_time not in logged and chosen not in logged
