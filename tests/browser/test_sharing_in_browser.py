@@ -76,11 +76,17 @@ def test_a_conversation_shared_from_its_menu_is_read_and_copied_by_the_colleague
     owner.locator("#prompt").fill("Comment faire une pâte brisée ?")
     owner.locator("#prompt").press("Enter")
     owner.wait_for_selector("#messages article[data-role=assistant][data-state=complete]")
+    owner.wait_for_url(re.compile(r"/c/\d+$"))
+    conversation_id = owner.url.split("/")[-1]
+    # Its entry in the list, made by the page, has the way to share it in its ⋯ menu too.
+    shares = f"/conversations/{conversation_id}/shares"
+    expect(
+        owner.locator(f"#conversation-list [data-conversation-id='{conversation_id}'] [data-share]")
+    ).to_have_attribute("href", shares)
     # From the conversation's menu (⤓), to its sharing page.
     owner.locator("[data-export-menu] summary").click()
     owner.locator("[data-share-link]").click()
-    owner.wait_for_url(re.compile(r"/conversations/\d+/shares$"))
-    conversation_id = re.search(r"/conversations/(\d+)/", owner.url)[1]
+    owner.wait_for_url(f"**{shares}")
     owner.locator("#usernames").fill("personne")
     owner.locator("[data-share-form] button").click()
     expect(owner.locator("[data-share-error]")).to_have_text("Personne ici ne s'appelle « personne ».")
