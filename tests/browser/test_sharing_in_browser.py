@@ -83,6 +83,11 @@ def test_a_conversation_shared_from_its_menu_is_read_and_copied_by_the_colleague
     expect(
         owner.locator(f"#conversation-list [data-conversation-id='{conversation_id}'] [data-share]")
     ).to_have_attribute("href", shares)
+    item = owner.locator(f"#conversation-list [data-conversation-id='{conversation_id}']")
+    item.hover()
+    item.locator("summary").click()
+    owner.screenshot(path=str(artifacts_dir / "sharing-list-menu-1280-light.png"))
+    item.locator("summary").click()
     # From the conversation's menu (⤓), to its sharing page.
     owner.locator("[data-export-menu] summary").click()
     owner.locator("[data-share-link]").click()
