@@ -439,3 +439,15 @@ def test_every_table_naming_an_account_erases_or_forgets_it_when_the_account_is_
     # measurements, benchmark runs, knowledge bases and the audit log stay, without the person
     assert kept == {"generation", "benchmark_run", "collection", "audit_entry"}
     assert {"conversation", "document", "preset", "api_key", "group_member", "conversation_share"} <= erased
+
+
+def test_the_refusals_of_the_admins_account_actions_speak_french(app, admin):
+    admin.post("/language", data={"lang": "fr"})
+    me = account(app, "admin")
+    own = html.unescape(admin.post(f"/admin/users/{me.id}/delete", follow_redirects=True).text)
+    assert "Vous ne pouvez pas supprimer votre propre compte : un autre administrateur le peut." in own
+    carole = app.test_client()
+    carole.post("/language", data={"lang": "fr"})
+    carole.post("/login", data={"username": "carole", "password": password_in(create(admin, "carole"))})
+    refused = carole.get("/conversations", headers=JSON).json["error"]
+    assert refused.startswith("Choisissez d'abord votre propre mot de passe")
