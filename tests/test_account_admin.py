@@ -347,6 +347,19 @@ def test_the_export_holds_the_persons_conversations_and_nothing_of_anothers_nor_
     assert [e.target for e in audit_actions(app, "account.export")] == ["bob"]
 
 
+def test_the_export_says_to_whom_each_conversation_is_shown(app, admin, engine):
+    """GDPR art. 15 asks for the recipients: the colleagues a conversation is shared with."""
+    bob = client_of(app, "bob", register=True)
+    client_of(app, "carole", register=True)
+    conversation = bob.post("/conversations", json={}, headers=JSON).json["id"]
+    question = {"content": "Bonjour"}
+    bob.post(f"/conversations/{conversation}/messages", json=question, headers=STREAM).get_data()
+    shared = bob.post(f"/conversations/{conversation}/shares", json={"usernames": "carole"}, headers=JSON)
+    assert shared.status_code in (200, 201), shared.data
+    data = admin.post(f"/admin/users/{account(app, 'bob').id}/export").json
+    assert [c["shared_with"] for c in data["conversations"]] == [["carole"]]
+
+
 # -- accounts waiting for approval -------------------------------------------------------------
 def test_the_admins_navigation_counts_accounts_waiting_for_approval_and_links_to_them(app, admin):
     admin.post("/admin/users/registration", data={"mode": "approval"})

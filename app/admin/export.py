@@ -1,6 +1,6 @@
 """One person's data, as JSON, for a data request (GDPR art. 15 and 20): their account, their
-conversations with every version of each message, their documents' descriptions, presets, API
-keys, groups, quotas, and the audit entries by them or about them.
+conversations with every version of each message and to whom each is shown, their documents'
+descriptions, presets, API keys, groups, quotas, and the audit entries by them or about them.
 
 Left out, on purpose: secrets (the password's hash, the session token, the keys' digests), the
 documents' files and extracted text (the files are what they uploaded: handed over as files if
@@ -22,6 +22,7 @@ from app.models import (
     AuditEntry,
     Collection,
     Conversation,
+    ConversationShare,
     Document,
     Group,
     GroupMember,
@@ -82,7 +83,23 @@ def _message(message: Message) -> dict[str, Any]:
     }
 
 
-def _conversation(conversation: Conversation) -> dict[str, Any]:
+def _recipients(conversation_ids: list[int]) -> dict[int, list[str]]:
+    """To whom each conversation is shown read-only (art. 15's recipients): colleagues and groups
+    by name."""
+    rows = db.session.execute(
+        sa.select(ConversationShare.conversation_id, User.username, Group.name)
+        .outerjoin(User, User.id == ConversationShare.user_id)
+        .outerjoin(Group, Group.id == ConversationShare.group_id)
+        .where(ConversationShare.conversation_id.in_(conversation_ids))
+        .order_by(ConversationShare.id)
+    )
+    recipients: dict[int, list[str]] = {}
+    for conversation_id, username, group in rows:
+        recipients.setdefault(conversation_id, []).append(username or f"group: {group}")
+    return recipients
+
+
+def _conversation(conversation: Conversation, shared_with: list[str]) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
@@ -93,6 +110,7 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
         "pinned": conversation.pinned,
         "created_at": _when(conversation.created_at),
         "updated_at": _when(conversation.updated_at),
+        "shared_with": shared_with,
         "messages": [_message(m) for m in conversation.messages],
     }
 
@@ -147,7 +165,8 @@ def _audit(user: User) -> list[dict[str, Any]]:
 def export(user: User, exported_by: User) -> dict[str, Any]:
     conversations = db.session.scalars(
         sa.select(Conversation).where(Conversation.user_id == user.id).order_by(Conversation.id)
-    )
+    ).all()
+    recipients = _recipients([c.id for c in conversations])
     groups = db.session.execute(
         sa.select(Group.name, GroupMember.from_directory)
         .join(GroupMember, GroupMember.group_id == Group.id)
@@ -169,7 +188,7 @@ def export(user: User, exported_by: User) -> dict[str, Any]:
             "note": "the person's own limits; null: their groups' (see groups)",
         },
         "groups": [{"name": name, "from_directory": from_directory} for name, from_directory in groups],
-        "conversations": [_conversation(c) for c in conversations],
+        "conversations": [_conversation(c, recipients.get(c.id, [])) for c in conversations],
         "documents": _documents(user),
         "documents_note": "descriptions only: the files and their extracted text are not included",
         "presets": [
