@@ -116,6 +116,13 @@ def test_an_admin_makes_an_account_its_owner_chooses_a_password_and_the_admin_de
     finally:
         newcomer.close()
 
+    # Some of their own things, for the confirmation page to name: a conversation, an API key.
+    from benchmarks.client import ChatClient
+
+    theirs = ChatClient(live_server.base_url)
+    assert theirs.login(name, OWN_PASSWORD).ok
+    theirs.post_json(f"/conversations/{theirs.create_conversation()}/rename", {"title": "Notes"})
+    theirs.create_api_key("script")
     a_directory_sign_in_refused_for_the_name_of(live_server, name)
     page.goto("/admin/users")
     row = page.locator(f'tr[data-user="{name}"]')
@@ -126,6 +133,8 @@ def test_an_admin_makes_an_account_its_owner_chooses_a_password_and_the_admin_de
     screenshots(page, artifacts_dir, "users-page")
     row.get_by_role("link", name="Supprimer").click()
     expect(page.locator("h1")).to_have_text(f"Supprimer le compte de {name} ?")
+    expect(page.locator("[data-count=conversations]")).to_have_text("1 conversation, 0 message")
+    expect(page.locator("[data-count=api_keys]")).to_have_text("1 clé d'API")
     screenshots(page, artifacts_dir, "users-delete-confirmation")
     page.get_by_role("button", name="Supprimer le compte et ses données").click()
     expect(page.locator("[data-flash]")).to_have_text(f"Le compte de {name} et ses données sont supprimés.")
