@@ -532,6 +532,12 @@ class CollectionGroup(db.Model):
 class ConversationShare(db.Model):
     """A conversation shown read-only to a colleague or to a group's members, until withdrawn."""
 
+    __table_args__ = (
+        # One share per colleague and per group: two shared at the same instant make one.
+        sa.Index("uq_conversation_share_user", "conversation_id", "user_id", unique=True),
+        sa.Index("uq_conversation_share_group", "conversation_id", "group_id", unique=True),
+    )
+
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
         sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True

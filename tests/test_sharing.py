@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -277,3 +278,35 @@ def test_a_conversation_its_owner_deletes_is_gone_for_its_readers(app, alice, sh
     assert bob.get("/shared", headers=JSON).json["conversations"] == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(ConversationShare.id))) == 0
+
+
+def test_twenty_identical_shares_at_the_same_instant_make_one_share_and_one_audit_entry(app, alice):
+    """A double click, two tabs: the database itself keeps one share per colleague (and per
+    group), and the audit log one entry for it."""
+    signed_in_as(app, "bob")
+    conversation_id = conversation_with_an_answer(alice)
+    cookie = alice.get_cookie("session").value
+    tabs = []
+    for _ in range(20):
+        tab = app.test_client()
+        tab.set_cookie("session", cookie)
+        tabs.append(tab)
+    start, answers = threading.Barrier(len(tabs)), []
+
+    def share(tab) -> None:
+        start.wait()
+        response = tab.post(
+            f"/conversations/{conversation_id}/shares", json={"usernames": "bob"}, headers=JSON
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=share, args=(tab,)) for tab in tabs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == [200] * 19 + [201], answers
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(ConversationShare.id))) == 1
+        entries = sa.select(sa.func.count(AuditEntry.id)).where(AuditEntry.action == "share.create")
+        assert db.session.scalar(entries) == 1

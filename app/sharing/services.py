@@ -10,6 +10,7 @@ import re
 import sqlalchemy as sa
 from flask import abort
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.auth.services import find_user
@@ -101,18 +102,40 @@ def share(conversation: Conversation, usernames: str = "", group_name: str = "")
         group = db.session.scalar(sa.select(Group).where(sa.func.lower(Group.name) == group_name.lower()))
         if group is None:
             raise ShareRefused(_("There is no group called “%(name)s”.", name=group_name))
+    # Ids, not objects: a second try starts from a rolled-back session.
+    conversation_id = conversation.id
+    people_ids = {p.id: p.username for p in people}
+    group_ids = {group.id: group.name} if group is not None else {}
+    for attempt in (1, 2):
+        try:
+            added = _add_shares(db.session.get(Conversation, conversation_id), people_ids, group_ids)
+            db.session.commit()
+            return added
+        except IntegrityError:
+            # The same share made meanwhile (a double click, another tab): the unique indexes
+            # refused this one, and this request's audit entries went with it. Once more, it
+            # finds that share and adds the others.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+    return []
+
+
+def _add_shares(conversation: Conversation, people: dict[int, str], groups: dict[int, str]) -> list[str]:
+    """The shares not made yet, each with its audit entry; the names of those added."""
     existing = shares_of(conversation)
     added = []
-    for person in dict.fromkeys(people):
-        if not any(s.user_id == person.id for s in existing):
-            db.session.add(ConversationShare(conversation_id=conversation.id, user_id=person.id))
-            _record("share.create", conversation, user=person.username)
-            added.append(person.username)
-    if group is not None and not any(s.group_id == group.id for s in existing):
-        db.session.add(ConversationShare(conversation_id=conversation.id, group_id=group.id))
-        _record("share.create", conversation, group=group.name)
-        added.append(group.name)
-    db.session.commit()
+    for user_id, username in people.items():
+        if not any(s.user_id == user_id for s in existing):
+            db.session.add(ConversationShare(conversation_id=conversation.id, user_id=user_id))
+            _record("share.create", conversation, user=username)
+            added.append(username)
+    for group_id, name in groups.items():
+        if not any(s.group_id == group_id for s in existing):
+            db.session.add(ConversationShare(conversation_id=conversation.id, group_id=group_id))
+            _record("share.create", conversation, group=name)
+            added.append(name)
+    db.session.flush()
     return added
 
 
