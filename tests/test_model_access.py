@@ -394,6 +394,7 @@ def test_a_conversation_on_a_model_kept_from_its_owner_shows_it_unavailable(app,
     page = carol.get(f"/c/{carol_before['on_other']}").get_data(as_text=True)
     assert page.count('value="other"') == 1, "only its own entry, marked unavailable"
     assert "Other (unavailable)" in page
+    assert "is now kept for some groups, and you are not in them" in html.unescape(page)
 
 
 def test_a_preset_cannot_be_saved_with_a_model_kept_from_its_author(app, people, carol_before):

@@ -78,6 +78,8 @@ def _page(conversation=None):
         # A conversation keeps its model: one no longer offered is shown, marked unavailable.
         model_unavailable=bool(conversation) and all(e.id != selected for e in offered),
         model_unreachable=current is not None and not current.info.reachable,
+        # Offered, but kept for groups this person is not in: said so, not as a model gone.
+        model_kept=current is not None and current.offered and all(e.id != selected for e in offered),
         sampling_choices=sampling.CHOICES,
         chosen=conversation.options if conversation else {},
         # What an empty field means: the admin's setting for the model, else the configuration's.

@@ -56,7 +56,9 @@ def colleagues(live_server, admin) -> dict[str, tuple[str, str]]:
             client.url("/settings/presets"), data=preset | {"model": KEPT_MODEL}
         )
         assert made_preset.ok
+        # And a conversation on it, from the same time.
         made[role] = account
+        made[f"{role} conversation"] = client.create_conversation(KEPT_MODEL)
     return made
 
 
@@ -72,6 +74,29 @@ def picker_of(browser, live_server, account) -> tuple[list[str], str]:
         offered = page.locator("#model option").evaluate_all("options => options.map(o => o.value)")
         page.locator("#preset").select_option(label=PRESET)
         return offered, page.locator("#model").input_value()
+    finally:
+        context.close()
+
+
+def _their_conversation_says_why(browser, live_server, account, conversation_id: int, artifacts_dir) -> None:
+    """A conversation on the model from before the group kept it: its page says the model is
+    kept for groups, and a message sent anyway is refused with the words every entry point uses."""
+    context = browser.new_context(locale="fr-FR", base_url=live_server.base_url, viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in_through_form(page, live_server.base_url, *account)
+        page.goto(f"/c/{conversation_id}")
+        expect(page.locator("[data-model-unavailable]")).to_contain_text(
+            "désormais réservé à certains groupes"
+        )
+        page.locator("#prompt").fill("Bonjour")
+        page.locator("#prompt").press("Enter")
+        expect(page.locator("#composer-error")).to_have_text(
+            "Le modèle « deepseek-r1 (1.5b) » est réservé à certains groupes, dont vous ne faites pas "
+            "partie. Choisissez un autre modèle, ou demandez à l’administrateur."
+        )
+        screenshots(page, artifacts_dir, "groups-chat-kept")
     finally:
         context.close()
 
@@ -125,6 +150,9 @@ def test_an_admin_keeps_a_model_for_a_group_and_only_its_members_see_it(
     assert with_preset in offered, "the preset keeps a model they may use"
     offered, with_preset = picker_of(browser, live_server, inside)
     assert KEPT_MODEL in offered and with_preset == KEPT_MODEL
+    _their_conversation_says_why(
+        browser, live_server, outside, colleagues["outside conversation"], artifacts_dir
+    )
 
     # Deleted (after its confirmation): the model is everyone's again.
     page.goto("/admin/groups")
