@@ -91,6 +91,19 @@ def test_a_refused_answer_stores_nothing(app, signed_in):
         assert db.session.scalar(sa.select(sa.func.count(QuotaUse.id))) == 1
 
 
+def test_a_message_refused_after_its_place_was_counted_is_not_counted(app, signed_in, engine):
+    set_limits(app, answers_per_day=2)
+    slow_answer(engine, 100)
+    conversation_id = new_conversation(signed_in)
+    writing = StreamInThread(lambda: send(signed_in, conversation_id, "raconte"), "X-Message-Id")
+    busy = send(signed_in, conversation_id, "et encore")  # one answer at a time in a conversation
+    assert busy.status_code == 409
+    with app.app_context():
+        assert quotas.remaining(db.session.get(User, 1)).answers == 1
+    signed_in.post(f"/messages/{writing.id}/stop", headers=JSON)
+    writing.join()
+
+
 def test_the_tokens_limit_cuts_an_answer_which_is_kept_with_a_notice(app, signed_in, engine):
     set_limits(app, tokens_per_day=5)
     engine.words = [f" mot{i}" for i in range(12)]

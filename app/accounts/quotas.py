@@ -23,6 +23,7 @@ author's tokens of the day reach their limit.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,10 +33,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import format_datetime, format_decimal, ngettext
 from flask_babel import gettext as _
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.accounts.access import groups_of
 from app.extensions import db
 from app.models import QuotaUse, User, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -311,10 +315,17 @@ def charge(user: User, limits: Limits | None = None) -> Charge:
 
 
 def refund(held: Charge) -> None:
-    """The answer never started (its question could not be stored): it does not count."""
+    """The answer never started (its question could not be stored): it does not count. Called
+    while the request fails: what its session held is given up first (a failed flush must not
+    hide the refusal the person is owed behind a second error)."""
     held.book.forget(held.use_id)
-    db.session.execute(sa.delete(QuotaUse).where(QuotaUse.id == held.use_id))
-    db.session.commit()
+    try:
+        db.session.rollback()
+        db.session.execute(sa.delete(QuotaUse).where(QuotaUse.id == held.use_id))
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("an answer that never started is still counted against user %s", held.user_id)
 
 
 def settle(held: Charge, engine_tokens: int) -> None:
