@@ -434,3 +434,14 @@ def test_the_compare_page_shows_what_is_left_and_counts_each_models_answer(app, 
         assert response.status_code == 200
         response.get_data()
     assert "1 answer left today" in html.unescape(signed_in.get("/compare").get_data(as_text=True))
+
+
+def test_an_api_comparison_beyond_the_days_answers_starts_none_of_them(app, signed_in):
+    set_limits(app, answers_per_day=3)
+    ask(signed_in)
+    key = make_key(signed_in)
+    body = {"models": ["tiny", "other", "tiny"], "prompt": "bonjour"}
+    refused = app.test_client(use_cookies=False).post("/api/v1/compare", json=body, headers=bearer(key))
+    assert refused.status_code == 429 and refused.json["code"] == "quota_exceeded"
+    with app.app_context():
+        assert quotas.remaining(db.session.get(User, 1)).answers == 2  # none of the three counted

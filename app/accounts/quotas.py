@@ -258,6 +258,18 @@ def remaining(user: User, now: datetime | None = None) -> Remaining:
     return Remaining(limits_for(user), int(answers or 0), tokens, end)
 
 
+def check_can_start(user: User, answers: int = 1) -> Remaining:
+    """What is left when `answers` more answers of `user` may start now, else QuotaExceeded: an
+    early refusal for a request that starts several (an API comparison), none of which should
+    start when not all may. It counts nothing: `charge` does, atomically, for each."""
+    left = remaining(user)
+    if left.answers is not None and left.answers < answers:
+        raise QuotaExceeded("answers", left.limits.answers_per_day, left.resets_at)
+    if left.tokens is not None and left.tokens <= 0:
+        raise QuotaExceeded("tokens", left.limits.tokens_per_day, left.resets_at)
+    return left
+
+
 # -- an answer's charge --------------------------------------------------------------------------
 @dataclass
 class Charge:

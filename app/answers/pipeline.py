@@ -110,6 +110,12 @@ def new_answer_id() -> str:
     return secrets.token_hex(16)
 
 
+def over_quota(over: quotas.QuotaExceeded) -> Refused:
+    """A day's quota used: 429 saying when it comes back, Retry-After until then."""
+    extra = {"resets_at": over.resets_at.replace(tzinfo=UTC).isoformat(), "quota": over.kind}
+    return Refused(429, over.message, retry_after=over.seconds_left(), code="quota_exceeded", extra=extra)
+
+
 @contextmanager
 def place(user_id: int, capped: bool = True) -> Iterator[Place]:
     """A place in the queue for one answer, counted against the person's day (their quotas),
@@ -134,10 +140,7 @@ def place(user_id: int, capped: bool = True) -> Iterator[Place]:
             if person is not None:
                 held.charge = quotas.charge(person, limits)
         except quotas.QuotaExceeded as over:
-            extra = {"resets_at": over.resets_at.replace(tzinfo=UTC).isoformat(), "quota": over.kind}
-            raise Refused(
-                429, over.message, retry_after=over.seconds_left(), code="quota_exceeded", extra=extra
-            ) from None
+            raise over_quota(over) from None
         yield held
     finally:
         if not held.used:

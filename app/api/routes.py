@@ -11,6 +11,7 @@ from app.accounts import quotas
 from app.answers import registry
 from app.answers.asking import offered_to
 from app.answers.live import public_stats
+from app.answers.pipeline import over_quota
 from app.api import answers, bp
 from app.api.answers import Refused
 from app.api.openapi import SPEC
@@ -139,6 +140,10 @@ def compare():
     messages = answers.messages_from(data)
     options = [answers.options_for(entry, data) for entry in entries]
     scope = answers.scope_from(data)
+    try:  # all the models' answers, or none: a comparison cut short by the day's quota counts none
+        quotas.check_can_start(g.api_user, answers=len(entries))
+    except quotas.QuotaExceeded as over:
+        raise over_quota(over) from None
     lives = []
     with answers.a_place_to_wait() as ticket:
         try:
