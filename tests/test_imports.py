@@ -214,3 +214,21 @@ def test_an_open_webui_chat_with_a_plain_message_list_and_no_record_around_it_co
     assert imported(app) == [
         ("Liste simple", "tiny", [("user", "Bonjour", ""), ("assistant", "Salut !", "qwen2.5:3b")])
     ]
+
+
+MALFORMED_BUT_JSON = {  # forged or broken exports: each refused or skipped, never a server error
+    "messages not a list": b'{"title": "x", "history": {}, "messages": 5}',
+    "history and messages both numbers": b'{"chat": {"history": {"messages": 5}, "messages": 7}}',
+    "a timestamp too large for a float": (
+        b'{"history": {"messages": {"a": {"role": "user", "content": "Bonjour", "timestamp": 1'
+        + b"0" * 400
+        + b"}}}}"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_BUT_JSON, ids=list(MALFORMED_BUT_JSON))
+def test_a_forged_export_of_the_right_shape_is_imported_or_skipped_never_a_server_error(app, signed_in, case):
+    response = send(signed_in, MALFORMED_BUT_JSON[case])
+    assert response.status_code == 201, response.data
+    assert len(response.json["imported"]) + response.json["skipped"] == 1

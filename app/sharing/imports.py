@@ -139,9 +139,9 @@ def _moment(value) -> datetime | None:
     None when it is not one, or in the future."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if value > 1e11:  # milliseconds
-        value /= 1000
     try:
+        if value > 1e11:  # milliseconds
+            value /= 1000  # an integer too large for a float overflows here already
         moment = datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError):
         return None
@@ -208,7 +208,8 @@ def _from_openwebui(item: dict) -> ImportedConversation:
             lambda n: n.get("childrenIds"),
         )
     else:
-        raw = [m for m in chat.get("messages") or [] if isinstance(m, dict)]
+        listed = chat.get("messages")
+        raw = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
     messages = [
         ImportedMessage(
             role=m.get("role") if m.get("role") in ROLES else "",
