@@ -138,7 +138,7 @@ def test_the_page_shows_when_who_from_where_what_and_the_change(app, admin):
     text = page(admin, action="model.settings")
     row = text.split('data-entry="model.settings"')[1].split("</tr>")[0]
     assert "admin" in row and "127.0.0.1" in row and "Model settings" in row and "tiny" in row
-    assert "temperature" in row and "<del" in row and "0.3</ins>" in row
+    assert "Temperature" in row and "<del" in row and "0.3</ins>" in row  # the form's label
 
 
 def test_times_are_shown_in_the_readers_time_zone(app, admin):
