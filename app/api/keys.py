@@ -8,6 +8,7 @@ import secrets
 import sqlalchemy as sa
 
 from app.audit import record as audit
+from app.directory import recheck
 from app.extensions import db
 from app.models import ApiKey, User, utcnow
 
@@ -65,6 +66,8 @@ def user_for(key: str) -> tuple[User, ApiKey] | None:
         return None
     record = db.session.scalar(sa.select(ApiKey).where(ApiKey.digest == digest(key)))
     if record is None or record.revoked_at is not None or not record.owner.is_active:
+        return None
+    if not recheck.still_allowed(record.owner):  # disabled or gone in its directory since
         return None
     now = utcnow()
     if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:

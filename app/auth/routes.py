@@ -26,7 +26,11 @@ from app.auth.services import (
     authenticate,
     create_user,
     hash_password,
+    sign_in,
 )
+from app.directory import accounts as directory_accounts
+from app.directory import recheck
+from app.directory.accounts import DirectoryRefusal, DirectoryUnreachable
 from app.errors import render_error
 from app.extensions import db, login_manager
 from app.models import User
@@ -40,12 +44,15 @@ security_log = logging.getLogger("causerie.security")
 def load_user(session_id: str) -> User | None:
     """The account of a session: "<id>:<token>"; a session from before the account's token
     changed (signed out everywhere, new password, disabled) is no session at all, nor is one
-    of an account disabled or not approved."""
+    of an account disabled or not approved. A directory account is checked with its directory
+    again every DIRECTORY_RECHECK_MINUTES: disabled or gone there, out here."""
     user_id, _, token = session_id.partition(":")
     user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
     if user is None or not token or not secrets.compare_digest(token, user.session_token):
         return None
-    return user if user.is_active else None  # disabled, or waiting for approval
+    if not user.is_active:  # disabled, or waiting for approval
+        return None
+    return user if recheck.still_allowed(user) else None
 
 
 def _start_session(user: User, remember: bool = False) -> None:
@@ -65,6 +72,33 @@ def _sign_in_failed(username: str, reason: str) -> None:
     not. "disabled" and "pending" are told only after the right password, as the page does."""
     record("signin.fail", username, actor=None, details={"reason": reason})
     db.session.commit()
+
+
+def _directory_refusal(form, username: str, refusal: Exception):
+    """The directory could not be asked, or knows the person but they may not come in: said as
+    it is (the name clash and a closed registration are in the audit log already, for the admin
+    to sort out). Only someone with the directory's password learns more than "unreachable"."""
+    if isinstance(refusal, DirectoryUnreachable):
+        security_log.error("directory unreachable at the sign-in of %r: %s", username, refusal)
+        _sign_in_failed(username, "directory_unreachable")
+        form.password.errors.append(_("The company directory cannot be reached: try again in a few minutes."))
+        return render_template("auth/login.html", form=form), 503, {"Retry-After": "60"}
+    security_log.warning("directory sign-in refused (%s): %r", type(refusal).__name__, username)
+    if isinstance(refusal, directory_accounts.NameClash):
+        message = _(
+            "An account of this server already has this name, so your company account cannot use it. "
+            "The administrator has been told."
+        )
+    elif isinstance(refusal, directory_accounts.RegistrationClosed):
+        message = _(
+            "Your company account has no account here yet, and this server takes no new accounts. "
+            "Ask the administrator."
+        )
+    else:
+        _sign_in_failed(username, "disabled")
+        message = _("Your account is disabled in the company directory. Ask your administrator.")
+    form.password.errors.append(message)
+    return render_template("auth/login.html", form=form), 403
 
 
 def _too_busy(template: str, form):
@@ -102,10 +136,12 @@ def login():
             headers = {"Retry-After": str(attempt.seconds_to_wait)}
             return render_template("auth/login.html", form=form), 429, headers
         try:
-            user = authenticate(username, form.password.data)
+            user = sign_in(username, form.password.data)
         except HashingBusy:
             attempt.succeeded()  # not a failure of the person's: not counted
             return _too_busy("auth/login.html", form)
+        except (DirectoryRefusal, DirectoryUnreachable) as refusal:  # counted: no password was proved
+            return _directory_refusal(form, username, refusal)
         if user is None:
             security_log.warning("sign-in failed: %r from %s", username, request.remote_addr)
             _sign_in_failed(username, "password")
@@ -204,7 +240,10 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password():
     """A new password; every other session of the account ends, this one goes on; the account's
-    API keys too, if asked (a password changed for fear of a leak may well have one)."""
+    API keys too, if asked (a password changed for fear of a leak may well have one). A directory
+    account's password is the directory's: the page says so, and changes nothing."""
+    if current_user.directory_id:
+        return render_template("auth/password.html", form=None), 403 if request.method == "POST" else 200
     form = ChangePasswordForm()
     if form.validate_on_submit():
         # Throttled as a sign-in is: a borrowed session must not make guessing the password cheap.

@@ -105,6 +105,33 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def sign_in(username: str, password: str) -> User | None:
+    """The account a name and password open: a local account by its own password, else, when
+    LDAP_URL is set, a directory account by the directory's (made at its first sign-in, brought
+    in step at each). None for a wrong password and an unknown name alike, each after the same
+    work: one password hash checked and the directory asked. A local account's wrong password
+    is tried against the directory too: the directory's person of that name is refused as a
+    name clash, which the admin sees, rather than told the password is wrong.
+
+    Raises HashingBusy, and, once the directory was asked, DirectoryUnreachable, NameClash,
+    RegistrationClosed (app.directory.accounts') or DisabledInDirectory."""
+    from app.directory import ldap
+    from app.directory.accounts import UNUSABLE_PASSWORD, account_for
+
+    if not current_app.config.get("LDAP_URL"):
+        return authenticate(username, password)
+    local = find_user(username)
+    local_password = local is not None and local.password_hash != UNUSABLE_PASSWORD
+    if local_password and authenticate(username, password) is local:
+        return local  # a local account signs in whatever state the directory is in
+    person = ldap.directory().authenticate(username, password)
+    if person is None:
+        if not local_password:
+            _verify(_DUMMY_HASH, password)  # the hash a local account's failure costs
+        return None
+    return account_for(person)
+
+
 def _taken(username: str) -> bool:
     key = fold_username(username)
     return db.session.scalar(sa.select(User.id).where(User.username_key == key).limit(1)) is not None

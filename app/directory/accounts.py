@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from app import audit
-from app.admin.users import registration_mode
 from app.extensions import db
 from app.models import Group, GroupMember, User, fold_username, utcnow
 
@@ -39,16 +38,25 @@ class DirectoryPerson:
         return f"{self.source}:{self.stable_id}"
 
 
-class NameClash(Exception):
+class DirectoryRefusal(Exception):
+    """The directory knows the person, but they may not sign in here (the reason is the class)."""
+
+
+class NameClash(DirectoryRefusal):
     """The directory's username belongs to another account here; the admin must sort it out."""
 
 
-class RegistrationClosed(Exception):
+class RegistrationClosed(DirectoryRefusal):
     """No account may be made (registration closed) and this person has none yet."""
 
 
-class DisabledInDirectory(Exception):
+class DisabledInDirectory(DirectoryRefusal):
     """The directory says the account is disabled (or it has gone)."""
+
+
+class DirectoryUnreachable(Exception):
+    """The directory could not be asked (down, too slow, TLS refused, service account refused):
+    nobody's password or state can be checked now. The message says why, for the server's log."""
 
 
 def account_for(person: DirectoryPerson) -> User:
@@ -79,6 +87,8 @@ def _create(person: DirectoryPerson) -> User:
         )
         db.session.commit()
         raise NameClash(person.username)
+    from app.admin.users import registration_mode  # here: app.admin's package imports the sign-in's
+
     mode = registration_mode()
     if mode == "closed":
         audit.record("directory.refused_closed", person.username, details={"source": person.source})
@@ -108,12 +118,11 @@ def sync(user: User, person: DirectoryPerson) -> None:
     user.email = person.email[:320]
     user.directory_checked_at = utcnow()
     if not person.enabled and not user.disabled:
-        user.disabled = True
-        user.end_sessions()
-        audit.record("account.disable", user.username, actor=None, details={"by": person.source})
-    elif person.enabled and user.disabled and user.directory_id:
-        # Disabled because the directory said so, enabled again there: the directory decides.
-        user.disabled = False
+        disable(user, person.source)
+    elif person.enabled and user.disabled and user.disabled_by_directory:
+        # Disabled because the directory said so, enabled again there: the directory decides. An
+        # account the admin disabled here stays disabled.
+        user.disabled = user.disabled_by_directory = False
         audit.record("account.enable", user.username, actor=None, details={"by": person.source})
     if person.admin is not None and person.admin != user.is_admin:
         user.is_admin = person.admin
@@ -126,6 +135,13 @@ def sync(user: User, person: DirectoryPerson) -> None:
             details={"by": person.source},
         )
     _sync_groups(user, person.groups)
+
+
+def disable(user: User, source: str, reason: str = "disabled") -> None:
+    """The directory disabled the person (or they are gone from it): out everywhere (not committed)."""
+    user.disabled = user.disabled_by_directory = True
+    user.end_sessions()
+    audit.record("account.disable", user.username, actor=None, details={"by": source, "reason": reason})
 
 
 def _sync_groups(user: User, directory_groups: Iterable[str]) -> None:
