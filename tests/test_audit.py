@@ -201,6 +201,21 @@ def test_a_filter_not_understood_says_why_in_english_and_in_french(app, admin, a
     assert response.status_code == 400 and french in html.unescape(response.get_data(as_text=True))
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"page": "\u00b2"},
+        {"page": "9" * 5000},
+        {"page": "-3"},
+        {"since": "0001-01-01", "until": "9999-12-31"},
+    ],
+)
+def test_odd_pages_and_the_ends_of_the_calendar_show_the_log(app, admin, args):
+    admin.set_cookie("tz", "Pacific%2FKiritimati")  # UTC+14: the first day's midnight is before year 1
+    response = admin.get("/admin/audit", query_string=args)
+    assert response.status_code == 200 and 'data-entry="account.register"' in response.get_data(as_text=True)
+
+
 def test_the_log_is_newest_first_fifty_to_a_page(app, admin):
     for number in range(60):
         add_entry(app, "signout", f"person{number:02d}", days_ago=(60 - number) / 1000)
@@ -270,7 +285,7 @@ def test_zero_days_keeps_entries_forever(app, admin):
     assert "ancient" in [e.target for e in entries(app)]
 
 
-@pytest.mark.parametrize("days", ["-1", "thirty", "", "99999999"])
+@pytest.mark.parametrize("days", ["-1", "thirty", "", "99999999", "\u00b2", "9" * 5000])
 def test_a_retention_not_a_number_of_days_is_refused_with_a_message(app, admin, days):
     response = admin.post("/admin/audit/retention", data={"days": days}, follow_redirects=True)
     assert "Keep entries for a whole number of days" in response.get_data(as_text=True)

@@ -210,7 +210,8 @@ class Filter:
         if first and last and first > last:
             found.errors.append(_("The first day comes after the last one: swap them."))
         found._since = _start_of(first) if first else None
-        found._until = _start_of(last + timedelta(days=1)) if last else None
+        # The last day a date can have ends after every entry: no upper bound then.
+        found._until = _start_of(last + timedelta(days=1)) if last and last < date.max else None
         if found.address and not _ADDRESS.fullmatch(found.address):
             found.errors.append(
                 _(
@@ -259,7 +260,8 @@ def families() -> list[str]:
 
 
 def _page_number(text: str) -> int:
-    return int(text) if text.isdigit() and 0 < int(text) < 1_000_000 else 1
+    # isascii: "\u00b2" is a digit to isdigit, not to int; at most 6 digits (int() refuses 4,300).
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 and int(text) > 0 else 1
 
 
 def _day(text: str, errors: list[str]) -> date | None:
@@ -275,7 +277,10 @@ def _day(text: str, errors: list[str]) -> date | None:
 def _start_of(day: date) -> datetime:
     """Midnight of `day` where the reader is (their browser's time zone), as the log's UTC."""
     local = datetime.combine(day, time(), tzinfo=get_timezone())
-    return local.astimezone(UTC).replace(tzinfo=None)  # stored naive, in UTC (models.utcnow)
+    try:
+        return local.astimezone(UTC).replace(tzinfo=None)  # stored naive, in UTC (models.utcnow)
+    except OverflowError:  # the first or last day a date can have, in a zone beyond UTC's range
+        return datetime.min if day.year == 1 else datetime.max
 
 
 @dataclass

@@ -64,7 +64,7 @@ def export():
 def retention():
     """How many days entries are kept (0: forever); older ones go at once."""
     text = request.form.get("days", "").strip()
-    if not text.isdigit() or int(text) > log.RETENTION_MAX_DAYS:
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > log.RETENTION_MAX_DAYS:
         flash(
             _(
                 "Keep entries for a whole number of days, from 0 (forever) to %(max)s.",
