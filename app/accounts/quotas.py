@@ -242,9 +242,10 @@ def charge(user: User, limits: Limits | None = None) -> Charge:
             db.session.rollback()
             raise
         book.begin(use.id, user.id, start)
-    return Charge(
-        use.id, user.id, limits.tokens_per_day, book, reached_message(limits.tokens_per_day or 0, end)
-    )
+    limit = limits.tokens_per_day
+    # Worded now, in the request's language and the reader's time zone: the cut comes later, in
+    # the thread that writes the answer.
+    return Charge(use.id, user.id, limit, book, reached_message(limit, end) if limit is not None else "")
 
 
 def refund(held: Charge) -> None:
