@@ -225,3 +225,59 @@ def test_the_api_survives_schemathesis(app, signed_in):
     answers_without_failing()
     print(f"schemathesis: {sum(sent.values())} cases in {time.monotonic() - started:.0f} s: {dict(sent)}")
     assert len(sent) >= 8, "every operation with something to vary was tried"
+
+
+# Values that pass a quick check and fail the conversion after it: a digit to str.isdigit that
+# int() refuses, the first and last days a date can have (a day after the last overflows), NUL.
+ODD_VALUES = ("²", "9999-12-31", "0001-01-01", "a\x00b", "١٢")
+ODD_FIELDS = (
+    "page",
+    "days",
+    "since",
+    "until",
+    "person",
+    "action",
+    "address",
+    "period",
+    "show",
+    "q",
+    "answers_per_day",
+    "tokens_per_day",
+    "answers_at_once",
+    "name",
+    "description",
+    "directory_group",
+    "members",
+    "username",
+    "usernames",
+    "group",
+    "models",
+    "collections",
+    "collection_ids",
+    "document_ids",
+    "mode",
+    "model",
+    "value",
+    "next",
+    "title",
+    "content",
+    "enabled",
+)
+
+
+def test_digits_int_refuses_and_the_calendars_ends_in_forms_and_queries_get_4xx_never_500(
+    app, signed_in, conversation
+):
+    failures = []
+    for rule in chat_rules(app):
+        url = url_of(rule, default_id=conversation)
+        for value in ODD_VALUES:
+            fields = dict.fromkeys(ODD_FIELDS, value)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                kwargs = (
+                    {"query_string": fields} if method == "GET" else {"data": fields, "query_string": fields}
+                )
+                failure = server_failures(signed_in, method, url, **kwargs)
+                if failure:
+                    failures.append(f"{value!r}: {failure}")
+    assert not failures, "\n".join(failures)

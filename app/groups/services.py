@@ -293,7 +293,7 @@ def collection_choices(group: Group) -> list[tuple[Collection, bool]]:
 def set_collections(group: Group, collection_ids: list[str]) -> None:
     """The knowledge bases the group's members read (those open to everyone they read anyway).
     Raises GroupRefused for an id that names no collection."""
-    wanted = {int(i) for i in collection_ids if i.isdigit() and len(i) < 19}
+    wanted = {int(i) for i in collection_ids if i.isascii() and i.isdigit() and len(i) < 19}  # "²" too
     found = set(db.session.scalars(sa.select(Collection.id).where(Collection.id.in_(wanted))))
     if len(wanted) != len(set(collection_ids)) or found != wanted:
         raise GroupRefused({"collections": _("Pick knowledge bases from the list.")})
