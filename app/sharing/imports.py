@@ -18,6 +18,7 @@ model expects. Every text stays untrusted: the chat page renders it like any ans
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -120,18 +121,24 @@ def _shape_of(item) -> str | None:
     return None
 
 
+# Half of a UTF-16 pair alone: JSON may write one ("\ud800"), no database stores it nor any
+# page encodes it (the chat's own JSON bodies are refused for it: app/errors/inputs.py).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string(value) -> str:
+    """A string of the export as stored here ("" for anything else), each lone surrogate
+    replaced by U+FFFD, as a decoder shows a broken character."""
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else ""
+
+
 def _text(value) -> str:
     """A message's words: a string, or the text parts of a list (OpenAI-style content parts,
     ChatGPT's `parts`); images and other parts are left out."""
-    if isinstance(value, str):
-        return value
     if isinstance(value, list):
-        texts = [
-            part if isinstance(part, str) else part.get("text", "") if isinstance(part, dict) else ""
-            for part in value
-        ]
-        return "\n\n".join(t for t in texts if isinstance(t, str) and t.strip())
-    return ""
+        texts = [_string(part.get("text") if isinstance(part, dict) else part) for part in value]
+        return "\n\n".join(t for t in texts if t.strip())
+    return _string(value)
 
 
 def _moment(value) -> datetime | None:
@@ -149,7 +156,7 @@ def _moment(value) -> datetime | None:
 
 
 def _short(value, length: int = 200) -> str:
-    return value.strip()[:length] if isinstance(value, str) else ""
+    return _string(value).strip()[:length]
 
 
 def _alternating(messages: list[ImportedMessage]) -> list[ImportedMessage]:
@@ -272,8 +279,8 @@ def _from_causerie(item: dict) -> ImportedConversation:
     messages = [
         ImportedMessage(
             role=m.get("role") if m.get("role") in ROLES else "",
-            content=m.get("content") if isinstance(m.get("content"), str) else "",
-            thinking=m.get("thinking") if isinstance(m.get("thinking"), str) else "",
+            content=_string(m.get("content")),
+            thinking=_string(m.get("thinking")),
             model=_short(m.get("model")) if m.get("role") == "assistant" else "",
         )
         for m in item["messages"]
@@ -283,7 +290,7 @@ def _from_causerie(item: dict) -> ImportedConversation:
         title=_short(about.get("title")),
         messages=_alternating(messages),
         model=_short(about.get("model")),
-        system_prompt=about.get("system_prompt") if isinstance(about.get("system_prompt"), str) else "",
+        system_prompt=_string(about.get("system_prompt")),
     )
 
 
