@@ -234,11 +234,13 @@ def test_a_forged_export_of_the_right_shape_is_imported_or_skipped_never_a_serve
     assert len(response.json["imported"]) + response.json["skipped"] == 1
 
 
-def test_a_lone_surrogate_in_an_export_comes_in_as_a_replacement_character(app, signed_in):
-    """JSON may write half of a UTF-16 pair alone; no database stores it, no page encodes it."""
+def test_a_lone_surrogate_or_a_nul_in_an_export_comes_in_as_a_replacement_character(app, signed_in):
+    """JSON may write half of a UTF-16 pair alone, or NUL: no database stores the first,
+    PostgreSQL refuses the second, and no page encodes either."""
     raw = b'[{"title": "Moiti\\ud800e", "mapping": {"q": {"message": {"author": {"role": "user"}, '
-    raw += b'"content": {"content_type": "text", "parts": ["Bonjour \\udfff !"]}}}}, "current_node": "q"}]'
+    raw += b'"content": {"content_type": "text", "parts": ["Bonjour \\udfff \\u0000!"]}}}}, '
+    raw += b'"current_node": "q"}]'
     response = send(signed_in, raw)
     assert response.status_code == 201, response.data
-    assert imported(app) == [("Moiti\ufffde", "tiny", [("user", "Bonjour \ufffd !", "")])]
+    assert imported(app) == [("Moiti\ufffde", "tiny", [("user", "Bonjour \ufffd \ufffd!", "")])]
     assert signed_in.get("/").status_code == 200

@@ -121,15 +121,16 @@ def _shape_of(item) -> str | None:
     return None
 
 
-# Half of a UTF-16 pair alone: JSON may write one ("\ud800"), no database stores it nor any
-# page encodes it (the chat's own JSON bodies are refused for it: app/errors/inputs.py).
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Half of a UTF-16 pair alone, which JSON may write ("\ud800"): no database stores it, no page
+# encodes it (the chat's own JSON bodies are refused for it: app/errors/inputs.py); and NUL,
+# which PostgreSQL's text refuses.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _string(value) -> str:
-    """A string of the export as stored here ("" for anything else), each lone surrogate
-    replaced by U+FFFD, as a decoder shows a broken character."""
-    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else ""
+    """A string of the export as stored here ("" for anything else), each character no database
+    stores replaced by U+FFFD, as a decoder shows a broken one."""
+    return _UNSTORABLE.sub("\ufffd", value) if isinstance(value, str) else ""
 
 
 def _text(value) -> str:
