@@ -130,6 +130,16 @@ def test_sign_in_failures_of_a_known_and_an_unknown_name_leave_the_same_entry(ap
     )
 
 
+def test_sign_ins_refused_by_the_throttle_leave_no_entry(app, admin):
+    visitor = app.test_client()
+    statuses = [
+        visitor.post("/login", data={"username": "admin", "password": "not the password at all"}).status_code
+        for _ in range(8)
+    ]
+    assert 429 in statuses, "the throttle refused the last tries unchecked"
+    assert len(entries(app, "signin.fail")) == statuses.count(401)
+
+
 # --- the page -----------------------------------------------------------------------------
 
 

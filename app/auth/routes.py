@@ -130,8 +130,8 @@ def login():
         username = form.username.data.strip()
         attempt = throttle.begin(username, request.remote_addr)
         if attempt.seconds_to_wait:  # the password is not even checked
+            # Not in the audit log: no sign-in was tried, and a flood of refusals would fill it.
             security_log.warning("sign-in throttled: %r from %s", username, request.remote_addr)
-            _sign_in_failed(username, "throttled")
             form.password.errors.append(throttle.wait_message(attempt.seconds_to_wait))
             headers = {"Retry-After": str(attempt.seconds_to_wait)}
             return render_template("auth/login.html", form=form), 429, headers
