@@ -281,3 +281,23 @@ def test_digits_int_refuses_and_the_calendars_ends_in_forms_and_queries_get_4xx_
                 if failure:
                     failures.append(f"{value!r}: {failure}")
     assert not failures, "\n".join(failures)
+
+
+def test_knowledge_bases_chosen_in_a_form_by_ids_past_the_databases_integers_are_none_never_500(
+    app, signed_in, conversation
+):
+    huge = {"collection_ids": [str(2**63), str(10**30)]}
+    response = signed_in.post(f"/conversations/{conversation}/settings", headers=JSON, data=huge)
+    assert response.status_code == 200, response.data
+    assert response.json["collection_ids"] == []
+
+
+@pytest.mark.parametrize("route", ["/conversations/{conversation}/messages", "/messages/{message}/edit"])
+def test_files_named_by_ids_past_the_databases_integers_are_not_available_never_500(
+    app, signed_in, conversation, route
+):
+    message = signed_in.get(f"/conversations/{conversation}/messages", headers=JSON).json["messages"][0]["id"]
+    url = route.format(conversation=conversation, message=message)
+    response = signed_in.post(url, headers=JSON, data={"content": "Bonjour", "document_ids": str(10**30)})
+    assert response.status_code == 400
+    assert response.json["error"] == "A file sent with this message is no longer available: attach it again."

@@ -282,6 +282,8 @@ def _attachments() -> tuple[int, ...]:
         ids = [int(i) for i in wanted if not isinstance(i, bool)]
     except (TypeError, ValueError):
         ids = None
+    if ids and not all(0 < i < 2**63 for i in ids):  # past the database's integers: no file
+        ids = None
     found = (
         services.unsent_attachments(current_user, ids)
         if ids is not None and len(ids) == len(wanted)

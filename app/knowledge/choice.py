@@ -31,6 +31,8 @@ def collection_choice(user: User) -> list[int] | None:
             wanted = [int(value) for value in request.form.getlist("collection_ids") if value.strip()]
         except ValueError:
             _refuse()
+    # An id past the database's integers names no collection (the driver would fail on it).
+    wanted = [i for i in wanted if 0 < i < 2**63]
     return access.readable_collection_ids(user.id, list(dict.fromkeys(wanted)))
 
 
