@@ -5,6 +5,7 @@ oidc-provider over HTTPS with a test CA: tests/oidc_server.py), its own login pa
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import flask_migrate
@@ -13,8 +14,9 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.admin.users import set_registration_mode
+from app.api import keys
 from app.extensions import db
-from app.models import AuditEntry, Group, GroupMember, User
+from app.models import AuditEntry, Group, GroupMember, OidcRefreshToken, User
 from config import TestConfig
 from tests.conftest import _services
 from tests.oidc_server import OidcProvider, default_people, installed
@@ -310,3 +312,91 @@ def test_an_error_the_provider_returns_is_shown_as_text(app):
     assert response.status_code == 401
     page = response.get_data(as_text=True)
     assert "refused the sign-in (&lt;img src=x onerror=alert(1)&gt;)" in page and "<img src=x" not in page
+
+
+# -- re-checks: every DIRECTORY_RECHECK_MINUTES, the provider is asked again --------------------
+def make_check_due(app, username: str) -> None:
+    """As if DIRECTORY_RECHECK_MINUTES had passed since the account was last checked."""
+    with app.app_context():
+        stale = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=16)
+        db.session.execute(
+            sa.update(User).where(User.username == username).values(directory_checked_at=stale)
+        )
+        db.session.commit()
+
+
+def api_key_of(app, username: str) -> str:
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.username == username))
+        return keys.create(user, "script")[1]
+
+
+def test_sso_sign_in_keeps_the_refresh_token_encrypted_on_the_server(app, provider):
+    sign_in(app.test_client(), provider, "bob")
+    with app.app_context():
+        kept = db.session.get(OidcRefreshToken, account(app, "bob").id)
+        assert kept is not None
+        assert "refresh_token" not in kept.token  # not the JSON it holds, in clear
+        assert kept.token.startswith("gAAAAA")  # a Fernet token: AES with an HMAC
+
+
+def test_re_check_signs_out_a_disabled_users_session_and_refuses_their_api_key(app, provider):
+    client = app.test_client()
+    sign_in(client, provider, "bob")
+    key = api_key_of(app, "bob")
+    assert (
+        app.test_client().get("/api/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    )
+    provider.disable("bob")
+    assert client.get("/").status_code == 200  # checked less than DIRECTORY_RECHECK_MINUTES ago
+    make_check_due(app, "bob")
+    assert client.get("/").status_code == 302  # signed out at the next request
+    assert (
+        app.test_client().get("/api/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    )
+    assert account(app, "bob").disabled
+
+
+def test_re_check_refuses_the_api_key_of_a_user_whose_grant_was_revoked(app, provider):
+    client = app.test_client()
+    sign_in(client, provider, "bob")
+    key = api_key_of(app, "bob")
+    provider.revoke("bob")
+    make_check_due(app, "bob")
+    assert (
+        app.test_client().get("/api/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    )
+    assert client.get("/").status_code == 302
+
+
+def test_re_check_keeps_an_allowed_user_in_and_brings_their_groups_in_step(app, provider):
+    add_groups(app, Staff="staff", Research="research")
+    client = app.test_client()
+    sign_in(client, provider, "bob")
+    provider.update("bob", groups=["research"])
+    make_check_due(app, "bob")
+    assert client.get("/").status_code == 200
+    assert group_names(app, account(app, "bob")) == {"Research"}
+    make_check_due(app, "bob")  # again: the refresh token kept after the first re-check works
+    assert client.get("/").status_code == 200
+
+
+def test_after_a_re_check_refused_the_person_signs_in_again_at_the_provider(app, provider):
+    client = app.test_client()
+    sign_in(client, provider, "bob")
+    provider.revoke("bob")
+    make_check_due(app, "bob")
+    assert client.get("/").status_code == 302
+    assert sign_in(client, provider, "bob").status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_an_unreachable_provider_at_re_check_keeps_the_session(database_url, tmp_path, engine):
+    with OidcProvider(redirect_uris=[CALLBACK]) as down:
+        app = oidc_app(database_url, tmp_path, engine, down)
+        client = app.test_client()
+        sign_in(client, down, "bob")
+        down.halt()
+        make_check_due(app, "bob")
+        assert client.get("/").status_code == 200
+        assert not account(app, "bob").disabled

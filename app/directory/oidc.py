@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app, url_for
 from joserfc.errors import JoseError
 
+from app.directory import recheck as recheck_registry
 from app.directory.accounts import DirectoryPerson, DisabledInDirectory
 from app.extensions import db
 from app.models import OidcRefreshToken, User, utcnow
@@ -129,7 +130,7 @@ def _talking_to_provider(call, *args, **kwargs):
     except requests.exceptions.SSLError as exc:
         log.error("OIDC provider's certificate refused (OIDC_CA_FILE): %s", exc)
         raise CertificateRefused(str(exc)) from exc
-    except requests.exceptions.RequestException as exc:  # refused, timed out, not JSON, 5xx
+    except (requests.exceptions.RequestException, OSError) as exc:  # refused, timeout, 5xx, CA file gone
         log.error("OIDC provider unreachable: %s", exc)
         raise ProviderUnreachable(str(exc)) from exc
 
@@ -237,6 +238,8 @@ def recheck(user: User) -> DirectoryPerson:
     """The person as the provider has them now, from a refresh of their last sign-in's tokens
     (the new refresh token kept; not committed). DisabledInDirectory when the provider refuses
     it or there is none; ProviderUnreachable when it does not answer."""
+    if not enabled():  # SSO switched off since: nobody to ask, nobody signed out for it
+        raise ProviderUnreachable("OIDC_ISSUER is empty: OIDC accounts cannot be checked")
     kept = db.session.get(OidcRefreshToken, user.id)
     if kept is None:
         raise DisabledInDirectory("no refresh token to ask the provider with")
@@ -271,3 +274,15 @@ def recheck(user: User) -> DirectoryPerson:
     person = _person(client, token, claims)
     keep_tokens(user, token)
     return person
+
+
+def _lookup(user: User) -> DirectoryPerson:
+    """The re-check's look-up (app.directory.recheck): an answer that does not pass the checks
+    is a refusal, as at sign-in; only silence leaves the account as it is."""
+    try:
+        return recheck(user)
+    except (AnswerRejected, MissingClaim) as exc:
+        raise DisabledInDirectory(str(exc)) from exc
+
+
+recheck_registry.register("oidc", _lookup, unreachable=(ProviderUnreachable,))
