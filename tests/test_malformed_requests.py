@@ -31,6 +31,7 @@ MALFORMED_BODIES = {
     "deeply nested": DEEP,
     "deeply nested object": '{"content": ' + DEEP + "}",
     "lone surrogate": '{"content": "\\ud800", "title": "\\udfff", "prompt": "\\ud800", "model": "\\ud800"}',
+    "NUL character": '{"content": "a\\u0000b", "title": "a\\u0000b", "name": "\\u0000", "model": "\\u0000"}',
     "400-digit numbers": "{"
     + ", ".join(
         f'"{name}": {LONG_NUMBER}'
@@ -121,6 +122,33 @@ def test_huge_numbers_in_forms_and_query_strings_get_4xx_never_500(app, signed_i
             if failure:
                 failures.append(failure)
     assert not failures, "\n".join(failures)
+
+
+def test_a_nul_character_in_forms_and_query_strings_gets_400_never_500(app, signed_in, conversation):
+    # PostgreSQL stores no NUL in a text column nor takes one in a query; SQLite did.
+    fields = ("name", "title", "description", "username", "usernames", "directory_group", "q", "content")
+    nul = dict.fromkeys(fields, "a\x00b") | {"action": "\x00", "days": "1"}
+    failures = []
+    for rule in chat_rules(app):
+        url = url_of(rule, default_id=conversation)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            if method == "GET":
+                failure = server_failures(signed_in, method, url, query_string=nul)
+            else:
+                failure = server_failures(signed_in, method, url, data=nul)
+            if failure:
+                failures.append(failure)
+    assert not failures, "\n".join(failures)
+
+
+def test_a_nul_character_in_a_form_is_refused_with_a_message_and_stores_nothing(app, signed_in, conversation):
+    response = signed_in.post(f"/conversations/{conversation}/rename", data={"title": "Plan\x00B"})
+    assert response.status_code == 400
+    assert "cannot be stored" in response.get_data(as_text=True)
+    with app.app_context():
+        from app.models import Conversation
+
+        assert "\x00" not in db.session.get(Conversation, conversation).title
 
 
 def test_ids_past_the_databases_integers_get_404_never_500(app, signed_in):

@@ -2,7 +2,8 @@
 database's integers, and JSON bodies that are objects of sound values (issue 16, item 19).
 
 Each of these once reached a view and failed there (500): a body nested deeper than Python's
-recursion limit, a lone surrogate (\\ud800) that no database can store nor any page encode, a
+recursion limit, a lone surrogate (\\ud800) that no database can store nor any page encode (or
+a NUL, which PostgreSQL refuses), a
 number of 400 digits or 1e400 (infinity), a list or a string where every route reads an
 object, an id past 2^63 in a URL. Here they get a 400 (or a 404 for the id) with a clear
 message, as JSON since the client spoke JSON.
@@ -62,6 +63,7 @@ def init_app(app: Flask) -> None:
     from app.errors import render_error
 
     app.before_request(check_json_body)
+    app.before_request(check_text_fields)
     app.register_error_handler(BodyRefused, lambda error: render_error(400, error.description))
 
     @app.after_request
@@ -120,7 +122,23 @@ def _problem_in(data: dict) -> str:
     return ""
 
 
+def check_text_fields() -> None:
+    """A form's fields and the query string, refused when they hold what a JSON body may not:
+    PostgreSQL stores no NUL character in a text column nor takes one in a query (a 500 there,
+    where SQLite took it)."""
+    fields = list(request.args.values())
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        fields += request.form.values()
+    if any(not _encodable(value) for value in fields):
+        raise BodyRefused(_invalid_text())
+
+
 def _encodable(text: str) -> bool:
+    if "\x00" in text:  # a NUL: no PostgreSQL text column holds one
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate
@@ -129,7 +147,7 @@ def _encodable(text: str) -> bool:
 
 
 def _invalid_text() -> str:
-    return _("The text holds an invalid character (a lone surrogate): it cannot be stored.")
+    return _("The text holds a character that cannot be stored (a NUL or a lone surrogate).")
 
 
 def _number_out_of_range(field: str) -> str:
