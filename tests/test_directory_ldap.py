@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,6 +138,10 @@ def test_a_directory_person_signs_in_with_the_directory_password(app, client, di
     assert bob.directory_id.startswith("ldap:") and len(bob.directory_id) == len("ldap:") + 36  # entryUUID
     assert (bob.display_name, bob.email) == ("Bob Durand", "bob@example.com")
     assert bob.password_hash == UNUSABLE_PASSWORD
+
+
+def test_the_sign_in_page_says_company_passwords_work_here(client):
+    assert "name and password work here." in client.get("/login").get_data(True)
 
 
 def test_a_directory_account_signs_in_again_as_the_same_account(app, client, auth):
@@ -475,3 +480,24 @@ def test_a_directory_account_is_told_its_password_is_changed_in_the_directory(ap
     new = "a new password of mine"
     refused = client.post("/account/password", data={"current": BOB, "password": new, "confirm": new})
     assert refused.status_code == 403
+
+
+def test_simultaneous_first_sign_ins_of_one_person_make_one_account(app, directory):
+    """A person double-clicking, or two tabs: both signed in, one account."""
+    app.config["LOGIN_FAILURES_BEFORE_DELAY"] = 100  # tries under way count as failures until they succeed
+    clients = [app.test_client() for _ in range(6)]
+    start = threading.Barrier(len(clients))
+    statuses = []
+
+    def first_sign_in(client):
+        start.wait()
+        statuses.append(sign_in(client, "bob", BOB).status_code)
+
+    threads = [threading.Thread(target=first_sign_in, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [302] * len(clients)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1

@@ -62,6 +62,16 @@ class DirectoryUnreachable(Exception):
 def account_for(person: DirectoryPerson) -> User:
     """The person's account, made or brought in step with the directory, and committed. Raises
     NameClash, RegistrationClosed or DisabledInDirectory (each recorded in the audit log)."""
+    try:
+        return _account_for(person)
+    except sa.exc.IntegrityError:
+        # The same person's other sign-in (a second tab, a double click) made the account an
+        # instant before this one could: the account is there now, and found.
+        db.session.rollback()
+        return _account_for(person)
+
+
+def _account_for(person: DirectoryPerson) -> User:
     user = db.session.scalar(sa.select(User).where(User.directory_id == person.directory_id))
     if user is None:
         if not person.enabled:
