@@ -73,6 +73,17 @@ def password_errors(page) -> str:
     return page.locator("#password-errors").inner_text()
 
 
+@pytest.mark.parametrize(("viewport", "theme"), LOOKS)
+def test_the_sign_in_page_says_company_passwords_work_here(open_page, viewport, theme):
+    page = open_page(viewport, theme)
+    page.goto("/login")
+    assert page.locator("[data-directory-hint]").inner_text() == (
+        "Le nom et le mot de passe de votre compte d'entreprise fonctionnent ici."
+    )
+    shot(page, f"sign-in-{viewport}-{theme}")
+    assert page.errors == []
+
+
 def test_signing_in_with_the_company_directory_password_opens_the_chat(open_page):
     page = open_page()
     submit(page, "bob", BOB)
