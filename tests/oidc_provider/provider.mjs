@@ -155,6 +155,9 @@ server.listen(0, '127.0.0.1', () => {
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     // A refresh token for every sign-in, as Keycloak gives one: the re-checks use it.
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // A new refresh token at every refresh, the old one spent (as Entra ID and Keycloak do): a
+    // client that kept the old one would find its grant revoked at the next re-check.
+    rotateRefreshToken: true,
   });
   provider.on('server_error', (ctx, error) => console.error(error));
   console.log(JSON.stringify({ issuer }));
