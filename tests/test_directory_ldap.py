@@ -501,3 +501,36 @@ def test_simultaneous_first_sign_ins_of_one_person_make_one_account(app, directo
     assert statuses == [302] * len(clients)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+# -- Active Directory's shapes (no AD here: what ldap3 hands over from one, checked directly) --
+
+AD_SETTINGS = {
+    "LDAP_URL": "ldaps://dc1.corp.example.com",
+    "LDAP_USER_BASE": "OU=Staff,DC=corp,DC=example,DC=com",
+    "LDAP_USER_FILTER": "(sAMAccountName={username})",
+    "LDAP_USERNAME_ATTRIBUTE": "sAMAccountName",
+    "LDAP_ID_ATTRIBUTE": "objectGUID",
+    "LDAP_GROUP_FILTER": "(member={dn})",
+    "LDAP_TIMEOUT_SECONDS": 5,
+}
+# The GUID {6F9619FF-8B86-D011-B42D-00C04FC964FF} as AD sends it: its first three fields little-endian.
+AD_GUID = bytes.fromhex("ff19966f868b11d0b42d00c04fc964ff")
+
+
+def test_an_active_directory_objectguid_links_the_account_by_its_usual_uuid_form():
+    directory = ldap.LdapDirectory(AD_SETTINGS)
+    assert directory._stable_id({"objectGUID": [AD_GUID]}) == "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+
+
+def test_an_active_directory_account_is_looked_up_again_by_its_objectguid_bytes():
+    directory = ldap.LdapDirectory(AD_SETTINGS)
+    value = directory._id_value("6f9619ff-8b86-d011-b42d-00c04fc964ff")
+    assert value == "".join(f"\\{byte:02x}" for byte in AD_GUID)
+
+
+@pytest.mark.parametrize(
+    ("control", "disabled"), [("512", False), ("514", True), ("66050", True), ("66048", False)]
+)
+def test_an_active_directory_account_with_accountdisable_set_is_disabled(control, disabled):
+    assert ldap._disabled({"userAccountControl": [control.encode()]}) is disabled
