@@ -217,6 +217,16 @@ def test_an_unreachable_provider_is_told_with_a_clear_message(database_url, tmp_
     assert "Test SSO cannot be reached: try again in a moment" in response.get_data(as_text=True)
 
 
+def test_a_discovery_document_naming_another_issuer_is_refused(database_url, tmp_path, engine, provider):
+    # The same provider by another of its names: its discovery document names 127.0.0.1, and ID
+    # tokens checked against that issuer would pass for an OIDC_ISSUER they were not made for.
+    elsewhere = provider.issuer.replace("127.0.0.1", "localhost")
+    app = oidc_app(database_url, tmp_path, engine, provider, OIDC_ISSUER=elsewhere)
+    response = app.test_client().get("/auth/oidc/login")
+    assert response.status_code == 502
+    assert "Test SSO cannot be reached" in response.get_data(as_text=True)
+
+
 def test_cancelling_at_the_provider_is_told_with_a_clear_message(app, provider):
     client = app.test_client()
     response = sign_in(client, provider, "bob", cancel=True)
