@@ -352,7 +352,7 @@ def detail_name(name: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":  # nothing, or an empty text: both read as nothing
         return "—"
     if isinstance(value, bool):
         return _("yes") if value else _("no")

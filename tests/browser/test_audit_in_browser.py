@@ -36,12 +36,31 @@ def test_the_admin_finds_a_refused_sign_in_and_their_own_change_in_the_audit_log
     page.locator("form[action$='/registration'] button").click()
     expect(page.locator("[data-flash]").first).to_be_visible()
 
+    # A model's description changed, then put back: each save is one entry, before -> after.
+    page.goto("/admin/models")
+    page.goto(page.locator("a[href*='/admin/models/settings?model=']").first.get_attribute("href"))
+    description = page.locator("input[name=description]")
+    kept = description.input_value()
+    description.fill("Rapide <b>et</b> sobre")
+    page.locator("form button").last.click()
+    expect(page.locator("[data-flash]").first).to_be_visible()
+    page.go_back()
+    page.reload()
+    page.locator("input[name=description]").fill(kept)
+    page.locator("form button").last.click()
+
+    page.goto("/admin/users")
     page.get_by_role("navigation", name="Administration").get_by_role("link", name="Journal d'audit").click()
     expect(page.locator("h1")).to_have_text("Journal d'audit")
     mode = page.locator("[data-entry='registration.mode']").first
     expect(mode).to_contain_text("Mode d'inscription")
     expect(mode.locator("[data-actor]")).to_contain_text("admin")
     expect(mode.locator("[data-details]")).to_contain_text("approval")
+    settings = page.locator("[data-entry='model.settings']")
+    expect(settings.nth(1).locator("[data-details] ins")).to_have_text("Rapide <b>et</b> sobre")
+    expect(settings.nth(0).locator("[data-details] del")).to_have_text("Rapide <b>et</b> sobre")
+    if not kept:  # an empty description reads as nothing, not as a blank
+        expect(settings.nth(1).locator("[data-details] del")).to_have_text("—")
 
     # The refused sign-in, by the name tried: the kind "signin" and the person.
     page.locator("select[name=action]").select_option("signin")
