@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import flask_migrate
 import pytest
@@ -534,3 +537,17 @@ def test_an_active_directory_account_is_looked_up_again_by_its_objectguid_bytes(
 )
 def test_an_active_directory_account_with_accountdisable_set_is_disabled(control, disabled):
     assert ldap._disabled({"userAccountControl": [control.encode()]}) is disabled
+
+
+def test_the_directory_sign_in_benchmark_prints_each_kind_of_sign_in():
+    """benchmarks/directory_signin.py runs end to end (its figures are the README's, not checked)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.directory_signin", "--sign-ins", "2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a hang, not a speed: the run takes ~15 s
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for kind in ("local account", "directory account (LDAP)", "directory, wrong password", "unknown name"):
+        assert re.search(rf"{re.escape(kind)} +p50 +[\d.]+ ms +p95", done.stdout), done.stdout
