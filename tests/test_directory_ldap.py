@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from app import create_app
 from app.admin.users import set_registration_mode
 from app.api import keys
-from app.directory import ldap
+from app.directory import ldap, recheck
 from app.directory.accounts import UNUSABLE_PASSWORD
 from app.extensions import db
 from app.models import AuditEntry, Group, GroupMember, User, utcnow
 from config import TestConfig
 from tests.conftest import ON_POSTGRES, PASSWORD, _services
-from tests.ldap_server import PEOPLE, LdapServer
+from tests.ldap_server import GROUPS, PEOPLE, LdapServer
 
 ALICE = "alice's directory password"
 BOB = "bob's directory password"
@@ -216,6 +216,20 @@ def test_a_directory_group_maps_to_a_causerie_group_at_sign_in(app, client):
     make_group(app, "Research", "cn=research,ou=groups,dc=example,dc=com")  # by its DN
     sign_in(client, "bob", BOB)
     assert groups_of(app, "bob") == {"Everyone"}
+
+
+def test_groups_come_from_a_group_search_when_ldap_group_base_is_set(
+    database_url, tmp_path, engine, directory
+):
+    # memberOf says staff; the search (only research groups) decides.
+    settings = directory.settings(LDAP_GROUP_BASE=GROUPS, LDAP_GROUP_FILTER="(&(member={dn})(cn=research))")
+    app = make_app(database_url, tmp_path, engine, settings)
+    make_group(app, "Everyone", "staff")
+    make_group(app, "Research", "research")
+    directory.add_to_group("bob", "research")
+    sign_in(app.test_client(), "bob", BOB)
+    app.extensions["documents"].close()
+    assert groups_of(app, "bob") == {"Research"}
 
 
 def test_a_group_change_in_the_directory_applies_at_the_next_sign_in(app, client, auth, directory):
@@ -446,6 +460,26 @@ def test_an_unreachable_directory_keeps_open_sessions_until_it_answers_again(app
     bob = account(app, "bob")
     assert not bob.disabled
     assert utcnow() - bob.directory_checked_at > timedelta(minutes=app.config["DIRECTORY_RECHECK_MINUTES"])
+
+
+def test_a_directory_that_did_not_answer_is_asked_again_only_after_a_while(
+    app, client, directory, monkeypatch
+):
+    monkeypatch.setattr(recheck, "RETRY_SECONDS", 3600.0)
+    sign_in(client, "bob", BOB)
+    directory.stop_answering()
+    check_due(app, "bob")
+    try:
+        assert client.get("/").status_code == 200  # kept: the directory could not say
+    finally:
+        directory.resume()
+    directory.lock("bob")
+    binds = len(directory.binds())
+    assert client.get("/").status_code == 200  # not asked again yet: no page waits on it meanwhile
+    assert len(directory.binds()) == binds
+    app.extensions["directory_recheck"].down_until.clear()  # as when RETRY_SECONDS have passed
+    assert client.get("/").status_code == 302
+    assert account(app, "bob").disabled
 
 
 def test_an_account_enabled_again_in_the_directory_signs_in_again(app, client, auth, directory):
