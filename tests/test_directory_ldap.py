@@ -452,6 +452,21 @@ def test_a_group_change_in_the_directory_applies_at_the_recheck_of_an_open_sessi
     assert groups_of(app, "bob") == {"Research"}
 
 
+def test_a_group_search_by_username_applies_at_the_recheck_too(database_url, tmp_path, engine, directory):
+    # As posixGroup's (memberUid={username}) is: the re-check knows the person by id, not by name.
+    by_name = f"(member=uid={{username}},{PEOPLE})"
+    settings = directory.settings(LDAP_GROUP_BASE=GROUPS, LDAP_GROUP_FILTER=by_name)
+    app = make_app(database_url, tmp_path, engine, settings)
+    make_group(app, "Research", "research")
+    client = app.test_client()
+    sign_in(client, "bob", BOB)
+    directory.add_to_group("bob", "research")
+    check_due(app, "bob")
+    assert client.get("/").status_code == 200
+    app.extensions["documents"].close()
+    assert groups_of(app, "bob") == {"Research"}
+
+
 def test_an_unreachable_directory_keeps_open_sessions_until_it_answers_again(app, client, directory):
     sign_in(client, "bob", BOB)
     directory.stop()

@@ -92,7 +92,7 @@ class LdapDirectory:
                     log.warning("LDAP: several entries match %r (LDAP_USER_FILTER): none signs in", username)
                 # The same work as a wrong password (a bind refused), so that the time taken does
                 # not tell which names the directory knows.
-                self._bind_as(f"{self.username_attribute}={NOBODY},{self.user_base}", password)
+                self._bind_as(f"{self.username_attribute}={NOBODY},{self.user_base}", password, quiet=True)
                 return None
             entry = entries[0]
             if not self._bind_as(entry["dn"], password):
@@ -148,7 +148,7 @@ class LdapDirectory:
         finally:
             _close(connection)
 
-    def _bind_as(self, dn: str, password: str) -> bool:
+    def _bind_as(self, dn: str, password: str, quiet: bool = False) -> bool:
         """The person's own bind: True for the right password. Any refusal is a refusal (a
         disabled AD account answers 49 too); only a directory that cannot be reached is not."""
         connection = self._connection(dn, password)
@@ -156,7 +156,7 @@ class LdapDirectory:
             if connection.bind():
                 return True
             result = connection.result or {}
-            if result.get("result") != INVALID_CREDENTIALS:
+            if result.get("result") != INVALID_CREDENTIALS and not quiet:
                 log.warning("LDAP: bind refused: %s: %s", result.get("description"), result.get("message"))
             return False
         except ldap_errors.LDAPException as exc:
@@ -204,12 +204,13 @@ class LdapDirectory:
                 f"{entry['dn']!r} has no {self.id_attribute}: set LDAP_ID_ATTRIBUTE to its stable id "
                 "(entryUUID for OpenLDAP, objectGUID for Active Directory)"
             )
-        groups = self._groups(service, entry["dn"], raw, typed)
+        username = _text(raw, self.username_attribute) or typed
+        groups = self._groups(service, entry["dn"], raw, username)
         folded = {g.casefold() for g in groups}
         return DirectoryPerson(
             source=SOURCE,
             stable_id=stable_id,
-            username=_text(raw, self.username_attribute) or typed,
+            username=username,
             display_name=_text(raw, "displayName") or _text(raw, "cn"),
             email=_text(raw, "mail"),
             groups=groups,
