@@ -4,6 +4,7 @@ oidc-provider over HTTPS with a test CA: tests/oidc_server.py), its own login pa
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -315,13 +316,24 @@ def test_the_sign_in_page_offers_no_provider_when_none_is_set(database_url, tmp_
     assert client.get("/auth/oidc/login").status_code == 404
 
 
-def test_an_error_the_provider_returns_is_shown_as_text(app):
+def test_the_error_code_the_provider_returns_is_shown(app):
     client = app.test_client()
     client.get("/auth/oidc/login")
-    response = client.get("/auth/oidc/callback", query_string={"error": "<img src=x onerror=alert(1)>"})
+    response = client.get("/auth/oidc/callback", query_string={"error": "temporarily_unavailable"})
     assert response.status_code == 401
     page = response.get_data(as_text=True)
-    assert "refused the sign-in (&lt;img src=x onerror=alert(1)&gt;)" in page and "<img src=x" not in page
+    assert "The identity provider refused the sign-in (temporarily_unavailable)." in page
+
+
+def test_words_of_anyone_in_the_callbacks_error_are_not_shown(app):
+    client = app.test_client()
+    for words in ("<img src=x onerror=alert(1)>", "Call +33 1 23 45 67 89 to unlock your account"):
+        response = client.get("/auth/oidc/callback", query_string={"error": words})
+        assert response.status_code == 401
+        page = response.get_data(as_text=True)
+        notice = re.search(r"data-notice>(.*?)</p>", page, re.S)[1]
+        assert notice == "The identity provider refused the sign-in (invalid_response)."
+        assert "<img src=x" not in page
 
 
 # -- re-checks: every DIRECTORY_RECHECK_MINUTES, the provider is asked again --------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -153,8 +154,11 @@ def finish_login() -> tuple[DirectoryPerson, dict]:
     except MismatchingStateError as exc:
         raise LoginExpired from exc
     except OAuthError as exc:  # ?error=... on the callback, or the token endpoint's refusal
-        log.warning("OIDC sign-in refused by the provider: %s %s", exc.error, exc.description)
-        raise ProviderRefused(exc.error or "error") from exc
+        log.warning("OIDC sign-in refused by the provider: %r %r", exc.error, exc.description)
+        # Only an error code is shown (RFC 6749 4.1.2.1): anyone can write a link to the callback
+        # with words of their own in ?error=, for the sign-in page to say in the app's voice.
+        code = exc.error if re.fullmatch(r"[a-z_]{1,40}", exc.error or "") else "invalid_response"
+        raise ProviderRefused(code) from exc
     except (AuthlibBaseError, JoseError) as exc:  # a bad signature, iss, aud, exp or nonce
         log.error("OIDC ID token rejected: %r", exc)
         raise AnswerRejected(repr(exc)) from exc
