@@ -244,3 +244,28 @@ def test_a_lone_surrogate_or_a_nul_in_an_export_comes_in_as_a_replacement_charac
     assert response.status_code == 201, response.data
     assert imported(app) == [("Moiti\ufffde", "tiny", [("user", "Bonjour \ufffd \ufffd!", "")])]
     assert signed_in.get("/").status_code == 200
+
+
+QUESTION_AND_ANSWER = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+TOO_MUCH_AT_ONCE = {  # each under the file's size limit; written in one go, it would hold the
+    # database's write lock for seconds, and a colleague's writes fail meanwhile on SQLite
+    "1,001 conversations": [{"title": "t", "chat": {"messages": QUESTION_AND_ANSWER}}] * 1001,
+    "20,002 messages": [{"title": "t", "chat": {"messages": QUESTION_AND_ANSWER * 10_001}}],
+}
+
+
+@pytest.mark.parametrize("case", TOO_MUCH_AT_ONCE, ids=list(TOO_MUCH_AT_ONCE))
+def test_an_export_too_large_to_write_at_once_is_refused_with_its_counts_and_imports_nothing(
+    app, signed_in, case
+):
+    content = json.dumps(TOO_MUCH_AT_ONCE[case]).encode()
+    page = send(signed_in, content, headers={"Accept": "text/html"})
+    assert page.status_code == 400
+    assert "at most 1,000 conversations and 20,000 messages come in at once" in page.get_data(as_text=True)
+    script = send(signed_in, content, headers=JSON | FR)
+    assert script.status_code == 400
+    assert (
+        "au plus 1\u202f000 conversations et 20\u202f000 messages sont importés à la fois"
+        in script.json["error"]
+    )
+    assert imported(app) == []

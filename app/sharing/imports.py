@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 
 from app.chat.archive import EXPORT_FORMAT
@@ -31,6 +32,11 @@ from app.extensions import db
 from app.models import Conversation, Message, User, utcnow
 
 ROLES = ("user", "assistant")
+# An import is written in one transaction: on SQLite every colleague's write waits for it, and
+# fails after the busy timeout (5 s). These bounds keep it near a second (10,000 conversations
+# of 1.1 MB took 18 s, and a colleague's new conversation failed meanwhile).
+MAX_CONVERSATIONS = 1000
+MAX_MESSAGES = 20_000
 
 
 class ImportRefused(ValueError):
@@ -99,6 +105,19 @@ def read_export(data: bytes, limit_bytes: int) -> Export:
             )
         )
     export.skipped += unknown
+    messages = sum(len(c.messages) for c in export.conversations)
+    if len(export.conversations) > MAX_CONVERSATIONS or messages > MAX_MESSAGES:
+        raise ImportRefused(
+            _(
+                "This export holds %(conversations)s conversations and %(messages)s messages: at most "
+                "%(max_conversations)s conversations and %(max_messages)s messages come in at once, "
+                "so that colleagues are not kept waiting.",
+                conversations=format_decimal(len(export.conversations)),
+                messages=format_decimal(messages),
+                max_conversations=format_decimal(MAX_CONVERSATIONS),
+                max_messages=format_decimal(MAX_MESSAGES),
+            )
+        )
     return export
 
 
