@@ -422,3 +422,16 @@ def test_an_unreachable_provider_at_re_check_keeps_the_session(database_url, tmp
         make_check_due(app, "bob")
         assert client.get("/").status_code == 200
         assert not account(app, "bob").disabled
+
+
+def test_an_sso_sign_in_leaves_one_entry_in_the_audit_log(app, provider):
+    client = app.test_client()
+    sign_in(client, provider, "bob")  # the first: the account made, then signed in
+    client.post("/logout")
+    with app.app_context():
+        before = db.session.scalar(sa.select(sa.func.max(AuditEntry.id)))
+    sign_in(client, provider, "bob")
+    with app.app_context():
+        entries = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.id > before)).all()
+        recorded = [(e.action, e.actor_name, e.details) for e in entries]
+        assert recorded == [("signin.ok", "bob", {"source": "oidc"})]
