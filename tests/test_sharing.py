@@ -310,3 +310,27 @@ def test_twenty_identical_shares_at_the_same_instant_make_one_share_and_one_audi
         assert db.session.scalar(sa.select(sa.func.count(ConversationShare.id))) == 1
         entries = sa.select(sa.func.count(AuditEntry.id)).where(AuditEntry.action == "share.create")
         assert db.session.scalar(entries) == 1
+
+
+def test_a_file_of_a_version_the_owner_no_longer_shows_does_not_download_for_the_reader(app, alice):
+    """The reader sees the branch shown; a question the owner edited away, and the file sent with
+    it, stay the owner's (document ids follow each other: guessing one is easy)."""
+    bob = signed_in_as(app, "bob")
+    uploaded = alice.post(
+        "/documents", data={"file": (io.BytesIO(b"Les salaires de 2026."), "salaires.txt")}, headers=JSON
+    )
+    document_id = uploaded.json["document"]["id"]
+    conversation_id = alice.post("/conversations", json={}, headers=JSON).json["id"]
+    alice.post(
+        f"/conversations/{conversation_id}/messages",
+        json={"content": "Résume", "document_ids": [document_id]},
+        headers=STREAM,
+    ).get_data()
+    messages = alice.get(f"/conversations/{conversation_id}/messages", headers=JSON).json["messages"]
+    question_id = messages[0]["id"]
+    alice.post(f"/messages/{question_id}/edit", json={"content": "Bonjour"}, headers=STREAM).get_data()
+    alice.post(f"/conversations/{conversation_id}/shares", json={"usernames": "bob"}, headers=JSON)
+    page = bob.get(f"/shared/{conversation_id}").get_data(as_text=True)
+    assert "Bonjour" in page and "salaires.txt" not in page
+    assert bob.get(f"/documents/{document_id}/file").status_code == 404
+    assert alice.get(f"/documents/{document_id}/file").status_code == 200

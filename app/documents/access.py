@@ -72,8 +72,8 @@ def managed_collection(user: User, collection_id: int) -> Collection:
 
 def readable_document(user: User, document_id: int) -> Document:
     """A document `user` may read: their own attachment, one sent with a question of a
-    conversation shared with them (a read-only share shows the whole conversation, its files
-    too), or one of a collection they may read; 404 otherwise."""
+    conversation shared with them, on the branch its owner shows (a read-only share shows
+    that branch, its files too), or one of a collection they may read; 404 otherwise."""
     from app.sharing.services import may_read
 
     document = db.session.get(Document, document_id)
@@ -83,7 +83,7 @@ def readable_document(user: User, document_id: int) -> Document:
         sent_in_shared = (
             document.message_id is not None
             and document.conversation_id is not None
-            and may_read(user.id, document.conversation_id)
+            and may_read(user.id, document.conversation_id, document.message_id)
         )
         if document.owner_id != user.id and not sent_in_shared:
             abort(404)

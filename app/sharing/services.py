@@ -49,11 +49,15 @@ def shared_with(user: User) -> list[Conversation]:
     return list(db.session.scalars(query))
 
 
-def may_read(user_id: int, conversation_id: int) -> bool:
-    """Whether a colleague may read another's conversation (documents.access asks it for the
-    files sent with its questions)."""
-    query = sa.select(Conversation.id).where(Conversation.id == conversation_id, _readers_clause(user_id))
-    return db.session.scalar(query) is not None
+def may_read(user_id: int, conversation_id: int, message_id: int | None = None) -> bool:
+    """Whether a colleague may read another's conversation and, given `message_id`, that message
+    on the branch its owner shows (documents.access asks it for the files sent with its
+    questions: a version the owner edited away, and its file, stay the owner's)."""
+    query = sa.select(Conversation).where(Conversation.id == conversation_id, _readers_clause(user_id))
+    conversation = db.session.scalar(query)
+    if conversation is None:
+        return False
+    return message_id is None or any(message.id == message_id for message in thread_of(conversation))
 
 
 def shared_conversation(user: User, conversation_id: int) -> Conversation:
