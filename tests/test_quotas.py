@@ -445,3 +445,40 @@ def test_an_api_comparison_beyond_the_days_answers_starts_none_of_them(app, sign
     assert refused.status_code == 429 and refused.json["code"] == "quota_exceeded"
     with app.app_context():
         assert quotas.remaining(db.session.get(User, 1)).answers == 2  # none of the three counted
+
+
+def _people_in_group(app, group: str, count: int, start: int) -> None:
+    """`count` members of `group` made straight in the database (a sign-up's hash is slow)."""
+    with app.app_context():
+        group_id = db.session.scalar(sa.select(Group.id).where(Group.name == group))
+        for n in range(start, start + count):
+            user = User(username=f"p{n}", username_key=f"p{n}", password_hash="!")
+            db.session.add(user)
+            db.session.flush()
+            db.session.add(GroupMember(group_id=group_id, user_id=user.id))
+        db.session.commit()
+
+
+def _statements_of(app, client, url: str) -> tuple[int, str]:
+    """How many SQL statements one page costs, and the page."""
+    seen = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        page = client.get(url).get_data(as_text=True)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return len(seen), page
+
+
+def test_the_usage_page_reads_everyones_groups_at_once_not_one_person_at_a_time(app, signed_in):
+    group_with(app, "stagiaires", [], answers_per_day=10)
+    _people_in_group(app, "stagiaires", 3, start=0)
+    few, page = _statements_of(app, signed_in, "/admin/quotas")
+    assert 'data-person-use="p2"' in page
+    _people_in_group(app, "stagiaires", 12, start=3)
+    many, page = _statements_of(app, signed_in, "/admin/quotas")
+    assert 'data-person-use="p14"' in page and "/ 10</span>" in page
+    assert many == few

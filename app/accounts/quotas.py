@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.accounts.access import groups_of
 from app.accounts.ledger import Ledger
 from app.extensions import db
-from app.models import QuotaUse, User, utcnow
+from app.models import Group, QuotaUse, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,10 @@ def server_answers_at_once() -> int | None:
     return bound or None
 
 
-def limits_for(user: User) -> Limits:
-    """The person's own limits over their groups' (the most generous group's)."""
-    groups = groups_of(user)
+def limits_for(user: User, groups: list[Group] | None = None) -> Limits:
+    """The person's own limits over their groups' (the most generous group's). `groups`: theirs,
+    when the caller read everyone's at once (a page listing many people), else they are read."""
+    groups = groups_of(user) if groups is None else groups
     default_at_once = server_answers_at_once()
 
     def own_else_groups(name: str, default: int | None) -> int | None:

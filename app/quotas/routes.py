@@ -57,7 +57,7 @@ def _person_page(user: User, errors: dict | None = None, typed=None, status: int
     page = render_template(
         "quotas/person.html",
         person=user,
-        use=usage.person_use(user, usage.used_today()),
+        use=usage.person_use(user, usage.used_today([user.id])),
         groups=quotas.groups_of(user),
         errors=errors or {},
         typed=typed,

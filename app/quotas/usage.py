@@ -94,14 +94,18 @@ def set_limits(holder: Group | User, values: dict[str, int | None]) -> dict:
     return {"before": before, "after": limits_of(holder)}
 
 
-def used_today() -> dict[int, tuple[int, int]]:
-    """(answers, tokens) of everyone who asked something today, answers under way included."""
+def used_today(user_ids: list[int] | None = None) -> dict[int, tuple[int, int]]:
+    """(answers, tokens) of everyone who asked something today (of `user_ids` only, when given),
+    answers under way included."""
     start, _end = quotas.today()
-    rows = db.session.execute(
+    query = (
         sa.select(QuotaUse.user_id, sa.func.count(QuotaUse.id))
         .where(QuotaUse.started_at >= start)
         .group_by(QuotaUse.user_id)
     )
+    if user_ids is not None:
+        query = query.where(QuotaUse.user_id.in_(user_ids))
+    rows = db.session.execute(query)
     book = quotas.ledger()
     used = {}
     for user_id, answers in rows:
@@ -111,9 +115,9 @@ def used_today() -> dict[int, tuple[int, int]]:
     return used
 
 
-def person_use(user: User, used: dict[int, tuple[int, int]]) -> PersonUse:
+def person_use(user: User, used: dict[int, tuple[int, int]], groups: list[Group] | None = None) -> PersonUse:
     answers, tokens = used.get(user.id, (0, 0))
-    return PersonUse(user, quotas.limits_for(user), answers, tokens)
+    return PersonUse(user, quotas.limits_for(user, groups), answers, tokens)
 
 
 def groups_use() -> tuple[list[GroupUse], list[PersonUse]]:
@@ -126,11 +130,15 @@ def groups_use() -> tuple[list[GroupUse], list[PersonUse]]:
         .join(User, User.id == GroupMember.user_id)
         .order_by(User.username)
     ).all()
+    by_id = {g.id: g for g in groups}
+    groups_of: dict[int, list[Group]] = {}  # everyone's groups from this one query, not one each
+    for group_id, user in members:
+        groups_of.setdefault(user.id, []).append(by_id[group_id])
     people: dict[int, PersonUse] = {}
 
     def of(user: User) -> PersonUse:
         if user.id not in people:
-            people[user.id] = person_use(user, used)
+            people[user.id] = person_use(user, used, groups_of.get(user.id, []))
         return people[user.id]
 
     by_group = [GroupUse(g, [of(u) for gid, u in members if gid == g.id]) for g in groups]
