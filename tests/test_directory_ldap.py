@@ -600,3 +600,29 @@ def test_the_directory_sign_in_benchmark_prints_each_kind_of_sign_in():
     assert done.returncode == 0, done.stderr[-3000:]
     for kind in ("local account", "directory account (LDAP)", "directory, wrong password", "unknown name"):
         assert re.search(rf"{re.escape(kind)} +p50 +[\d.]+ ms +p95", done.stdout), done.stdout
+
+
+def test_each_directory_sign_in_leaves_one_entry_in_the_audit_log(app, client, auth, directory):
+    auth.register("carol")  # a local account whose name the directory's carol also has
+    auth.logout()
+    before = len(audit_actions(app))
+    sign_in(client, "bob", BOB)  # first sign-in: the account made, then signed in
+    auth.logout()
+    sign_in(client, "bob", "not the password at all")
+    sign_in(client, "dora", DORA)
+    sign_in(client, "carol", CAROL)
+    directory.stop()
+    sign_in(client, "bob", BOB)
+    assert audit_actions(app)[before:] == [
+        ("account.create", "bob"),
+        ("signin.ok", "bob"),
+        ("signout", "bob"),
+        ("signin.fail", "bob"),
+        ("signin.fail", "dora"),
+        ("directory.name_clash", "carol"),
+        ("signin.fail", "bob"),
+    ]
+    with app.app_context():
+        failing = sa.select(AuditEntry).where(AuditEntry.action == "signin.fail").order_by(AuditEntry.id)
+        failures = db.session.scalars(failing)
+        assert [e.details["reason"] for e in failures] == ["password", "disabled", "directory_unreachable"]
