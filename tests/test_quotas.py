@@ -15,6 +15,7 @@ from app.extensions import db
 from app.llm.types import Text, Thinking
 from app.models import AuditEntry, Group, GroupMember, Message, QuotaUse, User
 from tests.conftest import AuthActions, sse_events
+from tests.queries import statements_of
 from tests.streams import StreamInThread
 from tests.test_api import bearer, make_key
 from tests.test_bench_pages import latest_run, wait_for_end
@@ -459,26 +460,12 @@ def _people_in_group(app, group: str, count: int, start: int) -> None:
         db.session.commit()
 
 
-def _statements_of(app, client, url: str) -> tuple[int, str]:
-    """How many SQL statements one page costs, and the page."""
-    seen = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda *args: seen.append(args[2])  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        page = client.get(url).get_data(as_text=True)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
-    return len(seen), page
-
-
 def test_the_usage_page_reads_everyones_groups_at_once_not_one_person_at_a_time(app, signed_in):
     group_with(app, "stagiaires", [], answers_per_day=10)
     _people_in_group(app, "stagiaires", 3, start=0)
-    few, page = _statements_of(app, signed_in, "/admin/quotas")
+    few, page = statements_of(app, signed_in, "/admin/quotas")
     assert 'data-person-use="p2"' in page
     _people_in_group(app, "stagiaires", 12, start=3)
-    many, page = _statements_of(app, signed_in, "/admin/quotas")
+    many, page = statements_of(app, signed_in, "/admin/quotas")
     assert 'data-person-use="p14"' in page and "/ 10</span>" in page
     assert many == few

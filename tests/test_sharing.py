@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import AuditEntry, Conversation, ConversationShare, Group, GroupMember, Message, User
 from tests.conftest import AuthActions, sse_events
+from tests.queries import statements_of
 from tests.url_map import sweep
 
 JSON = {"Accept": "application/json"}
@@ -334,3 +335,28 @@ def test_a_file_of_a_version_the_owner_no_longer_shows_does_not_download_for_the
     assert "Bonjour" in page and "salaires.txt" not in page
     assert bob.get(f"/documents/{document_id}/file").status_code == 404
     assert alice.get(f"/documents/{document_id}/file").status_code == 200
+
+
+def _colleagues_share_with(app, reader_id: int, count: int, start: int) -> None:
+    """`count` colleagues, made straight in the database, each sharing a conversation."""
+    with app.app_context():
+        for n in range(start, start + count):
+            owner = User(username=f"owner{n}", username_key=f"owner{n}", password_hash="!")
+            db.session.add(owner)
+            db.session.flush()
+            conversation = Conversation(user_id=owner.id, title=f"Note {n}", model="test-model")
+            db.session.add(conversation)
+            db.session.flush()
+            db.session.add(ConversationShare(conversation_id=conversation.id, user_id=reader_id))
+        db.session.commit()
+
+
+def test_shared_with_me_names_every_owner_without_a_query_for_each(app, alice):
+    bob = signed_in_as(app, "bob")
+    _colleagues_share_with(app, user_id(app, "bob"), 2, start=0)
+    few, page = statements_of(app, bob, "/shared")
+    assert "By owner1" in page
+    _colleagues_share_with(app, user_id(app, "bob"), 10, start=2)
+    many, page = statements_of(app, bob, "/shared")
+    assert "By owner11" in page and "Note 11" in page
+    assert many == few

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app import audit
 from app.auth.services import find_user
@@ -40,21 +41,27 @@ def _readers_clause(user_id: int):
 
 
 def shared_with(user: User) -> list[Conversation]:
-    """The others' conversations `user` may read, newest first."""
+    """The others' conversations `user` may read, newest first, their owners read with them (the
+    list names each)."""
     query = (
         sa.select(Conversation)
         .where(_readers_clause(user.id))
+        .options(joinedload(Conversation.owner))
         .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
     )
     return list(db.session.scalars(query))
+
+
+def _shared(user_id: int, conversation_id: int) -> Conversation | None:
+    query = sa.select(Conversation).where(Conversation.id == conversation_id, _readers_clause(user_id))
+    return db.session.scalar(query)
 
 
 def may_read(user_id: int, conversation_id: int, message_id: int | None = None) -> bool:
     """Whether a colleague may read another's conversation and, given `message_id`, that message
     on the branch its owner shows (documents.access asks it for the files sent with its
     questions: a version the owner edited away, and its file, stay the owner's)."""
-    query = sa.select(Conversation).where(Conversation.id == conversation_id, _readers_clause(user_id))
-    conversation = db.session.scalar(query)
+    conversation = _shared(user_id, conversation_id)
     if conversation is None:
         return False
     return message_id is None or any(message.id == message_id for message in thread_of(conversation))
@@ -63,12 +70,7 @@ def may_read(user_id: int, conversation_id: int, message_id: int | None = None) 
 def shared_conversation(user: User, conversation_id: int) -> Conversation:
     """A conversation shared with `user`, or 404: one not (or no longer) shared looks exactly
     like a missing one."""
-    conversation = db.session.scalar(
-        sa.select(Conversation).where(Conversation.id == conversation_id, _readers_clause(user.id))
-    )
-    if conversation is None:
-        abort(404)
-    return conversation
+    return _shared(user.id, conversation_id) or abort(404)
 
 
 def shares_of(conversation: Conversation) -> list[ConversationShare]:
