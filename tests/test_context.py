@@ -46,3 +46,21 @@ def test_a_newest_message_larger_than_the_window_is_refused():
     with pytest.raises(EngineError) as error:
         fit_to_window(conversation("x " * 95), words, context_window=100, answer_room=64)
     assert error.value.code == PROMPT_TOO_LONG
+
+
+def test_a_long_conversation_is_fitted_in_a_few_counts_not_one_per_turn_dropped():
+    """Each count renders and tokenizes the whole prompt: an imported conversation of 20,000
+    messages was counted once per turn dropped (10,000 times) before its question was answered."""
+    messages = conversation(*[f"turn {i} of the history" for i in range(19_999)])
+    counts = []
+
+    def counted(kept):
+        counts.append(len(kept))
+        return words(kept)
+
+    window = fit_to_window(messages, counted, context_window=4096, answer_room=512)
+    assert len(counts) <= 20
+    kept = [m.content for m in window.messages]
+    assert kept[0] == "sys" and kept[-1] == "turn 19998 of the history"
+    assert kept[1].startswith("turn ") and int(kept[1].split()[1]) % 2 == 0, "it starts with a question"
+    assert words(window.messages) + 512 <= 4096 < words(messages[:1] + messages[window.dropped - 1 :]) + 512
