@@ -28,6 +28,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.audit import record
+from app.errors.inputs import whole_number
 from app.extensions import db
 from app.metrics.dashboard import spreadsheet_safe
 from app.models import AuditEntry, SiteSetting, utcnow
@@ -260,8 +261,7 @@ def families() -> list[str]:
 
 
 def _page_number(text: str) -> int:
-    # isascii: "\u00b2" is a digit to isdigit, not to int; at most 6 digits (int() refuses 4,300).
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 and int(text) > 0 else 1
+    return whole_number(text, 999_999) or 1  # page 0, or no number: the first
 
 
 def _day(text: str, errors: list[str]) -> date | None:

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 
 from app.admin.routes import admin_only
 from app.audit import log
+from app.errors.inputs import whole_number
 from app.models import utcnow
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
@@ -69,8 +70,8 @@ def export():
 @bp.post("/retention")
 def retention():
     """How many days entries are kept (0: forever); older ones go at once."""
-    text = request.form.get("days", "").strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > log.RETENTION_MAX_DAYS:
+    days = whole_number(request.form.get("days", "").strip(), log.RETENTION_MAX_DAYS)
+    if days is None:
         flash(
             _(
                 "Keep entries for a whole number of days, from 0 (forever) to %(max)s.",
@@ -79,7 +80,6 @@ def retention():
             "error",
         )
         return redirect(url_for("audit.index"))
-    days = int(text)
     deleted = log.set_retention(days)
     if days == 0:
         flash(_("Audit entries are kept forever."), "success")

@@ -54,6 +54,16 @@ class NumberBetween(NumberRange):
             raise ValidationError(self.message % {"min": self.min, "max": self.max}) from None
 
 
+def whole_number(text: str, highest: int) -> int | None:
+    """The whole number from 0 to `highest` that `text` writes in ASCII digits, else None: a
+    form's count, page or id. isdigit() alone takes "²", which int() refuses, and int() takes
+    " 7", "+7" and "7_0", and refuses or slowly reads thousands of digits."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(highest)):
+        return None
+    number = int(text)
+    return number if number <= highest else None
+
+
 def register_converters(app: Flask) -> None:
     """Before the blueprints: a rule takes its converter when it is added."""
     app.url_map.converters["int"] = IdConverter

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.admin.services import configured_models
 from app.audit import record
+from app.errors.inputs import ID_MAX, whole_number
 from app.extensions import db
 from app.llm import services as llm
 from app.llm.catalogue import display_name
@@ -293,7 +294,7 @@ def collection_choices(group: Group) -> list[tuple[Collection, bool]]:
 def set_collections(group: Group, collection_ids: list[str]) -> None:
     """The knowledge bases the group's members read (those open to everyone they read anyway).
     Raises GroupRefused for an id that names no collection."""
-    wanted = {int(i) for i in collection_ids if i.isascii() and i.isdigit() and len(i) < 19}  # "²" too
+    wanted = {number for i in collection_ids if (number := whole_number(i, ID_MAX)) is not None}
     found = set(db.session.scalars(sa.select(Collection.id).where(Collection.id.in_(wanted))))
     if len(wanted) != len(set(collection_ids)) or found != wanted:
         raise GroupRefused({"collections": _("Pick knowledge bases from the list.")})

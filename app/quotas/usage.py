@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from app.accounts import quotas
 from app.accounts.quotas import Limits
+from app.errors.inputs import whole_number
 from app.extensions import db
 from app.models import Group, GroupMember, QuotaUse, User
 
@@ -67,8 +68,8 @@ def parse(form) -> dict[str, int | None]:
         if not raw:
             values[name] = None
             continue
-        number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
-        if number is None or not LOWEST[name] <= number <= HIGHEST[name]:
+        number = whole_number(raw, HIGHEST[name])
+        if number is None or number < LOWEST[name]:
             errors[name] = _(
                 "%(field)s: a whole number from %(low)s to %(high)s, or empty for no limit.",
                 field=labels()[name],
