@@ -75,6 +75,7 @@ def group_dn(cn: str) -> str:
     return f"cn={cn},{GROUPS}"
 
 
+LONG_UID = "jean-baptiste.de-la-fontaine-saint-hilaire.direction-financiere.paris"
 DEFAULT_PEOPLE = (
     Person(
         "alice",
@@ -86,6 +87,8 @@ DEFAULT_PEOPLE = (
     Person("bob", "bob's directory password", "Bob Durand", "bob@example.com", ("staff",)),
     Person("carol", "carol's directory password", "Carol Petit", "carol@example.com"),
     Person("dora", "dora's directory password", "Dora Leroy", "dora@example.com", ("staff",), locked=True),
+    # A uid longer than a username here may be (64): the directory allows it.
+    Person(LONG_UID, "jean-baptiste's password", "Jean-Baptiste de La Fontaine", "jb@example.com"),
 )
 DEFAULT_GROUPS = (Group("staff", "Everyone"), Group("causerie-admins", "Causerie admins"), Group("research"))
 

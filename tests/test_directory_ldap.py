@@ -27,7 +27,7 @@ from app.extensions import db
 from app.models import AuditEntry, Group, GroupMember, User, utcnow
 from config import TestConfig
 from tests.conftest import ON_POSTGRES, PASSWORD, _services
-from tests.ldap_server import GROUPS, PEOPLE, LdapServer
+from tests.ldap_server import GROUPS, LONG_UID, PEOPLE, LdapServer
 
 ALICE = "alice's directory password"
 BOB = "bob's directory password"
@@ -308,6 +308,21 @@ def test_a_name_clash_with_a_local_account_is_refused_and_recorded(app, client, 
     assert ("directory.name_clash", "carol") in audit_actions(app)
     assert account(app, "carol").directory_id is None  # the local account is left as it was
     assert sign_in(client, "carol", PASSWORD).status_code == 302  # and signs in with its own password
+
+
+def test_a_directory_name_longer_than_a_username_is_refused_with_a_clear_message(
+    database_url, tmp_path, engine, directory
+):
+    # Signing in with one's e-mail, the username being the uid: longer than 64 characters.
+    settings = directory.settings(LDAP_USER_FILTER="(mail={username})")
+    app = make_app(database_url, tmp_path, engine, settings)
+    response = sign_in(app.test_client(), "jb@example.com", "jean-baptiste's password")
+    app.extensions["documents"].close()
+    assert response.status_code == 403
+    assert "name cannot be used here: it mixes alphabets" in response.get_data(True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+    assert ("directory.refused_name", LONG_UID) in audit_actions(app)
 
 
 def test_a_new_directory_person_waits_for_approval_when_registration_needs_it(app, client):

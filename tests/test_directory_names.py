@@ -20,11 +20,6 @@ def person(username: str) -> DirectoryPerson:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper A/B: a directory name is used as given; a local one may not mix scripts "
-    "(app/auth/usernames.py), so 'аdmin' with a Cyrillic 'а' passes for the admin on every page",
-)
 def test_a_directory_name_that_passes_for_another_by_mixing_scripts_makes_no_account(app, client):
     AuthActions(client).register("admin")
     with app.app_context():
@@ -33,11 +28,6 @@ def test_a_directory_name_that_passes_for_another_by_mixing_scripts_makes_no_acc
         assert db.session.scalar(sa.select(sa.func.count(User.id))) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper A/B: a directory name longer than the username column (64) is stored as is: "
-    "kept whole on SQLite, a 500 at the sign-in on PostgreSQL (value too long)",
-)
 def test_a_directory_name_longer_than_a_username_makes_no_account(app):
     with app.app_context():
         with pytest.raises(DirectoryRefusal):

@@ -89,6 +89,8 @@ def _directory_refusal(form, username: str, refusal: Exception):
             "An account of this server already has this name, so your company account cannot use it. "
             "The administrator has been told."
         )
+    elif isinstance(refusal, directory_accounts.UnusableName):
+        message = unusable_name_message()
     elif isinstance(refusal, directory_accounts.RegistrationClosed):
         message = _(
             "Your company account has no account here yet, and this server takes no new accounts. "
@@ -99,6 +101,14 @@ def _directory_refusal(form, username: str, refusal: Exception):
         message = _("Your account is disabled in the company directory. Ask your administrator.")
     form.password.errors.append(message)
     return render_template("auth/login.html", form=form), 403
+
+
+def unusable_name_message() -> str:
+    """For a directory name that may not be a name here (app.directory.accounts.UnusableName)."""
+    return _(
+        "Your company account's name cannot be used here: it mixes alphabets (such as Latin and "
+        "Cyrillic letters) or has more than 64 characters. Ask the administrator."
+    )
 
 
 def _too_busy(template: str, form):

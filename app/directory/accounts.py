@@ -46,6 +46,11 @@ class NameClash(DirectoryRefusal):
     """The directory's username belongs to another account here; the admin must sort it out."""
 
 
+class UnusableName(DirectoryRefusal):
+    """The directory's username cannot be a name here: it mixes scripts, so that it could pass for
+    another's on every page ("аdmin" with a Cyrillic "а"), or it is longer than a username may be."""
+
+
 class RegistrationClosed(DirectoryRefusal):
     """No account may be made (registration closed) and this person has none yet."""
 
@@ -87,6 +92,22 @@ def _account_for(person: DirectoryPerson) -> User:
 
 
 def _create(person: DirectoryPerson) -> User:
+    from app.auth.usernames import mixes_scripts  # here: app.auth's package imports the sign-in's
+
+    # A local name's rules: the name is shown to others (shares, the audit log, the Users page).
+    name = person.username
+    unusable = (
+        "mixed scripts"
+        if mixes_scripts(name)
+        else "length"
+        if not name.strip() or max(len(name), len(fold_username(name))) > 64
+        else ""
+    )
+    if unusable:
+        details = {"source": person.source, "directory_id": person.directory_id, "reason": unusable}
+        audit.record("directory.refused_name", name[:255], actor=None, details=details)
+        db.session.commit()
+        raise UnusableName(name)
     holder = db.session.scalar(sa.select(User).where(User.username_key == fold_username(person.username)))
     if holder is not None:
         audit.record(

@@ -10,9 +10,15 @@ from flask_login import current_user
 
 from app import audit
 from app.auth.forms import LoginForm
-from app.auth.routes import _safe_next, _start_session
+from app.auth.routes import _safe_next, _start_session, unusable_name_message
 from app.directory import oidc
-from app.directory.accounts import DisabledInDirectory, NameClash, RegistrationClosed, account_for
+from app.directory.accounts import (
+    DisabledInDirectory,
+    NameClash,
+    RegistrationClosed,
+    UnusableName,
+    account_for,
+)
 from app.extensions import db
 
 bp = Blueprint("oidc", __name__, url_prefix="/auth/oidc")
@@ -79,6 +85,8 @@ def callback():
         )
     try:
         user = account_for(person)
+    except UnusableName:
+        return _refused(unusable_name_message(), 403)
     except NameClash:
         return _refused(
             _(
