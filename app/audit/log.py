@@ -89,6 +89,7 @@ ACTIONS: dict[str, Any] = {
     "benchmark.import": _l("Benchmarks imported"),
     "directory.name_clash": _l("Directory name clashes with a local account"),
     "directory.refused_closed": _l("Directory sign-in refused: registration closed"),
+    "directory.refused_name": _l("Directory sign-in refused: the name cannot be used here"),
     "audit.retention": _l("Audit log retention"),
     "audit.purge": _l("Old audit entries deleted"),
 }
