@@ -151,6 +151,11 @@ def test_a_nul_character_in_a_form_is_refused_with_a_message_and_stores_nothing(
         assert "\x00" not in db.session.get(Conversation, conversation).title
 
 
+def test_a_nul_character_in_a_repeated_field_is_refused_too(app, signed_in, conversation):
+    response = signed_in.get("/search", query_string=[("q", "plan"), ("q", "B\x00")])
+    assert response.status_code == 400
+
+
 def test_ids_past_the_databases_integers_get_404_never_500(app, signed_in):
     failures = []
     for rule in app.url_map.iter_rules():

@@ -136,12 +136,14 @@ def check_text_fields() -> None:
     """A form's fields and the query string, refused when they hold what a JSON body may not:
     PostgreSQL stores no NUL character in a text column nor takes one in a query (a 500 there,
     where SQLite took it)."""
-    fields = list(request.args.values())
+    sources = [request.args]
     if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.mimetype in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        fields += request.form.values()
+        sources.append(request.form)
+    # Every value of a repeated field (a MultiDict's values() gives only the first of each).
+    fields = [value for source in sources for _key, values in source.lists() for value in values]
     if any(not _encodable(value) for value in fields):
         raise BodyRefused(_invalid_text())
 
