@@ -49,7 +49,8 @@ def create():
     return _back(group)
 
 
-def _page(group: Group, errors: dict | None = None, typed=None, status: int = 200):
+def group_page(group: Group, errors: dict | None = None, typed=None, status: int = 200):
+    """The group's page, a form's mistakes shown on it (the quotas' form too: app.quotas)."""
     page = render_template(
         "groups/group.html",
         group=group,
@@ -65,7 +66,7 @@ def _page(group: Group, errors: dict | None = None, typed=None, status: int = 20
 @bp.get("/<int:group_id>")
 def group(group_id: int):
     """One group: what it is, who is in it, what its members use and read."""
-    return _page(_group(group_id))
+    return group_page(_group(group_id))
 
 
 @bp.post("/<int:group_id>")
@@ -76,7 +77,7 @@ def update(group_id: int):
         services.save_group(group, _text("name"), _text("description"), _text("directory_group"))
     except GroupRefused as refused:
         db.session.rollback()
-        return _page(group, refused.errors, request.form, 400)
+        return group_page(group, refused.errors, request.form, 400)
     flash(_("Group “%(name)s” saved.", name=group.name), "success")
     return _back(group)
 
@@ -98,7 +99,7 @@ def add_members(group_id: int):
     try:
         added = services.add_members(group, _text("members"))
     except GroupRefused as refused:
-        return _page(group, refused.errors, request.form, 400)
+        return group_page(group, refused.errors, request.form, 400)
     if added:
         flash(_("Added to the group: %(names)s.", names=", ".join(added)), "success")
     else:
@@ -115,7 +116,7 @@ def remove_member(group_id: int, user_id: int):
     except LookupError:
         abort(404)
     except GroupRefused as refused:
-        return _page(group, refused.errors, status=400)
+        return group_page(group, refused.errors, status=400)
     flash(_("%(name)s is no longer in the group.", name=user.username), "success")
     return _back(group, "members")
 
@@ -127,7 +128,7 @@ def set_models(group_id: int):
     try:
         services.set_models(group, request.form.getlist("models"))
     except GroupRefused as refused:
-        return _page(group, refused.errors, status=400)
+        return group_page(group, refused.errors, status=400)
     flash(_("Models of “%(name)s” saved.", name=group.name), "success")
     return _back(group, "models")
 
@@ -139,7 +140,7 @@ def set_collections(group_id: int):
     try:
         services.set_collections(group, request.form.getlist("collections"))
     except GroupRefused as refused:
-        return _page(group, refused.errors, status=400)
+        return group_page(group, refused.errors, status=400)
     flash(_("Knowledge bases of “%(name)s” saved.", name=group.name), "success")
     return _back(group, "collections")
 

@@ -10,6 +10,7 @@ from flask_login import current_user
 from app import audit
 from app.accounts import quotas
 from app.extensions import db
+from app.groups.routes import group_page
 from app.models import Group, User
 from app.quotas import bp, usage
 from app.quotas.usage import QuotaRefused
@@ -41,16 +42,13 @@ def overview():
 def group_limits(group_id: int):
     """A group's limits (the form on the group's page)."""
     group = db.session.get(Group, group_id) or abort(404)
-    try:
-        values = usage.parse(request.form)
-    except QuotaRefused as refused:
-        from app.groups.routes import _page  # the group's page, the form's mistakes on it
-
-        return _page(group, refused.errors, request.form, 400)
-    audit.record("group.quota", group.name, details=usage.set_limits(group, values))
-    db.session.commit()
-    flash(_("The quotas of “%(name)s” are saved.", name=group.name), "success")
-    return redirect(url_for("groups.group", group_id=group.id, _anchor="quotas"))
+    return _save_limits(
+        group,
+        "group.quota",
+        group.name,
+        on_refusal=lambda errors: group_page(group, errors, request.form, 400),
+        back=url_for("groups.group", group_id=group.id, _anchor="quotas"),
+    )
 
 
 def _person_page(user: User, errors: dict | None = None, typed=None, status: int = 200):
@@ -76,14 +74,26 @@ def person(user_id: int):
 def person_limits(user_id: int):
     """A person's own limits, over their groups'."""
     user = db.session.get(User, user_id) or abort(404)
+    return _save_limits(
+        user,
+        "account.quota",
+        user.username,
+        on_refusal=lambda errors: _person_page(user, errors, request.form, 400),
+        back=url_for("quotas.person", user_id=user.id),
+    )
+
+
+def _save_limits(holder: Group | User, action: str, name: str, *, on_refusal, back: str):
+    """The limits' form sent for a group or a person: saved with its audit entry in one
+    transaction, or its page again with the mistakes."""
     try:
         values = usage.parse(request.form)
     except QuotaRefused as refused:
-        return _person_page(user, refused.errors, request.form, 400)
-    audit.record("account.quota", user.username, details=usage.set_limits(user, values))
+        return on_refusal(refused.errors)
+    audit.record(action, name, details=usage.set_limits(holder, values))
     db.session.commit()
-    flash(_("The quotas of “%(name)s” are saved.", name=user.username), "success")
-    return redirect(url_for("quotas.person", user_id=user.id))
+    flash(_("The quotas of “%(name)s” are saved.", name=name), "success")
+    return redirect(back)
 
 
 @bp.app_template_global()
