@@ -157,6 +157,26 @@ def test_a_group_share_follows_the_groups_membership(app, alice):
     assert bob.get("/shared", headers=JSON).json["conversations"] == []
 
 
+def test_a_colleague_shares_only_with_a_group_they_belong_to(app, alice):
+    bob = signed_in_as(app, "bob")
+    signed_in_as(app, "carol")
+    with app.app_context():
+        group = Group(name="Paie")
+        db.session.add(group)
+        db.session.flush()
+        db.session.add(GroupMember(group_id=group.id, user_id=user_id(app, "carol")))
+        db.session.commit()
+        group_id = group.id
+    conversation_id = conversation_with_an_answer(bob)
+    refused = bob.post(f"/conversations/{conversation_id}/shares", json={"group": "Paie"}, headers=JSON)
+    assert refused.status_code == 400 and "no group called" in refused.json["error"]
+    with app.app_context():
+        db.session.add(GroupMember(group_id=group_id, user_id=user_id(app, "bob")))
+        db.session.commit()
+    shared = bob.post(f"/conversations/{conversation_id}/shares", json={"group": "Paie"}, headers=JSON)
+    assert shared.status_code == 201 and shared.json["added"] == ["Paie"]
+
+
 def test_a_copy_is_the_readers_own_conversation_and_leaves_the_original_untouched(app, alice, shared, engine):
     conversation_id, bob = shared
     before = original(app, conversation_id)

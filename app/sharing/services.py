@@ -106,7 +106,8 @@ def share(conversation: Conversation, usernames: str = "", group_name: str = "")
     group = None
     if group_name:
         group = db.session.scalar(sa.select(Group).where(sa.func.lower(Group.name) == group_name.lower()))
-        if group is None:
+        if group is None or not _may_share_with(conversation.owner, group):
+            # (the same words for a group one is not in: its existence is not told either)
             raise ShareRefused(_("There is no group called “%(name)s”.", name=group_name))
     # Ids, not objects: a second try starts from a rolled-back session.
     conversation_id = conversation.id
@@ -125,6 +126,17 @@ def share(conversation: Conversation, usernames: str = "", group_name: str = "")
             if attempt == 2:
                 raise
     return []
+
+
+def _may_share_with(owner: User, group: Group) -> bool:
+    """A group one belongs to (an admin: any): otherwise anyone could post into the reading
+    list of a group they have nothing to do with."""
+    if owner.is_admin:
+        return True
+    membership = sa.select(GroupMember).where(
+        GroupMember.group_id == group.id, GroupMember.user_id == owner.id
+    )
+    return db.session.scalar(membership) is not None
 
 
 def _add_shares(conversation: Conversation, people: dict[int, str], groups: dict[int, str]) -> list[str]:
