@@ -385,6 +385,18 @@ def test_no_badge_when_no_account_waits(app, admin):
     assert "data-pending-badge" not in admin.get("/").text
 
 
+def test_the_chat_sidebar_leads_the_admin_to_every_admin_page_as_their_navigation_does(app, admin):
+    def links(page: str, nav_start: str) -> list[str]:
+        nav = page[page.index(nav_start) :]
+        return re.findall(r'<a [^>]*href="(/[^"?]*)"', nav[: nav.index("</nav>")])
+
+    sidebar = links(admin.get("/").text, '<nav class="flex flex-wrap gap-x-3" aria-label="Administration"')
+    for page in ("/admin/groups", "/admin/quotas", "/admin/audit"):
+        assert page in sidebar
+    admin_nav = links(admin.get("/admin/models").text, 'aria-label="Administration"')
+    assert set(sidebar) == set(admin_nav) - {"/"} | {"/admin/models"}
+
+
 # -- the directory on the Users page -----------------------------------------------------------
 def test_a_directory_sign_in_refused_for_a_local_accounts_name_is_shown_on_the_users_page(app, admin):
     client_of(app, "jdupont", register=True)
