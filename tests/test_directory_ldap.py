@@ -641,3 +641,15 @@ def test_each_directory_sign_in_leaves_one_entry_in_the_audit_log(app, client, a
         failing = sa.select(AuditEntry).where(AuditEntry.action == "signin.fail").order_by(AuditEntry.id)
         failures = db.session.scalars(failing)
         assert [e.details["reason"] for e in failures] == ["password", "disabled", "directory_unreachable"]
+
+
+def test_with_a_directory_nobody_registers_a_local_account_but_the_first(app, client, auth):
+    # Otherwise a colleague could take a coworker's name before their first directory sign-in.
+    assert auth.register("admin").status_code == 302  # the first account: the server's admin
+    auth.logout()
+    assert "No account yet?" not in client.get("/login").get_data(True)
+    password = "un mot de passe assez long"
+    response = client.post("/register", data={"username": "bob", "password": password, "confirm": password})
+    assert response.status_code == 403
+    assert "sign in with yours" in response.get_data(True)
+    assert account(app, "bob") is None

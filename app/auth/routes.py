@@ -31,6 +31,7 @@ from app.auth.services import (
 from app.directory import accounts as directory_accounts
 from app.directory import recheck
 from app.directory.accounts import DirectoryRefusal, DirectoryUnreachable
+from app.directory.settings import directory_enabled
 from app.errors import render_error
 from app.extensions import db, login_manager
 from app.models import User
@@ -181,7 +182,7 @@ def register():
         return redirect(url_for("chat.index"))
     mode = users.registration_mode()
     first = db.session.scalar(sa.select(User.id).limit(1)) is None
-    if mode == "closed" and not first:
+    if (mode == "closed" or directory_enabled(current_app.config)) and not first:
         return _closed()
     form = RegisterForm()
     if form.validate_on_submit():
@@ -216,7 +217,8 @@ def register():
 
 
 def _closed():
-    return render_template("auth/register.html", form=None, closed=True), 403
+    directory = directory_enabled(current_app.config)
+    return render_template("auth/register.html", form=None, closed=True, directory=directory), 403
 
 
 def _welcome(user: User):

@@ -21,6 +21,13 @@ def check(app: Flask) -> None:
     check_oidc(app.config)
 
 
+def directory_enabled(config: Mapping) -> bool:
+    """People come from the company's directory (LDAP or OIDC): local accounts are then the
+    admin's to make, not anyone's to register (a colleague could otherwise take a coworker's
+    name before their first directory sign-in, and be shared what was meant for them)."""
+    return ldap_enabled(config) or oidc_enabled(config)
+
+
 def ldap_enabled(config: Mapping) -> bool:
     return bool(config.get("LDAP_URL"))
 
