@@ -16,6 +16,7 @@ from app.extensions import db
 from app.llm.catalogue import readable_name
 from app.models import AuditEntry, Conversation, Message, User
 from tests.conftest import sse_events
+from tests.test_model_access import make_group, signed_in_as
 
 EXPORTS = Path(__file__).parent / "exports"
 JSON = {"Accept": "application/json"}
@@ -269,3 +270,19 @@ def test_an_export_too_large_to_write_at_once_is_refused_with_its_counts_and_imp
         in script.json["error"]
     )
     assert imported(app) == []
+
+
+def test_a_conversation_naming_a_model_kept_for_other_groups_goes_on_with_the_default(app, signed_in):
+    conversation_id = signed_in.post("/conversations", json={"model": "other"}, headers=JSON).json["id"]
+    signed_in.post(
+        f"/conversations/{conversation_id}/messages",
+        json={"content": "Bonjour ?"},
+        headers={"Accept": "text/event-stream"},
+    ).get_data()
+    exported = signed_in.get(f"/conversations/{conversation_id}/export.json").data
+    bob = signed_in_as(app, "bob")
+    make_group(app, "Juristes", models=["other"], members=[])
+    assert send(bob, exported).status_code == 201
+    with app.app_context():
+        bobs = db.session.scalar(sa.select(Conversation).join(User).where(User.username == "bob"))
+        assert bobs.model == "tiny"

@@ -9,8 +9,8 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from app import audit
-from app.accounts.access import groups_of, may_use_model
-from app.answers.asking import field
+from app.accounts.access import groups_of
+from app.answers.asking import field, offered_to
 from app.chat import services as chat
 from app.documents.routes import takes_upload
 from app.documents.store import limit_bytes
@@ -130,12 +130,10 @@ def copy(conversation_id: int):
 def _model_for(wanted: str) -> str:
     """The model a conversation moved in goes on with: the one it names, if this person may use
     it here, else the default (the page then offers the others)."""
-    catalogue = llm().catalogue
-    offered = catalogue.offered()
-    if any(e.id == wanted for e in offered) and may_use_model(current_user, wanted):
+    usable = offered_to(current_user)  # the same list as the chat's picker
+    if any(e.id == wanted for e in usable):
         return wanted
-    usable = [e for e in offered if may_use_model(current_user, e.id)]
-    default = catalogue.default(usable)
+    default = llm().catalogue.default(usable)
     return default.id if default else wanted
 
 
