@@ -10,10 +10,21 @@ from pathlib import Path
 import pytest
 
 from app.extensions import db
-from app.models import Chunk, Collection, Conversation, Document, Preset, User
+from app.models import (
+    Chunk,
+    Collection,
+    CollectionGroup,
+    CollectionReader,
+    Conversation,
+    Document,
+    Group,
+    Preset,
+    User,
+)
 from tests.conftest import AuthActions
 from tests.documents import write_pdf
 from tests.patience import patience
+from tests.queries import statements_of
 
 JSON = {"Accept": "application/json"}
 NOTE = "# Procédure qualité\n\nChaque non-conformité est déclarée dans les 48 heures au service qualité.\n"
@@ -520,3 +531,30 @@ def test_a_taken_name_and_an_unknown_reader_are_both_told_at_once(app, signed_in
     text = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "A collection already has this name." in text and "No account is named “personne”" in text
+
+
+def _collections_read_by_a_group(app, count: int, start: int) -> None:
+    """`count` collections made straight in the database, each with a reader and a group."""
+    with app.app_context():
+        group = Group(name=f"Équipe {start}")
+        db.session.add(group)
+        db.session.flush()
+        for n in range(start, start + count):
+            collection = Collection(name=f"Base {n}", owner_id=1, open_to_all=False)
+            db.session.add(collection)
+            db.session.flush()
+            db.session.add(CollectionReader(collection_id=collection.id, user_id=1))
+            db.session.add(CollectionGroup(collection_id=collection.id, group_id=group.id))
+        db.session.commit()
+
+
+def test_the_list_of_collections_reads_their_readers_and_groups_at_once_not_one_collection_at_a_time(
+    app, signed_in
+):
+    _collections_read_by_a_group(app, 2, start=0)
+    few, page = statements_of(app, signed_in, "/knowledge")
+    assert "Base 1" in page
+    _collections_read_by_a_group(app, 10, start=2)
+    many, page = statements_of(app, signed_in, "/knowledge")
+    assert "Base 11" in page and "Équipe 2" in page
+    assert many == few

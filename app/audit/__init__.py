@@ -43,3 +43,10 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The details of a change to a form's fields: only those that differ, before -> after (the
+    reader looks for what changed, not for what was sent again)."""
+    changed = [key for key in after if before.get(key) != after[key]]
+    return {"before": {k: before.get(k) for k in changed}, "after": {k: after[k] for k in changed}}

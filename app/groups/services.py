@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from app.admin.services import configured_models
-from app.audit import record
+from app.audit import changes, record
 from app.errors.inputs import ID_MAX, whole_number
 from app.extensions import db
 from app.llm import services as llm
@@ -124,11 +124,10 @@ def save_group(group: Group | None, name: str, description: str, directory_group
     if before is None:
         record("group.create", name, details={"after": after})
     else:
-        changed = [key for key in after if before[key] != after[key]]
-        details = {"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}}
+        details = changes(before, after)
         if dropped:
             details["members_removed"] = dropped
-        if changed:
+        if details["after"]:
             record("group.update", name, details=details)
     try:
         db.session.commit()
