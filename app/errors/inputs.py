@@ -44,6 +44,15 @@ class BodyRefused(BadRequest):
     pass
 
 
+class FormRefused(Exception):
+    """A form the person must correct: `errors` says how, in their language, by the field each
+    concerns (all at once, not one per try); the page shows each beside its field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
 class NumberBetween(NumberRange):
     """WTForms' NumberRange, for a number of hundreds of digits too (its isnan() overflows)."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.admin.services import configured_models
 from app.audit import changes, record
-from app.errors.inputs import ID_MAX, whole_number
+from app.errors.inputs import ID_MAX, FormRefused, whole_number
 from app.extensions import db
 from app.llm import services as llm
 from app.llm.catalogue import display_name
@@ -23,12 +23,8 @@ DESCRIPTION_CHARS = 300
 DIRECTORY_GROUP_CHARS = 512
 
 
-class GroupRefused(Exception):
-    """What is wrong with a form, by field: the page shows each message beside its field."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
+class GroupRefused(FormRefused):
+    """What is wrong with a group's form, by field."""
 
 
 @dataclass(frozen=True)

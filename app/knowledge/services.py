@@ -15,6 +15,7 @@ from app.audit import changes, record
 from app.documents import indexing, store
 from app.documents.extract import DocumentError
 from app.documents.messages import document_error_message
+from app.errors.inputs import FormRefused
 from app.extensions import db
 from app.models import (
     Collection,
@@ -30,13 +31,8 @@ from app.models import (
 FINISHED = ("ready", "error")
 
 
-class CollectionRefused(Exception):
-    """A change the manager must correct: `errors` says how, in their language, by the form's
-    field each concerns (all of them at once, not one per try)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
+class CollectionRefused(FormRefused):
+    """A collection's change the manager must correct, by field."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from app.accounts import quotas
 from app.accounts.quotas import Limits
-from app.errors.inputs import whole_number
+from app.errors.inputs import FormRefused, whole_number
 from app.extensions import db
 from app.models import Group, GroupMember, QuotaUse, User
 
@@ -20,12 +20,8 @@ HIGHEST = {"answers_per_day": 1_000_000, "tokens_per_day": 1_000_000_000, "answe
 LOWEST = {"answers_per_day": 0, "tokens_per_day": 0, "answers_at_once": 1}
 
 
-class QuotaRefused(Exception):
-    """The form has mistakes: a message per field."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
+class QuotaRefused(FormRefused):
+    """The limits' form has mistakes: a message per field."""
 
 
 @dataclass(frozen=True)
