@@ -3,20 +3,20 @@ same transaction (one entry per form sent)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.names import accounts_named
 from app.admin.services import configured_models
 from app.audit import changes, record
 from app.errors.inputs import ID_MAX, FormRefused, whole_number
 from app.extensions import db
 from app.llm import services as llm
 from app.llm.catalogue import display_name
-from app.models import Collection, CollectionGroup, Group, GroupMember, GroupModel, User, fold_username
+from app.models import Collection, CollectionGroup, Group, GroupMember, GroupModel, User
 
 NAME_CHARS = 100
 DESCRIPTION_CHARS = 300
@@ -184,15 +184,11 @@ def _member_names(group: Group) -> list[str]:
 def add_members(group: Group, text: str) -> list[str]:
     """Add the accounts named in `text` (usernames separated by commas or spaces, any case);
     returns the names added. Raises GroupRefused naming the unknown ones (nobody added then)."""
-    names = [name for name in re.split(r"[,;\s]+", text) if name]
-    if not names:
-        raise GroupRefused({"members": _("Write the usernames to add, separated by commas or spaces.")})
-    wanted = {fold_username(name): name for name in names}
-    users = db.session.scalars(sa.select(User).where(User.username_key.in_(list(wanted)))).all()
-    unknown = [name for key, name in wanted.items() if all(u.username_key != key for u in users)]
-    if unknown:
-        quoted = ", ".join(_("“%(name)s”", name=name) for name in unknown)
-        raise GroupRefused({"members": _("No account is named %(names)s: check the spelling.", names=quoted)})
+    users, wrong = accounts_named(text)
+    if not wrong and not users:
+        wrong = _("Write the usernames to add, separated by commas or spaces.")
+    if wrong:
+        raise GroupRefused({"members": wrong})
     before = _member_names(group)
     present = {member.user.id for member in members_of(group)}
     added = sorted(user.username for user in users if user.id not in present)

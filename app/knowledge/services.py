@@ -3,7 +3,6 @@ by the routes through `app.documents.access`; here, what a change means."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -11,6 +10,7 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.names import accounts_named
 from app.audit import changes, record
 from app.documents import indexing, store
 from app.documents.extract import DocumentError
@@ -25,7 +25,6 @@ from app.models import (
     Document,
     Group,
     User,
-    fold_username,
 )
 
 FINISHED = ("ready", "error")
@@ -102,16 +101,10 @@ def _readers(text: str, read_by_groups: bool = False) -> tuple[list[User], str]:
     """The accounts named in `text` (usernames separated by commas or spaces, any case), and
     what is wrong with the list ("" when nothing; nobody listed is right for a collection that
     groups read)."""
-    names = [name for name in re.split(r"[,;\s]+", text) if name]
-    wanted = {fold_username(name): name for name in names}
-    users = list(db.session.scalars(sa.select(User).where(User.username_key.in_(list(wanted)))))
-    unknown = [name for key, name in wanted.items() if all(u.username_key != key for u in users)]
-    if unknown:
-        quoted = ", ".join(_("“%(name)s”", name=name) for name in unknown)
-        return users, _("No account is named %(names)s: check the spelling.", names=quoted)
-    if not users and not read_by_groups:
+    users, wrong = accounts_named(text)
+    if not wrong and not users and not read_by_groups:
         return users, _("List who may read it, or open it to everyone.")
-    return users, ""
+    return users, wrong
 
 
 def save_collection(

@@ -5,8 +5,6 @@ ownership, never shares)."""
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from flask import abort
 from flask_babel import gettext as _
@@ -14,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from app import audit
+from app.accounts.names import SEPARATORS
 from app.auth.services import find_user
 from app.chat.services import thread_of
 from app.chat.titles import plain_title
@@ -21,8 +20,6 @@ from app.extensions import db
 from app.llm.types import Outcome
 from app.models import Conversation, ConversationShare, Group, GroupMember, Message, User, utcnow
 
-# Several colleagues at once, as people type lists: "bob, carol" or "bob carol".
-_NAMES = re.compile(r"[\s,;]+")
 MAX_NAMES = 20
 
 
@@ -89,7 +86,7 @@ def share(conversation: Conversation, usernames: str = "", group_name: str = "")
     """Share with the colleagues named in `usernames` and the group `group_name`; the names of
     those it was not shared with yet. All or nothing: ShareRefused names the first wrong one.
     Each new share is recorded in the audit log, in its transaction."""
-    names = [n for n in _NAMES.split(usernames.strip()) if n]
+    names = [n for n in SEPARATORS.split(usernames.strip()) if n]
     group_name = " ".join(group_name.split())
     if not names and not group_name:
         raise ShareRefused(_("Name a colleague or a group to share with."))
