@@ -125,24 +125,26 @@ def remove_member(group_id: int, user_id: int):
 def set_models(group_id: int):
     """The models the group's members use (kept from everyone outside the groups that list them)."""
     group = _group(group_id)
-    try:
-        services.set_models(group, request.form.getlist("models"))
-    except GroupRefused as refused:
-        return group_page(group, refused.errors, status=400)
-    flash(_("Models of “%(name)s” saved.", name=group.name), "success")
-    return _back(group, "models")
+    return _choice(group, "models", services.set_models, _("Models of “%(name)s” saved.", name=group.name))
 
 
 @bp.post("/<int:group_id>/collections")
 def set_collections(group_id: int):
     """The knowledge bases the group's members read."""
     group = _group(group_id)
+    saved = _("Knowledge bases of “%(name)s” saved.", name=group.name)
+    return _choice(group, "collections", services.set_collections, saved)
+
+
+def _choice(group: Group, field: str, save, saved: str):
+    """A list of checkboxes of the group's page saved (`field`: its name, and its section's),
+    or the page again with what is wrong."""
     try:
-        services.set_collections(group, request.form.getlist("collections"))
+        save(group, request.form.getlist(field))
     except GroupRefused as refused:
         return group_page(group, refused.errors, status=400)
-    flash(_("Knowledge bases of “%(name)s” saved.", name=group.name), "success")
-    return _back(group, "collections")
+    flash(saved, "success")
+    return _back(group, field)
 
 
 def _text(name: str) -> str:
