@@ -8,8 +8,9 @@ import sqlalchemy as sa
 from app.extensions import db
 
 
-def statements_of(app, client, url: str) -> tuple[int, str]:
-    """The number of SQL statements one GET of `url` sends, and the page."""
+def statements_of(app, client, url: str, method: str = "get") -> tuple[int, str]:
+    """The number of SQL statements one request to `url` sends (a GET, or `method`), and the
+    page."""
     seen = []
     with app.app_context():
         engine = db.engine
@@ -19,7 +20,7 @@ def statements_of(app, client, url: str) -> tuple[int, str]:
 
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        page = client.get(url).get_data(as_text=True)
+        page = getattr(client, method)(url).get_data(as_text=True)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     return len(seen), page

@@ -30,6 +30,7 @@ from app.models import (
     User,
 )
 from tests.conftest import PASSWORD, AuthActions
+from tests.queries import statements_of
 
 JSON = {"Accept": "application/json"}
 STREAM = {"Accept": "text/event-stream"}
@@ -476,3 +477,31 @@ def test_the_refusals_of_the_admins_account_actions_speak_french(app, admin):
     carole.post("/login", data={"username": "carole", "password": password_in(create(admin, "carole"))})
     refused = carole.get("/conversations", headers=JSON).json["error"]
     assert refused.startswith("Choisissez d'abord votre propre mot de passe")
+
+
+def _conversations_of(app, username: str, count: int) -> None:
+    """`count` conversations of two messages each, made straight in the database."""
+    with app.app_context():
+        owner = db.session.scalar(sa.select(User).where(User.username == username))
+        for n in range(count):
+            conversation = Conversation(user_id=owner.id, title=f"Note {n}", model="tiny")
+            db.session.add(conversation)
+            db.session.flush()
+            question = Message(conversation_id=conversation.id, role="user", content=f"Question {n}")
+            db.session.add(question)
+            db.session.flush()
+            answer = {"parent_id": question.id, "role": "assistant", "content": "Oui"}
+            db.session.add(Message(conversation_id=conversation.id, **answer))
+        db.session.commit()
+
+
+def test_the_export_reads_the_messages_with_the_conversations_not_one_conversation_at_a_time(app, admin):
+    client_of(app, "bob", register=True)
+    url = f"/admin/users/{account(app, 'bob').id}/export"
+    _conversations_of(app, "bob", 2)
+    few, export = statements_of(app, admin, url, method="post")
+    assert "Question 1" in export
+    _conversations_of(app, "bob", 10)
+    many, export = statements_of(app, admin, url, method="post")
+    assert json.loads(export)["conversations"][11]["messages"][1]["content"] == "Oui"
+    assert many == few

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from app.admin.users import source_of
 from app.extensions import db
@@ -164,7 +165,10 @@ def _audit(user: User) -> list[dict[str, Any]]:
 
 def export(user: User, exported_by: User) -> dict[str, Any]:
     conversations = db.session.scalars(
-        sa.select(Conversation).where(Conversation.user_id == user.id).order_by(Conversation.id)
+        sa.select(Conversation)
+        .where(Conversation.user_id == user.id)
+        .options(selectinload(Conversation.messages))  # with the conversations, not one query each
+        .order_by(Conversation.id)
     ).all()
     recipients = _recipients([c.id for c in conversations])
     groups = db.session.execute(
