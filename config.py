@@ -16,7 +16,22 @@ BASE_DIR = Path(__file__).resolve().parent
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+    return _number(name, value, int) if value else default
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return _number(name, value, float) if value else default
+
+
+def _number(name: str, value: str, kind: type) -> int | float:
+    """The setting's number, or a start-up error naming the variable (int()'s own message names
+    only the value, and the person starting the server must find which of dozens it was)."""
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, not {value!r}") from None
 
 
 def _path(name: str, default: Path) -> Path:
@@ -27,7 +42,7 @@ def _path(name: str, default: Path) -> Path:
 def _int_list(name: str, default: int) -> list[int]:
     """"4" or "4,2": one number for all, or one for each item of a list setting."""
     values = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
-    return [int(v) for v in values] or [default]
+    return [_number(name, v, int) for v in values] or [default]
 
 
 def instance_dir() -> Path:
@@ -198,7 +213,7 @@ class Config:
     # system's. The certificate is always checked.
     LDAP_CA_FILE = os.environ.get("LDAP_CA_FILE", "").strip()
     # Seconds to connect and to wait for each answer: a dead directory must not hang sign-in.
-    LDAP_TIMEOUT_SECONDS = float(os.environ.get("LDAP_TIMEOUT_SECONDS", "").strip() or "5")
+    LDAP_TIMEOUT_SECONDS = _float("LDAP_TIMEOUT_SECONDS", 5.0)
     # OpenID Connect sign-in (app/directory/oidc.py; README "OpenID Connect (SSO)"), on when
     # OIDC_ISSUER is set: the provider's issuer URL, whose /.well-known/openid-configuration
     # names everything else. The client registered there for Causerie: its id and secret; the
@@ -220,7 +235,7 @@ class Config:
     OIDC_CA_FILE = os.environ.get("OIDC_CA_FILE", "").strip()
     # The sign-in button's words: "Se connecter avec <OIDC_PROVIDER_NAME>".
     OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "").strip() or "SSO"
-    OIDC_TIMEOUT_SECONDS = float(os.environ.get("OIDC_TIMEOUT_SECONDS", "").strip() or "10")
+    OIDC_TIMEOUT_SECONDS = _float("OIDC_TIMEOUT_SECONDS", 10.0)
     SESSION_MAX_DAYS = _int("SESSION_MAX_DAYS", 7)
     PERMANENT_SESSION_LIFETIME = timedelta(days=SESSION_MAX_DAYS)
     # Sign-in throttling, per account and per address (app/auth/throttle.py): after this many
