@@ -112,12 +112,12 @@ class Config:
     # default (8 GiB) is too much for a 16 GB server.
     PROMPT_CACHE_MB = _int("PROMPT_CACHE_MB", 1024)
     # Seconds a llama-server may take to load its model.
-    LLAMA_LOAD_TIMEOUT = float(os.environ.get("LLAMA_LOAD_TIMEOUT", "600"))
+    LLAMA_LOAD_TIMEOUT = _float("LLAMA_LOAD_TIMEOUT", 600.0)
     # Longest answer, in tokens; also the room kept free in the context window for it.
     MAX_ANSWER_TOKENS = _int("MAX_ANSWER_TOKENS", 512)
     # Sampling for chat answers. A fixed seed with temperature 0 makes answers repeatable
     # (benchmarks, tests); no seed draws a new one per answer.
-    GENERATION_TEMPERATURE = float(os.environ.get("GENERATION_TEMPERATURE", "0.7"))
+    GENERATION_TEMPERATURE = _float("GENERATION_TEMPERATURE", 0.7)
     GENERATION_SEED = _int("GENERATION_SEED", -1)
     # Ollama hosts, comma-separated; empty for none. Their models join the embedded ones.
     OLLAMA_HOSTS = [
@@ -125,10 +125,10 @@ class Config:
     ]
     # Seconds: to connect; for a loaded model's first token; for a model to load (minutes on
     # a CPU is normal); of silence once an answer has begun. Past each, the user is told why.
-    OLLAMA_CONNECT_TIMEOUT = float(os.environ.get("OLLAMA_CONNECT_TIMEOUT", "3"))
-    OLLAMA_FIRST_TOKEN_TIMEOUT = float(os.environ.get("OLLAMA_FIRST_TOKEN_TIMEOUT", "120"))
-    OLLAMA_LOAD_TIMEOUT = float(os.environ.get("OLLAMA_LOAD_TIMEOUT", "600"))
-    OLLAMA_STALL_TIMEOUT = float(os.environ.get("OLLAMA_STALL_TIMEOUT", "60"))
+    OLLAMA_CONNECT_TIMEOUT = _float("OLLAMA_CONNECT_TIMEOUT", 3.0)
+    OLLAMA_FIRST_TOKEN_TIMEOUT = _float("OLLAMA_FIRST_TOKEN_TIMEOUT", 120.0)
+    OLLAMA_LOAD_TIMEOUT = _float("OLLAMA_LOAD_TIMEOUT", 600.0)
+    OLLAMA_STALL_TIMEOUT = _float("OLLAMA_STALL_TIMEOUT", 60.0)
     # How long Ollama keeps a model in memory after an answer (its own default is 5m; a
     # reload costs minutes on a CPU). Sent with every request.
     OLLAMA_KEEP_ALIVE = os.environ.get("OLLAMA_KEEP_ALIVE", "30m")
@@ -139,10 +139,10 @@ class Config:
     # matched against process names), to measure their CPU and memory.
     OLLAMA_PROCESS_PATTERN = os.environ.get("OLLAMA_PROCESS_PATTERN", "ollama")
     # How often a host's model list is asked again (seconds); pages use the last answer meanwhile.
-    OLLAMA_LIST_SECONDS = float(os.environ.get("OLLAMA_LIST_SECONDS", "5"))
+    OLLAMA_LIST_SECONDS = _float("OLLAMA_LIST_SECONDS", 5.0)
     # How long a host that failed (refused, reset, timed out) is skipped before it is asked again;
     # its answers meanwhile go to another host that has the model.
-    OLLAMA_RETRY_SECONDS = float(os.environ.get("OLLAMA_RETRY_SECONDS", "30"))
+    OLLAMA_RETRY_SECONDS = _float("OLLAMA_RETRY_SECONDS", 30.0)
     # Answers being written or waiting for their turn, in all (beyond: 503 and Retry-After)
     # and per person (beyond: 429): one person's script cannot take every place.
     MAX_ANSWERS = _int("MAX_ANSWERS", 64)
@@ -163,9 +163,9 @@ class Config:
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = _int("PORT", 8294)
     # A partial answer is written to the database this often while it streams (seconds).
-    PARTIAL_SAVE_SECONDS = float(os.environ.get("PARTIAL_SAVE_SECONDS", "2"))
+    PARTIAL_SAVE_SECONDS = _float("PARTIAL_SAVE_SECONDS", 2.0)
     # An SSE comment is sent this often while nothing else is, so proxies keep the stream open.
-    PING_SECONDS = float(os.environ.get("PING_SECONDS", "5"))
+    PING_SECONDS = _float("PING_SECONDS", 5.0)
     BABEL_DEFAULT_LOCALE = os.environ.get("DEFAULT_LANGUAGE", "fr")
     LANGUAGES = ("fr", "en")
     BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "app" / "translations")
@@ -250,7 +250,7 @@ class Config:
     # Passwords hashed at once (each takes 64 MiB and a core for a moment; 0: one per core), and
     # how long a sign-in or sign-up waits for its turn before being asked to try again (seconds).
     PASSWORD_HASHES_AT_ONCE = _int("PASSWORD_HASHES_AT_ONCE", 0)
-    PASSWORD_HASH_WAIT_SECONDS = float(os.environ.get("PASSWORD_HASH_WAIT_SECONDS", "10"))
+    PASSWORD_HASH_WAIT_SECONDS = _float("PASSWORD_HASH_WAIT_SECONDS", 10.0)
     # How many reverse proxies stand in front (each adds itself to X-Forwarded-For). 0: the
     # header is ignored, since anyone can send it; behind a proxy, without this, every visitor
     # has the proxy's address and shares one throttle.
