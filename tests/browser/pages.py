@@ -1,6 +1,7 @@
 """What the browser tests share about the chat page."""
 
 import time
+from pathlib import Path
 
 from tests.patience import patience_ms
 
@@ -11,6 +12,27 @@ ANSWER_ENDED = """() => {
   return Boolean(answer && answer.dataset.state && answer.dataset.state !== "generating"
     && !answer.querySelector("[data-markdown]").hasAttribute("data-streaming"));
 }"""
+
+
+# The two sizes every page is seen at, and how wide the page is (a phone scrolls sideways when
+# it is wider than the screen).
+DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
+OVERFLOW = "() => document.documentElement.scrollWidth"
+
+
+def screenshots(page, artifacts_dir: Path, name: str) -> None:
+    """The page at both sizes, in both themes; on a phone, nothing wider than the screen."""
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for theme in ("light", "dark"):
+            page.emulate_media(color_scheme=theme)
+            page.screenshot(
+                path=str(artifacts_dir / f"{name}-{viewport['width']}-{theme}.png"), full_page=True
+            )
+        if viewport is PHONE:
+            assert page.evaluate(OVERFLOW) <= PHONE["width"], f"{name}: wider than a phone's screen"
+    page.set_viewport_size(DESKTOP)
+    page.emulate_media(color_scheme="light")
 
 
 def normalized(text: str) -> str:

@@ -9,35 +9,17 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.browser.conftest import log_in_through_form
-from tests.browser.pages import new_chat
+from tests.browser.pages import DESKTOP, new_chat, screenshots
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 from playwright.sync_api import expect  # noqa: E402
 
 KEPT_MODEL = "deepseek-r1:1.5b"  # one of the Ollama stand-in's models
 PRESET = "Juridique"
-DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
-OVERFLOW = "() => document.documentElement.scrollWidth"
-
-
-def screenshots(page, artifacts_dir: Path, name: str) -> None:
-    """The page at both sizes, in both themes; on a phone, nothing wider than the screen."""
-    for viewport in (DESKTOP, PHONE):
-        page.set_viewport_size(viewport)
-        for theme in ("light", "dark"):
-            page.emulate_media(color_scheme=theme)
-            page.screenshot(
-                path=str(artifacts_dir / f"{name}-{viewport['width']}-{theme}.png"), full_page=True
-            )
-        if viewport is PHONE:
-            assert page.evaluate(OVERFLOW) <= PHONE["width"], f"{name}: wider than a phone's screen"
-    page.set_viewport_size(DESKTOP)
-    page.emulate_media(color_scheme="light")
 
 
 @pytest.fixture(scope="module")

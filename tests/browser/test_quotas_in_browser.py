@@ -11,8 +11,7 @@ import uuid
 import pytest
 
 from tests.browser.conftest import log_in_through_form
-from tests.browser.pages import new_chat
-from tests.browser.test_groups_in_browser import DESKTOP, screenshots
+from tests.browser.pages import DESKTOP, new_chat, screenshots
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 from playwright.sync_api import expect  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import log_in_through_form
-from tests.browser.pages import new_chat
+from tests.browser.pages import DESKTOP, new_chat, screenshots
 from tests.browser.test_xss_in_browser import NONE, WATCH_CSP, OutsideOrigin, Traces, check_answer
 from tests.xss_corpus import CORPUS
 
@@ -27,24 +27,7 @@ ANSWER = [
     "| Ingrédient | Quantité |\n|---|---|\n| Farine | 250 g |\n| Beurre | 125 g |\n\n",
     "```python\nprint('pâte')\n```\n",
 ]
-DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
-OVERFLOW = "() => document.documentElement.scrollWidth"
 EXPORTS = Path(__file__).parents[1] / "exports"
-
-
-def screenshots(page, artifacts_dir: Path, name: str) -> None:
-    """The page at both sizes, in both themes; on a phone, nothing wider than the screen."""
-    for viewport in (DESKTOP, PHONE):
-        page.set_viewport_size(viewport)
-        for theme in ("light", "dark"):
-            page.emulate_media(color_scheme=theme)
-            page.screenshot(
-                path=str(artifacts_dir / f"{name}-{viewport['width']}-{theme}.png"), full_page=True
-            )
-        if viewport is PHONE:
-            assert page.evaluate(OVERFLOW) <= PHONE["width"], f"{name}: wider than a phone's screen"
-    page.set_viewport_size(DESKTOP)
-    page.emulate_media(color_scheme="light")
 
 
 @pytest.fixture(scope="module")
