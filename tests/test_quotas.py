@@ -469,3 +469,21 @@ def test_the_usage_page_reads_everyones_groups_at_once_not_one_person_at_a_time(
     many, page = statements_of(app, signed_in, "/admin/quotas")
     assert 'data-person-use="p14"' in page and "/ 10</span>" in page
     assert many == few
+
+
+def test_an_account_made_after_one_deleted_does_not_inherit_its_tokens_of_the_day(app, signed_in):
+    """SQLite gives the next account the id of the last one deleted: the day's tokens counted in
+    this process were the deleted person's, not the newcomer's."""
+    bob = app.test_client()
+    AuthActions(bob).register("bob")
+    ask(bob)
+    with app.app_context():
+        bob_id = db.session.scalar(sa.select(User.id).where(User.username == "bob"))
+        assert quotas.remaining(db.session.get(User, bob_id)).tokens_used == 4
+    signed_in.post(f"/admin/users/{bob_id}/delete")
+    AuthActions(app.test_client()).register("carole")
+    with app.app_context():
+        carole = db.session.scalar(sa.select(User).where(User.username == "carole"))
+        limits_and_use = quotas.remaining(carole)
+        assert carole.id == bob_id, "the id given again (else this test shows nothing)"
+    assert limits_and_use.tokens_used == 0 and limits_and_use.answers_used == 0

@@ -90,3 +90,10 @@ class Ledger:
     def forget(self, use_id: int) -> None:
         with self.lock:
             self._live.pop(use_id, None)
+
+    def forget_person(self, user_id: int) -> None:
+        """An account erased: its days' tokens go with it (the database may give its id to the
+        next account made, which would start its day with them)."""
+        with self.lock:
+            for key in [key for key in self._ended if key[0] == user_id]:
+                del self._ended[key]

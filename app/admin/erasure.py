@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app import audit
+from app.accounts import quotas
 from app.admin.users import LastAdmin, OwnAccount
 from app.documents.store import remove_files
 from app.extensions import db
@@ -109,5 +110,6 @@ def delete_account(user: User, admin: User) -> Erasure:
         raise LastAdmin(username)
     db.session.commit()
     db.session.expunge(user)  # gone from the database: never to be refreshed or flushed again
+    quotas.ledger().forget_person(user_id)
     remove_files(files)
     return erased
