@@ -59,7 +59,6 @@ def _person_page(user: User, errors: dict | None = None, typed=None, status: int
         groups=quotas.groups_of(user),
         errors=errors or {},
         typed=typed,
-        labels=usage.labels(),
     )
     return page, status
 
@@ -94,6 +93,9 @@ def _save_limits(holder: Group | User, action: str, name: str, *, on_refusal, ba
     db.session.commit()
     flash(_("The quotas of “%(name)s” are saved.", name=name), "success")
     return redirect(back)
+
+
+bp.add_app_template_global(usage.labels, "quota_labels")  # the limits' names, as the forms say them
 
 
 @bp.app_template_global()
