@@ -189,8 +189,9 @@ def add_members(group: Group, text: str) -> list[str]:
         wrong = _("Write the usernames to add, separated by commas or spaces.")
     if wrong:
         raise GroupRefused({"members": wrong})
-    before = _member_names(group)
-    present = {member.user.id for member in members_of(group)}
+    members = members_of(group)
+    before = [member.user.username for member in members]
+    present = {member.user.id for member in members}
     added = sorted(user.username for user in users if user.id not in present)
     for user in users:
         if user.id not in present:
