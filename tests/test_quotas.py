@@ -487,3 +487,26 @@ def test_an_account_made_after_one_deleted_does_not_inherit_its_tokens_of_the_da
         limits_and_use = quotas.remaining(carole)
         assert carole.id == bob_id, "the id given again (else this test shows nothing)"
     assert limits_and_use.tokens_used == 0 and limits_and_use.answers_used == 0
+
+
+def _people_who_asked_today(app, count: int, start: int) -> None:
+    """`count` people of the group "stagiaires", each with an answer of 3 tokens today, written
+    straight in the database; the tokens counted in this process forgotten (a server restarted)."""
+    _people_in_group(app, "stagiaires", count, start)
+    with app.app_context():
+        for n in range(start, start + count):
+            user_id = db.session.scalar(sa.select(User.id).where(User.username == f"p{n}"))
+            db.session.add(QuotaUse(user_id=user_id, tokens=3, ended=True))
+        db.session.commit()
+    app.extensions.pop("quota_ledger", None)
+
+
+def test_the_usage_page_reads_the_days_tokens_of_everyone_at_once_after_a_restart(app, signed_in):
+    group_with(app, "stagiaires", [], tokens_per_day=100)
+    _people_who_asked_today(app, 2, start=0)
+    few, page = statements_of(app, signed_in, "/admin/quotas")
+    _people_who_asked_today(app, 10, start=2)
+    many, page = statements_of(app, signed_in, "/admin/quotas")
+    row = page[page.index('data-person-use="p11"') :]
+    assert re.search(r"data-tokens>.*3</span> <span[^>]*>/ 100</span>", row[: row.index("</tr>")])
+    assert many == few

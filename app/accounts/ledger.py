@@ -35,17 +35,28 @@ class Ledger:
 
     def load(self, user_id: int, day: datetime) -> None:
         """Read the day's ended answers' tokens once (the caller holds the lock)."""
-        if (user_id, day) in self._ended:
+        self.load_all([user_id], day)
+
+    def load_all(self, user_ids: list[int], day: datetime) -> None:
+        """Read these people's ended answers' tokens of the day, those not read yet, in one query
+        (a page listing everyone's use); the caller holds the lock."""
+        missing = [user_id for user_id in dict.fromkeys(user_ids) if (user_id, day) not in self._ended]
+        if not missing:
             return
         for key in [key for key in self._ended if key[1] < day]:  # the days gone
             del self._ended[key]
-        settling = {i: t for i, (u, d, t) in self._settling.items() if u == user_id and d == day}
-        query = sa.select(sa.func.coalesce(sa.func.sum(QuotaUse.tokens), 0)).where(
-            QuotaUse.user_id == user_id, QuotaUse.started_at >= day, QuotaUse.ended.is_(True)
+        settling = {i: (u, t) for i, (u, d, t) in self._settling.items() if u in missing and d == day}
+        query = (
+            sa.select(QuotaUse.user_id, sa.func.coalesce(sa.func.sum(QuotaUse.tokens), 0))
+            .where(QuotaUse.user_id.in_(missing), QuotaUse.started_at >= day, QuotaUse.ended.is_(True))
+            .group_by(QuotaUse.user_id)
         )
         if settling:
             query = query.where(QuotaUse.id.not_in(list(settling)))
-        self._ended[(user_id, day)] = int(db.session.scalar(query) or 0) + sum(settling.values())
+        ended = dict(db.session.execute(query).all())
+        for user_id in missing:
+            still_settling = sum(t for u, t in settling.values() if u == user_id)
+            self._ended[(user_id, day)] = int(ended.get(user_id) or 0) + still_settling
 
     def begin(self, use_id: int, user_id: int, day: datetime) -> None:
         with self.lock:

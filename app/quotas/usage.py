@@ -102,14 +102,11 @@ def used_today(user_ids: list[int] | None = None) -> dict[int, tuple[int, int]]:
     )
     if user_ids is not None:
         query = query.where(QuotaUse.user_id.in_(user_ids))
-    rows = db.session.execute(query)
+    rows = db.session.execute(query).all()
     book = quotas.ledger()
-    used = {}
-    for user_id, answers in rows:
-        with book.lock:
-            book.load(user_id, start)
-            used[user_id] = (answers, book.spent(user_id, start))
-    return used
+    with book.lock:
+        book.load_all([user_id for user_id, _answers in rows], start)
+        return {user_id: (answers, book.spent(user_id, start)) for user_id, answers in rows}
 
 
 def person_use(user: User, used: dict[int, tuple[int, int]], groups: list[Group] | None = None) -> PersonUse:
