@@ -43,6 +43,10 @@ class ImportRefused(ValueError):
     """A file that cannot be imported, in words for the person importing it."""
 
 
+class ImportTooLarge(ImportRefused):
+    """A file over MAX_UPLOAD_MB: 413, as when the request itself is over the limit."""
+
+
 @dataclass
 class ImportedMessage:
     role: str
@@ -72,7 +76,7 @@ class Export:
 def read_export(data: bytes, limit_bytes: int) -> Export:
     """The conversations of an export file; ImportRefused says why a file cannot be read."""
     if len(data) > limit_bytes:
-        raise ImportRefused(too_large_message(limit_bytes))
+        raise ImportTooLarge(too_large_message(limit_bytes))
     if not data.strip():
         raise ImportRefused(_("The file is empty."))
     try:

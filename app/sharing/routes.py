@@ -164,6 +164,8 @@ def import_conversations():
         return _import_refused(_("Choose the export file to import."))
     try:
         export = imports.read_export(upload.read(limit_bytes() + 1), limit_bytes())
+    except imports.ImportTooLarge:
+        return _import_too_large()
     except imports.ImportRefused as refused:
         return _import_refused(str(refused))
     stored = imports.store(current_user, export, _model_for)
