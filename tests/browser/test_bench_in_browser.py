@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import log_in_through_form
+from tests.browser.pages import DESKTOP, screenshots
 
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
@@ -26,10 +27,7 @@ USERNAME, PASSWORD = "admin", "une phrase de passe assez longue"
 # What both scripted models answer, whatever the prompt: Markdown, which the run page renders.
 ANSWER = ["Rome", " est", " la", " **capitale**", " de", " l'Italie", "."]
 STALL_AFTER = 2  # pieces of an answer sent before a stalled host goes silent
-PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1280, "height": 800}
 RUN_TIMEOUT_MS = 60_000  # scripted answers take well under a second each; this is for a busy machine
-
-OVERFLOW = "() => document.documentElement.scrollWidth"
 
 
 @pytest.fixture(scope="module")
@@ -119,21 +117,6 @@ def shown_state(page) -> str:
 
 def text(locator) -> str:
     return " ".join(locator.inner_text().split())
-
-
-def screenshots(page, artifacts_dir: Path, name: str) -> None:
-    """The page at both widths, in both themes; on a phone, nothing wider than the screen."""
-    for viewport in (DESKTOP, PHONE):
-        page.set_viewport_size(viewport)
-        for theme in ("light", "dark"):
-            page.emulate_media(color_scheme=theme)
-            page.screenshot(
-                path=str(artifacts_dir / f"{name}-{viewport['width']}-{theme}.png"), full_page=True
-            )
-        if viewport is PHONE:
-            assert page.evaluate(OVERFLOW) <= PHONE["width"], f"{name}: wider than a phone's screen"
-    page.set_viewport_size(DESKTOP)
-    page.emulate_media(color_scheme="light")
 
 
 def test_the_start_form_offers_the_smallest_run_and_says_how_long_it_takes_here(
