@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.browser.test_groups_in_browser import screenshots
+from tests.browser.pages import screenshots
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 from playwright.sync_api import expect  # noqa: E402
