@@ -380,3 +380,26 @@ def test_shared_with_me_names_every_owner_without_a_query_for_each(app, alice):
     many, page = statements_of(app, bob, "/shared")
     assert "By owner11" in page and "Note 11" in page
     assert many == few
+
+
+def test_the_owners_list_of_shares_names_each_colleague_without_a_query_for_each(app, alice):
+    conversation_id = alice.post("/conversations", json={}, headers=JSON).json["id"]
+    with app.app_context():
+        for n in range(12):
+            colleague = User(username=f"colleague{n}", username_key=f"colleague{n}", password_hash="!")
+            db.session.add(colleague)
+            db.session.flush()
+            if n < 2:
+                db.session.add(ConversationShare(conversation_id=conversation_id, user_id=colleague.id))
+        db.session.commit()
+    url = f"/conversations/{conversation_id}/shares"
+    few, page = statements_of(app, alice, url)
+    assert "colleague1" in page
+    with app.app_context():
+        for n in range(2, 12):
+            colleague_id = user_id(app, f"colleague{n}")
+            db.session.add(ConversationShare(conversation_id=conversation_id, user_id=colleague_id))
+        db.session.commit()
+    many, page = statements_of(app, alice, url)
+    assert "colleague11" in page
+    assert many == few

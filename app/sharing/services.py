@@ -73,7 +73,9 @@ def shared_conversation(user: User, conversation_id: int) -> Conversation:
 def shares_of(conversation: Conversation) -> list[ConversationShare]:
     """Who a conversation is shared with: people by name, then groups."""
     shares = db.session.scalars(
-        sa.select(ConversationShare).where(ConversationShare.conversation_id == conversation.id)
+        sa.select(ConversationShare)
+        .where(ConversationShare.conversation_id == conversation.id)
+        .options(joinedload(ConversationShare.user), joinedload(ConversationShare.group))  # named each
     )
     return sorted(shares, key=lambda s: (s.user is None, _whom(s).casefold()))
 
