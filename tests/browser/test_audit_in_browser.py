@@ -19,8 +19,20 @@ from playwright.sync_api import expect  # noqa: E402
 WRONG = "Nom d'utilisateur ou mot de passe incorrect."
 
 
+@pytest.fixture
+def registration_opened_after(open_page):
+    """The server is shared by every browser test, and the later ones register accounts: the
+    registration mode this test changes is put back to open, whatever the test's outcome."""
+    yield
+    page = open_page()
+    page.goto("/admin/users")
+    page.locator("input[name=mode][value=open]").check()
+    page.locator("form[action$='/registration'] button").click()
+    expect(page.locator("[data-flash]").first).to_be_visible()
+
+
 def test_the_admin_finds_a_refused_sign_in_and_their_own_change_in_the_audit_log(
-    open_page, context, live_server, artifacts_dir
+    open_page, context, live_server, artifacts_dir, registration_opened_after
 ):
     tried = f"inconnu-{uuid.uuid4().hex[:6]}"
     visitor = context.new_page()
