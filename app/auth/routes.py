@@ -56,7 +56,7 @@ def load_user(session_id: str) -> User | None:
     return user if recheck.still_allowed(user) else None
 
 
-def _start_session(user: User, remember: bool = False) -> None:
+def start_session(user: User, remember: bool = False) -> None:
     """A fresh session at sign-in, whatever was there before, but for the language: the one the
     account chose (on any device), else the one this browser chose."""
     language = user.language or session.get("lang")
@@ -119,7 +119,7 @@ def _too_busy(template: str, form):
     return render_template(template, form=form, notice=notice), 503, {"Retry-After": "5"}
 
 
-def _safe_next(default: str) -> str:
+def safe_next(default: str) -> str:
     # Only a path on this site: never an open redirect to another host.
     target = request.args.get("next") or request.form.get("next") or ""
     parts = urlsplit(target)
@@ -168,8 +168,8 @@ def login():
             security_log.info("signed in: %r from %s", username, request.remote_addr)
             record("signin.ok", user.username, actor=user)
             db.session.commit()
-            _start_session(user, remember=form.remember.data)
-            return redirect(_safe_next(url_for("chat.index")))
+            start_session(user, remember=form.remember.data)
+            return redirect(safe_next(url_for("chat.index")))
     status = 401 if form.errors else 200
     return render_template("auth/login.html", form=form), status
 
@@ -227,7 +227,7 @@ def _welcome(user: User):
     security_log.info("account created: %r from %s", user.username, request.remote_addr)
     if user.pending:
         return render_template("auth/register.html", form=None, waiting=True), 202
-    _start_session(user)
+    start_session(user)
     if user.is_admin:
         flash(Markup(render_template("auth/_admin_welcome.html", user=user)), "success")
     else:
@@ -289,7 +289,7 @@ def _password_changed(revoke_keys: bool):
     record("account.password_change", user.username, details={"api_keys_revoked": revoked})
     db.session.commit()
     security_log.info("password changed: %r from %s", user.username, request.remote_addr)
-    _start_session(user, remember=bool(session.get(sessions.REMEMBERED)))
+    start_session(user, remember=bool(session.get(sessions.REMEMBERED)))
     if revoked:
         flash(
             ngettext(
@@ -314,4 +314,4 @@ def set_language():
     session["lang"] = lang
     if current_user.is_authenticated:
         choose_language(current_user, lang)
-    return redirect(_safe_next(url_for("chat.index")))
+    return redirect(safe_next(url_for("chat.index")))

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app import audit
 from app.auth.forms import LoginForm
-from app.auth.routes import _safe_next, _start_session, unusable_name_message
+from app.auth.routes import safe_next, start_session, unusable_name_message
 from app.directory import oidc
 from app.directory.accounts import (
     DisabledInDirectory,
@@ -42,7 +42,7 @@ def login():
     """Off to the provider's login page; back at the callback."""
     if current_user.is_authenticated:
         return redirect(url_for("chat.index"))
-    session[NEXT] = _safe_next(url_for("chat.index"))
+    session[NEXT] = safe_next(url_for("chat.index"))
     try:
         return oidc.login_redirect()
     except oidc.CertificateRefused:
@@ -123,7 +123,7 @@ def _signed_in(user, token: dict):
     db.session.commit()
     security_log.info("signed in with OIDC: %r from %s", user.username, request.remote_addr)
     target = session.pop(NEXT, None) or url_for("chat.index")
-    _start_session(user)
+    start_session(user)
     return redirect(target)
 
 
