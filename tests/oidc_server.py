@@ -13,8 +13,6 @@ without a page, as a company's provider does for its own applications.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import re
 import secrets
@@ -22,14 +20,11 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.certificates import certificates
 
 HERE = Path(__file__).resolve().parent / "oidc_provider"
 CLIENT_ID = "causerie"
@@ -91,73 +86,6 @@ def default_people() -> dict[str, Person]:
             },
         ),
     }
-
-
-@dataclass(frozen=True)
-class TestCertificates:
-    ca: bytes
-    server_certificate: bytes
-    server_key: bytes
-    other_ca: bytes
-
-
-def _pem_key(key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _authority(name: str):
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
-@cache
-def certificates() -> TestCertificates:
-    """Made once per run (EC keys: milliseconds)."""
-    ca_key, ca = _authority("Causerie OIDC test CA")
-    _, other_ca = _authority("Some other CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return TestCertificates(
-        ca=ca.public_bytes(serialization.Encoding.PEM),
-        server_certificate=server.public_bytes(serialization.Encoding.PEM),
-        server_key=_pem_key(key),
-        other_ca=other_ca.public_bytes(serialization.Encoding.PEM),
-    )
 
 
 @dataclass
