@@ -109,6 +109,11 @@ def _create(person: DirectoryPerson) -> User:
         db.session.commit()
         raise UnusableName(name)
     holder = db.session.scalar(sa.select(User).where(User.username_key == fold_username(person.username)))
+    if holder is not None and holder.directory_id == person.directory_id:
+        # The same person's other sign-in (a second tab, a double click) made the account
+        # between this one's look-up by id and now: theirs, not a clash.
+        sync(holder, person)
+        return holder
     if holder is not None:
         audit.record(
             "directory.name_clash",

@@ -15,7 +15,7 @@ import math
 
 from flask import Flask, Response, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 from werkzeug.routing import ValidationError as NoMatch
 from wtforms.validators import NumberRange, ValidationError
@@ -150,7 +150,10 @@ def check_text_fields() -> None:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        sources.append(request.form)
+        try:
+            sources.append(request.form)
+        except RequestEntityTooLarge:
+            return  # the view's own reading says so, in its words (and the key owner's language)
     # Every value of a repeated field (a MultiDict's values() gives only the first of each).
     fields = [value for source in sources for _key, values in source.lists() for value in values]
     if any(not _encodable(value) for value in fields):
