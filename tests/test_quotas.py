@@ -471,6 +471,7 @@ def test_the_usage_page_reads_everyones_groups_at_once_not_one_person_at_a_time(
     assert many == few
 
 
+@pytest.mark.sqlite_only("PostgreSQL never gives a deleted account's id again")
 def test_an_account_made_after_one_deleted_does_not_inherit_its_tokens_of_the_day(app, signed_in):
     """SQLite gives the next account the id of the last one deleted: the day's tokens counted in
     this process were the deleted person's, not the newcomer's."""
