@@ -1,6 +1,8 @@
 """What the browser tests share about the chat page."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.patience import patience_ms
@@ -138,3 +140,39 @@ def open_sidebar(page) -> None:
     if toggle.is_visible() and toggle.get_attribute("aria-expanded") != "true":
         toggle.click()
     page.locator("#sidebar").wait_for(state="visible")
+
+
+@contextmanager
+def fresh_pages(browser, base_url: str, **context_options) -> Iterator:
+    """open_page(viewport="desktop", theme="light", **options): a page in a fresh French
+    profile of the server at base_url, its script errors kept in page.errors; every profile
+    closed on leaving. For the test files that start a server of their own."""
+    contexts = []
+
+    def open_page(viewport: str = "desktop", theme: str = "light", **options):
+        context = browser.new_context(
+            locale="fr-FR",
+            base_url=base_url,
+            color_scheme=theme,
+            **VIEWPORTS[viewport],
+            **context_options,
+            **options,
+        )
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.errors = errors
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def full_page_shot(page, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.pages import VIEWPORTS
+from tests.browser.pages import VIEWPORTS, fresh_pages, full_page_shot
 from tests.conftest import PASSWORD
 
 SHOTS = ARTIFACTS / "first-steps"
@@ -31,28 +31,12 @@ def server(tmp_path_factory):
 @pytest.fixture
 def open_page(browser, server):
     """Pages in fresh French profiles, at a viewport and in a theme; closed after the test."""
-    contexts = []
-
-    def open_page(viewport: str = "desktop", theme: str = "light", **options):
-        context = browser.new_context(
-            locale="fr-FR", base_url=server.base_url, color_scheme=theme, **VIEWPORTS[viewport], **options
-        )
-        context.set_default_timeout(20_000)
-        contexts.append(context)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.errors = errors
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    with fresh_pages(browser, server.base_url) as open_page:
+        yield open_page
 
 
 def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    full_page_shot(page, SHOTS, name)
 
 
 def fill_sign_up(page, username: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.pages import VIEWPORTS
+from tests.browser.pages import VIEWPORTS, fresh_pages, full_page_shot
 from tests.oidc_server import OidcProvider, installed
 
 SHOTS = ARTIFACTS / "oidc"
@@ -39,32 +39,12 @@ def open_page(browser, provider_and_server):
     provider's test certificate is the browser's to trust or not: it is let through here (the
     server's own check of it is tests/test_oidc_signin.py's)."""
     _, server = provider_and_server
-    contexts = []
-
-    def open_page(viewport: str = "desktop", theme: str = "light"):
-        context = browser.new_context(
-            locale="fr-FR",
-            base_url=server.base_url,
-            color_scheme=theme,
-            ignore_https_errors=True,
-            **VIEWPORTS[viewport],
-        )
-        context.set_default_timeout(20_000)
-        contexts.append(context)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.errors = errors
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    with fresh_pages(browser, server.base_url, ignore_https_errors=True) as open_page:
+        yield open_page
 
 
 def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    full_page_shot(page, SHOTS, name)
 
 
 @pytest.mark.parametrize(("viewport", "theme"), LOOKS)
