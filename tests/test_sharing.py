@@ -266,12 +266,9 @@ def test_the_owner_sees_whom_it_is_shared_with_and_only_the_owner(app, alice, sh
     assert bob.get(f"/conversations/{conversation_id}/shares").status_code == 404
 
 
-def test_a_file_sent_in_a_shared_conversation_downloads_for_its_reader_until_withdrawn(app, alice):
-    bob = signed_in_as(app, "bob")
-    carol = signed_in_as(app, "carol")
-    uploaded = alice.post(
-        "/documents", data={"file": (io.BytesIO(b"La recette secrete."), "recette.txt")}, headers=JSON
-    )
+def asked_with_a_file(alice, content: bytes, filename: str) -> tuple[int, int]:
+    """A conversation of Alice's whose question came with a file: (its id, the file's)."""
+    uploaded = alice.post("/documents", data={"file": (io.BytesIO(content), filename)}, headers=JSON)
     document_id = uploaded.json["document"]["id"]
     conversation_id = alice.post("/conversations", json={}, headers=JSON).json["id"]
     alice.post(
@@ -279,6 +276,13 @@ def test_a_file_sent_in_a_shared_conversation_downloads_for_its_reader_until_wit
         json={"content": "Résume", "document_ids": [document_id]},
         headers=STREAM,
     ).get_data()
+    return conversation_id, document_id
+
+
+def test_a_file_sent_in_a_shared_conversation_downloads_for_its_reader_until_withdrawn(app, alice):
+    bob = signed_in_as(app, "bob")
+    carol = signed_in_as(app, "carol")
+    conversation_id, document_id = asked_with_a_file(alice, b"La recette secrete.", "recette.txt")
     assert bob.get(f"/documents/{document_id}/file").status_code == 404
     shared = alice.post(f"/conversations/{conversation_id}/shares", json={"usernames": "bob"}, headers=JSON)
     page = bob.get(f"/shared/{conversation_id}").get_data(as_text=True)
@@ -337,16 +341,7 @@ def test_a_file_of_a_version_the_owner_no_longer_shows_does_not_download_for_the
     """The reader sees the branch shown; a question the owner edited away, and the file sent with
     it, stay the owner's (document ids follow each other: guessing one is easy)."""
     bob = signed_in_as(app, "bob")
-    uploaded = alice.post(
-        "/documents", data={"file": (io.BytesIO(b"Les salaires de 2026."), "salaires.txt")}, headers=JSON
-    )
-    document_id = uploaded.json["document"]["id"]
-    conversation_id = alice.post("/conversations", json={}, headers=JSON).json["id"]
-    alice.post(
-        f"/conversations/{conversation_id}/messages",
-        json={"content": "Résume", "document_ids": [document_id]},
-        headers=STREAM,
-    ).get_data()
+    conversation_id, document_id = asked_with_a_file(alice, b"Les salaires de 2026.", "salaires.txt")
     messages = alice.get(f"/conversations/{conversation_id}/messages", headers=JSON).json["messages"]
     question_id = messages[0]["id"]
     alice.post(f"/messages/{question_id}/edit", json={"content": "Bonjour"}, headers=STREAM).get_data()
