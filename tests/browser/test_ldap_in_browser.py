@@ -119,3 +119,22 @@ def test_a_directory_account_is_told_where_its_password_changes(open_page, viewp
     assert page.locator("input[type=password]").count() == 0
     shot(page, f"password-page-{viewport}-{theme}")
     assert page.errors == []
+
+
+@pytest.mark.parametrize(("viewport", "theme"), LOOKS)
+def test_with_a_directory_the_sign_up_page_says_to_use_the_company_account(
+    open_page, directory_and_server, viewport, theme
+):
+    from benchmarks.client import ChatClient
+
+    _, server = directory_and_server
+    ChatClient(server.base_url).register("admin", "le mot de passe de l'administrateur")  # the first
+    page = open_page(viewport, theme)
+    page.goto("/register")
+    assert page.locator("[data-registration=directory]").inner_text() == (
+        "Les comptes de ce serveur sont vos comptes d'entreprise : connectez-vous avec le vôtre. "
+        "Tout autre compte est créé par l'administrateur."
+    )
+    assert page.locator("input[name=password]").count() == 0
+    shot(page, f"sign-up-{viewport}-{theme}")
+    assert page.errors == []
